@@ -1,0 +1,215 @@
+"""The ``ganzoo`` command line: list, info, plugins, train, sample (plugins can add commands)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ganzoo_core import __version__
+from ganzoo_core._api import create, get_entry, list_names
+from ganzoo_core._plugins import get_host
+from ganzoo_core._registry import KINDS, Entry
+from ganzoo_core.config import cfg_to_dict
+from ganzoo_core.errors import GanzooError
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are Python literals when they parse as one (``lr=1e-4``, ``betas=(0.5,0.99)``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise GanzooError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    kinds = [args.kind] if args.kind else list(KINDS)
+    rows = [(kind, name) for kind in kinds for name in list_names(kind, args.pattern or "*", plugin=args.plugin)]
+    if args.json:
+        print(json.dumps([{"kind": k, "name": n} for k, n in rows], indent=2))
+        return 0
+    width = max((len(n) for _, n in rows), default=0)
+    for kind, name in rows:
+        entry = get_entry(kind, name)
+        print(f"{kind:<14} {name:<{width}}  {entry.summary}")
+    if not rows:
+        print(f"nothing matches {args.pattern or '*'!r}", file=sys.stderr)
+    return 0
+
+
+def _entries_named(name: str) -> list[Entry]:
+    host = get_host()
+    found = [host.registry.get(k, name) for k in KINDS if host.registry.has(k, name)]
+    if not found:
+        host.registry.get("generator", name)  # raises the unknown-name error with suggestions and install hint
+    return found
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    host = get_host()
+    for entry in _entries_named(args.name):
+        plugin = host.plugins.get(entry.plugin)
+        dist = f"{plugin.distribution} {plugin.version}" if plugin else "?"
+        print(f"{entry.name}  ({entry.kind})")
+        print(f"  {entry.summary}")
+        print(f"  plugin: {entry.plugin} ({dist})   defined in: {entry.module}.{entry.factory.__qualname__}")
+        if entry.paper:
+            print(f"  paper: {entry.paper}")
+        if entry.cfg is None:
+            print("  options: none")
+        else:
+            print(f"  options ({type(entry.cfg).__name__}):")
+            for key, value in cfg_to_dict(entry.cfg).items():
+                print(f"    {key} = {value!r}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    host = get_host()
+    if args.json:
+        data = {
+            "loaded": [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
+                        "hooks": list(p.hooks), "entries": list(p.entries)} for p in host.plugins.values()],
+            "failed": [{"name": f.name, "distribution": f.distribution, "version": f.version, "error": f.error}
+                       for f in host.failures],
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    for p in host.plugins.values():
+        hooks = f"  hooks: {', '.join(p.hooks)}" if p.hooks else ""
+        print(f"loaded  {p.name:<16} {p.distribution} {p.version}  ({len(p.entries)} names){hooks}")
+    for f in host.failures:
+        print(f"FAILED  {f.name:<16} {f.distribution} {f.version}: {f.error}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganzoo_core.training import TrainCfg, train
+
+    torch.manual_seed(args.seed)
+    objective = create("objective", args.objective, **_parse_overrides(args.set))
+    data_name = args.data or getattr(objective.cfg, "dataset", None)
+    if not data_name:
+        raise GanzooError(f"objective {args.objective!r} names no default dataset; pass --data NAME")
+    data_entry = get_entry("dataset", data_name)
+    data_kwargs = _parse_overrides(args.data_set)
+    shape = getattr(objective, "image_shape", None)
+    fields = set(cfg_to_dict(data_entry.cfg))
+    if shape is not None:  # make the data fit the networks unless the user said otherwise
+        data_kwargs.setdefault("channels", shape[0]) if "channels" in fields else None
+        data_kwargs.setdefault("image_size", shape[-1]) if "image_size" in fields else None
+    dataset = create("dataset", data_name, **data_kwargs)
+    cfg = TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                   log_every=args.log_every, num_workers=args.workers)
+    print(f"training {args.objective} on {data_name} ({len(dataset)} images) for {cfg.steps} steps → {args.out}")
+    result = train(objective, dataset, args.out, cfg)
+    print(f"checkpoint: {result.checkpoint}\nsamples:    {result.out_dir / 'samples.png'}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganzoo_core.checkpoints import load
+    from ganzoo_core.visual import save_grid
+
+    module = load(args.checkpoint, device=args.device)
+    module.eval()
+    with torch.no_grad():
+        if hasattr(module, "sample"):
+            images = module.sample(args.n, seed=args.seed)
+        else:  # a bare generator: feed it its own example inputs, seeded
+            torch.manual_seed(args.seed)
+            images = module(*module.example_inputs(args.n))
+    save_grid(images, args.out)
+    print(f"wrote {args.n} samples from {args.checkpoint} to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganzoo", description="A plugin-based, modular GAN zoo for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"ganzoo-core {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list registered names", description="List registered names, by kind.")
+    p.add_argument("pattern", nargs="?", help="wildcard pattern, e.g. 'dcgan.*'")
+    p.add_argument("--kind", choices=KINDS, help="only this kind")
+    p.add_argument("--plugin", help="only names registered by this plugin")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="describe a name", description="Options, defaults, paper and plugin of a name.")
+    p.add_argument("name", help="a registry name, e.g. dcgan.64")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="loaded and failed plugins", description="Plugins: loaded, failed and why.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("train", help="train an objective", description="Train a registered objective on a dataset.")
+    p.add_argument("objective", help="objective name, e.g. dcgan.28")
+    p.add_argument("--data", help="dataset name (default: the objective's own)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
+    p.add_argument("--sample-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
+    p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate images from a checkpoint",
+                       description="Generate an image grid from a ganzoo checkpoint.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p.set_defaults(func=cmd_sample)
+
+    get_host().pm.hook.ganzoo_add_commands(subparsers=sub, context={"prog": parser.prog})
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore", message="ganzoo plugin skipped")  # 'ganzoo plugins' reports them
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except GanzooError as err:
+        if verbose:
+            raise
+        print(f"ganzoo: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

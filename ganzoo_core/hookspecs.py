@@ -1,0 +1,56 @@
+"""Every ganzoo hook, in one module. A plugin implements any of them with ``@ganzoo_core.hookimpl``.
+
+Named things (networks, losses, objectives, datasets) are added with the ``@register_*`` decorators, not with hooks;
+hooks are for behaviour and for registration that has to be computed at load time. Every hook here has a
+``test_hook_<name>`` in ``tests/test_hooks.py`` and an entry in ``docs/writing-plugins.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from torch import Tensor
+
+PROJECT = "ganzoo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def ganzoo_register(register: Callable[..., None]) -> None:
+    """Register components whose names or configs are computed when the plugin loads.
+
+    Called once per plugin, right after its modules are imported and its ``@register_*`` marks are collected.
+    Everything registered here belongs to the calling plugin and is rolled back with it if the plugin fails.
+
+    :param register: ``register(kind, name, factory, *, cfg=None, default=False, summary="", paper="")``,
+        the same arguments as the ``@register_*`` decorators take, plus the factory.
+    """
+
+
+@hookspec(firstresult=True)
+def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> Mapping[str, Tensor] | None:
+    """Turn a foreign weights file (an original release, another port's layout) into a state dict for ``name``.
+
+    Called by ``load_weights`` for files that are neither safetensors nor a state dict that fits as is.
+    Stops at the first non-None result.
+
+    :param kind: the registry kind of the component being loaded (``"generator"``, ...).
+    :param name: its registry name (``"pix2pix.unet_256"``).
+    :param path: the file the user gave.
+    :return: a state dict that loads strictly into the component, or None if the file is not yours.
+    """
+
+
+@hookspec
+def ganzoo_add_commands(subparsers: argparse._SubParsersAction, context: Mapping[str, Any]) -> None:
+    """Add sub-commands to the ``ganzoo`` command line.
+
+    :param subparsers: the ``add_subparsers()`` object of the ``ganzoo`` parser; call ``add_parser`` on it and
+        ``set_defaults(func=...)`` on the new parser, where ``func(args) -> int`` runs the command.
+    :param context: read-only facts about the running CLI (``{"prog": "ganzoo"}``).
+    """

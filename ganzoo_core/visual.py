@@ -1,0 +1,39 @@
+"""Image grids as PNG files (no torchvision needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from ganzoo_core.checkpoints import atomic_path
+from ganzoo_core.errors import ShapeError
+
+
+def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile ``B×C×H×W`` images in [-1, 1] into one ``H'×W'×C`` uint8 array (C = 1 or 3), ``nrow`` per row."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ShapeError(f"expected images B×C×H×W with C = 1 or 3, got shape {tuple(images.shape)}")
+    b, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(b))
+    rows = math.ceil(b / nrow)
+    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding)
+    pixels = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5)
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top: top + h, left: left + w] = pixels[i]
+    return grid.round().to(torch.uint8).permute(1, 2, 0).numpy()  # (C, H', W') -> (H', W', C)
+
+
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Write ``make_grid(images)`` as a PNG, atomically."""
+    array = make_grid(images, nrow)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)

@@ -1,0 +1,305 @@
+"""DCGAN: Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional Generative
+Adversarial Networks", ICLR 2016 (arXiv:1511.06434).
+
+The 64×64 networks are exactly those of pytorch/examples ``dcgan/main.py`` (G 3,576,704 and D 2,765,568 parameters
+at nc=3, nz=100, ngf=ndf=64); 32×32 and 28×28 drop one or two ×2 stages for small data. Parameter names
+match pytorch/examples, so its saved ``netG``/``netD`` state dicts load with ``create_generator(name, weights=path)``.
+
+Paper symbols → code names:
+    z (noise, |z| = 100)      → ``z``, ``nz``
+    G, D                       → ``DcganGenerator``, ``DcganDiscriminator``
+    feature maps of G's last / D's first conv → ``ngf`` / ``ndf``; image channels → ``nc``
+
+File order: config → blocks → networks → objective → variants → registration. Copy this file to start a plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+import ganzoo_core as gz
+from ganzoo_core.errors import ShapeError
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def stage_plan(image_size: int) -> tuple[int, int]:
+    """(base, n): G starts at base×base and doubles n times; 64 → (4, 4), 32 → (4, 3), 28 → (7, 2)."""
+    for base in (4, 7):
+        n, size = 0, image_size
+        while size > base and size % 2 == 0:
+            size, n = size // 2, n + 1
+        if size == base and n >= 1:
+            return base, n
+    raise ValueError(f"image_size must be 4·2^n or 7·2^n (e.g. 64, 32, 28), got {image_size}")
+
+
+def _check_size(_: Any, __: Any, value: int) -> None:
+    stage_plan(value)
+
+
+@attrs.frozen(kw_only=True)
+class GeneratorCfg:
+    image_size: int = attrs.field(default=64, validator=_check_size)
+    nz: int = 100  # size of z
+    nc: int = 3  # image channels
+    ngf: int = 64  # feature maps of the last hidden layer; ×2 per stage towards the input
+    norm: str = "batch"  # every layer but the output (paper guideline)
+    init_std: float = 0.02  # N(0, 0.02) conv weights, N(1, 0.02) BN weights (paper)
+
+
+@attrs.frozen(kw_only=True)
+class DiscriminatorCfg:
+    image_size: int = attrs.field(default=64, validator=_check_size)
+    nc: int = 3
+    ndf: int = 64  # feature maps of the first layer; ×2 per stage
+    norm: str = "batch"  # every layer but the input (paper guideline)
+    init_std: float = 0.02
+
+
+@attrs.frozen(kw_only=True)
+class BlockCfg:
+    in_channels: int = 128
+    out_channels: int = 64
+    norm: str = "batch"
+    act: str = "relu"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class UpBlock(nn.Sequential):
+    """Fractionally-strided conv (k4 s2 p1, no bias) → norm → activation: doubles H and W."""
+
+    def __init__(self, cfg: BlockCfg = BlockCfg()) -> None:
+        super().__init__(
+            nn.ConvTranspose2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
+            gz.create_norm(cfg.norm, cfg.out_channels),
+            gz.create_act(cfg.act),
+        )
+        self.cfg = cfg
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.randn(batch_size, self.cfg.in_channels, 8, 8),)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.cfg.out_channels, 16, 16)
+
+
+class DownBlock(nn.Sequential):
+    """Strided conv (k4 s2 p1, no bias) → norm → activation: halves H and W."""
+
+    def __init__(self, cfg: BlockCfg = BlockCfg(in_channels=64, out_channels=128, act="lrelu")) -> None:
+        super().__init__(
+            nn.Conv2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
+            gz.create_norm(cfg.norm, cfg.out_channels),
+            gz.create_act(cfg.act),
+        )
+        self.cfg = cfg
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.randn(batch_size, self.cfg.in_channels, 16, 16),)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.cfg.out_channels, 8, 8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class DcganGenerator(nn.Module):
+    """G: z (nz) → image (nc × image_size × image_size) in [-1, 1]."""
+
+    def __init__(self, cfg: GeneratorCfg = GeneratorCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        base, n = stage_plan(cfg.image_size)
+        widths = [cfg.ngf * 2**i for i in reversed(range(n))]  # 64×64: [512, 256, 128, 64]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.nz, widths[0], base, 1, 0, bias=False),  # nz×1×1 → (ngf·8)×4×4
+            gz.create_norm(cfg.norm, widths[0]),
+            nn.ReLU(True),
+        ]
+        for c_in, c_out in zip(widths, widths[1:]):  # 4×4 → 8×8 → 16×16 → 32×32, the block's 3 layers inlined
+            layers += UpBlock(BlockCfg(in_channels=c_in, out_channels=c_out, norm=cfg.norm, act="relu"))
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]  # → nc×64×64
+        # One flat Sequential, so parameter names match pytorch/examples ("main.0.weight", ...).
+        self.main = nn.Sequential(*layers)
+        gz.init_normal_(self, cfg.init_std)
+
+    def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        if z.ndim == 2:
+            z = z[:, :, None, None]  # (B, nz) → (B, nz, 1, 1)
+        if z.ndim != 4 or z.shape[1:] != (self.cfg.nz, 1, 1):
+            raise ShapeError(f"DCGAN G expects z of shape (B, {self.cfg.nz}) or (B, {self.cfg.nz}, 1, 1), "
+                             f"got {tuple(z.shape)}")
+        return self.main(z)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.randn(batch_size, self.cfg.nz),)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.cfg.nc, self.cfg.image_size, self.cfg.image_size)
+
+
+class DcganDiscriminator(nn.Module):
+    """D: image (nc × image_size × image_size) → one real/fake logit per image (B,)."""
+
+    def __init__(self, cfg: DiscriminatorCfg = DiscriminatorCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        base, n = stage_plan(cfg.image_size)
+        widths = [cfg.ndf * 2**i for i in range(n)]  # 64×64: [64, 128, 256, 512]
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False),  # nc×64×64 → ndf×32×32, no norm on the input layer
+            gz.create_act("lrelu"),  # slope 0.2
+        ]
+        for c_in, c_out in zip(widths, widths[1:]):  # 32×32 → 16×16 → 8×8 → 4×4, the block's 3 layers inlined
+            layers += DownBlock(BlockCfg(in_channels=c_in, out_channels=c_out, norm=cfg.norm, act="lrelu"))
+        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))  # (ndf·8)×4×4 → 1×1×1
+        self.main = nn.Sequential(*layers)
+        gz.init_normal_(self, cfg.init_std)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        expected = (self.cfg.nc, self.cfg.image_size, self.cfg.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ShapeError(f"DCGAN D expects images of shape (B, {', '.join(map(str, expected))}), "
+                             f"got {tuple(x.shape)}")
+        return self.main(x).view(x.shape[0])  # (B, 1, 1, 1) → (B,): logits; pytorch/examples applies Sigmoid here
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.rand(batch_size, self.cfg.nc, self.cfg.image_size, self.cfg.image_size) * 2 - 1,)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size,)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Objective: the training step of pytorch/examples
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ObjectiveCfg:
+    generator: str = "dcgan.64"  # any registered generator taking z; swap by name
+    discriminator: str = "dcgan.64"
+    loss: str = "gan.bce"  # any registered loss (gan.lsgan, gan.hinge, ...)
+    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    lr: float = 2e-4  # Adam, both networks (paper: 1e-3 was too high)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)  # paper: β1 = 0.9 oscillated
+    dataset: str = "animal_mnist.train"  # what `ganzoo train` uses when --data is not given
+
+
+class DcganObjective(nn.Module):
+    """One D step (real and fake in separate passes), then one G step on the same fake batch."""
+
+    def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.networks = nn.ModuleDict({
+            "G": gz.create_generator(cfg.generator, **cfg.generator_kwargs),
+            "D": gz.create_discriminator(cfg.discriminator, **cfg.discriminator_kwargs),
+        })
+        self.gan_loss = gz.create_loss(cfg.loss)
+        self.phases = (
+            gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),
+            gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.networks["G"].output_shapes(1)[1:])  # type: ignore[return-value]
+
+    def _noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        g = self.networks["G"]
+        (example,) = g.example_inputs(1)
+        device = next(g.parameters()).device
+        return torch.randn(n, *example.shape[1:], generator=generator, device=device)
+
+    def loss(self, phase: str, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        G, D, L = self.networks["G"], self.networks["D"], self.gan_loss
+        if phase == "D":  # maximise log D(x) + log(1 - D(G(z)))
+            real = batch["image"]
+            fake = G(self._noise(real.shape[0]))
+            ctx["fake"] = fake
+            d_real, d_fake = L.d_real(D(real)), L.d_fake(D(fake.detach()))
+            return d_real + d_fake, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+        if phase == "G":  # maximise log D(G(z)) (non-saturating), on the D step's fake batch
+            fake = ctx.pop("fake", None)
+            if fake is None:
+                fake = G(self._noise(batch["image"].shape[0]))
+            g = L.g_fake(D(fake))
+            return g, {"g": g.detach()}
+        raise KeyError(f"DCGAN has phases 'D' and 'G', got {phase!r}")
+
+    @torch.no_grad()
+    def sample(self, n: int, batch: Mapping[str, Tensor] | None = None, seed: int = 0) -> Tensor:
+        device = next(self.parameters()).device
+        gen = gz.make_generator(seed, device)
+        return self.networks["G"](self._noise(n, gen))
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        (images,) = self.networks["D"].example_inputs(batch_size)
+        return {"image": images, "label": torch.randint(0, 10, (batch_size,))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Variants
+# ---------------------------------------------------------------------------------------------------------------
+
+G_VARIANTS = {
+    "64": GeneratorCfg(),  # pytorch/examples, 3,576,704 parameters
+    "32": GeneratorCfg(image_size=32),
+    "28": GeneratorCfg(image_size=28, nc=1),  # MNIST-sized
+}
+D_VARIANTS = {
+    "64": DiscriminatorCfg(),  # pytorch/examples, 2,765,568 parameters
+    "32": DiscriminatorCfg(image_size=32),
+    "28": DiscriminatorCfg(image_size=28, nc=1),
+}
+OBJECTIVE_VARIANTS = {
+    v: ObjectiveCfg(
+        generator=f"dcgan.{v}", discriminator=f"dcgan.{v}",
+        dataset="animal_mnist.train",
+    )
+    for v in G_VARIANTS
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registration
+# ---------------------------------------------------------------------------------------------------------------
+
+PAPER = "Radford, Metz & Chintala, ICLR 2016, arXiv:1511.06434"
+
+gz.register_generator("dcgan", variants=G_VARIANTS, default="64", paper=PAPER)(DcganGenerator)
+gz.register_discriminator("dcgan", variants=D_VARIANTS, default="64", paper=PAPER)(DcganDiscriminator)
+gz.register_objective("dcgan", variants=OBJECTIVE_VARIANTS, default="64", paper=PAPER)(DcganObjective)
+gz.register_block("dcgan.up", cfg=BlockCfg(), paper=PAPER)(UpBlock)
+gz.register_block("dcgan.down", cfg=BlockCfg(in_channels=64, out_channels=128, act="lrelu"), paper=PAPER)(DownBlock)
+
+
+@gz.hookimpl
+def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> dict[str, Tensor] | None:
+    """Load DataParallel-wrapped pytorch/examples weights (``module.main.0.weight``) into DCGAN.
+
+    Plain pytorch/examples ``netG_epoch_*.pth`` / ``netD_epoch_*.pth`` files need no conversion: the layer names match.
+    """
+    if not name.startswith("dcgan.") or kind not in ("generator", "discriminator") or path.suffix not in (".pt", ".pth"):
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping):
+        return None
+    return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
