@@ -217,7 +217,11 @@ def _describe(err: BaseException) -> str:
 
 
 def _dist_of(module: str) -> str:
+    """The distribution that ships ``module``: by its ganzoo entry point, else by the installed file lists."""
     top = module.split(".", 1)[0]
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.dist is not None and ep.value.split(":", 1)[0].split(".", 1)[0] == top:
+            return ep.dist.name
     return (md.packages_distributions().get(top) or ["?"])[0]
 
 

