@@ -246,9 +246,10 @@ def entry_point_group(text: str, group: str) -> dict[str, str]:
     return found
 
 
-def check_wheels(wheels: dict[str, Path], projects: dict[str, Path], note: Callable) -> None:
+def check_wheels(wheels: dict[str, Path], note: Callable) -> None:
     problems: list[str] = []
     for dist, wheel in wheels.items():
+        before = len(problems)
         message, names, entry_points = read_wheel(wheel)
         if normalize(message.get("Name", "")) != dist:
             problems.append(f"{wheel.name}: METADATA Name is {message.get('Name')!r}, expected {dist!r}")
@@ -272,7 +273,8 @@ def check_wheels(wheels: dict[str, Path], projects: dict[str, Path], note: Calla
             scripts = entry_point_group(entry_points, "console_scripts")
             if scripts.get("ganzoo") != "ganzoo_core.cli:main":
                 problems.append(f"{wheel.name}: console script 'ganzoo' is {scripts.get('ganzoo')!r}")
-            note(f"{wheel.name}: {len(requires)} Requires-Dist, registry.toml and py.typed present")
+            if len(problems) == before:
+                note(f"{wheel.name}: {len(requires)} Requires-Dist, ships registry.toml and py.typed")
             continue
         # a plugin
         if CORE_DIST not in req_names:
@@ -284,7 +286,8 @@ def check_wheels(wheels: dict[str, Path], projects: dict[str, Path], note: Calla
         if f"{package}/__init__.py" not in names:
             problems.append(f"{wheel.name} lacks {package}/__init__.py")
         core_req = [r for r in requires if requirement_name(r) == CORE_DIST]
-        note(f"{wheel.name}: requires {', '.join(core_req) or '-'}; plugin {plugins}")
+        if len(problems) == before:
+            note(f"{wheel.name}: requires {', '.join(core_req)}; entry point {plugins}")
     if problems:
         raise CheckFailed(f"{len(problems)} problem(s) in the wheels: " + "; ".join(problems))
 
@@ -473,7 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with steps.step(f"build {len(projects)} wheels") as note:
             wheels = build_wheels(projects, wheelhouse, tmp, args.verbose, note)
         with steps.step("check wheel metadata and contents") as note:
-            check_wheels(wheels, projects, note)
+            check_wheels(wheels, note)
         with steps.step("create a fresh venv") as note:
             run([sys.executable, "-m", "venv", venv], what="python -m venv", cwd=work, verbose=args.verbose)
             env = clean_env(venv)

@@ -1,0 +1,97 @@
+"""The ganzoo command line: every command, --help everywhere, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ganzoo_core.cli import build_parser, main
+
+from test_datasets import write_animal
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_filters_by_pattern_and_kind(capsys) -> None:
+    code, out, _ = run(["list", "dcgan.*", "--kind", "generator"], capsys)
+    assert code == 0
+    assert [ln.split()[1] for ln in out.splitlines()] == ["dcgan.28", "dcgan.32", "dcgan.64"]
+    code, out, _ = run(["list", "--json"], capsys)
+    rows = json.loads(out)
+    assert {"kind": "loss", "name": "gan.bce"} in rows and {"kind": "objective", "name": "dcgan.28"} in rows
+
+
+def test_info_shows_fields_defaults_paper_and_plugin(capsys) -> None:
+    code, out, _ = run(["info", "dcgan.64"], capsys)
+    assert code == 0
+    assert "(generator)" in out and "(discriminator)" in out and "(objective)" in out
+    assert "ngf = 64" in out and "nz = 100" in out and "arXiv:1511.06434" in out and "plugin: dcgan" in out
+
+
+def test_unknown_name_is_one_line_with_advice(capsys) -> None:
+    code, out, err = run(["info", "stackgan.stage1"], capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "ganzoo-stackgan" in err and err.startswith("ganzoo: error:")
+    code, _, err = run(["info", "dcgan.46"], capsys)
+    assert code == 2 and "did you mean 'dcgan.64'" in err
+
+
+def test_bad_override_is_one_line(capsys) -> None:
+    code, _, err = run(["train", "dcgan.28", "--set", "ngff=3"], capsys)
+    assert code == 2 and "ngff" in err and "valid options" in err and "Traceback" not in err
+
+
+def test_plugins_lists_loaded(capsys) -> None:
+    code, out, _ = run(["plugins"], capsys)
+    assert code == 0 and "loaded  dcgan" in out and "ganzoo-dcgan 0.1.0" in out
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in _subcommands()]])
+def test_help_everywhere(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    assert "usage: ganzoo" in capsys.readouterr().out
+
+
+def test_train_then_sample_end_to_end(tmp_path: Path, capsys) -> None:
+    (tmp_path / "data").mkdir()
+    root = write_animal(tmp_path / "data")
+    out = tmp_path / "run"
+    code, stdout, err = run(
+        ["train", "dcgan.28", "--steps", "6", "--batch-size", "8", "--sample-every", "3", "--log-every", "2",
+         "--set", "generator_kwargs={'ngf': 8}", "--set", "discriminator_kwargs={'ndf': 8}",
+         "--data-set", f"root={str(root)!r}", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert (out / "checkpoint.safetensors").is_file() and (out / "samples_0000003.png").is_file()
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6] and all("loss_D" in r and "loss_G" in r for r in rows)
+    grid = Image.open(out / "samples.png")
+    assert grid.size == (8 * 30 + 2, 8 * 30 + 2)  # 64 samples of 28×28, 8 per row, 2 px padding
+    code, stdout, err = run(["sample", str(out / "checkpoint.safetensors"), "--n", "9", "--out",
+                             str(tmp_path / "new.png")], capsys)
+    assert code == 0, err
+    assert Image.open(tmp_path / "new.png").size == (3 * 30 + 2, 3 * 30 + 2)
+
+
+def test_console_script_runs_in_a_clean_process() -> None:
+    env = {**os.environ, "GANZOO_LOAD_PLUGINS": ""}
+    proc = subprocess.run([sys.executable, "-m", "ganzoo_core.cli", "list", "--kind", "loss"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "gan.bce" in proc.stdout and "dcgan" not in proc.stdout
