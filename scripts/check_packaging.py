@@ -192,7 +192,9 @@ def find_projects() -> dict[str, Path]:
     return projects
 
 
-def build_wheels(projects: dict[str, Path], wheelhouse: Path, scratch: Path, verbose: bool, note: Callable) -> dict[str, Path]:
+def build_wheels(
+    projects: dict[str, Path], wheelhouse: Path, scratch: Path, verbose: bool, note: Callable
+) -> dict[str, Path]:
     """Build each project's wheel into its own empty folder, then move it into ``wheelhouse``."""
     wheels: dict[str, Path] = {}
     for dist, folder in projects.items():
@@ -282,7 +284,9 @@ def check_wheels(wheels: dict[str, Path], note: Callable) -> None:
         plugins = entry_point_group(entry_points, "ganzoo")
         package = dist.replace("-", "_")
         if list(plugins.values()) != [package]:
-            problems.append(f"{wheel.name}: entry points in group 'ganzoo' are {plugins}, expected one naming {package}")
+            problems.append(
+                f"{wheel.name}: entry points in group 'ganzoo' are {plugins}, expected one naming {package}"
+            )
         if f"{package}/__init__.py" not in names:
             problems.append(f"{wheel.name} lacks {package}/__init__.py")
         core_req = [r for r in requires if requirement_name(r) == CORE_DIST]
@@ -349,7 +353,9 @@ def install_plugin(venv: Path, env: dict[str, str], wheelhouse: Path, wheels: di
         problems.append(f"installing {PLUGIN_DIST} replaced torch with {installed['torch']['metadata']['version']}")
     if problems:
         raise CheckFailed("; ".join(problems))
-    others = sorted(f"{n}=={i['metadata']['version']}" for n, i in installed.items() if n not in (PLUGIN_DIST, CORE_DIST))
+    others = sorted(
+        f"{n}=={i['metadata']['version']}" for n, i in installed.items() if n not in (PLUGIN_DIST, CORE_DIST)
+    )
     note(f"{PLUGIN_DIST}=={version} and {CORE_DIST}=={installed[CORE_DIST]['metadata']['version']} from the wheelhouse")
     note(f"from the index: {', '.join(others) or 'nothing'}")
 
@@ -405,8 +411,9 @@ def check_installed(venv: Path, env: dict[str, str], work: Path, verbose: bool, 
         if mine != sorted(names):
             problems.append(f"{kind}: listed {mine}, registry.toml provides {sorted(names)}")
     for kind, names in core_provides.items():
-        if sorted(by_kind.get(kind, [])) != sorted(names):
-            problems.append(f"{kind}: listed {sorted(by_kind.get(kind, []))}, registry.toml [core.provides] {sorted(names)}")
+        listed_names = sorted(by_kind.get(kind, []))
+        if listed_names != sorted(names):
+            problems.append(f"{kind}: listed {listed_names}, registry.toml [core.provides] {sorted(names)}")
     if problems:
         raise CheckFailed("ganzoo list --json: " + "; ".join(problems))
     note("ganzoo list --json: " + ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items())))
@@ -468,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     venv, work = tmp / "venv", tmp / "work"
     torch_spec = os.environ.get("GANZOO_PACKAGING_TORCH", "").strip() or DEFAULT_TORCH
     steps = Steps(6)
-    print(f"check_packaging: repo {REPO}\n  python {sys.executable}\n  temp {tmp}\n  wheelhouse {wheelhouse}", flush=True)
+    print(f"check_packaging: repo {REPO}", f"python {sys.executable}", f"temp {tmp}", f"wheelhouse {wheelhouse}",
+          sep="\n  ", flush=True)
     try:
         wheelhouse.mkdir(parents=True, exist_ok=True)
         work.mkdir()

@@ -140,12 +140,10 @@ class DcganGenerator(nn.Module):
         gz.init_normal_(self, cfg.init_std)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        if z.ndim == 2:
-            z = z[:, :, None, None]  # (B, nz) → (B, nz, 1, 1)
-        if z.ndim != 4 or z.shape[1:] != (self.cfg.nz, 1, 1):
+        if tuple(z.shape[1:]) not in ((self.cfg.nz,), (self.cfg.nz, 1, 1)):
             raise ShapeError(f"DCGAN G expects z of shape (B, {self.cfg.nz}) or (B, {self.cfg.nz}, 1, 1), "
                              f"got {tuple(z.shape)}")
-        return self.main(z)
+        return self.main(z.view(z.shape[0], self.cfg.nz, 1, 1))  # (B, nz) → (B, nz, 1, 1)
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
         return (torch.randn(batch_size, self.cfg.nz),)

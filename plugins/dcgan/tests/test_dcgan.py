@@ -1,0 +1,187 @@
+"""DCGAN against its specification (docs: models.md §1 facts): layer shapes, parameter counts, init, the reference
+weights layout, the training step, and a learning outcome on held-out real data."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganzoo_core as gz
+from ganzoo_core.testing import check_plugin
+from ganzoo_core.training import TrainCfg, train
+from ganzoo_dcgan.model import stage_plan
+
+
+def test_plugin_conformance() -> None:
+    names = check_plugin("ganzoo_dcgan")
+    assert "objective dcgan.28" in names
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_reference_parameter_counts() -> None:
+    assert n_params(gz.create_generator("dcgan.64")) == 3_576_704
+    assert n_params(gz.create_discriminator("dcgan.64")) == 2_765_568
+
+
+def _shapes(module: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    out = []
+    for layer in module.main:
+        x = layer(x)
+        out.append((type(layer).__name__, tuple(x.shape[1:])))
+    return out
+
+
+def test_generator_64_layer_by_layer() -> None:
+    g = gz.create_generator("dcgan.64").eval()
+    shapes = _shapes(g, torch.randn(2, 100, 1, 1))
+    assert [s for name, s in shapes if name == "ConvTranspose2d"] == [
+        (512, 4, 4), (256, 8, 8), (128, 16, 16), (64, 32, 32), (3, 64, 64)]
+    assert [name for name, _ in shapes] == ["ConvTranspose2d", "BatchNorm2d", "ReLU"] * 4 + ["ConvTranspose2d", "Tanh"]
+    assert all(m.bias is None for m in g.modules() if isinstance(m, nn.ConvTranspose2d))
+
+
+def test_discriminator_64_layer_by_layer() -> None:
+    d = gz.create_discriminator("dcgan.64").eval()
+    shapes = _shapes(d, torch.randn(2, 3, 64, 64))
+    assert [s for name, s in shapes if name == "Conv2d"] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4),
+                                                             (1, 1, 1)]
+    assert [name for name, _ in shapes] == ["Conv2d", "LeakyReLU"] + ["Conv2d", "BatchNorm2d", "LeakyReLU"] * 3 + [
+        "Conv2d"]  # no norm on the input layer; logits out (no Sigmoid)
+    assert all(m.negative_slope == 0.2 for m in d.modules() if isinstance(m, nn.LeakyReLU))
+
+
+@pytest.mark.parametrize(("size", "plan"), [(64, (4, 4)), (32, (4, 3)), (28, (7, 2)), (128, (4, 5)), (14, (7, 1))])
+def test_stage_plan(size: int, plan: tuple[int, int]) -> None:
+    assert stage_plan(size) == plan
+    assert gz.create_generator("dcgan.64", image_size=size, ngf=4)(torch.randn(1, 100)).shape[-1] == size
+
+
+@pytest.mark.parametrize("size", [48, 30, 4, 7, 0])
+def test_unsupported_size_is_refused(size: int) -> None:
+    with pytest.raises(gz.ConfigError, match=f"got {size}"):
+        gz.create_discriminator("dcgan.64", image_size=size)
+
+
+def test_paper_init() -> None:
+    torch.manual_seed(0)
+    g = gz.create_generator("dcgan.64")
+    conv = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, nn.ConvTranspose2d)])
+    bn = torch.cat([m.weight for m in g.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(conv.std().item() - 0.02) < 0.001 and abs(conv.mean().item()) < 0.001
+    assert abs(bn.mean().item() - 1.0) < 0.005 and abs(bn.std().item() - 0.02) < 0.005
+
+
+def test_wrong_shapes_are_named() -> None:
+    with pytest.raises(gz.ShapeError, match=r"\(B, 100\).*got \(2, 64\)"):
+        gz.create_generator("dcgan.64")(torch.randn(2, 64))
+    with pytest.raises(gz.ShapeError, match=r"\(B, 3, 64, 64\).*got \(2, 1, 28, 28\)"):
+        gz.create_discriminator("dcgan.64")(torch.randn(2, 1, 28, 28))
+
+
+def reference_layout_generator(nz: int = 100, ngf: int = 64, nc: int = 3) -> nn.Sequential:
+    """The pytorch/examples 64×64 G, written from its layer table: weights saved from it use these names."""
+    widths = [ngf * 8, ngf * 4, ngf * 2, ngf]
+    layers: list[nn.Module] = [nn.ConvTranspose2d(nz, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
+                               nn.ReLU(True)]
+    for a, b in zip(widths, widths[1:]):
+        layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+    layers += [nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def reference_layout_discriminator(ndf: int = 64, nc: int = 3) -> nn.Sequential:
+    widths = [ndf, ndf * 2, ndf * 4, ndf * 8]
+    layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+    for a, b in zip(widths, widths[1:]):
+        layers += [nn.Conv2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.LeakyReLU(0.2, True)]
+    layers += [nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+    return nn.Sequential(*layers)
+
+
+def _randomise(module: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.05)
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return module.eval()
+
+
+def test_loads_pytorch_examples_weights(tmp_path: Path) -> None:
+    ref_g, ref_d = _randomise(reference_layout_generator()), _randomise(reference_layout_discriminator())
+    torch.save({"main." + k: v for k, v in ref_g.state_dict().items()}, tmp_path / "netG_epoch_24.pth")
+    torch.save({"module.main." + k: v for k, v in ref_d.state_dict().items()}, tmp_path / "netD_epoch_24.pth")
+    g = gz.create_generator("dcgan.64", weights=tmp_path / "netG_epoch_24.pth").eval()
+    d = gz.create_discriminator("dcgan.64", weights=tmp_path / "netD_epoch_24.pth").eval()  # DataParallel names
+    z = torch.randn(4, 100, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(g(z), ref_g(z), atol=1e-6)
+        images = ref_g(z)
+        assert torch.allclose(torch.sigmoid(d(images)), ref_d(images).view(-1), atol=1e-6)
+
+
+def test_generator_step_reuses_the_discriminator_steps_fake_batch() -> None:
+    torch.manual_seed(0)
+    obj = gz.create_objective("dcgan.28", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8})
+    calls = []
+    obj.networks["G"].register_forward_hook(lambda *_: calls.append(1))
+    batch, ctx = obj.example_batch(4), {}
+    loss_d, terms = obj.loss("D", batch, ctx)
+    assert set(terms) == {"d_real", "d_fake"} and torch.allclose(loss_d, terms["d_real"] + terms["d_fake"])
+    obj.loss("G", batch, ctx)
+    assert len(calls) == 1 and ctx == {}
+
+
+def test_loss_is_swappable_by_name() -> None:
+    obj = gz.create_objective("dcgan.28", loss="gan.lsgan")
+    assert type(obj.gan_loss).__name__ == "LSGANLoss"
+    with pytest.raises(gz.UnknownNameError, match="gan.lsgan"):
+        gz.create_objective("dcgan.28", loss="gan.lsgam")
+
+
+# -- learning outcome --------------------------------------------------------------------------------------------
+
+
+def _features(images: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(images, 4).flatten(1)  # (N, 1, 28, 28) → (N, 49): coarse shape, robust to pixel noise
+
+
+def mmd2(a: torch.Tensor, b: torch.Tensor, scale: float) -> float:
+    """Unbiased squared MMD with a Gaussian kernel of bandwidth ``scale`` (squared distance units)."""
+
+    def mean_offdiag(k: torch.Tensor) -> torch.Tensor:
+        n = k.shape[0]
+        return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
+
+    kernel = lambda x, y: torch.exp(-torch.cdist(x, y).square() / scale)  # noqa: E731
+    return float(mean_offdiag(kernel(a, a)) + mean_offdiag(kernel(b, b)) - 2 * kernel(a, b).mean())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("animal_mnist") is None, reason="needs the animal-mnist package")
+def test_dcgan_learns_animal_silhouettes(tmp_path: Path) -> None:
+    """300 steps of dcgan.28 on Animal-MNIST train bring samples (eval mode) far closer to the held-out test images
+    than the untrained generator's, in MMD on pooled pixels (measured: untrained ≈ 0.85, trained 0.04-0.11)."""
+    test = gz.create_dataset("animal_mnist.test")
+    real = _features(torch.stack([test[i]["image"] for i in range(len(test))]))
+    scale = float(torch.cdist(real, real).square().median())
+    torch.manual_seed(0)
+    objective = gz.create_objective("dcgan.28")
+    objective.eval()
+    untrained = mmd2(_features(objective.sample(1000, seed=123)), real, scale)
+    train(objective, gz.create_dataset("animal_mnist.train"), tmp_path,
+          TrainCfg(steps=300, batch_size=64, seed=0, log_every=100, sample_every=0, checkpoint_every=0))
+    objective.eval()
+    trained = mmd2(_features(objective.sample(1000, seed=123)), real, scale)
+    assert untrained > 0.5, untrained
+    assert trained < 0.3 * untrained, (trained, untrained)
