@@ -119,3 +119,17 @@ def test_installed_animal_mnist() -> None:
     assert (len(train), len(test)) == (9000, 1000)
     assert np.bincount(test.labels.numpy()).tolist() == [100] * 10
     assert float(train.images.float().mean()) > 10  # silhouettes, not an empty array
+
+
+def _fashion_installed() -> bool:
+    from ganzoo_core.datasets import _debian_files
+
+    return any(p.name == "train-images-idx3-ubyte.gz" for p in _debian_files("dataset-fashion-mnist"))
+
+
+@pytest.mark.skipif(not _fashion_installed(), reason="needs the Debian package dataset-fashion-mnist")
+def test_installed_fashion_mnist() -> None:
+    train, test = gz.create_dataset("fashion_mnist.train"), gz.create_dataset("fashion_mnist.test")
+    assert (len(train), len(test)) == (60_000, 10_000)
+    assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10
+    assert train.class_names[9] == "ankle boot" and train[0]["image"].shape == (1, 28, 28)

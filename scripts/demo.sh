@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up, train DCGAN (dcgan.28) on real Animal-MNIST silhouettes, then sample new images.
+# Leaves runs/dcgan-animal/checkpoint.safetensors, runs/dcgan-animal/samples.png and runs/dcgan-animal/new_samples.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+STEPS=${STEPS:-3000}
+.venv/bin/ganzoo train dcgan.28 --steps "$STEPS" --out runs/dcgan-animal
+.venv/bin/ganzoo sample runs/dcgan-animal/checkpoint.safetensors --n 64 --seed 7 --out runs/dcgan-animal/new_samples.png

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv and install ganzoo-core, every plugin in plugins/ (editable), the test tools and the offline data.
+# Idempotent: a second run only checks. Needs Python >= 3.10 with venv and pip; no root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+"${PIP[@]}" torch torchvision                      # pinned in constraints.txt
+"${PIP[@]}" hatchling editables build pytest pytest-benchmark ruff
+plugins=()
+for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
+"${PIP[@]}" --no-build-isolation -e . "${plugins[@]}"
+"${PIP[@]}" --no-deps animal-mnist                  # real data; --no-deps: its metadata asks for tensorflow
+echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
