@@ -508,7 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if not args.keep:
+            start = time.perf_counter()
             shutil.rmtree(tmp, ignore_errors=True)
+            steps.times.append(("remove the temporary folders", time.perf_counter() - start))
     print("timings: " + ", ".join(f"{title} {secs:.1f} s" for title, secs in steps.times))
     if args.keep:
         print(f"kept {tmp}")
