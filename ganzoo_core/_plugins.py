@@ -195,6 +195,8 @@ class PluginHost:
         """Add marks made outside a plugin load (a script, a notebook), attributed to the object's top module."""
         plugin = getattr(obj, "__module__", "__main__").split(".", 1)[0]
         for entry in entries_from_marks(obj, plugin):
+            if self.registry.has(entry.kind, entry.name) and self.registry.get(entry.kind, entry.name).factory is obj:
+                continue  # a plugin module imported by hand before loading: the loader already claimed it
             self.registry.add(entry)
 
     # -- reporting -----------------------------------------------------------------------------------------------

@@ -183,3 +183,18 @@ def test_create_with_weights_and_device(tmp_path) -> None:
         assert torch.equal(a, b)
     with pytest.raises(TypeError, match="not a network"):
         gz.create_loss("gan.bce", weights=path)
+
+
+def test_plugin_imported_by_hand_before_loading_keeps_its_plugin_name() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import ganzoo_dcgan, ganzoo_core as gz\n"
+        "e = gz.get_entry('generator', 'dcgan.64')\n"
+        "print(e.plugin, [p.name for p in gz.list_plugins()][-1])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "GANZOO_LOAD_PLUGINS": "dcgan"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["dcgan", "dcgan"]
