@@ -61,3 +61,26 @@ def test_design_doc_maps_all_seven_families() -> None:
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
     for family in ("DCGAN", "GAN-CLS", "StackGAN", "pix2pix", "CycleGAN", "StarGAN", "Skip-thought"):
         assert any(h.startswith(family) for h in headings), family
+
+
+def _python_block_after(heading: str, text: str) -> str:
+    section = text[text.index(heading):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start: section.index("```", start)]
+
+
+def test_readme_composition_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code = _python_block_after("## Compose models by name", (REPO / "README.md").read_text())
+    assert len(code.strip().splitlines()) == 5
+    scope: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert capsys.readouterr().out.strip() == "['dcgan.28', 'dcgan.32', 'dcgan.64']"
+    assert tuple(scope["images"].shape) == (16, 1, 28, 28)
+    assert scope["D"].cfg.ndf == 32 and scope["gan"].networks["G"].cfg.ngf == 32
+    assert type(scope["gan"].gan_loss).__name__ == "HingeLoss"
+
+
+def test_readme_names_the_two_commands_and_ci_calls_the_test_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
+    assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
