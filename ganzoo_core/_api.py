@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ganzoo_core._plugins import get_host
-from ganzoo_core._registry import KINDS, Entry, check_kind
+from ganzoo_core._registry import Entry, check_kind
 from ganzoo_core.config import apply_overrides
 
 SPEC_ATTR = "ganzoo_spec"

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from ganzoo_core._api import SPEC_ATTR, create, get_entry
+from ganzoo_core._api import SPEC_ATTR, get_entry
 from ganzoo_core._plugins import get_host
 from ganzoo_core.config import cfg_from_dict, cfg_to_json
 from ganzoo_core.errors import CheckpointError, GanzooError

@@ -14,8 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ganzoo_core._catalogue import load_catalogue  # noqa: E402
-from ganzoo_core._plugins import make_host, set_host  # noqa: E402
+from ganzoo_core._catalogue import load_catalogue
+from ganzoo_core._plugins import make_host, set_host
 
 REPO = Path(__file__).resolve().parent.parent
 

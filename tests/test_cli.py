@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from test_datasets import write_animal
 
 from ganzoo_core.cli import build_parser, main
-
-from test_datasets import write_animal
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

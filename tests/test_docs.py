@@ -6,8 +6,8 @@ import re
 import sys
 
 import pytest
-
 from conftest import HOST, REPO
+
 from ganzoo_core._catalogue import load_catalogue, provider_of
 
 if sys.version_info >= (3, 11):

@@ -6,10 +6,10 @@ import pkgutil
 import subprocess
 import sys
 
+import ganzoo_dcgan
 import pytest
 
 import ganzoo_core
-import ganzoo_dcgan
 
 MODULES = sorted(
     m.name for pkg in (ganzoo_core, ganzoo_dcgan) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import HOST
+
 from ganzoo_core._registry import KINDS
 from ganzoo_core.testing import check_entry
 

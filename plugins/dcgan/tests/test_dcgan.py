@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from ganzoo_dcgan.model import stage_plan
 from torch import nn
 
 import ganzoo_core as gz
 from ganzoo_core.testing import check_plugin
 from ganzoo_core.training import TrainCfg, train
-from ganzoo_dcgan.model import stage_plan
 
 
 def test_plugin_conformance() -> None:
