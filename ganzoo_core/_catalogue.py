@@ -34,6 +34,16 @@ def load_catalogue() -> dict[str, Any]:
         raise GanzooError(f"the plugin catalogue {path} is not valid TOML: {err}") from err
 
 
+def released_packages() -> tuple[str, ...]:
+    """Packages of the released first-party plugins that are importable here (for tests and benchmarks)."""
+    import importlib.util
+
+    plugins = load_catalogue().get("plugins", {}).values()
+    return tuple(
+        p["package"] for p in plugins if p.get("status") == "released" and importlib.util.find_spec(p["package"])
+    )
+
+
 def provider_of(name: str) -> tuple[str, dict[str, Any]] | None:
     """The catalogue plugin whose families include ``name``'s family, as (plugin name, its table)."""
     family = name.split(".", 1)[0]

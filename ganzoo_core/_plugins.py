@@ -27,7 +27,16 @@ import pluggy
 
 from ganzoo_core import hookspecs
 from ganzoo_core._catalogue import install_hint
-from ganzoo_core._registry import Entry, Registry, _on_mark, entries_from_marks, iter_marked
+from ganzoo_core._registry import (
+    Entry,
+    Registry,
+    _on_mark,
+    check_kind,
+    check_name,
+    entries_from_marks,
+    iter_marked,
+    summary_of,
+)
 from ganzoo_core.errors import GanzooError, PluginError
 
 log = logging.getLogger("ganzoo.plugins")
@@ -177,8 +186,9 @@ class PluginHost:
 
         def register(kind: str, name: str, factory: Callable[..., Any], *, cfg: Any = None, default: bool = False,
                      summary: str = "", paper: str = "") -> None:
-            entry = Entry(kind=kind, name=name, factory=factory, cfg=cfg, default=default, summary=summary,
-                          paper=paper, module=getattr(factory, "__module__", ""), plugin=plugin)
+            entry = Entry(kind=check_kind(kind), name=check_name(name), factory=factory, cfg=cfg, default=default,
+                          summary=summary or summary_of(factory), paper=paper,
+                          module=getattr(factory, "__module__", ""), plugin=plugin)
             self.registry.add(entry)
             added.append(entry)
 
@@ -188,6 +198,8 @@ class PluginHost:
 
     def _fail(self, name: str, module: str, dist: str, version: str, error: str) -> None:
         failure = PluginFailure(name=name, module=module, distribution=dist, version=version, error=error)
+        if failure in self.failures:
+            return
         self.failures.append(failure)
         warnings.warn(f"ganzoo plugin skipped: {failure}", RuntimeWarning, stacklevel=3)
 
@@ -199,11 +211,30 @@ class PluginHost:
                 continue  # a plugin module imported by hand before loading: the loader already claimed it
             self.registry.add(entry)
 
+    def add_commands(self, subparsers: Any, context: dict[str, Any]) -> None:
+        """Let each plugin add CLI commands; one that raises or takes a used name is reported and skipped."""
+        for impl in self.pm.hook.ganzoo_add_commands.get_hookimpls():
+            taken = set(subparsers.choices)
+            try:
+                impl.function(subparsers=subparsers, context=dict(context))
+            except Exception as err:
+                added = set(subparsers.choices) - taken
+                for name in added:  # drop what it added before failing
+                    del subparsers.choices[name]
+                subparsers._choices_actions[:] = [a for a in subparsers._choices_actions if a.dest not in added]
+                info = self.plugins.get(impl.plugin_name)
+                self._fail(impl.plugin_name, info.module if info else "?", info.distribution if info else "?",
+                           info.version if info else "?", f"ganzoo_add_commands: {_describe(err)}")
+
     # -- reporting -----------------------------------------------------------------------------------------------
     def _hint(self, kind: str, name: str) -> str:
         loaded = {info.module.split(".", 1)[0] for info in self.plugins.values()}
         failed = {f.module.split(".", 1)[0]: f.error for f in self.failures}
-        return install_hint(name, loaded, failed)
+        hint = install_hint(name, loaded, failed)
+        if not hint and self.failures:
+            names = ", ".join(f.name for f in self.failures)
+            hint = f"{len(self.failures)} plugin(s) failed to load ({names}); see 'ganzoo plugins'"
+        return hint
 
     def plugin_of_module(self, module: str) -> PluginInfo | None:
         for info in self.plugins.values():

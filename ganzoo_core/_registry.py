@@ -53,6 +53,12 @@ class Entry:
         return self.name.split(".", 1)[1]
 
 
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise GanzooError(f"registry names are 'family.variant' in lower case (e.g. 'dcgan.64'), got {name!r}")
+    return name
+
+
 def check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise UnknownNameError(kind, "kind", difflib.get_close_matches(kind, KINDS, n=3))
@@ -197,7 +203,7 @@ def iter_marked(modules: Iterable[Any]) -> Iterator[Any]:
 _on_mark: list[Callable[[Any], None]] = []  # set by the plugin host: adds marks made outside a plugin load
 
 
-def _summary_of(obj: Any) -> str:
+def summary_of(obj: Any) -> str:
     doc = (getattr(obj, "__doc__", None) or "").strip()
     return doc.splitlines()[0].rstrip(".") if doc else ""
 
@@ -227,17 +233,13 @@ def register(
         default = default if isinstance(default, str) else next(iter(variants))
         pairs = [(f"{name}.{v}", c, v == default) for v, c in variants.items()]
     else:
-        if not _NAME_RE.match(name):
-            raise GanzooError(
-                f"registry names are 'family.variant' in lower case (e.g. 'dcgan.64'), got {name!r}"
-            )
+        check_name(name)
         pairs = [(name, cfg, default is True or default == name.split(".", 1)[1])]
     for full, _, _ in pairs:
-        if not _NAME_RE.match(full):
-            raise GanzooError(f"registry names are 'family.variant' in lower case, got {full!r}")
+        check_name(full)
 
     def mark(obj: T) -> T:
-        text = summary or _summary_of(obj)
+        text = summary or summary_of(obj)
         new = [Mark(kind=kind, name=n, cfg=c, default=d, summary=text, paper=paper) for n, c, d in pairs]
         if isinstance(obj, type):
             setattr(obj, MARK_ATTR, [*vars(obj).get(MARK_ATTR, []), *new])

@@ -218,20 +218,36 @@ def _alias_groups(module: nn.Module) -> dict[str, tuple[str, ...]]:
 
 def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     """Load plain weights into ``module``: a ganzoo checkpoint, a safetensors state dict, or a ``.pt``/``.pth``
-    state dict (read with ``weights_only=True``); plugins can convert foreign layouts (``ganzoo_convert_checkpoint``)."""
+    state dict (read with ``weights_only=True``). When the file cannot be read that way or does not fit exactly,
+    plugins get to convert it (``ganzoo_convert_checkpoint``) before an error is raised."""
     path = Path(path)
-    if path.suffix in (".pt", ".pth", ".bin"):
-        tensors = _torch_state_dict(path)
-    else:
-        tensors = _read_tensors(path)
+    tensors: dict[str, Tensor] | None = None
+    error: CheckpointError | None = None
+    try:
+        tensors = _torch_state_dict(path) if path.suffix in (".pt", ".pth", ".bin") else _read_tensors(path)
+    except CheckpointError as err:
+        error = err
     spec = getattr(module, SPEC_ATTR, None)
-    expected = set(module.state_dict())
-    if spec is not None and not set(tensors) <= expected:
-        converted = get_host().pm.hook.ganzoo_convert_checkpoint(kind=spec[0], name=spec[1], path=path)
+    if spec is not None and path.is_file() and (tensors is None or not _fits(module, tensors)):
+        try:
+            converted = get_host().pm.hook.ganzoo_convert_checkpoint(kind=spec[0], name=spec[1], path=path)
+        except Exception as err:  # a plugin's converter choked on the file
+            raise CheckpointError(
+                f"{str(path)!r} could not be read ({error or 'its names or shapes do not fit'}) and a plugin's "
+                f"converter failed on it: {type(err).__name__}: {err}"
+            ) from err
         if converted is not None:
             tensors = dict(converted)
+    if tensors is None:
+        assert error is not None
+        raise error
     _load_into(module, tensors, path)
     return module
+
+
+def _fits(module: nn.Module, tensors: Mapping[str, Tensor]) -> bool:
+    expected = module.state_dict()
+    return set(tensors) == set(expected) and all(t.shape == expected[k].shape for k, t in tensors.items())
 
 
 def _torch_state_dict(path: Path) -> dict[str, Tensor]:

@@ -109,8 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     shape = getattr(objective, "image_shape", None)
     fields = set(cfg_to_dict(data_entry.cfg))
     if shape is not None:  # make the data fit the networks unless the user said otherwise
-        data_kwargs.setdefault("channels", shape[0]) if "channels" in fields else None
-        data_kwargs.setdefault("image_size", shape[-1]) if "image_size" in fields else None
+        for key, value in (("channels", shape[0]), ("image_size", shape[-1])):
+            if key in fields:
+                data_kwargs.setdefault(key, value)
     dataset = create("dataset", data_name, **data_kwargs)
     cfg = TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.set_defaults(func=cmd_sample)
 
-    get_host().pm.hook.ganzoo_add_commands(subparsers=sub, context={"prog": parser.prog})
+    get_host().add_commands(sub, {"prog": parser.prog})
     return parser
 
 
@@ -209,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ganzoo list | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,8 +27,9 @@ def ganzoo_register(register: Callable[..., None]) -> None:
     Called once per plugin, right after its modules are imported and its ``@register_*`` marks are collected.
     Everything registered here belongs to the calling plugin and is rolled back with it if the plugin fails.
 
-    :param register: ``register(kind, name, factory, *, cfg=None, default=False, summary="", paper="")``,
-        the same arguments as the ``@register_*`` decorators take, plus the factory.
+    :param register: ``register(kind, name, factory, *, cfg=None, default=False, summary="", paper="")``
+        files one ``family.variant`` name (no ``variants=``: call it once per variant; ``default=True`` makes the
+        name its family's default). ``summary`` defaults to the first line of the factory's docstring.
     """
 
 
@@ -36,8 +37,9 @@ def ganzoo_register(register: Callable[..., None]) -> None:
 def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> Mapping[str, Tensor] | None:
     """Turn a foreign weights file (an original release, another port's layout) into a state dict for ``name``.
 
-    Called by ``load_weights`` for files that are neither safetensors nor a state dict that fits as is.
-    Stops at the first non-None result.
+    Called by ``create_*(name, weights=path)`` / ``load_weights`` when the file cannot be read as safetensors or
+    as a weights-only PyTorch state dict, or when its names or shapes do not fit the network exactly.
+    Stops at the first non-None result. Never unpickle arbitrary objects here (use ``weights_only=True``).
 
     :param kind: the registry kind of the component being loaded (``"generator"``, ...).
     :param name: its registry name (``"pix2pix.unet_256"``).

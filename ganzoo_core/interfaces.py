@@ -83,14 +83,18 @@ class Loss(Protocol):
         ...
 
 
+def _tuple(values: Any) -> tuple[Any, ...]:
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class Phase:
     """One optimizer step of an iteration: which networks it updates, how often, and Adam's settings."""
 
     name: str  # e.g. "D" or "G"; the key the objective's ``loss`` receives
-    networks: tuple[str, ...] = attrs.field(converter=tuple)  # keys of ``objective.networks`` this step updates
+    networks: tuple[str, ...] = attrs.field(converter=_tuple)  # keys of ``objective.networks`` this step updates
     lr: float = 2e-4
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=_tuple)
     weight_decay: float = 0.0
     every: int = 1  # run on steps (counted from 1) divisible by this (StarGAN's G: every=5)
 

@@ -60,7 +60,7 @@ def _batches(loader: DataLoader, device: torch.device) -> Iterator[dict[str, Ten
 
 def make_optimizers(objective: Objective) -> dict[str, torch.optim.Optimizer]:
     """One Adam per phase over the parameters of the networks the phase updates."""
-    optimizers = {}
+    optimizers: dict[str, torch.optim.Optimizer] = {}
     for phase in objective.phases:
         params = [p for net in phase.networks for p in objective.networks[net].parameters() if p.requires_grad]
         if not params:
@@ -129,7 +129,8 @@ def train(
     with (out / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
         start = time.perf_counter()
         for step in range(1, cfg.steps + 1):
-            batch, ctx, row = next(batches), {}, {"step": float(step)}
+            batch, row = next(batches), {"step": float(step)}
+            ctx: dict[str, Any] = {}
             for phase in objective.phases:
                 if step % phase.every == 0:
                     row.update(run_phase(objective, phase, optimizers[phase.name], batch, ctx, step))

@@ -3,7 +3,6 @@ installed on the machine; pretrained weights are never fetched."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import textwrap
@@ -14,21 +13,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ganzoo_core._catalogue import load_catalogue
+from ganzoo_core._catalogue import released_packages
 from ganzoo_core._plugins import make_host, set_host
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def first_party_modules() -> tuple[str, ...]:
-    """Packages of the released first-party plugins that are importable here (installed by the test command)."""
-    plugins = load_catalogue()["plugins"].values()
-    return tuple(
-        p["package"] for p in plugins if p.get("status") == "released" and importlib.util.find_spec(p["package"])
-    )
-
-
-FIRST_PARTY = first_party_modules()
+FIRST_PARTY = released_packages()
 HOST = make_host(FIRST_PARTY)  # also used at collection time to parametrise over the registry
 assert not HOST.failures, HOST.failures
 

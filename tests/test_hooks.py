@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -86,7 +87,10 @@ def test_hook_ganzoo_convert_checkpoint(tmp_path: Path) -> None:
             calls.append((kind, name, path.name))
             if not name.startswith("computed."):
                 return None
-            raw = torch.load(path, weights_only=True)
+            if path.suffix == ".npz":  # a format ganzoo cannot read at all
+                raw = {k: torch.from_numpy(v) for k, v in np.load(path).items()}
+            else:
+                raw = torch.load(path, weights_only=True)
             return {"lin.weight": raw["W"].t(), "lin.bias": raw["b"]}  # a foreign layout: transposed, renamed
 
     class Register:
@@ -103,6 +107,14 @@ def test_hook_ganzoo_convert_checkpoint(tmp_path: Path) -> None:
         block = gz.create_block("computed.w3", weights=tmp_path / "foreign.pth")
     assert torch.equal(block.lin.weight, weight.t()) and torch.equal(block.lin.bias, bias)
     assert calls == [("block", "computed.w3", "foreign.pth")]
+    np.savez(tmp_path / "foreign.npz", W=weight.numpy(), b=bias.numpy())
+    with use_host(host):
+        block = gz.create_block("computed.w3", weights=tmp_path / "foreign.npz")
+        assert torch.equal(block.lin.weight, weight.t())
+        (tmp_path / "junk.npz").write_bytes(b"junk")
+        calls.clear()
+        with pytest.raises(gz.CheckpointError, match="junk.npz"):  # the hook gave up too: the reader's error
+            gz.create_block("computed.w3", weights=tmp_path / "junk.npz")
 
 
 def test_hook_ganzoo_add_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,3 +130,62 @@ def test_hook_ganzoo_add_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with use_host(host):
         assert main(["hello", "world"]) == 0
     assert capsys.readouterr().out.strip() == "hello world from ganzoo"
+
+
+def test_register_hook_checks_names_and_fills_summaries() -> None:
+    class Bad:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_register(register):
+            register("block", "nodot", Computed, cfg=WidthCfg())
+
+    host = PluginHost()
+    import sys
+
+    module = type(sys)("ganzoo_test_badname")
+    module.__dict__.update(vars(Bad))
+    module.GANZOO_API_VERSION = "1.0"
+    sys.modules["ganzoo_test_badname"] = module
+    try:
+        with pytest.warns(RuntimeWarning, match="family.variant"):
+            assert not host.load_module("ganzoo_test_badname")
+    finally:
+        del sys.modules["ganzoo_test_badname"]
+
+    class Good:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_register(register):
+            register("block", "computed.doc", Computed, cfg=WidthCfg())
+
+    Computed.__doc__ = "A computed block."
+    host = _host_with(Good, "ganzoo_test_summary")
+    assert host.registry.get("block", "computed.doc").summary == "A computed block"
+
+
+def test_a_failing_add_commands_hook_is_reported_and_the_cli_still_works(capsys) -> None:
+    class Clash:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_add_commands(subparsers, context):
+            subparsers.add_parser("mine")
+            subparsers.add_parser("list")  # taken by the core: argparse refuses
+
+    host = _host_with(Clash, "ganzoo_test_clash")
+    with use_host(host):
+        assert main(["plugins"]) == 0
+        out = capsys.readouterr().out
+        assert "FAILED  ganzoo_test_clash" in out and "ganzoo_add_commands" in out and "list" in out
+        with pytest.raises(SystemExit):
+            main(["mine"])  # rolled back with the failure
+        assert "invalid choice: 'mine'" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert "mine" not in capsys.readouterr().out
+
+
+def test_unknown_name_mentions_failed_plugins() -> None:
+    host = PluginHost()
+    host.load_module("ganzoo_test_not_there")
+    with pytest.raises(gz.UnknownNameError, match=r"1 plugin\(s\) failed to load \(ganzoo_test_not_there\)"):
+        host.registry.get("generator", "mine.small")

@@ -297,7 +297,10 @@ def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> dict[str, Ten
     """
     if not name.startswith("dcgan.") or kind not in ("generator", "discriminator") or path.suffix not in (".pt", ".pth"):
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a weights-only PyTorch file: not ours to convert
+        return None
+    if not isinstance(state, Mapping) or not any(str(k).startswith("module.") for k in state):
         return None
     return {k.removeprefix("module."): v for k, v in state.items() if isinstance(v, Tensor)}
