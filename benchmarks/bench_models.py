@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import DEVICES, HOST
+
 from ganzoo_core._api import create
 from ganzoo_core.training import make_optimizers, run_phase
 
