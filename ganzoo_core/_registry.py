@@ -8,6 +8,7 @@ script) are added to the active registry directly.
 from __future__ import annotations
 
 import difflib
+import functools
 import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -253,19 +254,8 @@ def register(
 
 
 def _decorator(kind: str) -> Callable[..., Callable[[T], T]]:
-    def decorator(
-        name: str,
-        *,
-        cfg: Any = None,
-        variants: Mapping[str, Any] | None = None,
-        default: str | bool | None = None,
-        summary: str = "",
-        paper: str = "",
-    ) -> Callable[[T], T]:
-        return register(kind, name, cfg=cfg, variants=variants, default=default, summary=summary, paper=paper)
-
-    decorator.__name__ = decorator.__qualname__ = f"register_{kind}"
-    decorator.__doc__ = f"Mark a class or function as a registered {kind} (see ``register``)."
+    decorator = functools.partial(register, kind)
+    decorator.__doc__ = f"Mark a class or function as a registered {kind}: ``register({kind!r}, name, ...)``."
     return decorator
 
 
