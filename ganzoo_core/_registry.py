@@ -8,8 +8,8 @@ script) are added to the active registry directly.
 from __future__ import annotations
 
 import difflib
-import functools
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
