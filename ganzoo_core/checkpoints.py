@@ -99,8 +99,8 @@ def state_tensors(module: nn.Module) -> dict[str, Tensor]:
     return out
 
 
-def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None = None) -> Path:
-    """Write ``module`` (built by a ``create_*`` call) and its full config to ``path``, atomically."""
+def checkpoint_metadata(module: nn.Module, *, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The metadata that lets ``load`` rebuild ``module`` (built by a ``create_*`` call)."""
     spec = getattr(module, SPEC_ATTR, None)
     if spec is None:
         raise CheckpointError(
@@ -119,6 +119,12 @@ def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None
     }
     for key, value in (extra or {}).items():
         metadata[f"extra.{key}"] = str(value)
+    return metadata
+
+
+def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None = None) -> Path:
+    """Write ``module`` (built by a ``create_*`` call) and its full config to ``path``, atomically."""
+    metadata = checkpoint_metadata(module, extra=extra)
     with atomic_path(path) as tmp:
         save_file(state_tensors(module), str(tmp), metadata=metadata)
     return Path(path)
@@ -157,16 +163,24 @@ def read_info(path: str | Path) -> CheckpointInfo:
     )
 
 
-def _read_tensors(path: Path) -> dict[str, Tensor]:
+RESERVED_PREFIXES = ("__train__.", "__ema__.")  # training state stored beside the weights (see _train_state)
+
+
+def read_tensors(path: Path, *, with_state: bool = False) -> dict[str, Tensor]:
+    """The tensors of a safetensors file, without the training state unless ``with_state``."""
     handle = _open(path)
+    skip = () if with_state else RESERVED_PREFIXES
     try:
-        return {k: handle.get_tensor(k) for k in handle.keys()}
+        return {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith(skip)}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt: {err}") from err
 
 
-def load(path: str | Path, *, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild the exact module saved at ``path``: registry name, full config, then the tensors (strictly)."""
+def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = False) -> nn.Module:
+    """Rebuild the exact module saved at ``path``: registry name, full config, then the tensors (strictly).
+
+    ``ema=True`` loads the exponential moving average of the networks a training run kept one of (``--ema``).
+    """
     info = read_info(path)
     entry = get_entry(info.kind, info.name)
     try:
@@ -178,11 +192,19 @@ def load(path: str | Path, *, device: torch.device | str = "cpu") -> nn.Module:
         ) from err
     module = entry.factory(cfg) if entry.cfg is not None else entry.factory()
     setattr(module, SPEC_ATTR, (info.kind, entry.name))
-    _load_into(module, _read_tensors(info.path), info.path)
+    tensors = read_tensors(info.path)
+    if ema:
+        everything = read_tensors(info.path, with_state=True)
+        averaged = {k[len("__ema__."):]: v for k, v in everything.items() if k.startswith("__ema__.")}
+        if not averaged:
+            raise CheckpointError(f"{str(info.path)!r} holds no EMA weights (train with --ema to keep them)")
+        for key, value in averaged.items():  # "G.main.0.weight" → "networks.G.main.0.weight"
+            tensors[f"networks.{key}" if f"networks.{key}" in tensors else key] = value
+    load_into(module, tensors, info.path)
     return module.to(device)
 
 
-def _load_into(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
+def load_into(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
     expected = module.state_dict()
     aliases = _alias_groups(module)
     missing = [k for k in expected if k not in tensors and not any(a in tensors for a in aliases.get(k, ()))]
@@ -224,7 +246,7 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     tensors: dict[str, Tensor] | None = None
     error: CheckpointError | None = None
     try:
-        tensors = _torch_state_dict(path) if path.suffix in (".pt", ".pth", ".bin") else _read_tensors(path)
+        tensors = _torch_state_dict(path) if path.suffix in (".pt", ".pth", ".bin") else read_tensors(path)
     except CheckpointError as err:
         error = err
     spec = getattr(module, SPEC_ATTR, None)
@@ -241,7 +263,7 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     if tensors is None:
         assert error is not None
         raise error
-    _load_into(module, tensors, path)
+    load_into(module, tensors, path)
     return module
 
 

@@ -6,6 +6,7 @@ import argparse
 import ast
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,11 +95,29 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_cfg_from_args(args: argparse.Namespace) -> Any:
+    from ganzoo_core.policy import Policy
+    from ganzoo_core.schedules import ScheduleCfg
+    from ganzoo_core.training import TrainCfg
+
+    try:
+        policy = Policy(precision=args.precision, channels_last=args.channels_last, compile=args.compile)
+        schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start, step_size=args.step_size,
+                               gamma=args.gamma)
+    except ValueError as err:
+        raise GanzooError(str(err)) from err
+    return TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                    num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
+                    progress=not args.no_progress)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from ganzoo_core.training import TrainCfg, train
+    from ganzoo_core.training import train
 
+    cfg = train_cfg_from_args(args)
     torch.manual_seed(args.seed)
     objective = create("objective", args.objective, **_parse_overrides(args.set))
     data_name = args.data or getattr(objective.cfg, "dataset", None)
@@ -113,12 +132,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             if key in fields:
                 data_kwargs.setdefault(key, value)
     dataset = create("dataset", data_name, **data_kwargs)
-    cfg = TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                   sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                   log_every=args.log_every, num_workers=args.workers)
-    print(f"training {args.objective} on {data_name} ({len(dataset)} images) for {cfg.steps} steps → {args.out}")
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        print(f"training {args.objective} on {data_name} ({len(dataset)} images) for {cfg.steps} steps, "
+              f"policy {cfg.policy.name} → {args.out}")
     result = train(objective, dataset, args.out, cfg)
-    print(f"checkpoint: {result.checkpoint}\nsamples:    {result.out_dir / 'samples.png'}")
+    if result.interrupted:
+        if main_process:
+            print(f"interrupted at step {result.step}; checkpoint: {result.checkpoint}; continue with the same "
+                  "command plus --resume", file=sys.stderr)
+        return 130
+    if main_process:
+        print(f"checkpoint: {result.checkpoint}\nsamples:    {result.out_dir / 'samples.png'}\n"
+              f"loss curve: {result.out_dir / 'loss_curve.png'}")
     return 0
 
 
@@ -128,7 +154,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ganzoo_core.checkpoints import load
     from ganzoo_core.visual import save_grid
 
-    module = load(args.checkpoint, device=args.device)
+    module = load(args.checkpoint, device=args.device, ema=args.ema)
     module.eval()
     with torch.no_grad():
         if hasattr(module, "sample"):
@@ -176,6 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
+    g = p.add_argument_group("precision and speed")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="bf16: autocast on CPU or CUDA; fp16: autocast with a grad scaler, CUDA only")
+    g.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    g.add_argument("--compile", action="store_true", help="torch.compile every network")
+    g = p.add_argument_group("schedule and averaging")
+    g.add_argument("--lr-schedule", choices=("constant", "linear", "step"), default="constant")
+    g.add_argument("--decay-start", type=int, help="linear: first step of the decay to 0 (default: half way)")
+    g.add_argument("--step-size", type=int, default=1000, help="step: steps between LR multiplications")
+    g.add_argument("--gamma", type=float, default=0.5, help="step: the LR factor")
+    g.add_argument("--ema", type=float, help="keep an EMA of the generator with this decay (e.g. 0.999)")
+    g = p.add_argument_group("runs")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors if it exists")
+    g.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
@@ -185,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
     p.set_defaults(func=cmd_sample)
 
     get_host().add_commands(sub, {"prog": parser.prog})

@@ -1,13 +1,23 @@
-"""The training loop: runs any registered objective's phases on a dataset, with samples, logs and checkpoints.
+"""The training engine: one loop for every registered objective.
 
-This is the single-process fp32 engine; precision policies, exact resume and ``torchrun`` build on it.
+Per step it runs each due phase of the objective (``zero_grad → loss → NaN guard → backward → step``) under the
+chosen precision policy, steps the LR schedules, updates EMA copies, and on rank 0 logs (progress bar, JSONL,
+TensorBoard when installed), writes sample grids from fixed noise and writes checkpoints atomically: every
+``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM. ``resume=True`` continues exactly where the last
+checkpoint left off: the data order and noise of a step depend only on (seed, step), and the optimizer, schedule,
+grad-scaler, EMA and RNG states are restored. Under ``torchrun`` every network is wrapped in PyTorch's DDP.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import logging
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -15,33 +25,50 @@ from typing import Any
 
 import attrs
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
-from ganzoo_core.checkpoints import atomic_path, save
+from ganzoo_core import distributed as gdist
+from ganzoo_core._train_state import load_training, save_training
+from ganzoo_core.checkpoints import atomic_path
+from ganzoo_core.config import cfg_to_dict
 from ganzoo_core.errors import GanzooError, NonFiniteLossError
 from ganzoo_core.interfaces import Objective, Phase
+from ganzoo_core.policy import Policy
+from ganzoo_core.schedules import ScheduleCfg, make_scheduler
 from ganzoo_core.visual import save_grid
 
 log = logging.getLogger("ganzoo.train")
+CHECKPOINT = "checkpoint.safetensors"
 
 
 @attrs.frozen(kw_only=True)
 class TrainCfg:
     steps: int = 2000  # iterations (one pass over every due phase each)
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch, split over torchrun processes
     seed: int = 0
     device: str = "cpu"
     num_workers: int = 0
     log_every: int = 50
     sample_every: int = 500  # 0: only at the end
-    checkpoint_every: int = 1000  # 0: only at the end
+    checkpoint_every: int = 1000  # 0: only at the end (and on SIGINT/SIGTERM)
     n_samples: int = 64  # images in each sample grid, from fixed noise
+    policy: Policy = attrs.field(factory=Policy)
+    schedule: ScheduleCfg = attrs.field(factory=ScheduleCfg)
+    ema: float | None = None  # decay of an exponential moving average of ``ema_networks`` (e.g. 0.999)
+    ema_networks: tuple[str, ...] = attrs.field(default=("G",), converter=tuple)
+    resume: bool = False  # continue from out_dir/checkpoint.safetensors when it exists
+    progress: bool = True  # a progress bar on a terminal (log lines otherwise)
+    tensorboard: bool = True  # also log to out_dir/tb when the tensorboard package is installed
 
     def __attrs_post_init__(self) -> None:
         for name in ("steps", "batch_size", "n_samples"):
             if getattr(self, name) < 1:
                 raise GanzooError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise GanzooError(f"ema decay must be between 0 and 1, got {self.ema}")
 
 
 @attrs.frozen(kw_only=True)
@@ -49,13 +76,9 @@ class TrainResult:
     out_dir: Path
     checkpoint: Path
     samples: tuple[Path, ...]
-    history: tuple[dict[str, float], ...]  # one row per logged step
-
-
-def _batches(loader: DataLoader, device: torch.device) -> Iterator[dict[str, Tensor]]:
-    while True:
-        for batch in loader:
-            yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    history: tuple[dict[str, float], ...]  # logged rows of this run
+    step: int  # the last completed step
+    interrupted: bool = False  # stopped by SIGINT/SIGTERM; resume with resume=True
 
 
 def make_optimizers(objective: Objective) -> dict[str, torch.optim.Optimizer]:
@@ -65,92 +88,312 @@ def make_optimizers(objective: Objective) -> dict[str, torch.optim.Optimizer]:
         params = [p for net in phase.networks for p in objective.networks[net].parameters() if p.requires_grad]
         if not params:
             raise GanzooError(f"phase {phase.name!r} updates {phase.networks}, which have no trainable parameters")
-        optimizers[phase.name] = torch.optim.Adam(
-            params, lr=phase.lr, betas=phase.betas, weight_decay=phase.weight_decay
-        )
+        optimizers[phase.name] = torch.optim.Adam(params, lr=phase.lr, betas=phase.betas,
+                                                  weight_decay=phase.weight_decay)
     return optimizers
 
 
 def run_phase(
-    objective: Objective, phase: Phase, optimizer: torch.optim.Optimizer, batch: Mapping[str, Tensor],
-    ctx: dict[str, Any], step: int,
+    objective: Objective,
+    phase: Phase,
+    optimizer: torch.optim.Optimizer,
+    batch: Mapping[str, Tensor],
+    ctx: dict[str, Any],
+    step: int,
+    *,
+    policy: Policy = Policy(),
+    scaler: torch.amp.GradScaler | None = None,
+    info: gdist.DistInfo = gdist.DistInfo(),
 ) -> dict[str, float]:
-    """zero_grad → loss → NaN guard → backward → step, for one phase; returns the logged terms."""
+    """zero_grad → loss (autocast) → NaN guard (on every rank) → backward → step; returns the logged terms."""
     optimizer.zero_grad(set_to_none=True)
-    loss, terms = objective.loss(phase.name, batch, ctx)
+    device = next(iter(batch.values())).device
+    with policy.autocast(device):
+        loss, terms = objective.loss(phase.name, batch, ctx)
     value = float(loss.detach())
-    if not math.isfinite(value):
+    finite = math.isfinite(value)
+    if info.enabled:  # every rank must stop together, or the others would wait forever in the next all-reduce
+        flag = torch.tensor([1.0 if finite else 0.0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        finite = bool(flag.item())
+    if not finite:
         raise NonFiniteLossError(step, phase.name, f"loss_{phase.name}", value)
-    loss.backward()
-    optimizer.step()
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
     return {f"loss_{phase.name}": value, **{f"{phase.name}/{k}": float(v) for k, v in terms.items()}}
 
 
-def write_samples(objective: Objective, path: Path, n: int, batch: Mapping[str, Tensor] | None, seed: int) -> Path:
-    """A PNG grid of ``objective.sample`` in eval mode, from fixed noise."""
+@contextlib.contextmanager
+def ema_weights(objective: Objective, emas: Mapping[str, AveragedModel]) -> Iterator[None]:
+    """Temporarily put the EMA weights into the networks that have them."""
+    saved = {name: {k: v.clone() for k, v in objective.networks[name].state_dict().items()} for name in emas}
+    try:
+        for name, ema in emas.items():
+            objective.networks[name].load_state_dict(ema.module.state_dict())
+        yield
+    finally:
+        for name, state in saved.items():
+            objective.networks[name].load_state_dict(state)
+
+
+def write_samples(objective: Objective, path: Path, n: int, batch: Mapping[str, Tensor] | None, seed: int,
+                  emas: Mapping[str, AveragedModel] | None = None) -> Path:
+    """A PNG grid of ``objective.sample`` in eval mode, from fixed noise (with EMA weights when kept)."""
     was_training = objective.training  # type: ignore[attr-defined]
     objective.eval()  # type: ignore[attr-defined]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), ema_weights(objective, emas or {}):
             images = objective.sample(n, batch=batch, seed=seed)
     finally:
         objective.train(was_training)  # type: ignore[attr-defined]
-    return save_grid(images, path)
+    return save_grid(images.float(), path)
 
 
-def train(
-    objective: Objective,
-    dataset: Dataset,
-    out_dir: str | Path,
-    cfg: TrainCfg = TrainCfg(),
-    *,
-    on_log: Callable[[dict[str, float]], None] | None = None,
-) -> TrainResult:
-    """Train ``objective`` on ``dataset`` for ``cfg.steps`` iterations; writes into ``out_dir``:
+class _DDP(nn.parallel.DistributedDataParallel):
+    """DDP that also answers for the wrapped network's own members (``cfg``, ``example_inputs``, ...), so an
+    objective's code runs unchanged under torchrun."""
 
-    ``checkpoint.safetensors`` (``ganzoo_core.load`` rebuilds the objective), ``samples_<step>.png``,
-    ``samples.png`` (the last grid) and ``metrics.jsonl``. A NaN or infinite loss raises ``NonFiniteLossError``
-    and leaves the last checkpoint as it was.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = torch.device(cfg.device)
-    objective.to(device).train()  # type: ignore[attr-defined]
-    if len(dataset) < cfg.batch_size:  # type: ignore[arg-type]
-        raise GanzooError(f"the dataset has {len(dataset)} items, fewer than batch_size={cfg.batch_size}")  # type: ignore[arg-type]
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=gen,
-                        num_workers=cfg.num_workers)
-    fixed = next(iter(DataLoader(dataset, batch_size=min(cfg.n_samples, len(dataset)))))  # type: ignore[arg-type]
-    fixed = {k: v.to(device) for k, v in fixed.items()}
-    optimizers = make_optimizers(objective)
-    checkpoint, samples, history = out / "checkpoint.safetensors", [], []
-    batches = _batches(loader, device)
-    with (out / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
-        start = time.perf_counter()
-        for step in range(1, cfg.steps + 1):
-            batch, row = next(batches), {"step": float(step)}
-            ctx: dict[str, Any] = {}
-            for phase in objective.phases:
-                if step % phase.every == 0:
-                    row.update(run_phase(objective, phase, optimizers[phase.name], batch, ctx, step))
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                row["it_per_s"] = step / (time.perf_counter() - start)
-                history.append(row)
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-                (on_log or _log_row)(row | {"steps": float(cfg.steps)})
-            if (cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps:
-                samples.append(write_samples(objective, out / f"samples_{step:07d}.png", cfg.n_samples, fixed, cfg.seed))
-            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
-                save(objective, checkpoint, extra={"step": str(step), "train_cfg": json.dumps(attrs.asdict(cfg))})  # type: ignore[arg-type]
-    with atomic_path(out / "samples.png") as tmp:
-        tmp.write_bytes(samples[-1].read_bytes())
-    return TrainResult(out_dir=out, checkpoint=checkpoint, samples=tuple(samples), history=tuple(history))
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
 
 
-def _log_row(row: dict[str, float]) -> None:
-    step, steps, rate = int(row["step"]), int(row["steps"]), row.get("it_per_s", 0.0)
-    eta = (steps - step) / rate if rate else 0.0
-    losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
-    log.info("step %d/%d  %s  %.1f it/s  ETA %dm%02ds", step, steps, losses, rate, eta // 60, eta % 60)
+class _StopSignals:
+    """SIGINT/SIGTERM set a flag the loop checks after each step (main thread only)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Trains ``objective`` on ``dataset`` into ``out_dir`` (see the module docstring)."""
+
+    def __init__(self, objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: TrainCfg = TrainCfg(),
+                 *, on_log: Callable[[dict[str, float]], None] | None = None) -> None:
+        self.objective, self.dataset, self.out, self.cfg, self.on_log = objective, dataset, Path(out_dir), cfg, on_log
+        self.info = gdist.init(cfg.device)
+        self.device = gdist.device_for(cfg.device, self.info)
+        cfg.policy.check_device(self.device)
+        self.module: nn.Module = objective  # type: ignore[assignment]
+        self.module.to(self.device).train()
+        cfg.policy.prepare(objective.networks)
+        self.optimizers = make_optimizers(objective)
+        self.schedulers = {k: make_scheduler(o, cfg.schedule, cfg.steps) for k, o in self.optimizers.items()}
+        self.scaler = cfg.policy.grad_scaler(self.device)
+        self.emas = self._make_emas()
+        self.checkpoint = self.out / CHECKPOINT
+        self.history: list[dict[str, float]] = []
+        self.samples: list[Path] = []
+
+    def _make_emas(self) -> dict[str, AveragedModel]:
+        if self.cfg.ema is None:
+            return {}
+        missing = [n for n in self.cfg.ema_networks if n not in self.objective.networks]
+        if missing:
+            raise GanzooError(f"ema_networks {missing} are not networks of this objective "
+                              f"(it has {list(self.objective.networks)})")
+        return {n: AveragedModel(self.objective.networks[n], multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema),
+                                 use_buffers=True) for n in self.cfg.ema_networks}
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    def _train_info(self) -> dict[str, Any]:
+        return {"policy": cfg_to_dict(self.cfg.policy), "policy_name": self.cfg.policy.name,
+                "train_cfg": cfg_to_dict(self.cfg), "world": self.info.world}
+
+    def save(self, step: int) -> None:
+        if self.info.is_main:
+            save_training(self.checkpoint, self.module, step=step, optimizers=self.optimizers,
+                          schedulers=self.schedulers, scaler=self.scaler, emas=self.emas, info=self._train_info())
+
+    def _resume(self) -> int:
+        if not (self.cfg.resume and self.checkpoint.is_file()):
+            return 0
+        train = load_training(self.checkpoint, self.module, optimizers=self.optimizers, schedulers=self.schedulers,
+                              scaler=self.scaler, emas=self.emas, device=self.device)
+        if train.get("policy_name") != self.cfg.policy.name:
+            log.warning("resuming a %s run with policy %s: the losses will not match an uninterrupted run",
+                        train.get("policy_name"), self.cfg.policy.name)
+        step = int(train["step"])
+        self._trim_metrics(step)
+        if self.info.is_main:
+            log.info("resumed from %s at step %d", self.checkpoint, step)
+        return step
+
+    def _trim_metrics(self, step: int) -> None:
+        """Drop logged rows past the checkpoint, so the metrics file reads as one uninterrupted run."""
+        path = self.out / "metrics.jsonl"
+        if not (self.info.is_main and path.is_file()):
+            return
+        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(r + "\n" for r in rows))
+
+    # -- loop ----------------------------------------------------------------------------------------------------
+    def _loader(self, start: int) -> Iterator[dict[str, Tensor]]:
+        sampler = gdist.StepBatchSampler(len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.info, start)  # type: ignore[arg-type]
+        loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers)  # type: ignore[arg-type]
+        for batch in loader:
+            yield self.cfg.policy.batch({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
+
+    def _wrap_ddp(self) -> dict[str, nn.Module]:
+        originals = dict(self.objective.networks.items())
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            for name, net in originals.items():
+                if any(p.requires_grad for p in net.parameters()):
+                    self.objective.networks[name] = _DDP(net, device_ids=ids)
+        return originals
+
+    def run(self) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        self.out.mkdir(parents=True, exist_ok=True)
+        start = self._resume()
+        fixed = next(iter(DataLoader(self.dataset, batch_size=min(cfg.n_samples, len(self.dataset)))))  # type: ignore[arg-type]
+        fixed = {k: v.to(self.device) for k, v in fixed.items()}
+        originals = self._wrap_ddp()
+        writer = self._tensorboard() if info.is_main else None
+        bar = self._progress(start) if info.is_main else None
+        step, interrupted, t0 = start, False, time.perf_counter()
+        try:
+            with _StopSignals() as stop, (self.out / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+                batches = self._loader(start)
+                for step in range(start + 1, cfg.steps + 1):
+                    row = self._step(step, next(batches))
+                    for sched in self.schedulers.values():
+                        sched.step()
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        self._log(gdist.all_mean(row, info) | {"step": float(step),
+                                  "it_per_s": (step - start) / (time.perf_counter() - t0)}, metrics, writer)
+                    if bar is not None:
+                        bar.update(1)
+                    with self._unwrapped(originals):
+                        if info.is_main and ((cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps):
+                            self.samples.append(write_samples(self.objective, self.out / f"samples_{step:07d}.png",
+                                                              cfg.n_samples, fixed, cfg.seed, self.emas))
+                        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+                            self.save(step)
+                        elif stop.received is not None:
+                            self.save(step)
+                    if stop.received is not None:
+                        interrupted = True
+                        if info.is_main:
+                            log.warning("stopped by signal %d at step %d; checkpoint written, resume with --resume",
+                                        stop.received, step)
+                        break
+        finally:
+            self._unwrap(originals)
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        if info.is_main:
+            self._finish(step)
+        return TrainResult(out_dir=self.out, checkpoint=self.checkpoint, samples=tuple(self.samples),
+                           history=tuple(self.history), step=step, interrupted=interrupted)
+
+    def _step(self, step: int, batch: dict[str, Tensor]) -> dict[str, float]:
+        ctx = gdist.step_context(self.cfg.seed, step, self.info)
+        row: dict[str, float] = {}
+        for phase in self.objective.phases:
+            if step % phase.every:
+                continue
+            row.update(run_phase(self.objective, phase, self.optimizers[phase.name], batch, ctx, step,
+                                 policy=self.cfg.policy, scaler=self.scaler, info=self.info))
+            for name in phase.networks:
+                if name in self.emas:
+                    net = self.objective.networks[name]
+                    self.emas[name].update_parameters(getattr(net, "module", net))
+        return row
+
+    @contextlib.contextmanager
+    def _unwrapped(self, originals: dict[str, nn.Module]) -> Iterator[None]:
+        if not self.info.enabled:
+            yield
+            return
+        wrapped = dict(self.objective.networks.items())
+        self._unwrap(originals)
+        try:
+            yield
+        finally:
+            for name, net in wrapped.items():
+                self.objective.networks[name] = net
+
+    def _unwrap(self, originals: dict[str, nn.Module]) -> None:
+        for name, net in originals.items():
+            self.objective.networks[name] = net
+
+    # -- reporting -----------------------------------------------------------------------------------------------
+    def _log(self, row: dict[str, float], metrics: Any, writer: Any) -> None:
+        if not self.info.is_main:
+            return
+        self.history.append(row)
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+        if writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    writer.add_scalar(key, value, int(row["step"]))
+        (self.on_log or self._log_line)(row)
+
+    def _log_line(self, row: dict[str, float]) -> None:
+        if self.cfg.progress and sys.stderr.isatty():
+            return  # the progress bar shows it
+        step, rate = int(row["step"]), row.get("it_per_s", 0.0)
+        eta = (self.cfg.steps - step) / rate if rate else 0.0
+        losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("loss_"))
+        log.info("step %d/%d  %s  %.1f it/s  ETA %dm%02ds", step, self.cfg.steps, losses, rate, eta // 60, eta % 60)
+
+    def _progress(self, start: int) -> Any:
+        if not (self.cfg.progress and sys.stderr.isatty()):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.steps, initial=start, unit="step", dynamic_ncols=True)
+
+    def _tensorboard(self) -> Any:
+        if not self.cfg.tensorboard or importlib.util.find_spec("tensorboard") is None:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.out / "tb"))
+
+    def _finish(self, step: int) -> None:
+        from ganzoo_core.plots import save_loss_curve
+
+        rows = [json.loads(ln) for ln in (self.out / "metrics.jsonl").read_text().splitlines() if ln]
+        if rows:
+            save_loss_curve(rows, self.out / "loss_curve.png", title=f"{getattr(self.module, 'ganzoo_spec', ('', ''))[1]}"
+                            f" ({self.cfg.policy.name})")
+        if self.samples:
+            with atomic_path(self.out / "samples.png") as tmp:
+                tmp.write_bytes(self.samples[-1].read_bytes())
+
+
+def train(objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: TrainCfg = TrainCfg(), *,
+          on_log: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``objective`` on ``dataset`` into ``out_dir``: ``checkpoint.safetensors`` (``ganzoo_core.load`` rebuilds
+    the objective; ``resume=True`` continues it), ``samples_<step>.png``, ``samples.png``, ``metrics.jsonl``,
+    ``loss_curve.png`` and ``tb/`` (TensorBoard, when installed). A NaN or infinite loss raises
+    ``NonFiniteLossError`` naming the step and the loss, and leaves the last checkpoint as it was."""
+    return Trainer(objective, dataset, out_dir, cfg, on_log=on_log).run()

@@ -221,33 +221,31 @@ class DcganObjective(nn.Module):
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.networks["G"].output_shapes(1)[1:])  # type: ignore[return-value]
 
-    def _noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def _noise(self, n: int, ctx: dict[str, Any]) -> Tensor:
+        """z ~ N(0, I) for n samples; the engine's ``ctx`` makes it a function of (seed, step) only."""
         g = self.networks["G"]
         (example,) = g.example_inputs(1)
-        device = next(g.parameters()).device
-        return torch.randn(n, *example.shape[1:], generator=generator, device=device)
+        return gz.batch_noise(ctx, n, *example.shape[1:], device=next(g.parameters()).device)
 
     def loss(self, phase: str, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         G, D, L = self.networks["G"], self.networks["D"], self.gan_loss
         if phase == "D":  # maximise log D(x) + log(1 - D(G(z)))
             real = batch["image"]
-            fake = G(self._noise(real.shape[0]))
+            fake = G(self._noise(real.shape[0], ctx))
             ctx["fake"] = fake
             d_real, d_fake = L.d_real(D(real)), L.d_fake(D(fake.detach()))
             return d_real + d_fake, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
         if phase == "G":  # maximise log D(G(z)) (non-saturating), on the D step's fake batch
             fake = ctx.pop("fake", None)
             if fake is None:
-                fake = G(self._noise(batch["image"].shape[0]))
+                fake = G(self._noise(batch["image"].shape[0], ctx))
             g = L.g_fake(D(fake))
             return g, {"g": g.detach()}
         raise KeyError(f"DCGAN has phases 'D' and 'G', got {phase!r}")
 
     @torch.no_grad()
     def sample(self, n: int, batch: Mapping[str, Tensor] | None = None, seed: int = 0) -> Tensor:
-        device = next(self.parameters()).device
-        gen = gz.make_generator(seed, device)
-        return self.networks["G"](self._noise(n, gen))
+        return self.networks["G"](self._noise(n, {"noise": gz.make_generator(seed)}))
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         (images,) = self.networks["D"].example_inputs(batch_size)

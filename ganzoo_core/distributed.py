@@ -1,0 +1,115 @@
+"""Multi-process training through ``torchrun`` (PyTorch's DDP; nothing home-made), and data order and noise that
+do not depend on the number of processes.
+
+- ``torchrun --nproc_per_node=N -m ganzoo_core.cli train ...`` sets ``RANK``/``WORLD_SIZE``; ``init()`` joins the
+  process group (gloo on CPU, nccl on CUDA). Rank 0 logs, samples and checkpoints.
+- ``batch_size`` is always the global batch: each of the N ranks gets ``batch_size / N`` of it.
+- The data order of step ``s`` and the noise of step ``s`` are functions of (seed, s) alone, so a run resumed at
+  step ``s``, or run on another number of processes, sees the same images and the same noise.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import torch
+import torch.distributed as dist
+
+from ganzoo_core.errors import GanzooError
+
+
+@attrs.frozen
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init(device: str) -> DistInfo:
+    """Join the ``torchrun`` process group if this process was started by it; a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend)
+    return DistInfo(rank=rank, world=world, local_rank=local)
+
+
+def device_for(device: str, info: DistInfo) -> torch.device:
+    """``cuda`` means this rank's own GPU under torchrun."""
+    if device == "cuda" and info.enabled:
+        return torch.device("cuda", info.local_rank)
+    return torch.device(device)
+
+
+def local_batch_size(batch_size: int, info: DistInfo) -> int:
+    if batch_size % info.world:
+        raise GanzooError(
+            f"batch_size={batch_size} is the global batch and must divide evenly over {info.world} processes"
+        )
+    return batch_size // info.world
+
+
+class StepBatchSampler:
+    """Index lists for each step: epoch ``e`` is a permutation seeded by (seed, e); step ``s`` takes global batch
+    ``s mod batches_per_epoch`` of it, and this rank its own slice. Starting at any step needs no saved state."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, info: DistInfo, start_step: int = 0) -> None:
+        if n < batch_size:
+            raise GanzooError(f"the dataset has {n} items, fewer than one batch of {batch_size}")
+        self.n, self.batch_size, self.seed, self.info, self.start_step = n, batch_size, seed, info, start_step
+        self.per_epoch = n // batch_size
+        self.local = local_batch_size(batch_size, info)
+
+    def indices(self, step: int) -> list[int]:
+        epoch, b = divmod(step, self.per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        start = b * self.batch_size + self.info.rank * self.local
+        return perm[start: start + self.local].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.indices(step)
+            step += 1
+
+
+def step_context(seed: int, step: int, info: DistInfo) -> dict[str, Any]:
+    """The ``ctx`` an iteration starts with: a noise generator for (seed, step), and this rank's place."""
+    return {"noise": torch.Generator().manual_seed(seed * 1_000_003 + step), "rank": info.rank, "world": info.world}
+
+
+def batch_noise(ctx: dict[str, Any], n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Standard normal noise for this rank's ``n`` samples, drawn as this rank's slice of the global batch's noise,
+    so that 1 or N processes see the same numbers. Outside the engine (no generator in ``ctx``) it uses torch's RNG."""
+    gen = ctx.get("noise")
+    if gen is None:
+        return torch.randn(n, *shape, device=device)
+    world, rank = ctx.get("world", 1), ctx.get("rank", 0)
+    full = torch.randn(n * world, *shape, generator=gen)
+    return full[rank * n: (rank + 1) * n].to(device)
+
+
+def all_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:
+    """Average logged scalars over ranks (for logging only)."""
+    if not info.enabled or not values:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return {k: float(v) / info.world for k, v in zip(keys, tensor)}

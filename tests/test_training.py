@@ -1,0 +1,239 @@
+"""The training engine: precision policies, exact resume, signals, the NaN guard, schedules, EMA, logs, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from test_datasets import write_animal
+from torch import nn
+
+import ganzoo_core as gz
+from ganzoo_core.policy import Policy
+from ganzoo_core.schedules import ScheduleCfg, make_scheduler
+from ganzoo_core.training import TrainCfg, train
+
+TINY = {"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8}}
+FAST = TrainCfg(steps=6, batch_size=8, log_every=1, sample_every=0, checkpoint_every=0, n_samples=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory):
+    root = write_animal(tmp_path_factory.mktemp("animal"))
+    return gz.create_dataset("animal_mnist.train", root=str(root))
+
+
+def tiny_dcgan(**overrides):
+    torch.manual_seed(0)
+    return gz.create_objective("dcgan.28", **{**TINY, **overrides})
+
+
+def train_meta(path: Path) -> dict:
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["ganzoo.train"])
+
+
+@pytest.mark.parametrize("policy", [Policy(), Policy(precision="bf16"), Policy(channels_last=True),
+                                    Policy(precision="bf16", channels_last=True)], ids=lambda p: p.name)
+def test_policies_train_and_are_recorded(policy: Policy, data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, policy=policy))
+    assert all(torch.isfinite(torch.tensor(r["loss_D"])) for r in result.history)
+    meta = train_meta(result.checkpoint)
+    assert meta["policy_name"] == policy.name and meta["policy"]["precision"] == policy.precision
+    assert gz.load(result.checkpoint).cfg == tiny_dcgan().cfg  # still loadable as plain weights
+
+
+def test_bf16_changes_the_numbers(data, tmp_path: Path) -> None:
+    """The policy is really applied: bf16 autocast gives other (close) losses than fp32."""
+    fp32 = train(tiny_dcgan(), data, tmp_path / "a", FAST).history
+    bf16 = train(tiny_dcgan(), data, tmp_path / "b", attrs.evolve(FAST, policy=Policy(precision="bf16"))).history
+    first = (fp32[0]["loss_D"], bf16[0]["loss_D"])
+    assert first[0] != first[1] and abs(first[0] - first[1]) < 0.05
+
+
+def test_compile_policy(data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2, policy=Policy(compile=True)))
+    assert train_meta(result.checkpoint)["policy_name"] == "fp32+compile"
+    loaded = gz.load(result.checkpoint)  # compiled in place: parameter names unchanged
+    assert set(loaded.state_dict()) == set(tiny_dcgan().state_dict())
+
+
+def test_fp16_needs_cuda(data, tmp_path: Path) -> None:
+    with pytest.raises(gz.GanzooError, match="fp16 needs a CUDA device"):
+        train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, policy=Policy(precision="fp16")))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fp16_with_grad_scaler_on_cuda(data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, device="cuda", policy=Policy(precision="fp16")))
+    assert train_meta(result.checkpoint)["scaler"]["scale"] > 0
+
+
+def test_interrupted_and_resumed_run_gives_the_same_losses(data, tmp_path: Path) -> None:
+    cfg = attrs.evolve(FAST, steps=12, ema=0.9, schedule=ScheduleCfg(kind="linear", decay_start=4))
+    whole = train(tiny_dcgan(), data, tmp_path / "whole", cfg)
+
+    def stop_at_5(row: dict[str, float]) -> None:
+        if row["step"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled by the engine: checkpoint, then stop
+
+    first = train(tiny_dcgan(), data, tmp_path / "split", cfg, on_log=stop_at_5)
+    assert first.interrupted and first.step == 5
+    rest = train(tiny_dcgan(), data, tmp_path / "split", attrs.evolve(cfg, resume=True))
+    assert rest.step == 12 and [r["step"] for r in rest.history] == list(range(6, 13))
+    keys = ("step", "loss_D", "loss_G", "D/d_real", "D/d_fake", "G/g")
+    split = [tuple(r[k] for k in keys) for r in first.history + rest.history]
+    assert split == [tuple(r[k] for k in keys) for r in whole.history]  # exactly, not approximately
+    a, b = gz.load(whole.checkpoint, ema=True), gz.load(rest.checkpoint, ema=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    rows = [json.loads(ln)["step"] for ln in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, 13))
+
+
+def test_resume_without_checkpoint_starts_fresh_and_weights_only_files_are_refused(data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2, resume=True))
+    assert result.step == 2 and result.history[0]["step"] == 1
+    gz.save(tiny_dcgan(), tmp_path / "checkpoint.safetensors")
+    with pytest.raises(gz.CheckpointError, match="no training state"):
+        train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, resume=True))
+
+
+def test_sigterm_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
+    root = write_animal(tmp_path)
+    cmd = [sys.executable, "-m", "ganzoo_core.cli", "train", "dcgan.28", "--steps", "100000", "--batch-size", "8",
+           "--log-every", "1", "--sample-every", "0", "--checkpoint-every", "0", "--no-progress",
+           "--set", "generator_kwargs={'ngf': 8}", "--set", "discriminator_kwargs={'ndf': 8}",
+           "--data-set", f"root={str(root)!r}", "--out", str(tmp_path / "run")]
+    env = {**os.environ, "GANZOO_LOAD_PLUGINS": "dcgan"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    step = train_meta(tmp_path / "run" / "checkpoint.safetensors")["step"]
+    assert step >= 3
+    resumed = subprocess.run([*cmd[:6], str(step + 2), *cmd[7:], "--resume"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert train_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] == step + 2
+
+
+@attrs.frozen(kw_only=True)
+class NanCfg:
+    nan_at: int = 3
+
+
+class NanObjective(nn.Module):
+    """Produces a finite loss until its ``nan_at``-th D step, then NaN."""
+
+    def __init__(self, cfg: NanCfg = NanCfg()) -> None:
+        super().__init__()
+        self.cfg, self.calls = cfg, 0
+        self.networks = nn.ModuleDict({"D": nn.Linear(1, 1)})
+        self.phases = (gz.Phase(name="D", networks=("D",)),)
+
+    def loss(self, phase, batch, ctx):
+        self.calls += 1
+        out = self.networks["D"](batch["image"].mean((1, 2, 3))[:, None]).mean()
+        return (out * float("nan") if self.calls >= self.cfg.nan_at else out), {}
+
+    def sample(self, n, batch=None, seed=0):
+        return torch.zeros(n, 1, 4, 4)
+
+    def example_batch(self, batch_size=2):
+        return {"image": torch.randn(batch_size, 1, 4, 4)}
+
+
+def test_nan_guard_names_step_and_loss_and_keeps_the_last_checkpoint(data, tmp_path: Path) -> None:
+    gz.register_objective("nantest.obj", cfg=NanCfg())(NanObjective)
+    try:
+        objective = gz.create_objective("nantest.obj")
+        with pytest.raises(gz.NonFiniteLossError) as err:
+            train(objective, data, tmp_path, attrs.evolve(FAST, checkpoint_every=2))
+        assert err.value.step == 3 and err.value.loss_name == "loss_D" and "step 3" in str(err.value)
+        assert train_meta(tmp_path / "checkpoint.safetensors")["step"] == 2
+        assert torch.isfinite(gz.load(tmp_path / "checkpoint.safetensors").networks["D"].weight).all()
+    finally:
+        from ganzoo_core._plugins import get_host
+
+        get_host().registry.remove_plugin("test_training")
+
+
+def test_schedules() -> None:
+    def lrs(cfg: ScheduleCfg, steps: int) -> list[float]:
+        opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = make_scheduler(opt, cfg, steps), []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    assert lrs(ScheduleCfg(), 4) == [1.0] * 4
+    assert lrs(ScheduleCfg(kind="linear"), 8) == pytest.approx([1, 1, 1, 1, 1, 0.75, 0.5, 0.25])
+    assert lrs(ScheduleCfg(kind="step", step_size=2, gamma=0.5), 6) == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.25])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        ScheduleCfg(kind="cosine")
+
+
+def test_ema_weights_are_kept_and_used(data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, ema=0.5))
+    raw, ema = gz.load(result.checkpoint), gz.load(result.checkpoint, ema=True)
+    assert not torch.equal(raw.networks["G"].main[0].weight, ema.networks["G"].main[0].weight)
+    assert torch.equal(raw.networks["D"].main[0].weight, ema.networks["D"].main[0].weight)
+    assert train_meta(result.checkpoint)["ema"] == {"G": FAST.steps}
+    with pytest.raises(gz.CheckpointError, match="no EMA weights"):
+        gz.load(train(tiny_dcgan(), data, tmp_path / "plain", FAST).checkpoint, ema=True)
+    with pytest.raises(gz.GanzooError, match="not networks of this objective"):
+        train(tiny_dcgan(), data, tmp_path / "x", attrs.evolve(FAST, ema=0.9, ema_networks=("G_A",)))
+
+
+def test_outputs_a_user_watches(data, tmp_path: Path) -> None:
+    result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, sample_every=3))
+    assert [p.name for p in result.samples] == ["samples_0000003.png", "samples_0000006.png"]
+    curve = Image.open(tmp_path / "loss_curve.png")
+    assert curve.size == (700, 400) and len(set(curve.convert("L").getdata())) > 10  # a drawn plot, not blank
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and all(r["it_per_s"] > 0 for r in rows)
+    if __import__("importlib").util.find_spec("tensorboard"):
+        assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
+    """The same global batch on 1 and 2 gloo processes gives the same losses and weights (per-sample networks:
+    BatchNorm statistics would differ by construction, see the README)."""
+    root = write_animal(tmp_path)
+    args = ["train", "dcgan.28", "--steps", "6", "--batch-size", "16", "--log-every", "1", "--sample-every", "0",
+            "--no-progress", "--set", "generator_kwargs={'ngf': 8, 'norm': 'identity'}",
+            "--set", "discriminator_kwargs={'ndf': 8, 'norm': 'identity'}", "--data-set", f"root={str(root)!r}"]
+    env = {**os.environ, "GANZOO_LOAD_PLUGINS": "dcgan", "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "ganzoo_core.cli", *args, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "ganzoo_core.cli",
+                          *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    rows = [[json.loads(ln) for ln in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in ("one", "two")]
+    assert len(rows[0]) == len(rows[1]) == 6
+    for a, b in zip(*rows):
+        assert a["loss_D"] == pytest.approx(b["loss_D"], abs=1e-5) and a["loss_G"] == pytest.approx(b["loss_G"], abs=1e-5)
+    w1, w2 = (gz.load(tmp_path / d / "checkpoint.safetensors").state_dict() for d in ("one", "two"))
+    for key in w1:
+        assert torch.allclose(w1[key], w2[key], atol=1e-5), key
+    assert train_meta(tmp_path / "two" / "checkpoint.safetensors")["world"] == 2
