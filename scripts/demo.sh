@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set everything up, train DCGAN (dcgan.28) on real Animal-MNIST silhouettes, then sample new images.
-# Leaves runs/dcgan-animal/checkpoint.safetensors, runs/dcgan-animal/samples.png and runs/dcgan-animal/new_samples.png.
+# Leaves runs/dcgan-animal/: checkpoint.safetensors, samples.png, loss_curve.png, metrics.jsonl and new_samples.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

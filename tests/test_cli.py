@@ -94,3 +94,23 @@ def test_console_script_runs_in_a_clean_process() -> None:
     proc = subprocess.run([sys.executable, "-m", "ganzoo_core.cli", "list", "--kind", "loss"], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0 and "gan.bce" in proc.stdout and "dcgan" not in proc.stdout
+
+
+def test_train_policy_flags_reach_the_checkpoint(tmp_path: Path, capsys) -> None:
+    (tmp_path / "data").mkdir()
+    root = write_animal(tmp_path / "data")
+    code, _, err = run(
+        ["train", "dcgan.28", "--steps", "2", "--batch-size", "8", "--precision", "bf16", "--channels-last",
+         "--lr-schedule", "step", "--step-size", "1", "--ema", "0.9", "--no-progress",
+         "--set", "generator_kwargs={'ngf': 8}", "--set", "discriminator_kwargs={'ndf': 8}",
+         "--data-set", f"root={str(root)!r}", "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "run" / "checkpoint.safetensors"), framework="pt") as handle:
+        meta = json.loads(handle.metadata()["ganzoo.train"])
+    assert meta["policy_name"] == "bf16+channels_last" and meta["train_cfg"]["ema"] == 0.9
+    assert meta["schedulers"]["D"]["_last_lr"] == [pytest.approx(2e-4 * 0.25)]
+    code, _, err = run(["train", "dcgan.28", "--precision", "fp16", "--steps", "1", "--data-set",
+                        f"root={str(root)!r}", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "fp16 needs a CUDA device" in err
