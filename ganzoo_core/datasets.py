@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ganzoo_core._registry import register_dataset
+from ganzoo_core.data.schema import ArrayBundle
 from ganzoo_core.errors import DatasetUnavailableError, GanzooError
 
 GANZOO_API_VERSION = "1.0"
@@ -92,6 +93,11 @@ class ImageArrayDataset(Dataset[dict[str, Tensor]]):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.cfg.channels, *self.images.shape[-2:])
+
+    def bundle(self) -> ArrayBundle:
+        """The images (as stored, before channel expansion) and labels, for ``ganzoo data build``."""
+        images = self.images.permute(0, 2, 3, 1).numpy()  # (N, C, H, W) → (N, H, W, C)
+        return ArrayBundle(images=images, labels=self.labels.numpy(), label_names=self.class_names)
 
 
 def _resize_uint8(images: Tensor, size: int) -> Tensor:

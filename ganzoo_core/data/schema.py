@@ -1,0 +1,290 @@
+"""The ganzoo HDF5 dataset schema, version 1 (docs/data.md), its writer, and its lazy reader.
+
+Root attributes: ``ganzoo.schema_version`` (int), ``ganzoo.name``, ``ganzoo.source`` (where the data came from),
+``ganzoo.meta`` (JSON). Datasets, all optional except that a file holds images or sentences:
+
+=====================================  ===========================================================================
+``images``        uint8 (N, H, W, C)    C = 1 or 3; chunked one image per chunk, gzip level 4
+``images_b``      uint8 (N, H, W, C)    the paired image of each image (pix2pix A→B); ``images`` is A
+``labels``        int64 (N,)            class labels; attribute ``names`` (JSON list)
+``attributes``    uint8 (N, K)          binary attributes; attribute ``names`` (JSON list of K names)
+``domains``       int64 (N,)            domain of each image (CycleGAN's A = 0, B = 1); attribute ``names``
+``captions/text`` vlen str (T,)         every caption of every image, image by image
+``captions/index`` int64 (N + 1,)       captions of image i are ``text[index[i]:index[i + 1]]``
+``text_embeddings/<encoder>`` float32 (T, D)  one embedding per caption, keyed by registry encoder name
+``sentences/text`` vlen str (S,)        an ordered sentence corpus (skip-thought training)
+``sentences/doc`` int64 (S,)            the document (book) of each sentence; attribute ``names``
+``splits/<name>`` int64 (M,)            indices of a named split (``train``, ``test``)
+=====================================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ganzoo_core._registry import register_dataset
+from ganzoo_core.checkpoints import atomic_path
+from ganzoo_core.errors import GanzooError
+
+SCHEMA_VERSION = 1
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+class DataError(GanzooError):
+    """A dataset file or source folder that is not what it should be; the message names the file."""
+
+
+@attrs.define(kw_only=True)
+class ArrayBundle:
+    """Everything a schema file can hold, in memory. ``validate()`` checks that the parts agree."""
+
+    images: np.ndarray | None = None  # (N, H, W, C) uint8
+    images_b: np.ndarray | None = None
+    labels: np.ndarray | None = None  # (N,) int
+    label_names: Sequence[str] = ()
+    attributes: np.ndarray | None = None  # (N, K) {0, 1}
+    attribute_names: Sequence[str] = ()
+    domains: np.ndarray | None = None  # (N,) int
+    domain_names: Sequence[str] = ()
+    captions: Sequence[Sequence[str]] | None = None  # N lists of captions
+    text_embeddings: Mapping[str, np.ndarray] = attrs.field(factory=dict)  # encoder name -> (T, D)
+    sentences: Sequence[str] | None = None
+    sentence_docs: np.ndarray | None = None
+    doc_names: Sequence[str] = ()
+    splits: Mapping[str, np.ndarray] = attrs.field(factory=dict)
+
+    def __len__(self) -> int:
+        if self.images is not None:
+            return len(self.images)
+        return len(self.sentences or ())
+
+    def validate(self, where: str = "dataset") -> ArrayBundle:
+        if self.images is None and self.sentences is None:
+            raise DataError(f"{where}: holds neither images nor sentences")
+        n = len(self)
+        if self.images is not None:
+            _check_images(self.images, where, "images")
+        if self.images_b is not None:
+            _check_images(self.images_b, where, "images_b")
+            if self.images_b.shape[0] != n:
+                raise DataError(f"{where}: {n} images but {self.images_b.shape[0]} paired images")
+        for name, array, names in (("labels", self.labels, self.label_names),
+                                   ("domains", self.domains, self.domain_names)):
+            if array is not None:
+                if array.shape != (n,):
+                    raise DataError(f"{where}: {name} has shape {array.shape}, expected ({n},)")
+                if names and (array.min() < 0 or array.max() >= len(names)):
+                    raise DataError(f"{where}: {name} outside 0..{len(names) - 1} ({len(names)} names)")
+        if self.attributes is not None:
+            if self.attributes.ndim != 2 or self.attributes.shape[0] != n:
+                raise DataError(f"{where}: attributes have shape {self.attributes.shape}, expected ({n}, K)")
+            if self.attribute_names and len(self.attribute_names) != self.attributes.shape[1]:
+                raise DataError(f"{where}: {self.attributes.shape[1]} attribute columns but "
+                                f"{len(self.attribute_names)} attribute names")
+        if self.captions is not None:
+            if len(self.captions) != n:
+                raise DataError(f"{where}: {len(self.captions)} caption lists for {n} images; each image needs one "
+                                "list (possibly empty)")
+            total = sum(len(c) for c in self.captions)
+            for encoder, emb in self.text_embeddings.items():
+                if emb.ndim != 2 or emb.shape[0] != total:
+                    raise DataError(f"{where}: text embeddings {encoder!r} have shape {emb.shape}, expected "
+                                    f"({total}, D): one row per caption")
+        elif self.text_embeddings:
+            raise DataError(f"{where}: text embeddings without captions")
+        if self.sentence_docs is not None and len(self.sentence_docs) != len(self.sentences or ()):
+            raise DataError(f"{where}: {len(self.sentence_docs)} document ids for {len(self.sentences or ())} "
+                            "sentences")
+        for split, index in self.splits.items():
+            if len(index) and (index.min() < 0 or index.max() >= n):
+                raise DataError(f"{where}: split {split!r} has indices outside 0..{n - 1}")
+        return self
+
+
+def _check_images(images: np.ndarray, where: str, name: str) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(f"{where}: {name} must be uint8 (N, H, W, C) with C = 1 or 3, got {images.dtype} "
+                        f"{images.shape}")
+
+
+def write_h5(bundle: ArrayBundle, path: str | Path, *, name: str, source: str,
+             meta: Mapping[str, Any] | None = None) -> Path:
+    """Write ``bundle`` as a schema-v1 file, atomically (a half-written file never replaces a good one)."""
+    bundle.validate(str(path))
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["ganzoo.schema_version"] = SCHEMA_VERSION
+        f.attrs["ganzoo.name"] = name
+        f.attrs["ganzoo.source"] = source
+        f.attrs["ganzoo.meta"] = json.dumps(dict(meta or {}))
+        for key in ("images", "images_b"):
+            array = getattr(bundle, key)
+            if array is not None:
+                f.create_dataset(key, data=array, chunks=(1, *array.shape[1:]), compression="gzip",
+                                 compression_opts=4)
+        for key, array, names in (("labels", bundle.labels, bundle.label_names),
+                                  ("domains", bundle.domains, bundle.domain_names),
+                                  ("attributes", bundle.attributes, bundle.attribute_names)):
+            if array is not None:
+                dtype = np.uint8 if key == "attributes" else np.int64
+                f.create_dataset(key, data=np.asarray(array, dtype=dtype)).attrs["names"] = json.dumps(list(names))
+        if bundle.captions is not None:
+            flat = [c for caps in bundle.captions for c in caps]
+            index = np.concatenate([[0], np.cumsum([len(c) for c in bundle.captions])]).astype(np.int64)
+            f.create_dataset("captions/text", data=np.array(flat, dtype=object), dtype=_STR)
+            f.create_dataset("captions/index", data=index)
+            for encoder, emb in bundle.text_embeddings.items():
+                f.create_dataset(f"text_embeddings/{encoder}", data=np.asarray(emb, np.float32))
+        if bundle.sentences is not None:
+            f.create_dataset("sentences/text", data=np.array(list(bundle.sentences), dtype=object), dtype=_STR)
+            if bundle.sentence_docs is not None:
+                docs = f.create_dataset("sentences/doc", data=np.asarray(bundle.sentence_docs, np.int64))
+                docs.attrs["names"] = json.dumps(list(bundle.doc_names))
+        for split, index in bundle.splits.items():
+            f.create_dataset(f"splits/{split}", data=np.asarray(index, np.int64))
+    return Path(path)
+
+
+def open_h5(path: str | Path) -> h5py.File:
+    """Open a schema file for reading, with errors that say what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"dataset file {str(path)!r} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"{str(path)!r} is not a readable HDF5 file ({err}); it may be truncated: rebuild it with "
+                        "'ganzoo data build'") from err
+    version = f.attrs.get("ganzoo.schema_version")
+    if version != SCHEMA_VERSION:
+        f.close()
+        found = "no ganzoo schema version" if version is None else f"schema version {version}"
+        raise DataError(f"{str(path)!r} has {found}; this ganzoo reads version {SCHEMA_VERSION}: rebuild it with "
+                        "'ganzoo data build'")
+    return f
+
+
+@attrs.frozen(kw_only=True)
+class H5Info:
+    path: Path
+    name: str
+    source: str
+    meta: dict[str, Any]
+    datasets: dict[str, tuple[tuple[int, ...], str]]  # HDF5 path -> (shape, dtype)
+    splits: dict[str, int]
+
+
+def read_h5_info(path: str | Path) -> H5Info:
+    """What a schema file holds, without reading its arrays."""
+    with open_h5(path) as f:
+        datasets: dict[str, tuple[tuple[int, ...], str]] = {}
+        f.visititems(lambda key, obj: datasets.__setitem__(key, (obj.shape, str(obj.dtype)))
+                     if isinstance(obj, h5py.Dataset) else None)
+        return H5Info(path=Path(path), name=str(f.attrs["ganzoo.name"]), source=str(f.attrs["ganzoo.source"]),
+                      meta=json.loads(f.attrs.get("ganzoo.meta", "{}")), datasets=datasets,
+                      splits={k: len(v) for k, v in f.get("splits", {}).items()})
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@attrs.frozen(kw_only=True)
+class H5Cfg:
+    path: str | None = attrs.field(default=None, converter=_opt_str)  # the schema file
+    split: str | None = None  # a name under /splits; None: every item
+    encoder: str | None = None  # text_embeddings/<encoder> to serve as "text_emb" (a random caption's, per item)
+    channels: int | None = None  # 1 or 3 (grey repeated to RGB, RGB averaged to grey); None keeps the file's
+    image_size: int | None = None  # resize (bilinear, antialiased); None keeps the file's
+
+
+class H5Dataset(Dataset[dict[str, Tensor]]):
+    """Lazy reader of a schema file: items are ``{"image", "label", "attrs", "domain", "image_b", "text_emb"}`` as
+    present (images float C×H×W in [-1, 1]). Each DataLoader worker opens its own file handle."""
+
+    def __init__(self, cfg: H5Cfg) -> None:
+        if cfg.path is None:
+            raise DataError("dataset h5.file needs path=<file.h5> (build one with 'ganzoo data build')")
+        self.cfg, self.path = cfg, Path(cfg.path)
+        self._file: h5py.File | None = None
+        self._pid = -1
+        with open_h5(self.path) as f:
+            if "images" not in f:
+                raise DataError(f"{str(self.path)!r} holds no images (a sentence corpus?); read it with "
+                                "ganzoo_core.data.schema.open_h5")
+            n = f["images"].shape[0]
+            if cfg.split is None:
+                self.index = np.arange(n)
+            elif f"splits/{cfg.split}" in f:
+                self.index = f[f"splits/{cfg.split}"][()]
+            else:
+                raise DataError(f"{str(self.path)!r} has no split {cfg.split!r}; it has {sorted(f.get('splits', {}))}")
+            if cfg.encoder is not None and f"text_embeddings/{cfg.encoder}" not in f:
+                raise DataError(f"{str(self.path)!r} has no text embeddings of {cfg.encoder!r}; it has "
+                                f"{sorted(f.get('text_embeddings', {}))}: run 'ganzoo encode'")
+            self.keys = [k for k in ("labels", "attributes", "domains", "images_b") if k in f]
+            self.names = {k: json.loads(f[k].attrs.get("names", "[]")) for k in ("labels", "attributes", "domains")
+                          if k in f}
+            self.caption_index = f["captions/index"][()] if cfg.encoder is not None else None
+
+    def _handle(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():  # a fresh handle in every worker process
+            self._file, self._pid = open_h5(self.path), os.getpid()
+        return self._file
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _image(self, array: np.ndarray) -> Tensor:
+        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()  # (H, W, C) → (C, H, W)
+        if self.cfg.image_size is not None and image.shape[-1] != self.cfg.image_size:
+            image = torch.nn.functional.interpolate(image[None], size=(self.cfg.image_size,) * 2, mode="bilinear",
+                                                    antialias=True, align_corners=False)[0]
+        if self.cfg.channels == 3 and image.shape[0] == 1:
+            image = image.expand(3, -1, -1)
+        elif self.cfg.channels == 1 and image.shape[0] == 3:
+            image = image.mean(0, keepdim=True)
+        return image.div(127.5).sub(1.0)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        f, j = self._handle(), int(self.index[i])
+        item = {"image": self._image(f["images"][j])}
+        if "labels" in self.keys:
+            item["label"] = torch.tensor(int(f["labels"][j]))
+        if "domains" in self.keys:
+            item["domain"] = torch.tensor(int(f["domains"][j]))
+        if "attributes" in self.keys:
+            item["attrs"] = torch.from_numpy(f["attributes"][j].astype(np.float32))
+        if "images_b" in self.keys:
+            item["image_b"] = self._image(f["images_b"][j])
+        if self.caption_index is not None:
+            lo, hi = int(self.caption_index[j]), int(self.caption_index[j + 1])
+            if hi == lo:
+                raise DataError(f"{str(self.path)!r}: image {j} has no caption to condition on")
+            k = lo + int(torch.randint(hi - lo, ()))
+            item["text_emb"] = torch.from_numpy(f[f"text_embeddings/{self.cfg.encoder}"][k])
+        return item
+
+    def __getstate__(self) -> dict[str, Any]:  # h5py handles do not pickle: workers reopen
+        return {**self.__dict__, "_file": None, "_pid": -1}
+
+
+register_dataset("h5.file", cfg=H5Cfg())(H5Dataset)
+
+
+def bundle_from_dataset(dataset: Any) -> ArrayBundle:
+    """The ``ArrayBundle`` of a registered dataset that can give one (built-ins implement ``bundle()``)."""
+    make = getattr(dataset, "bundle", None)
+    if make is None:
+        raise DataError(f"{type(dataset).__name__} cannot be written to HDF5 (it has no bundle() method)")
+    return make()
