@@ -12,4 +12,5 @@ plugins=()
 for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
 "${PIP[@]}" --no-build-isolation -e . "${plugins[@]}"
 "${PIP[@]}" --no-deps animal-mnist                  # real data; --no-deps: its metadata asks for tensorflow
+"${PIP[@]}" emoji rdata                             # emoji names, the Jane Austen corpus reader (ganzoo-core[data])
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
