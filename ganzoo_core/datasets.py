@@ -175,6 +175,13 @@ def fashion_mnist(cfg: ImageDatasetCfg) -> ImageArrayDataset:
     return ImageArrayDataset(images, labels, FASHION_CLASSES, cfg)
 
 
+def _fashion_available(cfg: ImageDatasetCfg) -> bool:
+    return bool(_find(cfg.root, _FASHION_FILES.get(cfg.split, ()), "dataset-fashion-mnist"))
+
+
+fashion_mnist.available = _fashion_available  # type: ignore[attr-defined]  (read by 'ganzoo data list')
+
+
 # -- Animal-MNIST ---------------------------------------------------------------------------------------------------
 
 _ANIMAL_FILES = ("animal_data_version_3.gz", "animal_label_version_3.gz")
@@ -244,3 +251,14 @@ def animal_mnist(cfg: ImageDatasetCfg) -> ImageArrayDataset:
         raise GanzooError(f"{paths[0]} holds {images.dtype} images of shape {images.shape[1:]}, expected uint8 28×28")
     index = animal_split(labels, cfg.split)
     return ImageArrayDataset(images[index], labels[index], ANIMAL_CLASSES, cfg)
+
+
+def _animal_available(cfg: ImageDatasetCfg) -> bool:
+    try:
+        folder = _animal_dir(cfg.root)
+    except DatasetUnavailableError:
+        return False
+    return all((folder / n).is_file() for n in _ANIMAL_FILES)
+
+
+animal_mnist.available = _animal_available  # type: ignore[attr-defined]

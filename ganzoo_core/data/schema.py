@@ -73,6 +73,8 @@ class ArrayBundle:
         if self.images is None and self.sentences is None:
             raise DataError(f"{where}: holds neither images nor sentences")
         n = len(self)
+        if n == 0:
+            raise DataError(f"{where}: holds no items")
         if self.images is not None:
             _check_images(self.images, where, "images")
         if self.images_b is not None:
@@ -82,11 +84,15 @@ class ArrayBundle:
         for name, array, names in (("labels", self.labels, self.label_names),
                                    ("domains", self.domains, self.domain_names)):
             if array is not None:
+                if not np.issubdtype(np.asarray(array).dtype, np.integer):
+                    raise DataError(f"{where}: {name} must be integers, got {array.dtype}")
                 if array.shape != (n,):
                     raise DataError(f"{where}: {name} has shape {array.shape}, expected ({n},)")
                 if names and (array.min() < 0 or array.max() >= len(names)):
                     raise DataError(f"{where}: {name} outside 0..{len(names) - 1} ({len(names)} names)")
         if self.attributes is not None:
+            if not np.isin(self.attributes, (0, 1)).all():
+                raise DataError(f"{where}: attributes must be 0 or 1 (map CelebA's -1/1 with a > 0)")
             if self.attributes.ndim != 2 or self.attributes.shape[0] != n:
                 raise DataError(f"{where}: attributes have shape {self.attributes.shape}, expected ({n}, K)")
             if self.attribute_names and len(self.attribute_names) != self.attributes.shape[1]:
@@ -96,6 +102,8 @@ class ArrayBundle:
             if len(self.captions) != n:
                 raise DataError(f"{where}: {len(self.captions)} caption lists for {n} images; each image needs one "
                                 "list (possibly empty)")
+            if not all(isinstance(c, str) for caps in self.captions for c in caps):
+                raise DataError(f"{where}: every caption must be a str")
             total = sum(len(c) for c in self.captions)
             for encoder, emb in self.text_embeddings.items():
                 if emb.ndim != 2 or emb.shape[0] != total:
@@ -107,12 +115,17 @@ class ArrayBundle:
             raise DataError(f"{where}: {len(self.sentence_docs)} document ids for {len(self.sentences or ())} "
                             "sentences")
         for split, index in self.splits.items():
+            if not np.issubdtype(np.asarray(index).dtype, np.integer):
+                raise DataError(f"{where}: split {split!r} must hold integer indices, got {np.asarray(index).dtype}")
             if len(index) and (index.min() < 0 or index.max() >= n):
                 raise DataError(f"{where}: split {split!r} has indices outside 0..{n - 1}")
         return self
 
 
 def _check_images(images: np.ndarray, where: str, name: str) -> None:
+    if not isinstance(images, np.ndarray):
+        raise DataError(f"{where}: {name} must be a uint8 (N, H, W, C) numpy array, got a {type(images).__name__}; "
+                        "stack the images with np.stack")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise DataError(f"{where}: {name} must be uint8 (N, H, W, C) with C = 1 or 3, got {images.dtype} "
                         f"{images.shape}")
@@ -247,7 +260,7 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
 
     def _image(self, array: np.ndarray) -> Tensor:
         image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float()  # (H, W, C) → (C, H, W)
-        if self.cfg.image_size is not None and image.shape[-1] != self.cfg.image_size:
+        if self.cfg.image_size is not None and tuple(image.shape[-2:]) != (self.cfg.image_size,) * 2:
             image = torch.nn.functional.interpolate(image[None], size=(self.cfg.image_size,) * 2, mode="bilinear",
                                                     antialias=True, align_corners=False)[0]
         if self.cfg.channels == 3 and image.shape[0] == 1:
@@ -279,7 +292,7 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
         return {**self.__dict__, "_file": None, "_pid": -1}
 
 
-register_dataset("h5.file", cfg=H5Cfg())(H5Dataset)
+register_dataset("h5.file", cfg=H5Cfg(), summary="A ganzoo HDF5 schema file, read lazily (see ganzoo data build)")(H5Dataset)
 
 
 def bundle_from_dataset(dataset: Any) -> ArrayBundle:

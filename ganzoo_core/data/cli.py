@@ -1,0 +1,141 @@
+"""``ganzoo data list | build | info``: registered datasets and converters to schema files, and what a file holds.
+
+A dataset factory may carry an ``available(cfg) -> bool`` function attribute that says cheaply (no loading) whether
+its source files are on this machine; ``ganzoo data list`` shows ``yes``/``no`` from it, and ``?`` without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from ganzoo_core._api import create, get_entry, is_name, list_names
+from ganzoo_core._registry import Entry
+from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
+from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, open_h5, read_h5_info, write_h5
+from ganzoo_core.errors import GanzooError
+
+
+def availability(entry: Entry) -> str:
+    """``yes``/``no`` from the factory's ``available(cfg)``, ``?`` when it has none (or it fails)."""
+    check = getattr(entry.factory, "available", None)
+    if not callable(check):
+        return "?"
+    try:
+        return "yes" if check(entry.cfg) else "no"
+    except Exception:  # a broken check must not break the listing
+        return "?"
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    names = list_names("dataset")
+    width = max((len(n) for n in [*names, *CONVERTERS]), default=0)
+    print("datasets: ganzoo data build NAME OUT.h5 [--set key=value ...]   (source here: yes, no, ? = not known "
+          "without loading it)")
+    for name in names:
+        entry = get_entry("dataset", name)
+        print(f"  {name:<{width}}  {availability(entry):<3}  {entry.summary}")
+    print("converters: ganzoo data build CONVERTER OUT.h5 --set key=value ...   (docs/data.md)")
+    for name, func in CONVERTERS.items():
+        summary = (func.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<{width}}  {summary}\n  {'':<{width}}    options: {converter_usage(name)}")
+    return 0
+
+
+def _unknown_source(name: str) -> GanzooError:
+    pool = [*CONVERTERS, *list_names("dataset")]
+    close = difflib.get_close_matches(name, pool, n=3)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return GanzooError(f"{name!r} is neither a converter ({', '.join(CONVERTERS)}) nor a registered dataset{hint} "
+                       "(see 'ganzoo data list')")
+
+
+def build_bundle(name: str, options: dict[str, Any]) -> tuple[ArrayBundle, str, str]:
+    """(bundle, source, registered name or "") of a converter or of a registered dataset that has ``bundle()``."""
+    if name in CONVERTERS:
+        converted = run_converter(name, options)
+        return converted, converted.source, ""
+    if not is_name("dataset", name):
+        raise _unknown_source(name)
+    entry = get_entry("dataset", name)
+    bundle = bundle_from_dataset(create("dataset", name, **options))
+    given = f" with {', '.join(f'{k}={v!r}' for k, v in options.items())}" if options else ""
+    return bundle, f"registered dataset {entry.name}{given} ({entry.summary})", entry.name
+
+
+def cmd_data_build(args: argparse.Namespace) -> int:
+    from ganzoo_core.cli import _parse_overrides  # here, not at the top: ganzoo_core.cli imports this module
+
+    options = _parse_overrides(args.set)
+    bundle, source, registered = build_bundle(args.name, options)
+    meta = {"built_from": args.name, "options": {k: _jsonable(v) for k, v in options.items()}}
+    name = args.file_name or registered or args.out.stem
+    path = write_h5(bundle, args.out, name=name, source=source, meta=meta)
+    shape = "" if bundle.images is None else f", images of shape {bundle.images.shape[1:]} (H, W, C)"
+    print(f"wrote {path}: {len(bundle)} items{shape}; see 'ganzoo data info {path}'")
+    return 0
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _human(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+def _version_and_names(path: Path) -> tuple[int, dict[str, list[str]]]:
+    """The schema version and the ``names`` of labels, attributes, domains and documents."""
+    with open_h5(path) as f:
+        names = {key: json.loads(f[key].attrs["names"]) for key in ("labels", "attributes", "domains", "sentences/doc")
+                 if key in f and "names" in f[key].attrs}
+        return int(f.attrs["ganzoo.schema_version"]), names
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    info = read_h5_info(args.file)
+    version, names = _version_and_names(args.file)
+    print(f"{info.path}  ({_human(info.path.stat().st_size)})")
+    print(f"  name:    {info.name}\n  source:  {info.source}\n  schema:  version {version}")
+    if info.meta:
+        print(f"  meta:    {json.dumps(info.meta, sort_keys=True)}")
+    width = max((len(k) for k in info.datasets), default=0)
+    print("  arrays:")
+    for key, (shape, dtype) in sorted(info.datasets.items()):
+        print(f"    {key:<{width}}  {dtype:<8} {shape}")
+    splits = ", ".join(f"{k} {n}" for k, n in info.splits.items())
+    print(f"  splits:  {splits or 'none'}")
+    for key, values in names.items():
+        print(f"  {key} names ({len(values)}): {', '.join(values)}")
+    return 0
+
+
+def add_data_commands(subparsers: Any) -> None:
+    """Add ``data`` with ``list``, ``build`` and ``info`` to a ``ganzoo`` sub-parser set."""
+    data = subparsers.add_parser("data", help="dataset files: list, build, info",
+                                 description="Build ganzoo HDF5 dataset files and look inside them (docs/data.md).")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("list", help="registered datasets and converters",
+                       description="Registered datasets (and whether their source is here) and the converters.")
+    p.set_defaults(func=cmd_data_list)
+    p = sub.add_parser("build", help="write a dataset file",
+                       description="Write a registered dataset or a converted folder as a schema-v1 HDF5 file.")
+    p.add_argument("name", metavar="NAME", help="a registered dataset (animal_mnist.test) or a converter (folder, "
+                   "pix2pix-ab, cyclegan, celeba, captions)")
+    p.add_argument("out", metavar="OUT.h5", type=Path, help="the file to write (replaced atomically)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset or converter option, e.g. --set root=imgs --set image_size=64")
+    p.add_argument("--name", dest="file_name",
+                   help="the name stored in the file (default: the registered NAME, or OUT's stem for a converter)")
+    p.set_defaults(func=cmd_data_build)
+    p = sub.add_parser("info", help="what a dataset file holds",
+                       description="Name, source, schema version, arrays, splits and names of a dataset file.")
+    p.add_argument("file", metavar="FILE.h5", type=Path)
+    p.set_defaults(func=cmd_data_info)
