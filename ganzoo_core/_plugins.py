@@ -46,7 +46,9 @@ API_VERSION: tuple[int, int] = (1, 0)
 """The plugin API this core implements. A plugin declares ``GANZOO_API_VERSION = "1.0"``; it loads when the major
 numbers match and its minor number is not newer than the core's."""
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("ganzoo_core.losses", "ganzoo_core.datasets", "ganzoo_core.data")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "ganzoo_core.losses", "ganzoo_core.datasets", "ganzoo_core.data", "ganzoo_core.metrics",
+)
 """The core's own built-ins, loaded through the same path as third-party plugins."""
 
 

@@ -229,8 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     from ganzoo_core.data.cli import add_data_commands
+    from ganzoo_core.metrics.cli import add_eval_commands
 
     add_data_commands(sub)
+    add_eval_commands(sub)
     get_host().add_commands(sub, {"prog": parser.prog})
     return parser
 

@@ -1,0 +1,101 @@
+"""``ganzoo eval CKPT --reference DATASET``: score a checkpoint's samples and write the result as JSON.
+
+``add_eval_commands(subparsers)`` adds the command to any argparse sub-parser set (the ``ganzoo`` CLI wires it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ganzoo_core.errors import GanzooError
+
+
+def default_cache_dir() -> Path:
+    """Where reference features are cached: ``$XDG_CACHE_HOME/ganzoo/features`` (``~/.cache/ganzoo/features``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "ganzoo" / "features"
+
+
+def default_extractor(reference: str) -> str:
+    """``domain.<family>`` for a reference ``<family>.<split>`` when such a classifier is registered."""
+    from ganzoo_core._api import is_name
+
+    name = f"domain.{reference.split('.', 1)[0]}"
+    if not is_name("encoder", name):
+        raise GanzooError(f"no domain classifier {name!r} for reference {reference!r}; pass --extractor NAME "
+                          "(see 'ganzoo list --kind encoder')")
+    return name
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"{value['mean']:.4g} ± {value['std']:.2g}"
+    return f"{value:.4g}"
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The scores (with the real-vs-real floor when present), the protocol in one line, and the warnings."""
+    scores = result["scores"]
+    floor = result.get("floor", {}).get("scores", {})
+    lines = [f"{'metric':<10} {'score':<20} {'floor (real vs real)' if floor else ''}".rstrip()]
+    for key, value in scores.items():
+        lines.append(f"{key:<10} {_fmt(value):<20} {_fmt(floor[key]) if key in floor else ''}".rstrip())
+    if "reference_scores" in result:
+        lines.append(f"{'is (real)':<10} {_fmt(result['reference_scores']['is'])}")
+    proto = result["protocol"]
+    weights = proto["extractor"]["weights"]
+    source = "RANDOM weights" if weights.get("random") else weights.get("path", weights["kind"])
+    lines.append(f"extractor {proto['extractor']['name']} ({source}); {proto['samples']['n']} samples vs "
+                 f"{proto['reference']['n']} images of {proto['reference']['dataset']}")
+    lines += [f"warning: {w}" for w in result.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ganzoo_core.checkpoints import load
+    from ganzoo_core.metrics.evaluate import evaluate
+
+    module = load(args.checkpoint, device=args.device, ema=args.ema)
+    extractor = args.extractor or default_extractor(args.reference)
+    kwargs = {"weights_file": str(args.extractor_weights)} if args.extractor_weights else None
+    out = args.out or args.checkpoint.with_name(f"{args.checkpoint.stem}.eval.json")
+    result = evaluate(
+        module, args.reference, extractor=extractor, extractor_kwargs=kwargs, n_samples=args.n,
+        n_reference=args.n_reference, batch_size=args.batch_size, seed=args.seed, metrics=args.metrics.split(","),
+        device=args.device, cache_dir=None if args.no_cache else args.cache_dir, floor=args.floor,
+        source_info={"checkpoint": str(args.checkpoint), "ema": args.ema}, out=out,
+    )
+    print(format_table(result))
+    print(f"result: {result['path']}")
+    return 0
+
+
+def add_eval_commands(subparsers: Any) -> None:
+    """Add ``eval`` to ``subparsers`` (the object ``ArgumentParser.add_subparsers()`` returns)."""
+    p = subparsers.add_parser(
+        "eval", help="score a checkpoint's samples against a dataset",
+        description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
+                    "dataset, with the full protocol written to a JSON file.")
+    p.add_argument("checkpoint", type=Path, help="a ganzoo checkpoint of an objective or a generator")
+    p.add_argument("--reference", required=True, help="reference dataset, e.g. fashion_mnist.test")
+    p.add_argument("--extractor", help="feature extractor (encoder name); default: domain.<reference family>")
+    p.add_argument("--extractor-weights", type=Path, help="local weights file for the extractor (weights_file)")
+    p.add_argument("--n", type=int, default=5000, help="number of samples")
+    p.add_argument("--n-reference", type=int, help="use the first N reference images (default: all)")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
+    p.add_argument("--floor", action="store_true", help="also score two halves of the reference (the floor)")
+    p.add_argument("--out", type=Path, help="result JSON (default: CHECKPOINT.eval.json beside the checkpoint)")
+    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="reference feature cache")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+    p.set_defaults(func=cmd_eval)
+
+
+__all__ = ["add_eval_commands", "cmd_eval", "default_cache_dir", "default_extractor", "format_table"]
