@@ -16,8 +16,6 @@ import gzip
 import importlib.resources
 import io
 import pickle
-import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle
 from ganzoo_core.errors import DatasetUnavailableError, GanzooError
@@ -132,18 +131,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=offset).reshape(dims)
 
 
-def _debian_files(package: str) -> list[Path]:
-    if shutil.which("dpkg") is None:
-        return []
-    out = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
-    return [Path(p) for p in out.stdout.split()] if out.returncode == 0 else []
-
-
 def _find(root: str | None, names: Sequence[str], package: str) -> dict[str, Path]:
     candidates = (
         [Path(root) / n for n in names] + [Path(root) / (n + ".gz") for n in names]
         if root is not None
-        else [p for p in _debian_files(package) if p.name.removesuffix(".gz") in names]
+        else [p for p in debian_files(package) if p.name.removesuffix(".gz") in names]
     )
     found = {p.name.removesuffix(".gz"): p for p in candidates if p.is_file()}
     return found if all(n in found for n in names) else {}

@@ -122,9 +122,9 @@ def test_installed_animal_mnist() -> None:
 
 
 def _fashion_installed() -> bool:
-    from ganzoo_core.datasets import _debian_files
+    from ganzoo_core._debian import debian_files
 
-    return any(p.name == "train-images-idx3-ubyte.gz" for p in _debian_files("dataset-fashion-mnist"))
+    return any(p.name == "train-images-idx3-ubyte.gz" for p in debian_files("dataset-fashion-mnist"))
 
 
 @pytest.mark.skipif(not _fashion_installed(), reason="needs the Debian package dataset-fashion-mnist")

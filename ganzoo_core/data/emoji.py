@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
@@ -32,6 +30,7 @@ import attrs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle, DataError
 from ganzoo_core.data.shapes import BundleDataset
@@ -91,14 +90,6 @@ def fully_qualified() -> list[tuple[str, str]]:
         raise DatasetUnavailableError("the emoji datasets need the emoji names: 'pip install emoji'") from None
     status = emoji.STATUS["fully_qualified"]
     return [(e, readable_name(d["en"])) for e, d in emoji.EMOJI_DATA.items() if d["status"] == status]
-
-
-def debian_files(package: str) -> list[Path]:
-    """The files of an installed Debian package (``dpkg -L``); empty when it or dpkg is missing."""
-    if shutil.which("dpkg") is None:
-        return []
-    out = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
-    return [Path(p) for p in out.stdout.splitlines()] if out.returncode == 0 else []
 
 
 # -- CLDR annotations -------------------------------------------------------------------------------------------------
