@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ganzoo_core.hookspecs import hookimpl
-from ganzoo_core.metrics import extractors  # noqa: F401  (registers the encoders)
+from ganzoo_core.metrics import attributes, extractors  # noqa: F401  (register the encoders)
 from ganzoo_core.metrics.evaluate import evaluate, real_vs_real
 from ganzoo_core.metrics.extractors import read_weights
 from ganzoo_core.metrics.scores import (
