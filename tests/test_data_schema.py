@@ -113,7 +113,7 @@ def test_reader_errors_say_what_to_do(full_file: tuple[Path, ArrayBundle], tmp_p
         gz.create_dataset("h5.file")
     with pytest.raises(DataError, match=r"no split 'val'; it has \['test', 'train'\]"):
         H5Dataset(H5Cfg(path=str(path), split="val"))
-    with pytest.raises(DataError, match="no text embeddings of 'skipthought.combine'.*ganzoo encode"):
+    with pytest.raises(DataError, match="no text embeddings of .skipthought.combine.*text_embeddings/<encoder>"):
         H5Dataset(H5Cfg(path=str(path), encoder="skipthought.combine"))
     with pytest.raises(DataError, match="does not exist"):
         H5Dataset(H5Cfg(path=str(tmp_path / "nope.h5")))

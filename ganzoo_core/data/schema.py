@@ -244,7 +244,8 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
                 raise DataError(f"{str(self.path)!r} has no split {cfg.split!r}; it has {sorted(f.get('splits', {}))}")
             if cfg.encoder is not None and f"text_embeddings/{cfg.encoder}" not in f:
                 raise DataError(f"{str(self.path)!r} has no text embeddings of {cfg.encoder!r}; it has "
-                                f"{sorted(f.get('text_embeddings', {}))}: run 'ganzoo encode'")
+                                f"{sorted(f.get('text_embeddings', {}))}: write them under text_embeddings/<encoder>, "
+                                "one row per caption")
             self.keys = [k for k in ("labels", "attributes", "domains", "images_b") if k in f]
             self.names = {k: json.loads(f[k].attrs.get("names", "[]")) for k in ("labels", "attributes", "domains")
                           if k in f}
