@@ -32,8 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
-from ganzoo_core.data.schema import ArrayBundle, DataError
-from ganzoo_core.data.shapes import BundleDataset
+from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError
 from ganzoo_core.errors import DatasetUnavailableError
 
 TONES = ("none", "light", "medium-light", "medium", "medium-dark", "dark")

@@ -296,6 +296,71 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
 register_dataset("h5.file", cfg=H5Cfg(), summary="A ganzoo HDF5 schema file, read lazily (see ganzoo data build)")(H5Dataset)
 
 
+# -- the torch view of a bundle -----------------------------------------------------------------------------------------
+
+
+def take(bundle: ArrayBundle, index: np.ndarray) -> ArrayBundle:
+    """The images ``index`` of an image bundle (labels, attributes, paired images, captions follow; no splits)."""
+    def pick(array: np.ndarray | None) -> np.ndarray | None:
+        return None if array is None else array[index]
+
+    return attrs.evolve(
+        bundle, images=pick(bundle.images), images_b=pick(bundle.images_b), labels=pick(bundle.labels),
+        attributes=pick(bundle.attributes), domains=pick(bundle.domains),
+        captions=None if bundle.captions is None else [bundle.captions[i] for i in index], splits={},
+    )
+
+
+class BundleDataset(Dataset[dict[str, Tensor]]):
+    """An in-memory image ``ArrayBundle`` as a torch Dataset: ``{"image": float C×H×W in [-1, 1], "label", "attrs"}``
+    (plus ``"image_b"`` for paired sets); ``caption(i)`` / ``captions`` give the text; ``bundle()`` the arrays."""
+
+    def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset") -> None:
+        bundle.validate(where)
+        if bundle.images is None:
+            raise DataError(f"{where}: a BundleDataset needs images")
+        if split != "all":
+            if split not in bundle.splits:
+                raise DataError(f"{where} has no split {split!r}; use one of {['all', *sorted(bundle.splits)]}")
+            bundle = take(bundle, bundle.splits[split])
+        self._bundle = bundle
+        self.images = torch.from_numpy(np.ascontiguousarray(bundle.images)).permute(0, 3, 1, 2)  # uint8 (N, C, H, W)
+        self.images_b = None if bundle.images_b is None else torch.from_numpy(bundle.images_b).permute(0, 3, 1, 2)
+        self.labels = None if bundle.labels is None else torch.from_numpy(np.asarray(bundle.labels, np.int64))
+        self.attributes = None if bundle.attributes is None else torch.from_numpy(bundle.attributes.astype(np.float32))
+        self.class_names = tuple(bundle.label_names)
+        self.attribute_names = tuple(bundle.attribute_names)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        item = {"image": self.images[i].float().div(127.5).sub(1.0)}
+        if self.labels is not None:
+            item["label"] = self.labels[i]
+        if self.attributes is not None:
+            item["attrs"] = self.attributes[i]
+        if self.images_b is not None:
+            item["image_b"] = self.images_b[i].float().div(127.5).sub(1.0)
+        return item
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def captions(self) -> list[list[str]]:
+        return [list(c) for c in self._bundle.captions or [[] for _ in range(len(self))]]
+
+    def caption(self, i: int) -> list[str]:
+        """The captions of image ``i``."""
+        return list(self._bundle.captions[i]) if self._bundle.captions is not None else []
+
+    def bundle(self) -> ArrayBundle:
+        """The arrays, captions and (for split ``"all"``) splits, for ``ganzoo data build``."""
+        return self._bundle
+
+
 def bundle_from_dataset(dataset: Any) -> ArrayBundle:
     """The ``ArrayBundle`` of a registered dataset that can give one (built-ins implement ``bundle()``)."""
     make = getattr(dataset, "bundle", None)

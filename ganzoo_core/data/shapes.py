@@ -4,10 +4,7 @@ Each image is one shape (circle, square, triangle, star) of one colour (7), one 
 (top/bottom × left/right) of a black square, drawn with Pillow at 4× and box-filtered down (antialiased). Image ``i``
 depends only on ``(seed, i)``, so ``n`` never changes the earlier images; image ``i`` is in the test split when
 ``i % 10 == 9``. Every image has ``captions_per_image`` captions phrased differently from the same ground truth, and
-``parse_caption`` recovers that ground truth from any of them.
-
-Also here: ``BundleDataset``, the torch ``Dataset`` view of an in-memory ``ArrayBundle`` that the built-in captioned
-datasets return (items ``{"image", "label", "attrs"}`` and ``"image_b"`` for paired sets; captions by ``caption(i)``).
+``parse_caption`` recovers that ground truth from any of them. The dataset is served as a ``schema.BundleDataset``.
 """
 
 from __future__ import annotations
@@ -19,13 +16,10 @@ from typing import Any
 
 import attrs
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from torch import Tensor
-from torch.utils.data import Dataset
 
 from ganzoo_core._registry import register_dataset
-from ganzoo_core.data.schema import ArrayBundle, DataError
+from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError
 
 SHAPES = ("circle", "square", "triangle", "star")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -156,71 +150,6 @@ def make_shapes(n: int, size: int, seed: int, captions_per_image: int) -> ArrayB
         attributes=np.stack(rows), attribute_names=ATTRIBUTE_NAMES, captions=captions,
         splits={"train": index[index % 10 != 9], "test": index[index % 10 == 9]},
     ).validate("shapes")
-
-
-# -- the torch view of a bundle -----------------------------------------------------------------------------------------
-
-
-def take(bundle: ArrayBundle, index: np.ndarray) -> ArrayBundle:
-    """The images ``index`` of an image bundle (labels, attributes, paired images, captions follow; no splits)."""
-    def pick(array: np.ndarray | None) -> np.ndarray | None:
-        return None if array is None else array[index]
-
-    return attrs.evolve(
-        bundle, images=pick(bundle.images), images_b=pick(bundle.images_b), labels=pick(bundle.labels),
-        attributes=pick(bundle.attributes), domains=pick(bundle.domains),
-        captions=None if bundle.captions is None else [bundle.captions[i] for i in index], splits={},
-    )
-
-
-class BundleDataset(Dataset[dict[str, Tensor]]):
-    """An in-memory image ``ArrayBundle`` as a torch Dataset: ``{"image": float C×H×W in [-1, 1], "label", "attrs"}``
-    (plus ``"image_b"`` for paired sets); ``caption(i)`` / ``captions`` give the text; ``bundle()`` the arrays."""
-
-    def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset") -> None:
-        bundle.validate(where)
-        if bundle.images is None:
-            raise DataError(f"{where}: a BundleDataset needs images")
-        if split != "all":
-            if split not in bundle.splits:
-                raise DataError(f"{where} has no split {split!r}; use one of {['all', *sorted(bundle.splits)]}")
-            bundle = take(bundle, bundle.splits[split])
-        self._bundle = bundle
-        self.images = torch.from_numpy(np.ascontiguousarray(bundle.images)).permute(0, 3, 1, 2)  # uint8 (N, C, H, W)
-        self.images_b = None if bundle.images_b is None else torch.from_numpy(bundle.images_b).permute(0, 3, 1, 2)
-        self.labels = None if bundle.labels is None else torch.from_numpy(np.asarray(bundle.labels, np.int64))
-        self.attributes = None if bundle.attributes is None else torch.from_numpy(bundle.attributes.astype(np.float32))
-        self.class_names = tuple(bundle.label_names)
-        self.attribute_names = tuple(bundle.attribute_names)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict[str, Tensor]:
-        item = {"image": self.images[i].float().div(127.5).sub(1.0)}
-        if self.labels is not None:
-            item["label"] = self.labels[i]
-        if self.attributes is not None:
-            item["attrs"] = self.attributes[i]
-        if self.images_b is not None:
-            item["image_b"] = self.images_b[i].float().div(127.5).sub(1.0)
-        return item
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    @property
-    def captions(self) -> list[list[str]]:
-        return [list(c) for c in self._bundle.captions or [[] for _ in range(len(self))]]
-
-    def caption(self, i: int) -> list[str]:
-        """The captions of image ``i``."""
-        return list(self._bundle.captions[i]) if self._bundle.captions is not None else []
-
-    def bundle(self) -> ArrayBundle:
-        """The arrays, captions and (for split ``"all"``) splits, for ``ganzoo data build``."""
-        return self._bundle
 
 
 # -- registration -----------------------------------------------------------------------------------------------------

@@ -290,6 +290,20 @@ def _json_default(value: Any) -> Any:
 # -- entry points --------------------------------------------------------------------------------------------------
 
 
+def _extractor_and_reference(
+    extractor: str, extractor_kwargs: Mapping[str, Any] | None, reference: str | Any, n_reference: int | None,
+    reference_kwargs: Mapping[str, Any] | None, batch_size: int, device: str | torch.device,
+    cache_dir: str | Path | None,
+) -> tuple[FeatureExtractor, str, FeatureSet, dict[str, Any]]:
+    """The extractor, its weights' fingerprint, and the (cached) reference features it gives."""
+    net = build_extractor(extractor, extractor_kwargs, device)
+    fingerprint = state_fingerprint(net)
+    real, ref_info = reference_features(net, reference, n=n_reference, reference_kwargs=reference_kwargs,
+                                        batch_size=batch_size, device=device, cache_dir=cache_dir,
+                                        fingerprint=fingerprint)
+    return net, fingerprint, real, ref_info
+
+
 def evaluate(
     source: Source,
     reference: str | Any,
@@ -321,11 +335,8 @@ def evaluate(
     wanted = check_metrics(metrics)
     if n_samples < 2:
         raise GanzooError(f"n_samples must be at least 2, got {n_samples}")
-    net = build_extractor(extractor, extractor_kwargs, device)
-    fingerprint = state_fingerprint(net)
-    real, ref_info = reference_features(net, reference, n=n_reference, reference_kwargs=reference_kwargs,
-                                        batch_size=batch_size, device=device, cache_dir=cache_dir,
-                                        fingerprint=fingerprint)
+    net, fingerprint, real, ref_info = _extractor_and_reference(
+        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
     t_ref = time.perf_counter()
     fake = extract(net, sample_batches(source, n_samples, batch_size, seed), device)
     t_fake = time.perf_counter()
@@ -388,11 +399,8 @@ def real_vs_real(
 ) -> dict[str, Any]:
     """The floor of every score: one seeded half of the reference scored against the other, disjoint half."""
     wanted = check_metrics(metrics)
-    net = build_extractor(extractor, extractor_kwargs, device)
-    fingerprint = state_fingerprint(net)
-    real, ref_info = reference_features(net, reference, n=n_reference, reference_kwargs=reference_kwargs,
-                                        batch_size=batch_size, device=device, cache_dir=cache_dir,
-                                        fingerprint=fingerprint)
+    net, fingerprint, real, ref_info = _extractor_and_reference(
+        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
     half_a, half_b = split_halves(real, seed)
     result = _result(net, fingerprint, wanted, options, half_a, half_b, ref_info, False, seed)
     result["protocol"]["samples"] = {"kind": "real_vs_real", "n": len(half_b.features), "seed": seed,
