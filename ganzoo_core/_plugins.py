@@ -47,7 +47,7 @@ API_VERSION: tuple[int, int] = (1, 0)
 numbers match and its minor number is not newer than the core's."""
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "ganzoo_core.losses", "ganzoo_core.datasets", "ganzoo_core.data", "ganzoo_core.metrics",
+    "ganzoo_core.losses", "ganzoo_core.datasets", "ganzoo_core.data", "ganzoo_core.metrics", "ganzoo_core.ops",
 )
 """The core's own built-ins, loaded through the same path as third-party plugins."""
 

@@ -21,8 +21,9 @@ from ganzoo_core.errors import DuplicateNameError, GanzooError, UnknownNameError
 
 T = TypeVar("T")
 
-KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block", "loss", "objective", "dataset")
-"""Every registry kind. Networks (generator, discriminator, encoder, block) are ``Component``s."""
+KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block", "loss", "objective", "dataset", "op")
+"""Every registry kind. Networks (generator, discriminator, encoder, block) are ``Component``s; an ``op`` entry is one
+implementation of a kernel, named ``op.impl`` (``bias_act.ref``), see ``ganzoo_core.ops``."""
 
 NETWORK_KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block")
 
@@ -71,6 +72,7 @@ class Registry:
 
     def __init__(self, hint: Callable[[str, str], str] | None = None) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self.version = 0  # bumped on every change, so callers can cache lookups
         self._hint = hint or (lambda kind, name: "")
 
     # -- filing --------------------------------------------------------------------------------------------------
@@ -84,11 +86,13 @@ class Registry:
             if old.plugin == entry.plugin:
                 return
         table[entry.name] = entry
+        self.version += 1
 
     def remove_plugin(self, plugin: str) -> None:
         for table in self._entries.values():
             for name in [n for n, e in table.items() if e.plugin == plugin]:
                 del table[name]
+        self.version += 1
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -98,6 +102,7 @@ class Registry:
             yield
         except BaseException:
             self._entries = saved
+            self.version += 1
             raise
 
     # -- lookup --------------------------------------------------------------------------------------------------
@@ -266,3 +271,4 @@ register_block = _decorator("block")
 register_loss = _decorator("loss")
 register_objective = _decorator("objective")
 register_dataset = _decorator("dataset")
+# ``register_op`` (an implementation of a kernel, with its devices and requirements) lives in ganzoo_core.ops

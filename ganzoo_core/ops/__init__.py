@@ -1,0 +1,53 @@
+"""Kernels with several implementations: one module per op, each with its spec, a dispatcher taking ``impl=``,
+the plain-PyTorch reference first, then the fast ones.
+
+    from ganzoo_core import ops
+    y = ops.bias_act(x, b, act="lrelu")              # impl="auto": the fastest that runs here
+    y = ops.bias_act(x, b, act="lrelu", impl="ref")  # the reference
+    ops.list_ops()                                   # {"bias_act": ["ref", "compiled", "fused", "triton"], ...}
+    with ops.use_impls("ref"): ...                   # every op on its reference, e.g. to check a model
+
+Implementations are registry entries of kind ``op`` named ``op.impl``; a plugin adds one with ``register_op``.
+"""
+
+from __future__ import annotations
+
+from ganzoo_core.ops._dispatch import (
+    Case,
+    ImplSpec,
+    OpSpec,
+    OpUnavailableError,
+    available_impls,
+    cache_path,
+    define_op,
+    get_impl_entry,
+    get_op_spec,
+    list_op_specs,
+    list_ops,
+    register_op,
+    use_impls,
+    why_not,
+    write_cache,
+)
+from ganzoo_core.ops.bias_act import bias_act
+
+GANZOO_API_VERSION = "1.0"
+
+__all__ = [
+    "Case",
+    "ImplSpec",
+    "OpSpec",
+    "OpUnavailableError",
+    "available_impls",
+    "bias_act",
+    "cache_path",
+    "define_op",
+    "get_impl_entry",
+    "get_op_spec",
+    "list_op_specs",
+    "list_ops",
+    "register_op",
+    "use_impls",
+    "why_not",
+    "write_cache",
+]

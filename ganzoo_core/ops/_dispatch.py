@@ -1,0 +1,322 @@
+"""The op layer's plumbing: implementations filed in the registry as ``op.impl``, chosen per call by ``impl=``.
+
+Every op has exactly one reference implementation (plain PyTorch, the ground truth of the parity tests) and any
+number of others. ``impl="auto"`` chooses, for the device of the call:
+
+1. the process-wide choice made with ``use_impls(...)``, if any (then it behaves like an explicit ``impl=``);
+2. the implementation the measured cache names for this op on this device (``ganzoo bench ops --write-cache``),
+   when it can run;
+3. otherwise the highest-priority implementation that declares itself an ``auto`` candidate for the device type;
+4. otherwise the reference. When the candidate of step 3 cannot run (Triton missing on a GPU machine, no compiler
+   for ``torch.compile``), the reference runs and one warning says why.
+
+An explicit ``impl=`` that cannot run raises ``OpUnavailableError`` with the reason and the implementations that can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import json
+import os
+import platform
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import torch
+
+from ganzoo_core._registry import Entry, register
+from ganzoo_core.errors import GanzooError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CACHE_ENV = "GANZOO_IMPL_CACHE"
+CACHE_VERSION = 1
+
+
+class OpUnavailableError(GanzooError, RuntimeError):
+    """An implementation named explicitly with ``impl=`` cannot run on this device or machine."""
+
+
+@attrs.frozen(kw_only=True)
+class ImplSpec:
+    """What an implementation needs: the registry config of an ``op`` entry."""
+
+    devices: tuple[str, ...] = attrs.field(default=("cpu", "cuda"), converter=tuple)  # device types it runs on
+    requires: Callable[[str], str | None] | None = attrs.field(default=None, eq=False)  # (device type) -> why not
+    reference: bool = False  # the plain-PyTorch ground truth; exactly one per op
+    auto: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # device types "auto" may pick it for unmeasured
+    priority: int = 0  # among auto candidates, higher first
+
+
+def register_op(
+    name: str,
+    *,
+    devices: tuple[str, ...] = ("cpu", "cuda"),
+    requires: Callable[[str], str | None] | None = None,
+    reference: bool = False,
+    auto: tuple[str, ...] = (),
+    priority: int = 0,
+    summary: str = "",
+    paper: str = "",
+) -> Callable[[F], F]:
+    """Mark a function as implementation ``op.impl`` (e.g. ``"bias_act.triton"``) of a kernel.
+
+    The function takes the op's arguments after the dispatcher's argument checks (see the op's module).
+    ``requires(device_type)`` returns a reason string when the implementation cannot run there on this machine (a
+    missing package, no compiler), else None. ``auto`` lists the device types on which ``impl="auto"`` may choose it without a
+    measurement. A plugin adds an implementation to a core op the same way, from its own module.
+    """
+    spec = ImplSpec(devices=devices, requires=requires, reference=reference, auto=auto, priority=priority)
+    return register("op", name, cfg=spec, default=reference, summary=summary, paper=paper)
+
+
+# -- op specifications (for parity tests and benchmarks) -----------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Case:
+    """One set of inputs an op's ``sample`` function builds: dtype, device, memory format and a shape name."""
+
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"
+    channels_last: bool = False
+    shape: str = "small"  # "small", "odd" (sizes not a multiple of anything), or one of the op's benchmark shapes
+    variant: str = ""  # one of the op's variants (an activation, a norm kind); "" for the first
+    requires_grad: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class OpSpec:
+    """How to exercise an op: the tests and benchmarks are generated from these, one per op."""
+
+    name: str
+    call: Callable[..., Any]  # the public dispatcher, taking impl=
+    sample: Callable[[Case, torch.Generator], tuple[tuple[Any, ...], dict[str, Any]]]  # fresh random inputs
+    variants: tuple[str, ...] = ("",)  # settings every implementation is tested under (activations, norm kinds)
+    shapes: Mapping[str, str] = attrs.field(factory=dict)  # benchmark shape name -> the model layer it comes from
+    grad: bool = True  # compare gradients (False: an inference-only op)
+    double_grad: bool = False  # the op's output is built from a gradient (a penalty): backward is second order
+    tol: Mapping[torch.dtype, tuple[float, float]] = attrs.field(
+        factory=lambda: {torch.float32: (1e-4, 1e-5), torch.bfloat16: (2e-2, 2e-2)}
+    )  # (rtol, atol) against the reference, per dtype
+
+
+_SPECS: dict[str, OpSpec] = {}
+
+
+def define_op(spec: OpSpec) -> OpSpec:
+    """Declare an op's test and benchmark specification (once, in the module that defines the op)."""
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def get_op_spec(op: str) -> OpSpec:
+    try:
+        return _SPECS[op]
+    except KeyError:
+        raise GanzooError(f"no op specification for {op!r}; defined: {', '.join(sorted(_SPECS))}") from None
+
+
+def list_op_specs() -> list[OpSpec]:
+    return [_SPECS[k] for k in sorted(_SPECS)]
+
+
+# -- lookup --------------------------------------------------------------------------------------------------------
+
+
+def _registry() -> Any:
+    from ganzoo_core._plugins import get_host
+
+    return get_host().registry
+
+
+def list_ops(pattern: str = "*") -> dict[str, list[str]]:
+    """Op name -> its implementation names, the reference first (``{"bias_act": ["ref", "fused", ...]}``)."""
+    out: dict[str, list[Entry]] = {}
+    for name in _registry().names("op", pattern if "." in pattern else f"{pattern}.*"):
+        entry = _registry().get("op", name)
+        out.setdefault(entry.family, []).append(entry)
+    return {op: [e.variant for e in sorted(es, key=lambda e: (not e.cfg.reference, e.name))] for op, es in out.items()}
+
+
+def get_impl_entry(op: str, impl: str) -> Entry:
+    return _registry().get("op", f"{op}.{impl}")
+
+
+def why_not(entry: Entry, device_type: str) -> str | None:
+    """Why implementation ``entry`` cannot run on ``device_type`` here, or None when it can."""
+    spec: ImplSpec = entry.cfg
+    if device_type not in spec.devices:
+        return f"it runs on {'/'.join(spec.devices)} tensors, not {device_type}"
+    return spec.requires(device_type) if spec.requires is not None else None
+
+
+def available_impls(op: str, device: torch.device | str) -> list[str]:
+    """The implementations of ``op`` that can run on ``device`` on this machine, the reference first."""
+    dev = torch.device(device).type
+    return [i for i in list_ops(op).get(op, []) if why_not(get_impl_entry(op, i), dev) is None]
+
+
+_forced: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("ganzoo_forced_impls", default={})
+
+
+@contextlib.contextmanager
+def use_impls(default: str | None = None, **ops: str) -> Iterator[None]:
+    """Within the block, ``impl="auto"`` means the given implementation: ``use_impls(bias_act="ref")``, or
+    ``use_impls("ref")`` for every op (the way to check a model against the pure-PyTorch path)."""
+    merged = dict(_forced.get())
+    if default is not None:
+        merged["*"] = default
+    merged.update(ops)
+    token = _forced.set(merged)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+# -- measured cache ------------------------------------------------------------------------------------------------
+
+
+def cache_path() -> Path:
+    """Where ``ganzoo bench ops --write-cache`` stores measured choices (``$GANZOO_IMPL_CACHE`` overrides)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ganzoo" / "impls.json"
+
+
+def device_name(device_type: str) -> str:
+    """What the cache keys a measurement by: the GPU's name, or the CPU's model."""
+    if device_type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cache(path: str, mtime: float) -> dict[str, str]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        warnings.warn(f"ignoring the op implementation cache {path}: {err}; rewrite it with "
+                      "'ganzoo bench ops --write-cache'", stacklevel=3)
+        return {}
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+        warnings.warn(f"ignoring the op implementation cache {path}: not version {CACHE_VERSION}; rewrite it "
+                      "with 'ganzoo bench ops --write-cache'", stacklevel=3)
+        return {}
+    choices = {}
+    for key, row in (data.get("choices") or {}).items():
+        op, _, dev = key.partition("/")
+        if isinstance(row, dict) and row.get("device_name") == device_name(dev):  # another machine's: not ours
+            choices[key] = str(row.get("impl"))
+    return choices
+
+
+def measured_choice(op: str, device_type: str) -> str | None:
+    path = cache_path()
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    return _read_cache(str(path), mtime).get(f"{op}/{device_type}")
+
+
+def write_cache(choices: Mapping[str, str], measurements: Mapping[str, Any] | None = None,
+                path: Path | None = None) -> Path:
+    """Store ``{"op/device": impl}`` (merged with what is there) atomically, for ``impl="auto"`` to read."""
+    from ganzoo_core.checkpoints import atomic_path
+
+    path = path or cache_path()
+    try:
+        data = json.loads(path.read_text())
+        if data.get("version") != CACHE_VERSION:
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    rows = dict(data.get("choices") or {})
+    for key, impl in choices.items():
+        dev = key.partition("/")[2]
+        rows[key] = {"impl": impl, "device_name": device_name(dev), "torch": torch.__version__,
+                     **({"measured": measurements[key]} if measurements and key in measurements else {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"version": CACHE_VERSION, "choices": rows}, indent=2, sort_keys=True))
+    return path
+
+
+# -- resolution ----------------------------------------------------------------------------------------------------
+
+_resolved: dict[tuple[Any, ...], Callable[..., Any]] = {}
+_warned: set[tuple[str, str, str]] = set()
+
+
+def resolve(op: str, impl: str, device: torch.device) -> Callable[..., Any]:
+    """The function implementing ``op`` for a call on ``device`` with ``impl=`` (see the module docstring)."""
+    forced = _forced.get()
+    if impl == "auto":
+        impl = forced.get(op, forced.get("*", "auto"))
+    registry = _registry()
+    path = cache_path()
+    try:
+        stamp = path.stat().st_mtime if impl == "auto" else 0.0
+    except OSError:
+        stamp = -1.0
+    key = (op, impl, device.type, id(registry), registry.version, stamp)
+    fn = _resolved.get(key)
+    if fn is None:
+        fn = _resolved[key] = _resolve(op, impl, device.type)
+    return fn
+
+
+def _resolve(op: str, impl: str, dev: str) -> Callable[..., Any]:
+    impls = list_ops(op).get(op)
+    if not impls:
+        raise GanzooError(f"no implementation of op {op!r} is registered; registered ops: "
+                          f"{', '.join(list_ops()) or 'none'} (is the core.ops plugin loaded? see 'ganzoo plugins')")
+    if impl != "auto":
+        entry = get_impl_entry(op, impl)
+        reason = why_not(entry, dev)
+        if reason is not None:
+            can = [i for i in impls if why_not(get_impl_entry(op, i), dev) is None]
+            raise OpUnavailableError(
+                f"op {op!r} implementation {impl!r} cannot run on {dev}: {reason}; use impl='auto' or one of "
+                f"{', '.join(repr(i) for i in can)}"
+            )
+        return entry.factory
+    entries = [get_impl_entry(op, i) for i in impls]
+    reference = next(e for e in entries if e.cfg.reference)
+    measured = measured_choice(op, dev)
+    if measured in impls and why_not(get_impl_entry(op, measured), dev) is None:
+        return get_impl_entry(op, measured).factory
+    candidates = sorted((e for e in entries if dev in e.cfg.auto), key=lambda e: -e.cfg.priority)
+    if candidates:
+        reason = why_not(candidates[0], dev)
+        if reason is None:
+            return candidates[0].factory
+        if (op, candidates[0].variant, dev) not in _warned:
+            _warned.add((op, candidates[0].variant, dev))
+            warnings.warn(
+                f"ganzoo op {op!r}: the faster implementation {candidates[0].variant!r} cannot run on {dev} "
+                f"({reason}); falling back to the reference implementation", RuntimeWarning, stacklevel=4,
+            )
+    return reference.factory
+
+
+def dispatch(op: str, impl: str, device: torch.device, reference: Callable[..., Any]) -> Callable[..., Any]:
+    """What an op's public function calls: the implementation to run. Inside ``torch.compile`` tracing the
+    reference is returned as is, so the compiler sees plain PyTorch and fuses it itself."""
+    if torch.compiler.is_compiling():
+        return reference
+    return resolve(op, impl, device)

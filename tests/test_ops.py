@@ -1,0 +1,114 @@
+"""Every implementation of every op against its reference, generated from the op registry: forward and gradients
+(second order where the op is a penalty), fp32 and bf16, channels_last inputs and odd sizes, on fresh random inputs.
+
+A new op (``define_op``) or a new implementation (``register_op``) is tested here without new test code. Triton
+kernels run in Triton's CPU interpreter here; on a CUDA machine the same cases also run on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+from conftest import HOST
+from torch import Tensor, nn
+
+from ganzoo_core._plugins import use_host
+from ganzoo_core.ops import Case, get_op_spec, list_op_specs, list_ops
+
+with use_host(HOST):
+    IMPLS = {spec.name: [i for i in list_ops(spec.name).get(spec.name, []) if i != "ref"] for spec in list_op_specs()}
+
+CASES = {
+    "fp32": Case(),
+    "bf16": Case(dtype=torch.bfloat16),
+    "channels_last": Case(channels_last=True),
+    "odd": Case(shape="odd"),
+}
+QUICK = {"fp32", "bf16"}  # torch.compile recompiles per shape and setting: it gets the two main cases
+
+
+def _params() -> Iterator[Any]:
+    for spec in list_op_specs():
+        for impl in IMPLS[spec.name]:
+            for variant in spec.variants:
+                for case in CASES:
+                    if impl == "compiled" and (case not in QUICK or variant not in spec.variants[:2]):
+                        continue
+                    yield pytest.param(spec.name, impl, variant, case, id=f"{spec.name}-{impl}-{variant or 'x'}-{case}")
+
+
+def _leaves(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor]:
+    found: list[Tensor] = []
+    for value in [*args, *kwargs.values()]:
+        if isinstance(value, Tensor) and value.requires_grad:
+            found.append(value)
+        elif isinstance(value, nn.Module):
+            found += [p for p in value.parameters() if p.requires_grad]
+    return found
+
+
+def _outputs(out: Any) -> list[Tensor]:
+    items = out if isinstance(out, (tuple, list)) else [out]
+    return [t for t in items if isinstance(t, Tensor) and t.is_floating_point()]
+
+
+def _run(op: str, impl: str, case: Case, seed: int) -> tuple[list[Tensor], list[Tensor | None]]:
+    spec = get_op_spec(op)
+    args, kwargs = spec.sample(case, torch.Generator().manual_seed(seed))
+    out = _outputs(spec.call(*args, impl=impl, **kwargs))
+    grads: list[Tensor | None] = []
+    leaves = _leaves(args, kwargs)
+    if spec.grad and case.requires_grad and leaves:
+        gen = torch.Generator().manual_seed(seed + 1)
+        weights = [torch.randn(o.shape, generator=gen).to(o.device) for o in out]  # not ones: every element counts
+        loss = sum((o.float() * w).sum() for o, w in zip(out, weights))
+        grads = list(torch.autograd.grad(loss, leaves, allow_unused=True))
+    return out, grads
+
+
+@pytest.mark.parametrize(("op", "impl", "variant", "case_name"), list(_params()))
+def test_impl_matches_reference(op: str, impl: str, variant: str, case_name: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    if impl == "triton":
+        pytest.importorskip("triton")
+        if not torch.cuda.is_available():
+            monkeypatch.setenv("TRITON_INTERPRET", "1")
+    device = "cuda" if impl == "triton" and torch.cuda.is_available() else "cpu"
+    case = attrs_evolve(CASES[case_name], variant=variant or get_op_spec(op).variants[0], device=device)
+    seed = int.from_bytes(os.urandom(4), "little")  # fresh inputs every run; the seed is in the message
+    ref_out, ref_grads = _run(op, "ref", case, seed)
+    out, grads = _run(op, impl, case, seed)
+    rtol, atol = get_op_spec(op).tol[case.dtype]
+    where = f"{op}[{impl}] {variant} {case_name} seed={seed}"
+    assert len(out) == len(ref_out), where
+    for o, r in zip(out, ref_out):
+        assert o.shape == r.shape and o.dtype == r.dtype, f"{where}: {o.shape}/{o.dtype} vs {r.shape}/{r.dtype}"
+        if case.channels_last and r.ndim == 4 and r.is_contiguous(memory_format=torch.channels_last):
+            assert o.is_contiguous(memory_format=torch.channels_last), f"{where}: output lost channels_last"
+        torch.testing.assert_close(o.float(), r.float(), rtol=rtol, atol=atol, msg=lambda m: f"{where}: {m}")
+    assert len(grads) == len(ref_grads), where
+    for i, (g, r) in enumerate(zip(grads, ref_grads)):
+        assert (g is None) == (r is None), f"{where}: gradient {i} missing in one of them"
+        if g is not None and r is not None:
+            assert torch.count_nonzero(r) > 0, f"{where}: reference gradient {i} is all zeros; the case tests nothing"
+            torch.testing.assert_close(g.float(), r.float(), rtol=rtol, atol=atol * 10,
+                                       msg=lambda m, i=i: f"{where} grad {i}: {m}")
+
+
+def attrs_evolve(case: Case, **changes: Any) -> Case:
+    import attrs
+
+    return attrs.evolve(case, **changes)
+
+
+def test_every_op_has_a_reference_and_a_spec() -> None:
+    with use_host(HOST):
+        ops = list_ops()
+    assert set(ops) == {spec.name for spec in list_op_specs()}
+    for op, impls in ops.items():
+        assert impls[0] == "ref", f"{op}: the reference must be registered (and listed first), got {impls}"
+        assert len(impls) >= 2, f"{op} has only its reference"
