@@ -228,11 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
     p.set_defaults(func=cmd_sample)
 
+    from ganzoo_core.bench_cli import add_bench_commands
     from ganzoo_core.data.cli import add_data_commands
     from ganzoo_core.metrics.cli import add_eval_commands
 
     add_data_commands(sub)
     add_eval_commands(sub)
+    add_bench_commands(sub)
     get_host().add_commands(sub, {"prog": parser.prog})
     return parser
 

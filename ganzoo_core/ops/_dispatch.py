@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import platform
+import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -162,7 +163,9 @@ def available_impls(op: str, device: torch.device | str) -> list[str]:
     return [i for i in list_ops(op).get(op, []) if why_not(get_impl_entry(op, i), dev) is None]
 
 
-_forced: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("ganzoo_forced_impls", default={})
+_forced: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "ganzoo_forced_impls", default=types.MappingProxyType({})
+)
 
 
 @contextlib.contextmanager

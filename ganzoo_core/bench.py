@@ -1,0 +1,323 @@
+"""Benchmarks that compare: every op implementation against its reference at the shapes of real model layers, and
+whole training steps and generation of a registered model under each policy against eager fp32 on reference ops.
+
+Everything in one table is measured in the same process, one row after another, so ratios are comparable; absolute
+times are printed for context only. ``ganzoo bench`` is the command; ``benchmarks/`` holds the same cases as
+pytest-benchmark suites.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from ganzoo_core.ops import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
+from ganzoo_core.policy import Policy
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@attrs.frozen(kw_only=True)
+class Row:
+    suite: str  # "ops" or "models"
+    group: str  # what is compared within: "bias_act dcgan64.d1 bf16", "dcgan.64 train"
+    name: str  # the implementation or policy
+    ms: float  # median milliseconds per call
+    spread: float  # (max - min) / median over the repeats
+    ratio: float  # reference time / this time (> 1: faster than the reference)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], Any], device: torch.device, *, warmup: int = 2, repeat: int = 7) -> list[float]:
+    """Milliseconds of each of ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def _rows(suite: str, group: str, timed: Sequence[tuple[str, list[float], Mapping[str, Any]]]) -> list[Row]:
+    base = statistics.median(timed[0][1])
+    rows = []
+    for name, times, extra in timed:
+        med = statistics.median(times)
+        rows.append(Row(suite=suite, group=group, name=name, ms=med, spread=(max(times) - min(times)) / med,
+                        ratio=base / med, extra=dict(extra)))
+    return rows
+
+
+# -- ops -----------------------------------------------------------------------------------------------------------
+
+
+def op_step(op: str, impl: str, case: Case, seed: int = 0) -> Callable[[], Any]:
+    """One forward (and backward, for differentiable ops) of ``op`` with ``impl`` on fixed random inputs."""
+    spec = get_op_spec(op)
+    args, kwargs = spec.sample(case, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        out = spec.call(*args, impl="ref", **kwargs)
+    outs = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, Tensor)]
+    gen = torch.Generator().manual_seed(seed + 1)
+    grads = [torch.randn(o.shape, generator=gen).to(o.device, o.dtype) for o in outs]
+    train = spec.grad and case.requires_grad
+
+    def step() -> Any:
+        if not train:
+            with torch.no_grad():
+                return spec.call(*args, impl=impl, **kwargs)
+        result = spec.call(*args, impl=impl, **kwargs)
+        results = [o for o in (result if isinstance(result, (tuple, list)) else [result]) if isinstance(o, Tensor)]
+        torch.autograd.backward(results, grads)
+        for value in [*args, *kwargs.values()]:  # drop accumulated grads so every call does the same work
+            if isinstance(value, Tensor):
+                value.grad = None
+            elif isinstance(value, nn.Module):
+                value.zero_grad(set_to_none=True)
+        return result
+
+    return step
+
+
+def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16"), channels_last: bool = False,
+              device: str = "cpu", repeat: int = 7, warmup: int = 2, shapes: Sequence[str] = (),
+              impls: Sequence[str] = (), log: Callable[[str], None] | None = None) -> list[Row]:
+    """Each op's available implementations side by side at its model shapes, forward + backward."""
+    dev = torch.device(device)
+    rows: list[Row] = []
+    for spec in list_op_specs():
+        if ops and spec.name not in ops:
+            continue
+        names = [i for i in available_impls(spec.name, dev) if not impls or i == "ref" or i in impls]
+        for shape in spec.shapes:
+            if shapes and shape not in shapes:
+                continue
+            for dt in dtypes:
+                case = Case(dtype=DTYPES[dt], device=device, channels_last=channels_last, shape=shape,
+                            variant=spec.variants[0])
+                group = f"{spec.name} {shape} {dt}{' cl' if channels_last else ''}"
+                timed = []
+                for impl in names:
+                    if log:
+                        log(f"  {group}: {impl}")
+                    times = time_call(op_step(spec.name, impl, case), dev, warmup=warmup, repeat=repeat)
+                    timed.append((impl, times, {"op": spec.name, "shape": shape, "dtype": dt,
+                                                "layer": spec.shapes[shape], "device": device}))
+                rows += _rows("ops", group, timed)
+    return rows
+
+
+def choose_impls(rows: Sequence[Row], min_gain: float = 1.05) -> tuple[dict[str, str], dict[str, Any]]:
+    """Per ``op/device``, the implementation with the best geometric-mean ratio over the measured shapes and
+    dtypes; the reference unless another is at least ``min_gain`` times faster."""
+    gains: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for r in rows:
+        if r.suite == "ops":
+            gains.setdefault((r.extra["op"], r.extra["device"]), {}).setdefault(r.name, []).append(r.ratio)
+    choices, measured = {}, {}
+    for (op, dev), per_impl in gains.items():
+        geo = {i: math.exp(statistics.fmean(math.log(v) for v in vs)) for i, vs in per_impl.items()}
+        best = max(geo, key=lambda i: geo[i])
+        key = f"{op}/{dev}"
+        choices[key] = best if geo[best] >= min_gain else "ref"
+        measured[key] = {i: round(g, 3) for i, g in geo.items()}
+    return choices, measured
+
+
+# -- models --------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ModelPolicy:
+    """A training or generation setting: a precision policy, which op implementations, and inference folding."""
+
+    name: str
+    policy: Policy = attrs.field(factory=Policy)
+    ops: str = "auto"  # "ref": every op on its reference (the model as plain PyTorch writes it), "auto": fastest
+    fold: bool = False  # generation only: fold BatchNorm into the convolutions
+    fused_adam: bool = False  # training only: Adam's fused (single-kernel) step
+
+
+TRAIN_POLICIES = (
+    ModelPolicy(name="fp32 eager (reference ops)", ops="ref"),
+    ModelPolicy(name="bf16 autocast (reference ops)", policy=Policy(precision="bf16"), ops="ref"),
+    ModelPolicy(name="bf16 + channels_last", policy=Policy(precision="bf16", channels_last=True), ops="ref"),
+    ModelPolicy(name="bf16 + channels_last + fast ops + fused Adam",
+                policy=Policy(precision="bf16", channels_last=True), fused_adam=True),
+)
+COMPILED_TRAIN = ModelPolicy(name="bf16 + channels_last + compile + fused Adam",
+                             policy=Policy(precision="bf16", channels_last=True, compile=True), fused_adam=True)
+GENERATE_POLICIES = (
+    ModelPolicy(name="fp32 eager (reference ops)", ops="ref"),
+    ModelPolicy(name="bf16 autocast (reference ops)", policy=Policy(precision="bf16"), ops="ref"),
+    ModelPolicy(name="bf16 + channels_last + fast ops + folded BN",
+                policy=Policy(precision="bf16", channels_last=True), fold=True),
+)
+COMPILED_GENERATE = ModelPolicy(name="bf16 + channels_last + folded BN + compile",
+                                policy=Policy(precision="bf16", channels_last=True, compile=True), fold=True)
+
+
+@contextlib.contextmanager
+def _ops(mode: str) -> Iterator[None]:
+    if mode == "auto":
+        yield
+    else:
+        with use_impls(mode):
+            yield
+
+
+def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
+               seed: int = 0) -> Callable[[], dict[str, float]]:
+    """One training iteration of a registered objective (all phases, optimizer steps included) under ``mp``."""
+    from ganzoo_core._api import create
+    from ganzoo_core.training import make_optimizers, run_phase
+
+    torch.manual_seed(seed)
+    objective = create("objective", objective_name).to(device).train()
+    mp.policy.prepare(objective.networks)
+    batch = mp.policy.batch({k: v.to(device) for k, v in objective.example_batch(batch_size).items()})
+    optimizers = make_optimizers(objective)
+    if mp.fused_adam:
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group["fused"], group["foreach"] = True, False
+
+    def iteration() -> dict[str, float]:
+        ctx: dict[str, Any] = {}
+        row: dict[str, float] = {}
+        with _ops(mp.ops):
+            for phase in objective.phases:
+                row |= run_phase(objective, phase, optimizers[phase.name], batch, ctx, step=1, policy=mp.policy)
+        return row
+
+    return iteration
+
+
+def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
+                  seed: int = 0) -> Callable[[], Tensor]:
+    """One eval-mode forward of a registered generator on a batch of its inputs under ``mp``."""
+    from ganzoo_core._api import create
+
+    torch.manual_seed(seed)
+    g = create("generator", generator_name).to(device).eval()
+    if mp.fold:
+        from ganzoo_core.ops.conv_bn import fold_batchnorm
+
+        g = fold_batchnorm(g)
+    mp.policy.prepare(nn.ModuleDict({"G": g}))
+    inputs = [x.to(device) for x in g.example_inputs(batch_size)]
+    if mp.policy.channels_last:
+        inputs = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in inputs]
+    dev = torch.device(device)
+
+    @torch.no_grad()
+    def generate() -> Tensor:
+        with _ops(mp.ops), mp.policy.autocast(dev):
+            return g(*inputs)
+
+    return generate
+
+
+def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
+                 repeat: int = 5, warmup: int = 2, compile: bool = False,
+                 log: Callable[[str], None] | None = None) -> list[Row]:
+    dev = torch.device(device)
+    rows: list[Row] = []
+    for name in objectives:
+        timed = []
+        for mp in TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ()):
+            if log:
+                log(f"  {name} train: {mp.name}")
+            times = time_call(train_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat)
+            timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device}))
+        rows += _rows("models", f"{name} train step", timed)
+    for name in generators:
+        timed = []
+        for mp in GENERATE_POLICIES + ((COMPILED_GENERATE,) if compile else ()):
+            if log:
+                log(f"  {name} generate: {mp.name}")
+            times = time_call(generate_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat * 2)
+            timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device,
+                                           "images_per_s": batch_size / (statistics.median(times) / 1e3)}))
+        rows += _rows("models", f"{name} generate", timed)
+    return rows
+
+
+# -- output --------------------------------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """Rows grouped as measured; the first row of each group is the reference (ratio 1.00)."""
+    width = max([len(r.name) for r in rows] + [14])
+    lines: list[str] = []
+    group = None
+    for r in rows:
+        if r.group != group:
+            group = r.group
+            lines += ["", f"{r.group}", f"  {'implementation / policy':<{width}}  {'ms':>9}  {'spread':>6}  {'x ref':>6}"]
+        lines.append(f"  {r.name:<{width}}  {r.ms:9.2f}  {r.spread:6.0%}  {r.ratio:6.2f}")
+    return "\n".join(lines).lstrip("\n")
+
+
+def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any]) -> Path:
+    from ganzoo_core.checkpoints import atomic_path
+
+    data = {"meta": dict(meta), "rows": [attrs.asdict(r) for r in rows]}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2))
+    return path
+
+
+def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Path:
+    """Horizontal bars of speed-up over the reference, one cluster per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.group} | {r.name}" for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.2))
+    colors = ["0.6" if (r.ratio == 1.0 and i == 0) or r.name in ("ref",) else "tab:blue" for i, r in enumerate(rows)]
+    ax.barh(range(len(rows)), [r.ratio for r in rows], color=colors)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("speed-up over the reference (same run)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_meta(device: str) -> dict[str, Any]:
+    from ganzoo_core import __version__
+    from ganzoo_core.ops._dispatch import device_name
+
+    return {"ganzoo_version": __version__, "torch_version": torch.__version__, "device": device,
+            "device_name": device_name(torch.device(device).type), "threads": torch.get_num_threads(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write_impl_cache(rows: Sequence[Row], path: Path | None = None) -> tuple[Path, dict[str, str]]:
+    choices, measured = choose_impls(rows)
+    return write_cache(choices, measured, path), choices

@@ -1,0 +1,80 @@
+"""``ganzoo bench ops|models``: measure, print ratios against the reference, save JSON and a PNG chart, and
+optionally write the cache ``impl="auto"`` reads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ganzoo_core.errors import GanzooError
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from ganzoo_core import bench
+    from ganzoo_core.ops import list_ops
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.suite == "ops":
+        known = list_ops()
+        unknown = [op for op in args.op if op not in known]
+        if unknown:
+            raise GanzooError(f"unknown op(s) {', '.join(map(repr, unknown))}; ops: {', '.join(known)}")
+        rows = bench.bench_ops(args.op, dtypes=args.dtype.split(","), channels_last=args.channels_last,
+                               device=args.device, repeat=args.repeat, warmup=args.warmup, shapes=args.shape,
+                               impls=args.impl, log=log)
+        title = "op implementations vs reference (forward + backward)"
+    else:
+        objectives = args.model or ["dcgan.64"]
+        generators = args.generator if args.generator is not None else objectives
+        rows = bench.bench_models(objectives, generators, device=args.device, batch_size=args.batch_size,
+                                  repeat=args.repeat, warmup=args.warmup, compile=args.compile, log=log)
+        title = f"training step and generation, batch {args.batch_size}, vs fp32 eager on reference ops"
+    if not rows:
+        raise GanzooError("nothing was measured: check --op/--shape/--model")
+    print(bench.format_table(rows))
+    meta = bench.run_meta(args.device) | {"suite": args.suite, "argv": sys.argv[1:]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta)
+    png_path = bench.draw_chart(rows, args.out / f"bench-{args.suite}.png",
+                                f"{title}\n{meta['device_name']}, torch {meta['torch_version']}")
+    print(f"\nsaved {json_path} and {png_path}")
+    if args.write_cache:
+        if args.suite != "ops":
+            raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
+        path, choices = bench.write_impl_cache(rows)
+        print(f"impl='auto' now uses: {', '.join(f'{k}={v}' for k, v in sorted(choices.items()))} ({path})")
+    return 0
+
+
+def add_bench_commands(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench", help="compare op implementations or model policies",
+        description="Time every op implementation against its reference at real model shapes (suite 'ops'), or a "
+                    "model's training step and generation under each precision/speed policy (suite 'models'). "
+                    "Prints ratios measured in the same run, saves JSON and a PNG chart.",
+    )
+    p.add_argument("suite", choices=("ops", "models"))
+    p.add_argument("--op", action="append", default=[], help="ops suite: only this op (repeatable)")
+    p.add_argument("--impl", action="append", default=[], help="ops suite: only this implementation (and ref)")
+    p.add_argument("--shape", action="append", default=[], help="ops suite: only this shape name")
+    p.add_argument("--dtype", default="fp32,bf16", help="ops suite: comma-separated fp32,bf16")
+    p.add_argument("--channels-last", action="store_true", help="ops suite: channels_last inputs")
+    p.add_argument("--model", action="append", help="models suite: objective name (default dcgan.64)")
+    p.add_argument("--generator", action="append", help="models suite: generator name (default: as --model)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeat", type=int, default=7, help="timed calls per row (the median is reported)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")
+    p.add_argument("--write-cache", action="store_true",
+                   help="ops suite: store the fastest implementation per op for impl='auto'")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_bench)
