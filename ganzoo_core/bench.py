@@ -155,13 +155,20 @@ class ModelPolicy:
     ops: str = "auto"  # "ref": every op on its reference (the model as plain PyTorch writes it), "auto": fastest
     fold: bool = False  # generation only: fold BatchNorm into the convolutions
     fused_adam: bool = False  # training only: Adam's fused (single-kernel) step
+    skip_frozen_grads: bool = True  # training only: no weight gradients for networks the phase does not update
 
 
 TRAIN_POLICIES = (
-    ModelPolicy(name="fp32 eager (reference ops)", ops="ref"),
-    ModelPolicy(name="bf16 autocast (reference ops)", policy=Policy(precision="bf16"), ops="ref"),
-    ModelPolicy(name="bf16 + channels_last", policy=Policy(precision="bf16", channels_last=True), ops="ref"),
-    ModelPolicy(name="bf16 + channels_last + fast ops + fused Adam",
+    # the first two train as pytorch/examples writes it: every op plain PyTorch, D's weight gradients computed in
+    # the G step too
+    ModelPolicy(name="fp32 eager (as pytorch/examples)", ops="ref", skip_frozen_grads=False),
+    ModelPolicy(name="bf16 autocast (as pytorch/examples)", policy=Policy(precision="bf16"), ops="ref",
+                skip_frozen_grads=False),
+    ModelPolicy(name="bf16 + channels_last", policy=Policy(precision="bf16", channels_last=True), ops="ref",
+                skip_frozen_grads=False),
+    ModelPolicy(name="bf16 + channels_last + no frozen grads", policy=Policy(precision="bf16", channels_last=True),
+                ops="ref"),
+    ModelPolicy(name="bf16 + channels_last + no frozen grads + fast ops + fused Adam",
                 policy=Policy(precision="bf16", channels_last=True), fused_adam=True),
 )
 COMPILED_TRAIN = ModelPolicy(name="bf16 + channels_last + compile + fused Adam",
@@ -206,7 +213,8 @@ def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_
         row: dict[str, float] = {}
         with _ops(mp.ops):
             for phase in objective.phases:
-                row |= run_phase(objective, phase, optimizers[phase.name], batch, ctx, step=1, policy=mp.policy)
+                row |= run_phase(objective, phase, optimizers[phase.name], batch, ctx, step=1, policy=mp.policy,
+                                 skip_frozen_grads=mp.skip_frozen_grads)
         return row
 
     return iteration

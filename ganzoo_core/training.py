@@ -104,12 +104,46 @@ def run_phase(
     policy: Policy = Policy(),
     scaler: torch.amp.GradScaler | None = None,
     info: gdist.DistInfo = gdist.DistInfo(),
+    skip_frozen_grads: bool = True,
 ) -> dict[str, float]:
-    """zero_grad → loss (autocast) → NaN guard (on every rank) → backward → step; returns the logged terms."""
+    """zero_grad → loss (autocast) → NaN guard (on every rank) → backward → step; returns the logged terms.
+
+    With ``skip_frozen_grads``, networks that neither this phase nor a later phase of the iteration updates get no
+    parameter gradients: the G phase backpropagates *through* D to the fake images but never needs D's weight
+    gradients, which pytorch/examples computes and throws away. (A network a later phase updates keeps them: its
+    graph, e.g. the D phase's fake batch, may be reused there.) Off under DDP, whose reducer expects every gradient.
+    """
     optimizer.zero_grad(set_to_none=True)
     device = next(iter(batch.values())).device
-    with policy.autocast(device):
-        loss, terms = objective.loss(phase.name, batch, ctx)
+    with _frozen_outside(objective, phase, skip_frozen_grads and not info.enabled):
+        with policy.autocast(device):
+            loss, terms = objective.loss(phase.name, batch, ctx)
+        return _finish_phase(loss, terms, phase, optimizer, step, device, scaler, info)
+
+
+@contextlib.contextmanager
+def _frozen_outside(objective: Objective, phase: Phase, enabled: bool) -> Iterator[None]:
+    """For the block, parameters of networks that no phase from ``phase`` on updates stop requiring gradients."""
+    phases = list(objective.phases)
+    if not enabled or phase not in phases:
+        yield
+        return
+    keep = {name for later in phases[phases.index(phase):] for name in later.networks}
+    own = {id(p) for name in keep for p in objective.networks[name].parameters()}
+    frozen = [p for name, net in objective.networks.items() if name not in keep
+              for p in net.parameters() if p.requires_grad and id(p) not in own]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _finish_phase(loss: Tensor, terms: Mapping[str, Tensor], phase: Phase, optimizer: torch.optim.Optimizer,
+                  step: int, device: torch.device, scaler: torch.amp.GradScaler | None,
+                  info: gdist.DistInfo) -> dict[str, float]:
     value = float(loss.detach())
     finite = math.isfinite(value)
     if info.enabled:  # every rank must stop together, or the others would wait forever in the next all-reduce

@@ -237,3 +237,25 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     for key in w1:
         assert torch.allclose(w1[key], w2[key], atol=1e-5), key
     assert train_meta(tmp_path / "two" / "checkpoint.safetensors")["world"] == 2
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_phase_skips_weight_gradients_of_networks_no_later_phase_updates(skip: bool) -> None:
+    """The G phase backpropagates through D without D's weight gradients; the D phase keeps G's graph, because
+    the G phase reuses its fake batch."""
+    from ganzoo_core.training import make_optimizers, run_phase
+
+    torch.manual_seed(0)
+    objective = gz.create_objective("dcgan.28")
+    optimizers = make_optimizers(objective)
+    batch, ctx = objective.example_batch(4), {}
+    d_phase, g_phase = objective.phases
+    run_phase(objective, d_phase, optimizers["D"], batch, ctx, step=1, skip_frozen_grads=skip)
+    assert ctx["fake"].requires_grad, "the D phase's fake batch lost its graph to G"
+    objective.networks["D"].zero_grad(set_to_none=True)
+    g_before = [p.detach().clone() for p in objective.networks["G"].parameters()]
+    run_phase(objective, g_phase, optimizers["G"], batch, ctx, step=1, skip_frozen_grads=skip)
+    d_grads = [p.grad for p in objective.networks["D"].parameters()]
+    assert all(g is None for g in d_grads) if skip else all(g is not None for g in d_grads)
+    assert all(p.requires_grad for p in objective.parameters()), "parameters stayed frozen after the phase"
+    assert any(not torch.equal(a, p) for a, p in zip(g_before, objective.networks["G"].parameters())), "G not updated"
