@@ -30,6 +30,8 @@ from ganzoo_core.ops._dispatch import (
     write_cache,
 )
 from ganzoo_core.ops.bias_act import bias_act
+from ganzoo_core.ops.conv_bn import conv_bn, fold_batchnorm
+from ganzoo_core.ops.upsample_conv import UpsampleConv2d, upsample_conv
 
 GANZOO_API_VERSION = "1.0"
 
@@ -38,15 +40,19 @@ __all__ = [
     "ImplSpec",
     "OpSpec",
     "OpUnavailableError",
+    "UpsampleConv2d",
     "available_impls",
     "bias_act",
     "cache_path",
+    "conv_bn",
     "define_op",
+    "fold_batchnorm",
     "get_impl_entry",
     "get_op_spec",
     "list_op_specs",
     "list_ops",
     "register_op",
+    "upsample_conv",
     "use_impls",
     "why_not",
     "write_cache",

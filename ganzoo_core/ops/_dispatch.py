@@ -276,7 +276,7 @@ def resolve(op: str, impl: str, device: torch.device) -> Callable[..., Any]:
         stamp = path.stat().st_mtime if impl == "auto" else 0.0
     except OSError:
         stamp = -1.0
-    key = (op, impl, device.type, id(registry), registry.version, stamp)
+    key = (op, impl, device.type, id(registry), registry.version, stamp, os.environ.get("TRITON_INTERPRET"))
     fn = _resolved.get(key)
     if fn is None:
         fn = _resolved[key] = _resolve(op, impl, device.type)

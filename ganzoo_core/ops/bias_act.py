@@ -380,6 +380,9 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
         x = x.contiguous(memory_format=torch.channels_last)
     b = (torch.randn(shape[1], generator=gen) * 0.5).to(case.device) if with_bias else None
     kwargs: dict[str, Any] = {"act": act_name}
+    with torch.no_grad():  # keep pre-activations off the kink at 0, where bf16 rounding decides the gradient's side
+        pre = x.float() + (b.float().reshape(1, -1, *[1] * (x.ndim - 2)) if b is not None else 0)
+        x.add_((pre.abs() < 0.02).to(x.dtype) * 0.05)
     if extra:
         kwargs |= {"gain": math.sqrt(2), "clamp": 1.5}
         with torch.no_grad():  # keep pre-clamp values off the clamp edge, where bf16 rounding decides the gradient
