@@ -91,10 +91,11 @@ def test_impl_matches_reference(op: str, impl: str, variant: str, case_name: str
             assert o.is_contiguous(memory_format=torch.channels_last), f"{where}: output lost channels_last"
         torch.testing.assert_close(o.float(), r.float(), rtol=rtol, atol=atol, msg=lambda m: f"{where}: {m}")
     assert len(grads) == len(ref_grads), where
+    if ref_grads:  # some gradients are legitimately zero (a bias under a piecewise-linear penalty), not all
+        assert any(r is not None and torch.count_nonzero(r) > 0 for r in ref_grads), f"{where}: all-zero gradients"
     for i, (g, r) in enumerate(zip(grads, ref_grads)):
         assert (g is None) == (r is None), f"{where}: gradient {i} missing in one of them"
         if g is not None and r is not None:
-            assert torch.count_nonzero(r) > 0, f"{where}: reference gradient {i} is all zeros; the case tests nothing"
             torch.testing.assert_close(g.float(), r.float(), rtol=rtol, atol=atol * 10,
                                        msg=lambda m, i=i: f"{where} grad {i}: {m}")
 

@@ -31,6 +31,7 @@ from ganzoo_core.ops._dispatch import (
 )
 from ganzoo_core.ops.bias_act import bias_act
 from ganzoo_core.ops.conv_bn import conv_bn, fold_batchnorm
+from ganzoo_core.ops.gradient_penalty import gradient_penalty
 from ganzoo_core.ops.upsample_conv import UpsampleConv2d, upsample_conv
 
 GANZOO_API_VERSION = "1.0"
@@ -49,6 +50,7 @@ __all__ = [
     "fold_batchnorm",
     "get_impl_entry",
     "get_op_spec",
+    "gradient_penalty",
     "list_op_specs",
     "list_ops",
     "register_op",
