@@ -32,11 +32,13 @@ from ganzoo_core.ops._dispatch import (
 from ganzoo_core.ops.bias_act import bias_act
 from ganzoo_core.ops.conv_bn import conv_bn, fold_batchnorm
 from ganzoo_core.ops.gradient_penalty import gradient_penalty
+from ganzoo_core.ops.norm_act import BatchNormAct2d, norm_act
 from ganzoo_core.ops.upsample_conv import UpsampleConv2d, upsample_conv
 
 GANZOO_API_VERSION = "1.0"
 
 __all__ = [
+    "BatchNormAct2d",
     "Case",
     "ImplSpec",
     "OpSpec",
@@ -53,6 +55,7 @@ __all__ = [
     "gradient_penalty",
     "list_op_specs",
     "list_ops",
+    "norm_act",
     "register_op",
     "upsample_conv",
     "use_impls",
