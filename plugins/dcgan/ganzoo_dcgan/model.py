@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core.errors import ShapeError
+from ganzoo_core.ops import BatchNormAct2d
 
 # ---------------------------------------------------------------------------------------------------------------
 # Config
@@ -78,14 +79,22 @@ class BlockCfg:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def norm_act(norm: str, channels: int, act: str) -> list[nn.Module]:
+    """Norm then activation as two slots of a Sequential. BatchNorm + activation is one ``BatchNormAct2d`` (the
+    ``norm_act`` op: one fused pass on GPUs) followed by ``nn.Identity()`` holding the activation's old slot, so
+    module indices and parameter names stay those of pytorch/examples ("main.1.weight", "main.3.weight", ...)."""
+    if norm == "batch":
+        return [BatchNormAct2d(channels, act=act, alpha=0.2 if act == "lrelu" else None), nn.Identity()]
+    return [gz.create_norm(norm, channels), gz.create_act(act)]
+
+
 class UpBlock(nn.Sequential):
     """Fractionally-strided conv (k4 s2 p1, no bias) → norm → activation: doubles H and W."""
 
     def __init__(self, cfg: BlockCfg = BlockCfg()) -> None:
         super().__init__(
             nn.ConvTranspose2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
-            gz.create_norm(cfg.norm, cfg.out_channels),
-            gz.create_act(cfg.act),
+            *norm_act(cfg.norm, cfg.out_channels, cfg.act),
         )
         self.cfg = cfg
 
@@ -102,8 +111,7 @@ class DownBlock(nn.Sequential):
     def __init__(self, cfg: BlockCfg = BlockCfg(in_channels=64, out_channels=128, act="lrelu")) -> None:
         super().__init__(
             nn.Conv2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
-            gz.create_norm(cfg.norm, cfg.out_channels),
-            gz.create_act(cfg.act),
+            *norm_act(cfg.norm, cfg.out_channels, cfg.act),
         )
         self.cfg = cfg
 
@@ -129,8 +137,7 @@ class DcganGenerator(nn.Module):
         widths = [cfg.ngf * 2**i for i in reversed(range(n))]  # 64×64: [512, 256, 128, 64]
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(cfg.nz, widths[0], base, 1, 0, bias=False),  # nz×1×1 → (ngf·8)×4×4
-            gz.create_norm(cfg.norm, widths[0]),
-            nn.ReLU(True),
+            *norm_act(cfg.norm, widths[0], "relu"),
         ]
         for c_in, c_out in zip(widths, widths[1:]):  # 4×4 → 8×8 → 16×16 → 32×32, the block's 3 layers inlined
             layers += UpBlock(BlockCfg(in_channels=c_in, out_channels=c_out, norm=cfg.norm, act="relu"))

@@ -13,6 +13,7 @@ from ganzoo_dcgan.model import stage_plan
 from torch import nn
 
 import ganzoo_core as gz
+from ganzoo_core.ops import BatchNormAct2d
 from ganzoo_core.testing import check_plugin
 from ganzoo_core.training import TrainCfg, train
 
@@ -44,7 +45,10 @@ def test_generator_64_layer_by_layer() -> None:
     shapes = _shapes(g, torch.randn(2, 100, 1, 1))
     assert [s for name, s in shapes if name == "ConvTranspose2d"] == [
         (512, 4, 4), (256, 8, 8), (128, 16, 16), (64, 32, 32), (3, 64, 64)]
-    assert [name for name, _ in shapes] == ["ConvTranspose2d", "BatchNorm2d", "ReLU"] * 4 + ["ConvTranspose2d", "Tanh"]
+    # BatchNorm + ReLU run as one norm_act op; the Identity holds the ReLU's pytorch/examples slot
+    assert [name for name, _ in shapes] == ["ConvTranspose2d", "BatchNormAct2d", "Identity"] * 4 + [
+        "ConvTranspose2d", "Tanh"]
+    assert all(m.act == "relu" for m in g.modules() if isinstance(m, BatchNormAct2d))
     assert all(m.bias is None for m in g.modules() if isinstance(m, nn.ConvTranspose2d))
 
 
@@ -53,9 +57,10 @@ def test_discriminator_64_layer_by_layer() -> None:
     shapes = _shapes(d, torch.randn(2, 3, 64, 64))
     assert [s for name, s in shapes if name == "Conv2d"] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4),
                                                              (1, 1, 1)]
-    assert [name for name, _ in shapes] == ["Conv2d", "LeakyReLU"] + ["Conv2d", "BatchNorm2d", "LeakyReLU"] * 3 + [
+    assert [name for name, _ in shapes] == ["Conv2d", "LeakyReLU"] + ["Conv2d", "BatchNormAct2d", "Identity"] * 3 + [
         "Conv2d"]  # no norm on the input layer; logits out (no Sigmoid)
     assert all(m.negative_slope == 0.2 for m in d.modules() if isinstance(m, nn.LeakyReLU))
+    assert all((m.act, m.alpha) == ("lrelu", 0.2) for m in d.modules() if isinstance(m, BatchNormAct2d))
 
 
 @pytest.mark.parametrize(("size", "plan"), [(64, (4, 4)), (32, (4, 3)), (28, (7, 2)), (128, (4, 5)), (14, (7, 1))])
