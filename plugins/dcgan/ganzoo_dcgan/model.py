@@ -204,6 +204,7 @@ class ObjectiveCfg:
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     lr: float = 2e-4  # Adam, both networks (paper: 1e-3 was too high)
+    lr_d: float | None = None  # D's own learning rate when it should differ (two time-scale updates); None: lr
     betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)  # paper: β1 = 0.9 oscillated
     dataset: str = "animal_mnist.train"  # what `ganzoo train` uses when --data is not given
 
@@ -220,7 +221,7 @@ class DcganObjective(nn.Module):
         })
         self.gan_loss = gz.create_loss(cfg.loss)
         self.phases = (
-            gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),
+            gz.Phase(name="D", networks=("D",), lr=cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=cfg.betas),
             gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),
         )
 

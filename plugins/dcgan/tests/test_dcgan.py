@@ -217,3 +217,9 @@ def test_dcgan_fashion_mnist_domain_fid(tmp_path: Path) -> None:
     assert result["protocol"]["samples"]["mode"] == "eval" and (tmp_path / "fid.json").is_file()
     assert untrained > 100, untrained
     assert result["scores"]["fid"] < 0.4 * untrained, (result["scores"]["fid"], untrained)
+
+
+def test_discriminator_learning_rate_can_differ() -> None:
+    phases = {p.name: p.lr for p in gz.create_objective("dcgan.32", lr_d=1e-4).phases}
+    assert phases == {"D": 1e-4, "G": 2e-4}
+    assert {p.name: p.lr for p in gz.create_objective("dcgan.32").phases} == {"D": 2e-4, "G": 2e-4}
