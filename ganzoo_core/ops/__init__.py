@@ -32,7 +32,7 @@ from ganzoo_core.ops._dispatch import (
 from ganzoo_core.ops.bias_act import bias_act
 from ganzoo_core.ops.conv_bn import conv_bn, fold_batchnorm
 from ganzoo_core.ops.gradient_penalty import gradient_penalty
-from ganzoo_core.ops.norm_act import BatchNormAct2d, norm_act
+from ganzoo_core.ops.norm_act import BatchNormAct2d, InstanceNormAct2d, norm_act
 from ganzoo_core.ops.upsample_conv import UpsampleConv2d, upsample_conv
 
 GANZOO_API_VERSION = "1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "BatchNormAct2d",
     "Case",
     "ImplSpec",
+    "InstanceNormAct2d",
     "OpSpec",
     "OpUnavailableError",
     "UpsampleConv2d",

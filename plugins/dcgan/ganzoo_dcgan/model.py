@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core.errors import ShapeError
-from ganzoo_core.ops import BatchNormAct2d
+from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 
 # ---------------------------------------------------------------------------------------------------------------
 # Config
@@ -79,12 +79,24 @@ class BlockCfg:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+_FUSED_NORMS = {  # create_norm name -> the fused module and its torch base class's arguments
+    "batch": (BatchNormAct2d, {}),
+    "instance": (InstanceNormAct2d, {}),
+    "instance_affine": (InstanceNormAct2d, {"affine": True, "track_running_stats": True}),
+}
+_FUSED_ACTS = {"relu": "relu", "lrelu": "lrelu", "tanh": "tanh", "sigmoid": "sigmoid", "identity": "linear"}
+
+
 def norm_act(norm: str, channels: int, act: str) -> list[nn.Module]:
-    """Norm then activation as two slots of a Sequential. BatchNorm + activation is one ``BatchNormAct2d`` (the
-    ``norm_act`` op: one fused pass on GPUs) followed by ``nn.Identity()`` holding the activation's old slot, so
-    module indices and parameter names stay those of pytorch/examples ("main.1.weight", "main.3.weight", ...)."""
-    if norm == "batch":
-        return [BatchNormAct2d(channels, act=act, alpha=0.2 if act == "lrelu" else None), nn.Identity()]
+    """Norm then activation as two slots of a Sequential. A BatchNorm or InstanceNorm with an activation becomes one
+    ``BatchNormAct2d`` / ``InstanceNormAct2d`` (the ``norm_act`` op: one pass on GPUs, and in training only the output
+    kept for LeakyReLU) followed by ``nn.Identity()`` in the activation's old slot, so module indices and parameter
+    names stay those of pytorch/examples ("main.1.weight", "main.3.weight", ...). Other norms or activations stay
+    two modules."""
+    if norm in _FUSED_NORMS and act in _FUSED_ACTS:
+        cls, kwargs = _FUSED_NORMS[norm]
+        fused = cls(channels, act=_FUSED_ACTS[act], alpha=0.2 if act == "lrelu" else None, **kwargs)
+        return [fused, nn.Identity()]  # Identity: the activation's slot, fused into the norm before it
     return [gz.create_norm(norm, channels), gz.create_act(act)]
 
 
