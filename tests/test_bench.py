@@ -1,0 +1,73 @@
+"""``ganzoo bench``: the table, JSON and chart it writes, the choice it stores for ``impl="auto"``, and the model
+steps it times. Sizes are the smallest real ones (one op shape, one repeat): these tests check what the command
+produces, not speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo_core import bench
+from ganzoo_core.cli import main
+from ganzoo_core.ops._dispatch import measured_choice
+
+
+def _row(op: str, name: str, ratio: float, shape: str = "s1") -> bench.Row:
+    return bench.Row(suite="ops", group=f"{op} {shape} fp32", name=name, ms=1.0 / ratio, spread=0.0, ratio=ratio,
+                     extra={"op": op, "device": "cpu", "shape": shape, "dtype": "fp32"})
+
+
+def test_choice_is_the_best_geometric_mean_and_needs_a_real_gain() -> None:
+    rows = [_row("a", "ref", 1.0), _row("a", "fast", 2.0), _row("a", "fast", 0.6, "s2"),
+            _row("a", "other", 1.2), _row("a", "other", 1.2, "s2"),
+            _row("b", "ref", 1.0), _row("b", "meh", 1.02)]
+    choices, measured = bench.choose_impls(rows)
+    assert choices == {"a/cpu": "other", "b/cpu": "ref"}  # fast: sqrt(2·0.6) = 1.10 < 1.2; meh < 1.05
+    assert measured["a/cpu"]["fast"] == pytest.approx((2.0 * 0.6) ** 0.5, abs=1e-3)
+
+
+def test_bench_ops_prints_ratios_saves_json_and_chart_and_writes_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "impls.json"
+    monkeypatch.setenv("GANZOO_IMPL_CACHE", str(cache))
+    out = tmp_path / "bench"
+    rc = main(["bench", "ops", "--op", "bias_act", "--shape", "dcgan64.d1", "--dtype", "fp32", "--impl", "fused",
+               "--repeat", "2", "--warmup", "1", "--out", str(out), "--write-cache", "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "bias_act dcgan64.d1 fp32" in printed and "x ref" in printed
+    data = json.loads((out / "bench-ops.json").read_text())
+    rows = data["rows"]
+    assert [r["name"] for r in rows] == ["ref", "fused"]
+    assert rows[0]["ratio"] == 1.0 and rows[1]["ratio"] == pytest.approx(rows[0]["ms"] / rows[1]["ms"])
+    assert data["meta"]["torch_version"] == torch.__version__ and data["meta"]["suite"] == "ops"
+    assert (out / "bench-ops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = json.loads(cache.read_text())["choices"]["bias_act/cpu"]
+    expected = "fused" if rows[1]["ratio"] >= 1.05 else "ref"
+    assert stored["impl"] == expected
+    assert measured_choice("bias_act", "cpu") == expected  # what impl="auto" now reads
+
+
+def test_bench_rejects_unknown_ops_and_cache_from_the_models_suite(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path) -> None:
+    assert main(["bench", "ops", "--op", "bias_akt", "--out", str(tmp_path)]) == 2
+    assert "unknown op(s) 'bias_akt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mp", [bench.TRAIN_POLICIES[0], bench.TRAIN_POLICIES[-1]], ids=lambda p: p.name)
+def test_train_step_is_a_real_iteration(mp: bench.ModelPolicy) -> None:
+    """Every timed call steps the optimizers: on the same batch and noise, the losses move from call to call."""
+    step = bench.train_step("dcgan.28", mp, "cpu", batch_size=8)
+    rows = [step() for _ in range(3)]
+    assert {"loss_D", "loss_G"} <= set(rows[0]) and all(v == v for r in rows for v in r.values())
+    for key in ("loss_D", "loss_G"):
+        assert len({r[key] for r in rows}) == 3, (key, rows)
+
+
+def test_generate_step_folded_matches_the_reference_ops() -> None:
+    ref = bench.generate_step("dcgan.28", bench.GENERATE_POLICIES[0], "cpu", batch_size=4)()
+    fast = bench.generate_step("dcgan.28", bench.ModelPolicy(name="folded", fold=True), "cpu", batch_size=4)()
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
