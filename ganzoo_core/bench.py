@@ -154,6 +154,7 @@ class ModelPolicy:
     policy: Policy = attrs.field(factory=Policy)
     ops: str = "auto"  # "ref": every op on its reference (the model as plain PyTorch writes it), "auto": fastest
     fold: bool = False  # generation only: fold BatchNorm into the convolutions
+    inference_graph: bool = False  # generation only: weights in the policy's precision, compiled with them frozen
     fused_adam: bool = False  # training only: Adam's fused (single-kernel) step
     skip_frozen_grads: bool = True  # training only: no weight gradients for networks the phase does not update
 
@@ -179,8 +180,14 @@ GENERATE_POLICIES = (
     ModelPolicy(name="bf16 + channels_last + fast ops + folded BN",
                 policy=Policy(precision="bf16", channels_last=True), fold=True),
 )
-COMPILED_GENERATE = ModelPolicy(name="bf16 + channels_last + folded BN + compile",
-                                policy=Policy(precision="bf16", channels_last=True, compile=True), fold=True)
+COMPILED_GENERATE = (
+    ModelPolicy(name="bf16 + channels_last + folded BN + compile",
+                policy=Policy(precision="bf16", channels_last=True, compile=True), fold=True),
+    # an inference graph: bf16 weights (no autocast casts), compiled with the weights as constants, so inductor
+    # prepacks them for oneDNN once and fuses bias + activation into the convolutions
+    ModelPolicy(name="bf16 weights + channels_last + folded BN + compile, weights frozen",
+                policy=Policy(precision="bf16", channels_last=True), fold=True, inference_graph=True),
+)
 
 
 @contextlib.contextmanager
@@ -236,13 +243,27 @@ def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", bat
     if mp.policy.channels_last:
         inputs = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x for x in inputs]
     dev = torch.device(device)
+    model: Callable[..., Tensor] = g
+    if mp.inference_graph:
+        model, inputs = inference_graph(g, inputs, mp.policy)
 
     @torch.no_grad()
     def generate() -> Tensor:
-        with _ops(mp.ops), mp.policy.autocast(dev):
-            return g(*inputs)
+        with _ops(mp.ops), (contextlib.nullcontext() if mp.inference_graph else mp.policy.autocast(dev)):
+            return model(*inputs)
 
     return generate
+
+
+def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> tuple[Callable[..., Tensor], list[Tensor]]:
+    """``g`` as an inference graph: parameters and floating inputs cast to the policy's precision (bf16 or fp16 stay
+    so, without autocast), then ``torch.compile`` with inductor freezing (weights are constants of the graph). For
+    generation only: the compiled function does not follow later changes of ``g``'s weights."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[policy.precision]
+    g = g.to(dtype).eval()
+    cast = [x.to(dtype) if x.is_floating_point() else x for x in inputs]
+    fn = torch.compile(g, options={"freezing": True})
+    return fn, cast
 
 
 def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
@@ -260,7 +281,7 @@ def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device
         rows += _rows("models", f"{name} train step", timed)
     for name in generators:
         timed = []
-        for mp in GENERATE_POLICIES + ((COMPILED_GENERATE,) if compile else ()):
+        for mp in GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()):
             if log:
                 log(f"  {name} generate: {mp.name}")
             times = time_call(generate_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat * 2)
@@ -304,7 +325,8 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Path:
 
     labels = [f"{r.group} | {r.name}" for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.28 * len(rows) + 1.2))
-    colors = ["0.6" if (r.ratio == 1.0 and i == 0) or r.name in ("ref",) else "tab:blue" for i, r in enumerate(rows)]
+    first = {i for i, r in enumerate(rows) if i == 0 or rows[i - 1].group != r.group}  # each group's reference
+    colors = ["0.6" if i in first else "tab:blue" for i in range(len(rows))]
     ax.barh(range(len(rows)), [r.ratio for r in rows], color=colors)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
@@ -312,7 +334,7 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Path:
     ax.set_xlabel("speed-up over the reference (same run)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels stay whole
     plt.close(fig)
     return path
 

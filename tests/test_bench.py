@@ -71,3 +71,16 @@ def test_generate_step_folded_matches_the_reference_ops() -> None:
     ref = bench.generate_step("dcgan.28", bench.GENERATE_POLICIES[0], "cpu", batch_size=4)()
     fast = bench.generate_step("dcgan.28", bench.ModelPolicy(name="folded", fold=True), "cpu", batch_size=4)()
     torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_inference_graph_generates_what_the_eager_generator_does() -> None:
+    """Folded BN, bf16 weights, compiled with the weights frozen: the same images to bf16 precision."""
+    pytest.importorskip("torch._inductor")
+    from ganzoo_core.ops._common import compile_requires
+
+    if (why := compile_requires("cpu")) is not None:
+        pytest.skip(why)
+    ref = bench.generate_step("dcgan.28", bench.GENERATE_POLICIES[0], "cpu", batch_size=4)()
+    got = bench.generate_step("dcgan.28", bench.COMPILED_GENERATE[-1], "cpu", batch_size=4)()
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), ref, rtol=0.05, atol=0.03)
