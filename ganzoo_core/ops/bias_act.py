@@ -137,12 +137,8 @@ def _act_grad(act: str, src: Tensor, alpha: float, gain: float) -> Tensor:
     return t * (1 - t)  # sigmoid
 
 
-def _forward_torch(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float, gain: float,
-                   clamp: float | None) -> tuple[Tensor, Tensor]:
-    """(y, z): y computed in one buffer in place; z is the pre-activation (kept only for SiLU)."""
-    shape = [-1 if i == dim else 1 for i in range(x.ndim)]
-    y = x + b.to(x.dtype).reshape(shape) if b is not None else x.clone()
-    z = y.clone() if act == "silu" else y
+def activate_(y: Tensor, act: str, alpha: float) -> Tensor:
+    """The activation ``act`` applied to ``y`` in place (one of ``ACTIVATIONS``); returns ``y``."""
     if act == "relu":
         y.relu_()
     elif act == "lrelu":
@@ -152,7 +148,17 @@ def _forward_torch(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float
     elif act == "sigmoid":
         y.sigmoid_()
     elif act == "silu":
-        y = F.silu(y, inplace=True)
+        F.silu(y, inplace=True)
+    return y
+
+
+def _forward_torch(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float, gain: float,
+                   clamp: float | None) -> tuple[Tensor, Tensor]:
+    """(y, z): y computed in one buffer in place; z is the pre-activation (kept only for SiLU)."""
+    shape = [-1 if i == dim else 1 for i in range(x.ndim)]
+    y = x + b.to(x.dtype).reshape(shape) if b is not None else x.clone()
+    z = y.clone() if act == "silu" else y
+    activate_(y, act, alpha)
     if gain != 1:
         y.mul_(gain)
     if clamp is not None:

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from ganzoo_core.errors import ShapeError, UnknownNameError
 from ganzoo_core.ops._common import compile_requires, compiled, triton_interpret, triton_requires
 from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
-from ganzoo_core.ops.bias_act import ACTIVATIONS, _backward_torch
+from ganzoo_core.ops.bias_act import ACTIVATIONS, _backward_torch, activate_
 
 # ---------------------------------------------------------------------------------------------------------------
 # Spec
@@ -189,21 +189,6 @@ def _output_only(x: Tensor, weight: Tensor | None, bias: Tensor | None, act: str
     return bool(((w >= fi.tiny / fi.eps) & (b <= MAX_BIAS_RATIO * w)).all())  # NaN γ or β: False
 
 
-def _activate_(y: Tensor, act: str, alpha: float) -> Tensor:
-    """The activation in place on ``y``."""
-    if act == "relu":
-        y.relu_()
-    elif act == "lrelu":
-        F.leaky_relu_(y, alpha)
-    elif act == "tanh":
-        y.tanh_()
-    elif act == "sigmoid":
-        y.sigmoid_()
-    elif act == "silu":
-        F.silu(y, inplace=True)
-    return y
-
-
 def _forward_torch(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
                    running_var: Tensor | None, kind: str, batch_stats: bool, momentum: float, eps: float, act: str,
                    alpha: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -228,7 +213,7 @@ def _forward_torch(x: Tensor, weight: Tensor | None, bias: Tensor | None, runnin
         assert running_mean is not None and running_var is not None
         mean = running_mean.to(acc, copy=True).view(shape)
         invstd = torch.rsqrt(running_var.to(acc) + eps).view(shape)
-    return _activate_(y.view(x.shape), act, alpha), x, mean, invstd
+    return activate_(y.view(x.shape), act, alpha), x, mean, invstd
 
 
 def _xhat(x: Tensor | None, y: Tensor, mean: Tensor, invstd: Tensor, w: Tensor | None, b: Tensor | None, act: str,
@@ -606,13 +591,24 @@ def _norm_act_triton(x: Tensor, weight: Tensor | None, bias: Tensor | None, runn
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _check_act(act: str) -> None:
-    if act not in ACTIVATIONS:
-        raise UnknownNameError(act, "activation", [a for a in ACTIVATIONS if a.startswith(act[:2])],
-                               f"norm_act supports {', '.join(ACTIVATIONS)}")
+class _ActMixin:
+    """The activation half of the fused norm modules: ``act``, ``alpha`` and ``impl`` as ``norm_act`` takes them."""
+
+    act: str
+    alpha: float | None
+    impl: str
+
+    def _set_act(self, act: str, alpha: float | None, impl: str) -> None:
+        if act not in ACTIVATIONS:
+            raise UnknownNameError(act, "activation", [a for a in ACTIVATIONS if a.startswith(act[:2])],
+                                   f"norm_act supports {', '.join(ACTIVATIONS)}")
+        self.act, self.alpha, self.impl = act, alpha, impl
+
+    def _act_repr(self) -> str:
+        return f", act={self.act!r}" + (f", alpha={self.alpha}" if self.alpha is not None else "")
 
 
-class BatchNormAct2d(nn.BatchNorm2d):
+class BatchNormAct2d(_ActMixin, nn.BatchNorm2d):
     """``nn.BatchNorm2d`` followed by an activation, as one ``norm_act`` call.
 
     Parameters and buffers keep BatchNorm2d's names (``weight``, ``bias``, ``running_mean``, ``running_var``,
@@ -625,8 +621,7 @@ class BatchNormAct2d(nn.BatchNorm2d):
                  track_running_stats: bool = True, device: Any = None, dtype: Any = None, *, act: str = "relu",
                  alpha: float | None = None, impl: str = "auto") -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
-        _check_act(act)
-        self.act, self.alpha, self.impl = act, alpha, impl
+        self._set_act(act, alpha, impl)
 
     def forward(self, x: Tensor) -> Tensor:  # nn.BatchNorm2d.forward, with norm_act in place of F.batch_norm
         self._check_input_dim(x)
@@ -642,10 +637,10 @@ class BatchNormAct2d(nn.BatchNorm2d):
                         eps=self.eps, act=self.act, alpha=self.alpha, impl=self.impl)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, act={self.act!r}" + (f", alpha={self.alpha}" if self.alpha is not None else "")
+        return super().extra_repr() + self._act_repr()
 
 
-class InstanceNormAct2d(nn.InstanceNorm2d):
+class InstanceNormAct2d(_ActMixin, nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` followed by an activation, as one ``norm_act`` call.
 
     Same constructor, parameter and buffer names as InstanceNorm2d (``affine=False`` and no running statistics by
@@ -657,8 +652,7 @@ class InstanceNormAct2d(nn.InstanceNorm2d):
                  track_running_stats: bool = False, device: Any = None, dtype: Any = None, *, act: str = "relu",
                  alpha: float | None = None, impl: str = "auto") -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
-        _check_act(act)
-        self.act, self.alpha, self.impl = act, alpha, impl
+        self._set_act(act, alpha, impl)
 
     def forward(self, x: Tensor) -> Tensor:  # nn.InstanceNorm2d.forward, with norm_act in place of F.instance_norm
         self._check_input_dim(x)
@@ -676,7 +670,7 @@ class InstanceNormAct2d(nn.InstanceNorm2d):
                         alpha=self.alpha, impl=self.impl)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, act={self.act!r}" + (f", alpha={self.alpha}" if self.alpha is not None else "")
+        return super().extra_repr() + self._act_repr()
 
 
 # ---------------------------------------------------------------------------------------------------------------
