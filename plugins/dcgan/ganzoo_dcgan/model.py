@@ -213,6 +213,7 @@ class ObjectiveCfg:
     generator: str = "dcgan.64"  # any registered generator taking z; swap by name
     discriminator: str = "dcgan.64"
     loss: str = "gan.bce"  # any registered loss (gan.lsgan, gan.hinge, ...)
+    loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)  # {"real_label": 0.9}
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     lr: float = 2e-4  # Adam, both networks (paper: 1e-3 was too high)
@@ -231,7 +232,7 @@ class DcganObjective(nn.Module):
             "G": gz.create_generator(cfg.generator, **cfg.generator_kwargs),
             "D": gz.create_discriminator(cfg.discriminator, **cfg.discriminator_kwargs),
         })
-        self.gan_loss = gz.create_loss(cfg.loss)
+        self.gan_loss = gz.create_loss(cfg.loss, **cfg.loss_kwargs)
         self.phases = (
             gz.Phase(name="D", networks=("D",), lr=cfg.lr if cfg.lr_d is None else cfg.lr_d, betas=cfg.betas),
             gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),

@@ -152,6 +152,12 @@ def test_loss_is_swappable_by_name() -> None:
     assert type(obj.gan_loss).__name__ == "LSGANLoss"
     with pytest.raises(gz.UnknownNameError, match="gan.lsgan"):
         gz.create_objective("dcgan.28", loss="gan.lsgam")
+    smoothed = gz.create_objective("dcgan.28", loss_kwargs={"real_label": 0.9})
+    logits = torch.full((4,), 3.0)
+    # BCE against 0.9 instead of 1: a confident D is penalised on real images
+    assert float(smoothed.gan_loss.d_real(logits)) > float(gz.create_objective("dcgan.28").gan_loss.d_real(logits))
+    with pytest.raises(gz.GanzooError, match="real_lable"):
+        gz.create_objective("dcgan.28", loss_kwargs={"real_lable": 0.9})
 
 
 # -- learning outcome --------------------------------------------------------------------------------------------
