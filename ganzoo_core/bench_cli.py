@@ -17,6 +17,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ganzoo_core import bench
     from ganzoo_core.ops import list_ops
 
+    if args.write_cache and args.suite != "ops":  # before anything is measured
+        raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
     if args.threads:
         torch.set_num_threads(args.threads)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -45,8 +47,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 f"{title}\n{meta['device_name']}, torch {meta['torch_version']}")
     print(f"\nsaved {json_path} and {png_path}")
     if args.write_cache:
-        if args.suite != "ops":
-            raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
         path, choices = bench.write_impl_cache(rows)
         print(f"impl='auto' now uses: {', '.join(f'{k}={v}' for k, v in sorted(choices.items()))} ({path})")
     return 0

@@ -55,6 +55,9 @@ def test_bench_rejects_unknown_ops_and_cache_from_the_models_suite(capsys: pytes
                                                                    tmp_path: Path) -> None:
     assert main(["bench", "ops", "--op", "bias_akt", "--out", str(tmp_path)]) == 2
     assert "unknown op(s) 'bias_akt'" in capsys.readouterr().err
+    assert main(["bench", "models", "--write-cache", "--out", str(tmp_path)]) == 2
+    assert "--write-cache needs the ops suite" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before measuring or writing anything
 
 
 @pytest.mark.parametrize("mp", [bench.TRAIN_POLICIES[0], bench.TRAIN_POLICIES[-1]], ids=lambda p: p.name)
