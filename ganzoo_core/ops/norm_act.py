@@ -707,10 +707,30 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
     bias = (0.2 * torch.randn(c, generator=gen)).to(case.device) if affine else None
     rm = (0.1 * torch.randn(c, generator=gen)).to(case.device) if tracked else None
     rv = (0.5 + torch.rand(c, generator=gen)).to(case.device) if tracked else None
+    if act in ("relu", "lrelu"):
+        _off_the_kink(x, weight, bias, rm, rv, kind, mode == "train")
     for t in (x, weight, bias):
         if t is not None:
             t.requires_grad_(case.requires_grad)
     return (x, weight, bias, rm, rv), {"kind": kind, "training": mode == "train", "act": act}
+
+
+@torch.no_grad()
+def _off_the_kink(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                  running_var: Tensor | None, kind: str, training: bool, margin: float = 0.05) -> None:
+    """Move the elements of ``x`` whose pre-activation lies within ``margin`` of 0 away from it, in place: there bf16
+    rounding decides on which side of (Leaky)ReLU's kink an element falls, and so its gradient. Moving x moves the
+    batch statistics a little, so a few rounds re-check."""
+    sign = torch.ones(x.shape[1], device=x.device) if weight is None else torch.where(weight >= 0, 1.0, -1.0)
+    for _ in range(4):
+        z = _norm_act_ref(x.float(), weight, bias, None if running_mean is None else running_mean.clone(),
+                          None if running_var is None else running_var.clone(), kind, training, 0.1, 1e-5, "linear",
+                          0.0)
+        near = z.abs() < margin
+        if not near.any():
+            return
+        away = torch.where(z >= 0, 1.0, -1.0) * sign.view(1, -1, *[1] * (x.ndim - 2))  # along γ's sign: |z| grows
+        x.add_((near * away * 2 * margin).to(x.dtype))
 
 
 SPEC = define_op(OpSpec(
