@@ -48,6 +48,7 @@ numbers match and its minor number is not newer than the core's."""
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "ganzoo_core.losses", "ganzoo_core.datasets", "ganzoo_core.data", "ganzoo_core.metrics", "ganzoo_core.ops",
+    "ganzoo_core.text",
 )
 """The core's own built-ins, loaded through the same path as third-party plugins."""
 

@@ -90,8 +90,9 @@ class StepBatchSampler:
 
 
 def step_context(seed: int, step: int, info: DistInfo) -> dict[str, Any]:
-    """The ``ctx`` an iteration starts with: a noise generator for (seed, step), and this rank's place."""
-    return {"noise": torch.Generator().manual_seed(seed * 1_000_003 + step), "rank": info.rank, "world": info.world}
+    """The ``ctx`` an iteration starts with: the step, a noise generator for (seed, step), and this rank's place."""
+    return {"noise": torch.Generator().manual_seed(seed * 1_000_003 + step), "step": step, "rank": info.rank,
+            "world": info.world}
 
 
 def batch_noise(ctx: dict[str, Any], n: int, *shape: int, device: torch.device | str = "cpu") -> torch.Tensor:

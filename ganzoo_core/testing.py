@@ -77,7 +77,9 @@ def check_component(kind: str, name: str, batch_size: int = 2) -> nn.Module:
     assert_shapes(output, module.output_shapes(batch_size), what)
     for t in _tensors(output):
         assert torch.isfinite(t).all(), f"{what}: output has NaN or inf"
-    _loss_of(output).backward()
+    loss = _loss_of(output)
+    if any(p.requires_grad for p in module.parameters()):  # a parameter-free module (bow.hashed) has nothing to reach
+        loss.backward()
     for pname, p in module.named_parameters():
         if p.requires_grad:
             assert p.grad is not None, f"{what}: parameter {pname} gets no gradient from the output"

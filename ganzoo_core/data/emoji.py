@@ -330,9 +330,12 @@ class EmojiCfg:
     noto_font: str | None = attrs.field(default=None, converter=_opt_str)  # NotoColorEmoji.ttf; None: dpkg -L
     symbola_font: str | None = attrs.field(default=None, converter=_opt_str)  # Symbola*.ttf; None: dpkg -L
     cldr_dir: str | None = attrs.field(default=None, converter=_opt_str)  # CLDR 'common' folder; None: dpkg -L
+    encoder: str | None = attrs.field(default=None, converter=_opt_str)  # text encoder: items carry "text_emb"
+    wrong_image: bool = False  # items carry "image_wrong", an emoji with other captions (matching-aware D)
 
 
 @register_dataset("emoji", variants={s: EmojiCfg(source=s) for s in ("noto", "symbola", "pairs", "tones")})
 def emoji_dataset(cfg: EmojiCfg) -> BundleDataset:
     """Emoji rendered from Debian fonts (Noto Color Emoji, Symbola) with names, CLDR keywords, tone and gender."""
-    return BundleDataset(make_emoji(cfg), cfg.split, where=f"emoji.{cfg.source}")
+    return BundleDataset(make_emoji(cfg), cfg.split, where=f"emoji.{cfg.source}", encoder=cfg.encoder,
+                         wrong_image=cfg.wrong_image)

@@ -217,6 +217,7 @@ class H5Cfg:
     path: str | None = attrs.field(default=None, converter=_opt_str)  # the schema file
     split: str | None = None  # a name under /splits; None: every item
     encoder: str | None = None  # text_embeddings/<encoder> to serve as "text_emb" (a random caption's, per item)
+    wrong_image: bool = False  # also serve "image_wrong": a random image of another label (any other without labels)
     channels: int | None = None  # 1 or 3 (grey repeated to RGB, RGB averaged to grey); None keeps the file's
     image_size: int | None = None  # resize (bilinear, antialiased); None keeps the file's
 
@@ -250,6 +251,9 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
             self.names = {k: json.loads(f[k].attrs.get("names", "[]")) for k in ("labels", "attributes", "domains")
                           if k in f}
             self.caption_index = f["captions/index"][()] if cfg.encoder is not None else None
+            self.labels = f["labels"][()][self.index] if "labels" in f else None
+            if cfg.wrong_image and len(self.index) < 2:
+                raise DataError(f"{str(self.path)!r}: wrong_image=True needs at least 2 images")
 
     def _handle(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():  # a fresh handle in every worker process
@@ -287,7 +291,19 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
                 raise DataError(f"{str(self.path)!r}: image {j} has no caption to condition on")
             k = lo + int(torch.randint(hi - lo, ()))
             item["text_emb"] = torch.from_numpy(f[f"text_embeddings/{self.cfg.encoder}"][k])
+        if self.cfg.wrong_image:
+            item["image_wrong"] = self._image(f["images"][int(self.index[self._wrong_index(i)])])
         return item
+
+    def _wrong_index(self, i: int) -> int:
+        """A random other item of another label (any other item when the file has no labels or one label)."""
+        n = len(self.index)
+        for _ in range(64):
+            j = int(torch.randint(n - 1, ()))
+            j += j >= i
+            if self.labels is None or self.labels[j] != self.labels[i]:
+                return j
+        return j
 
     def __getstate__(self) -> dict[str, Any]:  # h5py handles do not pickle: workers reopen
         return {**self.__dict__, "_file": None, "_pid": -1}
@@ -304,10 +320,16 @@ def take(bundle: ArrayBundle, index: np.ndarray) -> ArrayBundle:
     def pick(array: np.ndarray | None) -> np.ndarray | None:
         return None if array is None else array[index]
 
+    embeddings = dict(bundle.text_embeddings)
+    if bundle.captions is not None and embeddings:  # caption rows follow their images
+        starts = np.concatenate([[0], np.cumsum([len(c) for c in bundle.captions])]).astype(np.int64)
+        rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in index]) if len(index) else np.zeros(0, int)
+        embeddings = {name: np.asarray(emb)[rows] for name, emb in embeddings.items()}
     return attrs.evolve(
         bundle, images=pick(bundle.images), images_b=pick(bundle.images_b), labels=pick(bundle.labels),
         attributes=pick(bundle.attributes), domains=pick(bundle.domains),
         captions=None if bundle.captions is None else [bundle.captions[i] for i in index], splits={},
+        text_embeddings=embeddings,
     )
 
 
@@ -315,15 +337,40 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
     """An in-memory image ``ArrayBundle`` as a torch Dataset: ``{"image": float C×H×W in [-1, 1], "label", "attrs"}``
     (plus ``"image_b"`` for paired sets); ``caption(i)`` / ``captions`` give the text; ``bundle()`` the arrays."""
 
-    def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset") -> None:
+    def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset", encoder: str | None = None,
+                 wrong_image: bool = False) -> None:
         bundle.validate(where)
         if bundle.images is None:
             raise DataError(f"{where}: a BundleDataset needs images")
+        if encoder is not None and encoder not in bundle.text_embeddings:  # embed every caption once, then keep it
+            if bundle.captions is None:
+                raise DataError(f"{where} has no captions, so encoder={encoder!r} has nothing to embed")
+            from ganzoo_core.text import encode_texts  # late: text imports the registry
+
+            flat = [c for caps in bundle.captions for c in caps]
+            bundle = attrs.evolve(bundle, text_embeddings={**bundle.text_embeddings,
+                                                           encoder: encode_texts(encoder, flat).numpy()})
         if split != "all":
             if split not in bundle.splits:
                 raise DataError(f"{where} has no split {split!r}; use one of {['all', *sorted(bundle.splits)]}")
             bundle = take(bundle, bundle.splits[split])
         self._bundle = bundle
+        self.encoder, self.wrong_image = encoder, wrong_image
+        self.text_emb: Tensor | None = None
+        if encoder is not None:
+            assert bundle.captions is not None
+            self.text_emb = torch.from_numpy(np.asarray(bundle.text_embeddings[encoder], np.float32))
+            self.caption_starts = np.concatenate([[0], np.cumsum([len(c) for c in bundle.captions])]).astype(np.int64)
+            if (np.diff(self.caption_starts) == 0).any():
+                empty = int(np.flatnonzero(np.diff(self.caption_starts) == 0)[0])
+                raise DataError(f"{where}: image {empty} has no caption to condition on (encoder={encoder!r})")
+        # what makes another image "wrong" for image i: other captions (text-to-image), else another label
+        self._wrong_key: list[Any] | None = None
+        if wrong_image:
+            if len(bundle.images) < 2:
+                raise DataError(f"{where}: wrong_image=True needs at least 2 images")
+            self._wrong_key = ([tuple(c) for c in bundle.captions] if bundle.captions is not None
+                               else list(bundle.labels) if bundle.labels is not None else list(range(len(bundle.images))))
         self.images = torch.from_numpy(np.ascontiguousarray(bundle.images)).permute(0, 3, 1, 2)  # uint8 (N, C, H, W)
         self.images_b = None if bundle.images_b is None else torch.from_numpy(bundle.images_b).permute(0, 3, 1, 2)
         self.labels = None if bundle.labels is None else torch.from_numpy(np.asarray(bundle.labels, np.int64))
@@ -342,7 +389,23 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
             item["attrs"] = self.attributes[i]
         if self.images_b is not None:
             item["image_b"] = self.images_b[i].float().div(127.5).sub(1.0)
+        if self.text_emb is not None:  # one of the image's captions, drawn anew each time
+            lo, hi = int(self.caption_starts[i]), int(self.caption_starts[i + 1])
+            item["text_emb"] = self.text_emb[lo + int(torch.randint(hi - lo, ()))]
+        if self._wrong_key is not None:
+            item["image_wrong"] = self.images[self._wrong_index(i)].float().div(127.5).sub(1.0)
         return item
+
+    def _wrong_index(self, i: int) -> int:
+        """A random image whose captions (or label) differ from image ``i``'s; any other image if none differ."""
+        assert self._wrong_key is not None
+        n = len(self.images)
+        for _ in range(64):
+            j = int(torch.randint(n - 1, ()))
+            j += j >= i  # never i itself
+            if self._wrong_key[j] != self._wrong_key[i]:
+                return j
+        return j
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

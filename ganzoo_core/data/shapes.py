@@ -167,10 +167,13 @@ class ShapesCfg:
     seed: int = 0
     split: str = attrs.field(default="all", validator=_check_split)  # "all" (with splits in bundle()), "train", "test"
     captions_per_image: int = attrs.field(default=5, validator=attrs.validators.in_(range(1, len(_TEMPLATES) + 1)))
+    encoder: str | None = None  # a text encoder's name: items carry "text_emb", one random caption's embedding
+    wrong_image: bool = False  # items carry "image_wrong", an image with other captions (matching-aware D)
 
 
 @register_dataset("shapes", variants={"32": ShapesCfg(image_size=32), "64": ShapesCfg(image_size=64)})
 def captioned_shapes(cfg: ShapesCfg) -> BundleDataset:
     """Captioned shapes: one coloured shape per image, with exact captions and one-hot attributes (procedural)."""
     bundle = make_shapes(cfg.n, cfg.image_size, cfg.seed, cfg.captions_per_image)
-    return BundleDataset(bundle, cfg.split, where=f"shapes.{cfg.image_size}")
+    return BundleDataset(bundle, cfg.split, where=f"shapes.{cfg.image_size}", encoder=cfg.encoder,
+                         wrong_image=cfg.wrong_image)

@@ -219,6 +219,8 @@ class ObjectiveCfg:
     lr: float = 2e-4  # Adam, both networks (paper: 1e-3 was too high)
     lr_d: float | None = None  # D's own learning rate when it should differ (two time-scale updates); None: lr
     betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)  # paper: β1 = 0.9 oscillated
+    r1_gamma: float = 0.0  # R1 penalty γ/2·E‖∇ₓD(x)‖² on real images (Mescheder et al. 2018); 0: off, as the paper
+    r1_every: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # lazy R1: every k-th D step, ×k
     dataset: str = "animal_mnist.train"  # what `ganzoo train` uses when --data is not given
 
 
@@ -254,8 +256,19 @@ class DcganObjective(nn.Module):
             real = batch["image"]
             fake = G(self._noise(real.shape[0], ctx))
             ctx["fake"] = fake
-            d_real, d_fake = L.d_real(D(real)), L.d_fake(D(fake.detach()))
-            return d_real + d_fake, {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+            r1 = self.cfg.r1_gamma > 0 and ctx.get("step", 0) % self.cfg.r1_every == 0 and torch.is_grad_enabled()
+            if r1:
+                real = real.detach().requires_grad_(True)
+            out_real = D(real)
+            d_real, d_fake = L.d_real(out_real), L.d_fake(D(fake.detach()))
+            terms = {"d_real": d_real.detach(), "d_fake": d_fake.detach()}
+            loss = d_real + d_fake
+            if r1:  # the gradient of the same forward pass D(x) that the real term uses: no extra D pass
+                (grad,) = torch.autograd.grad(out_real.sum(), real, create_graph=True)
+                penalty = grad.float().flatten(1).square().sum(1).mean()  # E‖∇ₓD(x)‖²
+                loss = loss + 0.5 * self.cfg.r1_gamma * self.cfg.r1_every * penalty
+                terms["r1"] = penalty.detach()
+            return loss, terms
         if phase == "G":  # maximise log D(G(z)) (non-saturating), on the D step's fake batch
             fake = ctx.pop("fake", None)
             if fake is None:

