@@ -156,15 +156,33 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     module = load(args.checkpoint, device=args.device, ema=args.ema)
     module.eval()
+    nrow = None
     with torch.no_grad():
-        if hasattr(module, "sample"):
+        if args.text:
+            images, nrow = _sample_from_text(module, args)
+        elif hasattr(module, "sample"):
             images = module.sample(args.n, seed=args.seed)
         else:  # a bare generator: feed it its own example inputs, seeded
             torch.manual_seed(args.seed)
             images = module(*module.example_inputs(args.n))
-    save_grid(images, args.out)
-    print(f"wrote {args.n} samples from {args.checkpoint} to {args.out}")
+    save_grid(images, args.out, nrow=nrow)
+    print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
     return 0
+
+
+def _sample_from_text(module: Any, args: argparse.Namespace) -> tuple[Any, int]:
+    """``--text`` captions, each embedded with the objective's encoder (``cfg.encoder``, or ``--encoder``) and
+    repeated ``--n`` times with different noise: one row of the grid per caption."""
+    from ganzoo_core.text import encode_texts
+
+    encoder = args.encoder or getattr(getattr(module, "cfg", None), "encoder", None)
+    if not hasattr(module, "sample") or encoder is None:
+        raise GanzooError(f"{args.checkpoint}: --text needs a text-conditioned objective checkpoint whose config "
+                          "names its encoder (cfg.encoder), or --encoder NAME")
+    emb = encode_texts(encoder, args.text)  # (captions, D)
+    device = next(module.parameters()).device
+    batch = {"text_emb": emb.repeat_interleave(args.n, dim=0).to(device)}  # caption-major: (captions · n, D)
+    return module.sample(len(batch["text_emb"]), batch=batch, seed=args.seed), args.n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,11 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate images from a checkpoint",
                        description="Generate an image grid from a ganzoo checkpoint.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--n", type=int, default=64, help="number of images")
+    p.add_argument("--n", type=int, default=64, help="number of images (with --text: per caption)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
+    p.add_argument("--text", action="append", metavar="CAPTION",
+                   help="text-to-image: a caption (repeat for several); --n samples each, one grid row per caption")
+    p.add_argument("--encoder", help="with --text: the text encoder (default: the objective's cfg.encoder)")
     p.set_defaults(func=cmd_sample)
 
     from ganzoo_core.bench_cli import add_bench_commands

@@ -23,7 +23,7 @@ Steps:
    pluggy, attrs, safetensors, pillow) come from the package index, so ``--no-index`` is not used;
 6. with ``GANZOO_LOAD_PLUGINS`` unset and ``HF_HUB_OFFLINE=1``, and from a folder outside the repository: run
    ``ganzoo list --json`` and ``ganzoo plugins --json`` and compare them with ``registry.toml``; check
-   ``gz.list_generators('dcgan.*')``; and check that ``ganzoo info stackgan.stage1`` (a first-party name whose plugin
+   ``gz.list_generators('dcgan.*')``; and check that ``ganzoo info stackgan.s1_64`` (a first-party name whose plugin
    is not installed) exits with 2 and one line naming ``ganzoo-stackgan``.
 
 Every step prints its wall time. Any failure ends the script with exit code 1 and a one-line reason on stderr
@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parent.parent
 CORE_DIST = "ganzoo-core"
 PLUGIN_DIST = "ganzoo-dcgan"  # the plugin installed into the fresh venv
 PLUGIN_NAME = "dcgan"  # its entry-point name and its key in registry.toml
-UNINSTALLED_NAME = "stackgan.stage1"  # a first-party name whose plugin is not installed
+UNINSTALLED_NAME = "stackgan.s1_64"  # a first-party name whose plugin is not installed
 UNINSTALLED_DIST = "ganzoo-stackgan"
 FORBIDDEN_DIST = "ganzoo"  # an unrelated PyPI project; never a dependency of ours
 PLUGIN_KINDS = ("generator", "discriminator", "objective", "block")  # kinds only the plugin provides here

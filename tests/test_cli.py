@@ -38,7 +38,12 @@ def test_info_shows_fields_defaults_paper_and_plugin(capsys) -> None:
 
 
 def test_unknown_name_is_one_line_with_advice(capsys) -> None:
-    code, out, err = run(["info", "stackgan.stage1"], capsys)
+    from ganzoo_core._plugins import PluginHost, use_host
+
+    core_only = PluginHost()
+    core_only.load_defaults()
+    with use_host(core_only):  # as for a user who installed ganzoo-core alone
+        code, out, err = run(["info", "stackgan.s1_64"], capsys)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "ganzoo-stackgan" in err and err.startswith("ganzoo: error:")
     code, _, err = run(["info", "dcgan.46"], capsys)

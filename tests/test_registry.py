@@ -84,9 +84,10 @@ def test_unknown_name_suggests_close_matches() -> None:
     assert "did you mean 'dcgan.64'" in str(err.value)
 
 
-def test_unknown_name_of_planned_first_party_plugin_says_which_distribution() -> None:
-    with pytest.raises(gz.UnknownNameError, match="ganzoo-stackgan"):
-        gz.create_generator("stackgan.stage1")
+def test_unknown_name_of_first_party_family_says_which_distribution() -> None:
+    with use_host(_core_only_host()):  # a family ganzoo-stackgan provides, even for a name it does not have
+        with pytest.raises(gz.UnknownNameError, match="ganzoo-stackgan"):
+            gz.create_generator("stackgan.stage1")
 
 
 def test_unknown_name_of_released_plugin_not_installed_says_pip_install() -> None:

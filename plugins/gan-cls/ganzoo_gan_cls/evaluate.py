@@ -1,0 +1,52 @@
+"""Caption consistency on the captioned shapes: does a sample show the colour and shape its caption names?
+
+``shapes_data(split, encoder, ...)`` gives ``shapes.32`` items with ``text_emb`` (and ``image_wrong``), through the
+core dataset's own ``encoder=`` / ``wrong_image=`` options when it has them, else through ``CaptionEmbeddings``.
+``caption_accuracy(objective, data, ...)`` conditions on one caption of each image (held-out when ``data`` is the
+test split), samples in eval mode and scores the samples with the core's shipped ``attrs.shapes`` classifier
+(``ganzoo_core.metrics.attributes.caption_consistency``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import ganzoo_core as gz
+from ganzoo_core.data.shapes import parse_caption
+from ganzoo_core.metrics.attributes import caption_consistency
+from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
+
+
+def shapes_data(split: str, encoder: str = "bow.hashed", *, n: int = 10_000, image_size: int = 32,
+                seed: int = 0) -> CaptionEmbeddings:
+    """The ``shapes.<image_size>`` split as items with ``text_emb`` and ``image_wrong``; ``captions_of(i)``."""
+    base = gz.create_dataset(f"shapes.{image_size}", n=n, split=split)
+    return CaptionEmbeddings(base, get_text_encoder(encoder), wrong_image=True, seed=seed)
+
+
+def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 500, seed: int = 0,
+                     blocks: tuple[str, ...] = ("colour", "shape")) -> dict[str, Any]:
+    """Colour, shape and both-right accuracy of ``n`` samples, each conditioned on the first caption of a data
+    item (the first ``n`` items); eval mode, noise fixed by ``seed``."""
+    n = min(n, len(data))
+    captions = [data.captions_of(i)[0] for i in range(n)]
+    rows = torch.from_numpy(np.asarray(data.offsets[:n], np.int64))
+    text = data.embeddings[rows]  # (n, D): the embedding of each first caption
+    was = objective.training
+    objective.eval()
+    images = objective.sample(n, text_emb=text, seed=seed)
+    objective.train(was)
+    clf = gz.create_encoder("attrs.shapes").to(images.device)
+    result = caption_consistency(clf, images, captions)
+    right = {b: result["per_block"][b] for b in blocks}
+    truths = [parse_caption(c) for c in captions]
+    pred = clf.describe(images)
+    both = float(np.mean([all(p[b] == t[b] for b in blocks) for p, t in zip(pred, truths)]))
+    return {"n": n, **right, "both": both, "all_blocks": result["all_blocks"]}
+
+
+__all__ = ["caption_accuracy", "shapes_data"]

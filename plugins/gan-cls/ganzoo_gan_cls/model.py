@@ -1,0 +1,488 @@
+"""GAN-CLS / GAN-INT / GAN-INT-CLS: Reed, Akata, Yan, Logeswaran, Schiele & Lee, "Generative Adversarial Text to
+Image Synthesis", ICML 2016 (arXiv:1605.05396).
+
+Two pairs of networks, both conditioned on a text embedding ``t`` (``B × text_dim``, from the batch key ``text_emb``):
+
+- ``gan_cls.64``: the official Torch code (reedscot/icml2016 ``main_cls_int.lua``, ngf=128, ndf=64, nz=100, nt=128,
+  text 1024): G 18,905,472 and D 4,030,080 parameters (``REED_G_PARAMS`` / ``REED_D_PARAMS``, asserted in the tests).
+  Residual blocks at 4×4 and 8×8 in G and at 4×4 in D; the table's "no activation" places are kept (G's first two
+  transposed convs and D's third and fourth convs have BatchNorm without an activation). The original zeroes every
+  conv bias at the start of each step, so the convs here have no bias. Linear layers keep PyTorch's default init
+  (as Torch's), convs N(0, 0.02), BatchNorm weights N(1, 0.02).
+- ``gan_cls.port64``: the DCGAN-bodied networks of the popular PyTorch port (aelnouby/Text-to-Image-Synthesis):
+  pytorch/examples DCGAN G/D (ngf=ndf=64), text Linear+BN1d+LReLU in both, G input ``[t, z]``, D head one 4×4 conv
+  on the 640-channel concat. G 4,756,736 and D 2,899,072 parameters.
+- ``gan_cls.32`` / ``gan_cls.port32``: the same architectures at 32×32 with quarter/half widths, for CPUs.
+
+Paper symbols → code names:
+    φ(t) (text embedding)          → ``text_emb`` batch key, ``cond`` argument, ``text_dim``
+    projection of φ(t) to 128-d    → ``TextProjection``, ``nt``
+    z (noise, 100-d)               → ``z``, ``nz``
+    s_r, s_w, s_f (Algorithm 1)    → ``d_real``, ``d_wrong``, ``d_fake`` in the logged terms
+    β (GAN-INT mixing)             → ``interp_beta``;   weight of the mismatch term → ``cls_weight``
+
+D is split into ``trunk(image) → (B, C, 4, 4)`` and ``head(features, text) → logits (B,)`` so that the objective
+computes the real-image trunk once and feeds it to both the matching head (real, right text) and the mismatching
+head (real, wrong text): the paper's pairing. The official code pairs a wrong image with the right text, which
+needs a second trunk pass; ``mismatch="wrong_image"`` does that.
+
+File order: configs → blocks → networks → objective → variants → registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+import ganzoo_core as gz
+from ganzoo_core.errors import ConfigError, ShapeError
+from ganzoo_core.ops import BatchNormAct2d
+
+REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
+REED_D_PARAMS = 4_030_080
+PORT_G_PARAMS = 4_756_736  # gan_cls.port64 (aelnouby), models.md §2.3
+PORT_D_PARAMS = 2_899_072
+
+# ---------------------------------------------------------------------------------------------------------------
+# Configs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def n_stages(image_size: int) -> int:
+    """Number of ×2 stages between 4×4 and ``image_size``: 64 → 4, 32 → 3 (at least 2: 16×16)."""
+    n, size = 0, image_size
+    while size > 4 and size % 2 == 0:
+        size, n = size // 2, n + 1
+    if size != 4 or n < 2:
+        raise ValueError(f"image_size must be 4·2^n with n ≥ 2 (16, 32, 64, 128), got {image_size}")
+    return n
+
+
+def _check_size(_: Any, __: Any, value: int) -> None:
+    n_stages(value)
+
+
+@attrs.frozen(kw_only=True)
+class GeneratorCfg:
+    image_size: int = attrs.field(default=64, validator=_check_size)
+    nz: int = 100  # size of z, N(0, I)
+    nc: int = 3  # image channels
+    ngf: int = 128  # width of the last hidden layer; ×2 per stage towards 4×4 (official 128, the port 64)
+    text_dim: int = 1024  # size of the text embedding: follows the encoder (char-CNN-RNN 1024, MiniLM 384, ...)
+    nt: int = 128  # size of the projected text
+    init_std: float = 0.02
+
+
+@attrs.frozen(kw_only=True)
+class DiscriminatorCfg:
+    image_size: int = attrs.field(default=64, validator=_check_size)
+    nc: int = 3
+    ndf: int = 64  # width of the first layer; ×2 per stage
+    text_dim: int = 1024
+    nt: int = 128
+    init_std: float = 0.02
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def reed_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """The original ``weights_init``: convs N(0, std), BatchNorm weights N(1, std) and biases 0; Linear layers
+    keep their default init (Torch's and PyTorch's are both U(±1/√fan_in))."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def _bn_act(channels: int, act: str | None) -> nn.Module:
+    """BatchNorm2d, fused with its activation when it has one (``act`` None: the table's "no activation")."""
+    if act is None:
+        return nn.BatchNorm2d(channels)
+    return BatchNormAct2d(channels, act=act, alpha=0.2 if act == "lrelu" else None)
+
+
+class ResidualBlock(nn.Module):
+    """x + [1×1 conv → BN → act → 3×3 conv → BN → act → 3×3 conv → BN](x), then act (official code, both nets)."""
+
+    def __init__(self, channels: int, inner: int, act: str) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(
+            nn.Conv2d(channels, inner, 1, 1, 0, bias=False), _bn_act(inner, act),
+            nn.Conv2d(inner, inner, 3, 1, 1, bias=False), _bn_act(inner, act),
+            nn.Conv2d(inner, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+        )
+        self.act = gz.create_act(act)  # relu in G, lrelu (0.2) in D
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.branch(x))
+
+
+class TextProjection(nn.Sequential):
+    """φ(t) (B, text_dim) → (B, nt): Linear, [BatchNorm1d,] LeakyReLU(0.2)."""
+
+    def __init__(self, text_dim: int, nt: int, *, norm: bool) -> None:
+        layers: list[nn.Module] = [nn.Linear(text_dim, nt)]
+        if norm:
+            layers.append(nn.BatchNorm1d(nt))
+        super().__init__(*layers, nn.LeakyReLU(0.2))
+
+
+def _check_text(text: Tensor | None, batch: int, text_dim: int, who: str) -> Tensor:
+    if text is None:
+        raise ShapeError(f"{who} is text-conditioned: pass cond=text_emb of shape ({batch}, {text_dim})")
+    if text.ndim != 2 or tuple(text.shape) != (batch, text_dim):
+        raise ShapeError(f"{who} expects cond (text_emb) of shape ({batch}, {text_dim}), got {tuple(text.shape)}; "
+                         "text_dim follows the encoder (set text_dim= to its embed_dim)")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _TextGenerator(nn.Module):
+    """Shared face of both generators: checks, ``example_inputs``, ``output_shapes``; subclasses build ``main``."""
+
+    cfg: GeneratorCfg
+    text: TextProjection
+    main: nn.Sequential
+    text_first: bool = False  # the port concatenates [t, z], the original [z, t]
+
+    def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        cfg = self.cfg
+        if tuple(z.shape[1:]) not in ((cfg.nz,), (cfg.nz, 1, 1)):
+            raise ShapeError(f"GAN-CLS G expects z of shape (B, {cfg.nz}), got {tuple(z.shape)}")
+        text = self.text(_check_text(cond, z.shape[0], cfg.text_dim, "GAN-CLS G"))  # (B, nt)
+        z = z.reshape(z.shape[0], cfg.nz)
+        x = torch.cat([text, z] if self.text_first else [z, text], dim=1)  # (B, nz + nt)
+        return self.main(x[:, :, None, None])  # (B, nz + nt, 1, 1) → (B, nc, H, W)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor, Tensor]:
+        return torch.randn(batch_size, self.cfg.nz), torch.randn(batch_size, self.cfg.text_dim)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size, self.cfg.nc, self.cfg.image_size, self.cfg.image_size)
+
+
+class ReedGenerator(_TextGenerator):
+    """G (official code): [z, proj(t)] → 4×4 → residual → 8×8 → residual → ... → image in [-1, 1]."""
+
+    def __init__(self, cfg: GeneratorCfg = GeneratorCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = n_stages(cfg.image_size)
+        widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)]  # 64×64: [1024, 512, 256, 128] at 4, 8, 16, 32
+        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=False)  # no BN in G's text path
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
+            ResidualBlock(widths[0], widths[0] // 4, "relu"),  # (B, 1024, 4, 4); its ReLU follows the add
+            nn.ConvTranspose2d(widths[0], widths[1], 4, 2, 1, bias=False), nn.BatchNorm2d(widths[1]),
+            ResidualBlock(widths[1], widths[1] // 4, "relu"),  # (B, 512, 8, 8)
+        ]
+        for c_in, c_out in zip(widths[1:], widths[2:]):  # 8 → 16 → 32
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "relu")]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]  # → (B, nc, 64, 64)
+        self.main = nn.Sequential(*layers)
+        reed_init_(self, cfg.init_std)
+
+
+class PortGenerator(_TextGenerator):
+    """G (aelnouby port): [proj(t) with BN, z] → the pytorch/examples DCGAN G → image in [-1, 1]."""
+
+    text_first = True
+
+    def __init__(self, cfg: GeneratorCfg = GeneratorCfg(ngf=64)) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = n_stages(cfg.image_size)
+        widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)]  # 64×64, ngf=64: [512, 256, 128, 64]
+        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False),
+                                   _bn_act(widths[0], "relu")]  # (B, 512, 4, 4)
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "relu")]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        reed_init_(self, cfg.init_std)
+
+
+class _TextDiscriminator(nn.Module):
+    """Shared face of both discriminators: ``forward = head(trunk(image), text)``; logits, no sigmoid."""
+
+    cfg: DiscriminatorCfg
+    body: nn.Sequential
+    text: TextProjection
+    joint: nn.Sequential
+
+    def trunk(self, x: Tensor) -> Tensor:
+        """The image path: (B, nc, H, W) → (B, C, 4, 4). Compute it once per image batch and reuse it."""
+        expected = (self.cfg.nc, self.cfg.image_size, self.cfg.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ShapeError(f"GAN-CLS D expects images of shape (B, {', '.join(map(str, expected))}), "
+                             f"got {tuple(x.shape)}")
+        return self.body(x)
+
+    def head(self, features: Tensor, text: Tensor | None) -> Tensor:
+        """(B, C, 4, 4) trunk features and (B, text_dim) text → (B,) logits."""
+        text = self.text(_check_text(text, features.shape[0], self.cfg.text_dim, "GAN-CLS D"))  # (B, nt)
+        tiled = text[:, :, None, None].expand(-1, -1, *features.shape[-2:])  # (B, nt, 4, 4)
+        return self.joint(torch.cat([features, tiled], dim=1)).view(features.shape[0])  # (B, C + nt, 4, 4) → (B,)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        return self.head(self.trunk(x), cond)
+
+    def example_inputs(self, batch_size: int = 2) -> tuple[Tensor, Tensor]:
+        size = self.cfg.image_size
+        return torch.rand(batch_size, self.cfg.nc, size, size) * 2 - 1, torch.randn(batch_size, self.cfg.text_dim)
+
+    def output_shapes(self, batch_size: int = 2) -> tuple[int, ...]:
+        return (batch_size,)
+
+
+class ReedDiscriminator(_TextDiscriminator):
+    """D (official code): image → 4×4 trunk with a residual block; text tiled at 4×4; 1×1 conv; 4×4 conv → logit."""
+
+    def __init__(self, cfg: DiscriminatorCfg = DiscriminatorCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = n_stages(cfg.image_size)
+        widths = [cfg.ndf * 2**i for i in range(n)]  # 64×64: [64, 128, 256, 512] at 32, 16, 8, 4
+        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=1):
+            act = "lrelu" if i < n - 2 else None  # the code's last two convs have BN and no activation
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, act)]
+        layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu"))  # (B, 512, 4, 4)
+        self.body = nn.Sequential(*layers)
+        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True)
+        self.joint = nn.Sequential(
+            nn.Conv2d(widths[-1] + cfg.nt, widths[-1], 1, 1, 0, bias=False), _bn_act(widths[-1], "lrelu"),
+            nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
+        )
+        reed_init_(self, cfg.init_std)
+
+
+class PortDiscriminator(_TextDiscriminator):
+    """D (aelnouby port): the pytorch/examples DCGAN D body to 4×4; text tiled at 4×4; one 4×4 conv → logit."""
+
+    def __init__(self, cfg: DiscriminatorCfg = DiscriminatorCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n = n_stages(cfg.image_size)
+        widths = [cfg.ndf * 2**i for i in range(n)]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "lrelu")]
+        self.body = nn.Sequential(*layers)  # (B, 512, 4, 4)
+        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True)
+        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + cfg.nt, 1, 4, 1, 0, bias=False))  # (B, 640, 4, 4) → (B,)
+        reed_init_(self, cfg.init_std)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Objective: Algorithm 1 of the paper, with GAN-INT's generator batch from main_cls_int.lua
+# ---------------------------------------------------------------------------------------------------------------
+
+MISMATCH = ("wrong_text", "wrong_image")
+
+
+@attrs.frozen(kw_only=True)
+class ObjectiveCfg:
+    generator: str = "gan_cls.64"  # any registered text-conditioned G; swap by name
+    discriminator: str = "gan_cls.64"  # a D with trunk(image) and head(features, text) (or only forward)
+    text_dim: int | None = None  # when set, overrides both networks' text_dim (the encoder's embed_dim)
+    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    loss: str = "gan.bce"
+    loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    matching: bool = True  # GAN-CLS: the mismatch term (real image, wrong text) → 0 in D
+    cls_weight: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
+    mismatch: str = attrs.field(default="wrong_text", validator=attrs.validators.in_(MISMATCH))  # paper / code
+    share_trunk: bool = True  # wrong_text: one trunk pass for both real terms (False: two, for checks/benchmarks)
+    interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
+    interp_beta: float = 0.5  # t_int = β·t_i + (1 − β)·t_{i+B/2}
+    interp_weight: float = 1.0  # per-sample weight of the interpolated samples in G's loss
+    lr: float = 2e-4
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
+    dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
+
+
+class GanClsObjective(nn.Module):
+    """Matching-aware D (real+right → 1, real+wrong → 0, fake+right → 0), optional GAN-INT generator batch."""
+
+    def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        text = {} if cfg.text_dim is None else {"text_dim": cfg.text_dim}
+        self.networks = nn.ModuleDict({
+            "G": gz.create_generator(cfg.generator, **{**text, **cfg.generator_kwargs}),
+            "D": gz.create_discriminator(cfg.discriminator, **{**text, **cfg.discriminator_kwargs}),
+        })
+        g_dim, d_dim = self.networks["G"].cfg.text_dim, self.networks["D"].cfg.text_dim
+        if g_dim != d_dim:
+            raise ConfigError(f"G takes text of size {g_dim} but D of size {d_dim}; set text_dim= on the objective")
+        self.text_dim: int = g_dim
+        self.gan_loss = gz.create_loss(cfg.loss, **cfg.loss_kwargs)
+        self.phases = (
+            gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),
+            gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.networks["G"].output_shapes(1)[1:])  # type: ignore[return-value]
+
+    @property
+    def nz(self) -> int:
+        return int(self.networks["G"].cfg.nz)
+
+    def _noise(self, n: int, ctx: dict[str, Any]) -> Tensor:
+        device = next(self.networks["G"].parameters()).device
+        return gz.batch_noise(ctx, n, self.nz, device=device)
+
+    # -- D ---------------------------------------------------------------------------------------------------
+    def wrong_pair(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(image, text) of the mismatch term. ``wrong_text`` (paper): the real images with the batch's texts
+        rolled by one. ``wrong_image`` (official code): ``batch["image_wrong"]`` (built by the dataset from another
+        class) with the right texts, or the real images rolled by one when the batch has no ``image_wrong``."""
+        image, text = batch["image"], batch["text_emb"]
+        if self.cfg.mismatch == "wrong_text":
+            return image, text.roll(1, dims=0)
+        wrong = batch.get("image_wrong")
+        return (image.roll(1, dims=0) if wrong is None else wrong), text
+
+    def discriminator_loss(self, batch: Mapping[str, Tensor], fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """d_real(s_r) + w·d_fake(s_w) + (1 − w)·d_fake(s_f), with w = cls_weight for GAN-CLS and 0 for GAN."""
+        D, L, cfg = self.networks["D"], self.gan_loss, self.cfg
+        real, text = batch["image"], batch["text_emb"]
+        w = cfg.cls_weight if cfg.matching else 0.0
+        terms: dict[str, Tensor] = {}
+        if cfg.matching and cfg.mismatch == "wrong_text" and cfg.share_trunk and hasattr(D, "trunk"):
+            features = D.trunk(real)  # one trunk pass, two text heads
+            s_r, s_w = D.head(features, text), D.head(features, text.roll(1, dims=0))
+        else:
+            s_r = D(real, text)
+            s_w = D(*self.wrong_pair(batch)) if cfg.matching else None
+        d_real = L.d_real(s_r)
+        d_fake = L.d_fake(D(fake.detach(), text))
+        loss = d_real + (1.0 - w) * d_fake
+        terms.update(d_real=d_real.detach(), d_fake=d_fake.detach())
+        if s_w is not None:
+            d_wrong = L.d_fake(s_w)
+            loss = loss + w * d_wrong
+            terms["d_wrong"] = d_wrong.detach()
+        return loss, terms
+
+    # -- G ---------------------------------------------------------------------------------------------------
+    def interpolated_texts(self, text: Tensor) -> Tensor:
+        """GAN-INT: t_int = β·t_i + (1 − β)·t_{i+h} for i < h = B // 2 → (h, text_dim)."""
+        h = text.shape[0] // 2
+        beta = self.cfg.interp_beta
+        return beta * text[:h] + (1.0 - beta) * text[h:2 * h]
+
+    def generator_loss(self, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        G, D, L = self.networks["G"], self.networks["D"], self.gan_loss
+        text = batch["text_emb"]
+        if not self.cfg.interpolate:  # main_cls.lua: the D step's fake batch
+            fake = ctx.pop("fake", None)
+            if fake is None:
+                fake = G(self._noise(text.shape[0], ctx), text)
+            g = L.g_fake(D(fake, text))
+            return g, {"g": g.detach()}
+        t_int = self.interpolated_texts(text)
+        b, h = text.shape[0], t_int.shape[0]
+        texts = torch.cat([text, t_int], dim=0)  # (B + B/2, text_dim): the 1.5·B generator batch
+        ctx.pop("fake", None)
+        logits = D(G(self._noise(b + h, ctx), texts), texts)  # fresh noise, one D pass (one set of BN statistics)
+        g_normal, g_int = L.g_fake(logits[:b]), L.g_fake(logits[b:])
+        g = (b * g_normal + self.cfg.interp_weight * h * g_int) / (b + h)  # per-sample weights, mean over 1.5·B
+        return g, {"g": g.detach(), "g_int": g_int.detach()}
+
+    def loss(self, phase: str, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        if "text_emb" not in batch:
+            raise KeyError("GAN-CLS needs the batch key 'text_emb' (B × text_dim): use a captioned dataset with "
+                           "encoder=<name> (e.g. shapes.32 with encoder='bow.hashed', or h5.file with encoder=)")
+        if phase == "D":
+            fake = self.networks["G"](self._noise(batch["image"].shape[0], ctx), batch["text_emb"])
+            ctx["fake"] = fake
+            return self.discriminator_loss(batch, fake)
+        if phase == "G":
+            return self.generator_loss(batch, ctx)
+        raise KeyError(f"GAN-CLS has phases 'D' and 'G', got {phase!r}")
+
+    # -- sampling --------------------------------------------------------------------------------------------
+    def _texts(self, n: int, batch: Mapping[str, Tensor] | None, seed: int) -> Tensor:
+        device = next(self.networks["G"].parameters()).device
+        if batch is None or "text_emb" not in batch:  # smoke tests only: random unit-variance embeddings
+            return torch.randn(n, self.text_dim, generator=gz.make_generator(seed + 1)).to(device)
+        text = batch["text_emb"].to(device)
+        return text.repeat((n + len(text) - 1) // len(text), 1)[:n]  # the batch's texts, cycled to n
+
+    @torch.no_grad()
+    def sample(self, n: int, batch: Mapping[str, Tensor] | None = None, seed: int = 0, *,
+               text_emb: Tensor | None = None) -> Tensor:
+        """n images conditioned on ``text_emb`` (or the batch's ``text_emb``, cycled), noise fixed by ``seed``."""
+        texts = self._texts(n, batch if text_emb is None else {"text_emb": text_emb}, seed)
+        return self.networks["G"](self._noise(n, {"noise": gz.make_generator(seed)}), texts)
+
+    def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        images, text = self.networks["D"].example_inputs(batch_size)
+        (wrong, _) = self.networks["D"].example_inputs(batch_size)
+        return {"image": images, "text_emb": text, "image_wrong": wrong,
+                "label": torch.randint(0, 10, (batch_size,))}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Variants
+# ---------------------------------------------------------------------------------------------------------------
+
+SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size
+G_REED = {"64": GeneratorCfg(), "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64)}
+D_REED = {"64": DiscriminatorCfg(), "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64)}
+G_PORT = {"port64": GeneratorCfg(ngf=64),
+          "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64)}
+D_PORT = {"port64": DiscriminatorCfg(),
+          "port32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64)}
+
+_METHODS = {  # objective variant → (matching-aware D, GAN-INT)
+    "gan": (False, False), "cls": (True, False), "int": (False, True), "int_cls": (True, True),
+}
+
+
+def _objective(method: str, nets: str, dataset: str) -> ObjectiveCfg:
+    matching, interpolate = _METHODS[method]
+    return ObjectiveCfg(generator=f"gan_cls.{nets}", discriminator=f"gan_cls.{nets}", matching=matching,
+                        interpolate=interpolate, dataset=dataset)
+
+
+OBJECTIVE_VARIANTS = {
+    **{m: _objective(m, "64", "shapes.64") for m in _METHODS},  # official networks, 64×64
+    **{f"{m}_32": _objective(m, "32", "shapes.32") for m in _METHODS},  # official layout, small, 32×32 (CPU)
+    **{f"port_{m}": _objective(m, "port64", "shapes.64") for m in ("cls", "int_cls")},
+    **{f"port_{m}_32": _objective(m, "port32", "shapes.32") for m in ("cls", "int_cls")},
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registration
+# ---------------------------------------------------------------------------------------------------------------
+
+PAPER = "Reed et al., ICML 2016, arXiv:1605.05396 (official Torch code reedscot/icml2016)"
+PORT = "Reed et al., ICML 2016; networks of the aelnouby/Text-to-Image-Synthesis PyTorch port"
+
+gz.register_generator("gan_cls", variants=G_REED, default="64", paper=PAPER)(ReedGenerator)
+gz.register_discriminator("gan_cls", variants=D_REED, default="64", paper=PAPER)(ReedDiscriminator)
+for _variant in G_PORT:  # one name per call: the family's default stays gan_cls.64
+    gz.register_generator(f"gan_cls.{_variant}", cfg=G_PORT[_variant], paper=PORT)(PortGenerator)
+    gz.register_discriminator(f"gan_cls.{_variant}", cfg=D_PORT[_variant], paper=PORT)(PortDiscriminator)
+gz.register_objective("gan_cls", variants=OBJECTIVE_VARIANTS, default="int_cls", paper=PAPER)(GanClsObjective)

@@ -1,0 +1,400 @@
+"""GAN-CLS against its specification (models.md §2): layer shapes, parameter counts from the official table, init,
+the D loss terms and their weights, GAN-INT's 1.5·B generator batch, trunk sharing, sampling grids, readers."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from ganzoo_gan_cls import model as M
+from ganzoo_gan_cls.sampling import caption_grid, interpolation_grid, sample_from_text, save_png
+from ganzoo_gan_cls.text import HashedBow
+from torch import nn
+
+import ganzoo_core as gz
+from ganzoo_core.ops import BatchNormAct2d
+from ganzoo_core.testing import check_plugin
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_plugin_conformance() -> None:
+    names = check_plugin("ganzoo_gan_cls")
+    assert {"objective gan_cls.int_cls_32", "generator gan_cls.port64", "discriminator gan_cls.64"} <= set(names)
+
+
+# -- parameter counts, written out from the layer tables (models.md §2.1, §2.3) --------------------------------------
+
+
+def conv(c_in: int, c_out: int, k: int) -> int:
+    return c_in * c_out * k * k  # bias-free (the original zeroes conv biases every step)
+
+
+def bn(c: int) -> int:
+    return 2 * c
+
+
+def linear(a: int, b: int) -> int:
+    return a * b + b
+
+
+def res(c: int, inner: int) -> int:
+    return conv(c, inner, 1) + bn(inner) + conv(inner, inner, 3) + bn(inner) + conv(inner, c, 3) + bn(c)
+
+
+def test_official_parameter_counts() -> None:
+    g = (linear(1024, 128) + conv(228, 1024, 4) + bn(1024) + res(1024, 256) + conv(1024, 512, 4) + bn(512)
+         + res(512, 128) + conv(512, 256, 4) + bn(256) + conv(256, 128, 4) + bn(128) + conv(128, 3, 4))
+    d = (conv(3, 64, 4) + conv(64, 128, 4) + bn(128) + conv(128, 256, 4) + bn(256) + conv(256, 512, 4) + bn(512)
+         + res(512, 128) + linear(1024, 128) + bn(128) + conv(640, 512, 1) + bn(512) + conv(512, 1, 4))
+    assert (g, d) == (M.REED_G_PARAMS, M.REED_D_PARAMS) == (18_905_472, 4_030_080)
+    assert n_params(gz.create_generator("gan_cls.64")) == g
+    assert n_params(gz.create_discriminator("gan_cls.64")) == d
+
+
+def test_port_parameter_counts() -> None:
+    g = (linear(1024, 128) + bn(128) + conv(228, 512, 4) + bn(512) + conv(512, 256, 4) + bn(256)
+         + conv(256, 128, 4) + bn(128) + conv(128, 64, 4) + bn(64) + conv(64, 3, 4))
+    d = (conv(3, 64, 4) + conv(64, 128, 4) + bn(128) + conv(128, 256, 4) + bn(256) + conv(256, 512, 4) + bn(512)
+         + linear(1024, 128) + bn(128) + conv(640, 1, 4))
+    assert n_params(gz.create_generator("gan_cls.port64")) == g == M.PORT_G_PARAMS
+    assert n_params(gz.create_discriminator("gan_cls.port64")) == d == M.PORT_D_PARAMS
+
+
+def test_text_dim_is_a_config_field() -> None:
+    g = gz.create_generator("gan_cls.32", text_dim=384)
+    assert g(torch.randn(2, 100), torch.randn(2, 384)).shape == (2, 3, 32, 32)
+    obj = gz.create_objective("gan_cls.cls_32", text_dim=384)
+    assert obj.networks["D"].cfg.text_dim == 384 and obj.text_dim == 384
+
+
+# -- layer by layer ----------------------------------------------------------------------------------------------
+
+
+def _trace(seq: nn.Sequential, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    out = []
+    for layer in seq:
+        x = layer(x)
+        out.append((type(layer).__name__, tuple(x.shape[1:])))
+    return out
+
+
+def test_official_generator_layers() -> None:
+    g = gz.create_generator("gan_cls.64").eval()
+    assert isinstance(g.text[1], nn.LeakyReLU) and len(g.text) == 2  # Linear + LReLU, no BN in G's text path
+    shapes = _trace(g.main, torch.randn(2, 228, 1, 1))
+    assert shapes == [
+        ("ConvTranspose2d", (1024, 4, 4)), ("BatchNorm2d", (1024, 4, 4)),  # no ReLU before the residual
+        ("ResidualBlock", (1024, 4, 4)),
+        ("ConvTranspose2d", (512, 8, 8)), ("BatchNorm2d", (512, 8, 8)), ("ResidualBlock", (512, 8, 8)),
+        ("ConvTranspose2d", (256, 16, 16)), ("BatchNormAct2d", (256, 16, 16)),
+        ("ConvTranspose2d", (128, 32, 32)), ("BatchNormAct2d", (128, 32, 32)),
+        ("ConvTranspose2d", (3, 64, 64)), ("Tanh", (3, 64, 64)),
+    ]
+    res = g.main[2]
+    assert [tuple(m.weight.shape) for m in res.branch if isinstance(m, nn.Conv2d)] == [
+        (256, 1024, 1, 1), (256, 256, 3, 3), (1024, 256, 3, 3)]
+    assert isinstance(res.branch[-1], nn.BatchNorm2d) and not isinstance(res.branch[-1], BatchNormAct2d)
+    assert all(m.bias is None for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+
+
+def test_official_discriminator_layers() -> None:
+    d = gz.create_discriminator("gan_cls.64").eval()
+    shapes = _trace(d.body, torch.randn(2, 3, 64, 64))
+    assert shapes == [
+        ("Conv2d", (64, 32, 32)), ("LeakyReLU", (64, 32, 32)),
+        ("Conv2d", (128, 16, 16)), ("BatchNormAct2d", (128, 16, 16)),
+        ("Conv2d", (256, 8, 8)), ("BatchNorm2d", (256, 8, 8)),  # the code's "no activation"
+        ("Conv2d", (512, 4, 4)), ("BatchNorm2d", (512, 4, 4)),
+        ("ResidualBlock", (512, 4, 4)),
+    ]
+    assert [type(m).__name__ for m in d.text] == ["Linear", "BatchNorm1d", "LeakyReLU"]
+    assert tuple(d.joint[0].weight.shape) == (512, 640, 1, 1)  # the 1×1 conv after the concat
+    assert tuple(d.joint[-1].weight.shape) == (1, 512, 4, 4)
+    logits = d(torch.randn(3, 3, 64, 64), torch.randn(3, 1024))
+    assert logits.shape == (3,) and (logits.min() < 0 or logits.max() > 1)  # logits, not probabilities
+    assert all(m.bias is None for m in d.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_port_networks() -> None:
+    g, d = gz.create_generator("gan_cls.port64").eval(), gz.create_discriminator("gan_cls.port64").eval()
+    assert [type(m).__name__ for m in g.text] == ["Linear", "BatchNorm1d", "LeakyReLU"]
+    assert [s for n, s in _trace(g.main, torch.randn(2, 228, 1, 1)) if n == "ConvTranspose2d"] == [
+        (512, 4, 4), (256, 8, 8), (128, 16, 16), (64, 32, 32), (3, 64, 64)]
+    assert _trace(d.body, torch.randn(2, 3, 64, 64))[-1] == ("BatchNormAct2d", (512, 4, 4))
+    assert len(d.joint) == 1 and tuple(d.joint[0].weight.shape) == (1, 640, 4, 4)
+
+
+def test_port_generator_puts_text_first() -> None:
+    """The port concatenates [t, z], the original [z, t]: the first ConvT's input rows say which is which."""
+    torch.manual_seed(0)
+    z, t = torch.randn(2, 100), torch.randn(2, 1024)
+    for name, text_rows in (("gan_cls.port64", slice(0, 128)), ("gan_cls.64", slice(100, 228))):
+        g = gz.create_generator(name).eval()
+        with torch.no_grad():
+            g.main[0].weight[text_rows] = 0  # cut the text path
+            a, b = g(z, t), g(z, torch.randn(2, 1024))
+        assert torch.allclose(a, b), name
+
+
+def test_small_variants_are_32() -> None:
+    for name in ("gan_cls.32", "gan_cls.port32"):
+        g, d = gz.create_generator(name), gz.create_discriminator(name)
+        assert g(*g.example_inputs(2)).shape == (2, 3, 32, 32)
+        assert d.trunk(torch.randn(2, 3, 32, 32)).shape[-2:] == (4, 4)
+        assert n_params(g) < 1_000_000 and n_params(d) < 1_000_000
+
+
+def test_init() -> None:
+    torch.manual_seed(0)
+    g = gz.create_generator("gan_cls.64")
+    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))])
+    bnw = torch.cat([m.weight for m in g.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(w.std().item() - 0.02) < 0.001 and abs(bnw.mean().item() - 1) < 0.005
+    lin = g.text[0].weight  # Linear: default U(±1/√fan_in), as Torch's nn.Linear
+    assert lin.abs().max() <= 1 / math.sqrt(1024) and lin.std() > 0.015
+
+
+def test_bad_inputs_are_named() -> None:
+    g, d = gz.create_generator("gan_cls.32"), gz.create_discriminator("gan_cls.32")
+    with pytest.raises(gz.ShapeError, match=r"\(2, 512\).*got \(2, 384\)"):
+        g(torch.randn(2, 100), torch.randn(2, 384))
+    with pytest.raises(gz.ShapeError, match="cond=text_emb"):
+        d(torch.randn(2, 3, 32, 32))
+    with pytest.raises(gz.ShapeError, match=r"\(B, 3, 32, 32\).*got \(2, 3, 64, 64\)"):
+        d(torch.randn(2, 3, 64, 64), torch.randn(2, 512))
+    with pytest.raises(gz.ConfigError, match="48"):
+        gz.create_generator("gan_cls.32", image_size=48)
+    with pytest.raises(gz.ConfigError):
+        gz.create_objective("gan_cls.cls_32", mismatch="wrong_caption")
+    with pytest.raises(KeyError, match="text_emb"):
+        obj = gz.create_objective("gan_cls.cls_32")
+        obj.loss("D", {"image": torch.randn(2, 3, 32, 32)}, {})
+
+
+# -- objective ---------------------------------------------------------------------------------------------------
+
+
+def small(name: str, **kw: object) -> nn.Module:
+    torch.manual_seed(0)
+    return gz.create_objective(name, generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8}, **kw)
+
+
+class Recorder:
+    """A loss that records what each term saw, with BCE values."""
+
+    def __init__(self) -> None:
+        self.inner = gz.create_loss("gan.bce")
+        self.calls: list[tuple[str, torch.Tensor]] = []
+
+    def d_real(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("d_real", x.detach()))
+        return self.inner.d_real(x)
+
+    def d_fake(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("d_fake", x.detach()))
+        return self.inner.d_fake(x)
+
+    def g_fake(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("g_fake", x.detach()))
+        return self.inner.g_fake(x)
+
+
+@pytest.mark.parametrize(("name", "w"), [("gan_cls.cls_32", 0.5), ("gan_cls.gan_32", 0.0)])
+def test_discriminator_terms_and_weights(name: str, w: float) -> None:
+    obj = small(name)
+    batch = obj.example_batch(6)
+    loss, terms = obj.loss("D", batch, {})
+    expected = terms["d_real"] + (1 - w) * terms["d_fake"] + w * terms.get("d_wrong", torch.tensor(0.0))
+    assert torch.allclose(loss, expected)
+    assert ("d_wrong" in terms) == (w > 0)
+    if w:
+        loss2, t2 = small(name, cls_weight=0.2).loss("D", batch, {})
+        assert torch.allclose(loss2, t2["d_real"] + 0.8 * t2["d_fake"] + 0.2 * t2["d_wrong"])
+
+
+def test_mismatch_term_sees_real_images_with_wrong_text() -> None:
+    """Paper pairing: s_w = D(real, rolled text); code pairing: s_w = D(image_wrong, right text)."""
+    obj = small("gan_cls.cls_32").eval()  # eval: BN by running stats, so separate calls are comparable
+    D = obj.networks["D"]
+    batch = obj.example_batch(5)
+    rec = Recorder()
+    obj.gan_loss = rec
+    with torch.no_grad():
+        obj.discriminator_loss(batch, torch.zeros_like(batch["image"]))
+        wrong_text = D(batch["image"], batch["text_emb"].roll(1, 0))
+        right = D(batch["image"], batch["text_emb"])
+    seen = dict((n, x) for n, x in rec.calls if n == "d_real") | {"d_wrong": rec.calls[-1][1]}
+    assert torch.allclose(seen["d_real"], right, atol=1e-6)
+    assert torch.allclose(seen["d_wrong"], wrong_text, atol=1e-6)
+
+    code = small("gan_cls.cls_32", mismatch="wrong_image").eval()
+    code.load_state_dict(obj.state_dict())
+    code.gan_loss = rec2 = Recorder()
+    with torch.no_grad():
+        code.discriminator_loss(batch, torch.zeros_like(batch["image"]))
+        expected = code.networks["D"](batch["image_wrong"], batch["text_emb"])
+    assert torch.allclose(rec2.calls[-1][1], expected, atol=1e-6)
+    del batch["image_wrong"]  # without image_wrong: the real batch rolled by one
+    with torch.no_grad():
+        code.discriminator_loss(batch, torch.zeros_like(batch["image"]))
+        expected = code.networks["D"](batch["image"].roll(1, 0), batch["text_emb"])
+    assert torch.allclose(rec2.calls[-1][1], expected, atol=1e-6)
+
+
+def test_trunk_sharing_gives_the_same_loss_and_gradients() -> None:
+    shared, twice = small("gan_cls.cls_32"), small("gan_cls.cls_32", share_trunk=False)
+    twice.load_state_dict(shared.state_dict())
+    batch = shared.example_batch(8)
+    fake = torch.randn(8, 3, 32, 32)
+    calls = []
+    shared.networks["D"].body.register_forward_hook(lambda *_: calls.append("shared"))
+    twice.networks["D"].body.register_forward_hook(lambda *_: calls.append("twice"))
+    la, ta = shared.discriminator_loss(batch, fake)
+    lb, tb = twice.discriminator_loss(batch, fake)
+    assert calls.count("shared") == 2 and calls.count("twice") == 3  # (real once + fake) vs (real twice + fake)
+    assert torch.allclose(la, lb, atol=1e-6) and ta.keys() == tb.keys()
+    la.backward()
+    lb.backward()
+    for (name, p), q in zip(shared.networks["D"].named_parameters(), twice.networks["D"].parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_gan_int_generator_batch_is_one_and_a_half_b() -> None:
+    obj = small("gan_cls.int_cls_32")
+    G, D = obj.networks["G"], obj.networks["D"]
+    seen: dict[str, torch.Tensor] = {}
+    G.register_forward_hook(lambda m, args, out: seen.__setitem__("g_text", args[1]))
+    D.register_forward_hook(lambda m, args, out: seen.__setitem__("d_text", args[1]))
+    batch = obj.example_batch(8)
+    ctx: dict = {}
+    obj.loss("D", batch, ctx)
+    obj.gan_loss = rec = Recorder()
+    loss, terms = obj.loss("G", batch, ctx)
+    t = batch["text_emb"]
+    assert seen["g_text"].shape == (12, t.shape[1])  # 1.5·B
+    assert torch.allclose(seen["g_text"][:8], t)
+    assert torch.allclose(seen["g_text"][8:], 0.5 * (t[:4] + t[4:8]))  # β = 0.5 between the two halves
+    assert torch.equal(seen["d_text"], seen["g_text"])
+    assert [n for n, _ in rec.calls] == ["g_fake", "g_fake"] and [len(x) for _, x in rec.calls] == [8, 4]
+    logits = torch.cat([x for _, x in rec.calls])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    assert torch.allclose(loss, bce, atol=1e-6)  # weight 1 for every sample: the mean over 1.5·B
+    assert "g_int" in terms and ctx == {}
+
+
+def test_gan_int_weight_and_beta() -> None:
+    obj = small("gan_cls.int_32", interp_weight=0.0, interp_beta=0.25)
+    t = torch.randn(6, 512)
+    assert torch.allclose(obj.interpolated_texts(t), 0.25 * t[:3] + 0.75 * t[3:6])
+    batch = obj.example_batch(6)
+    obj.loss("D", batch, ctx := {})
+    obj.gan_loss = rec = Recorder()
+    loss, _ = obj.loss("G", batch, ctx)
+    normal = rec.calls[0][1]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(normal, torch.ones_like(normal))
+    assert torch.allclose(loss, bce * 6 / 9, atol=1e-6)  # interpolated samples weigh 0, mean still over 9
+
+
+def test_plain_generator_step_reuses_the_fake_batch() -> None:
+    obj = small("gan_cls.cls_32")
+    calls = []
+    obj.networks["G"].register_forward_hook(lambda *_: calls.append(1))
+    ctx: dict = {}
+    batch = obj.example_batch(4)
+    obj.loss("D", batch, ctx)
+    obj.loss("G", batch, ctx)
+    assert len(calls) == 1 and ctx == {}
+
+
+def test_adam_and_loss_by_name() -> None:
+    obj = gz.create_objective("gan_cls.cls_32", loss="gan.lsgan")
+    assert type(obj.gan_loss).__name__ == "LSGANLoss"
+    assert {(p.name, p.lr, p.betas) for p in obj.phases} == {("D", 2e-4, (0.5, 0.999)), ("G", 2e-4, (0.5, 0.999))}
+
+
+def test_sample_conditions_on_the_batch_text() -> None:
+    obj = small("gan_cls.cls_32").eval()
+    batch = obj.example_batch(3)
+    a = obj.sample(6, batch=batch, seed=1)
+    assert a.shape == (6, 3, 32, 32) and torch.equal(a, obj.sample(6, batch=batch, seed=1))
+    other = dict(batch, text_emb=torch.randn(3, 512))
+    assert not torch.allclose(a, obj.sample(6, batch=other, seed=1))
+    assert torch.equal(obj.sample(3, text_emb=batch["text_emb"], seed=1), obj.sample(3, batch=batch, seed=1))
+
+
+# -- sampling grids ----------------------------------------------------------------------------------------------
+
+
+def test_caption_grid_rows_are_captions_columns_are_noise(tmp_path: Path) -> None:
+    obj = small("gan_cls.cls_32")
+    obj.train()
+    texts = torch.randn(3, 512)
+    grid = caption_grid(obj, texts, n_noise=4, seed=0)
+    assert grid.shape == (12, 3, 32, 32) and obj.networks["G"].training  # mode restored
+    row1 = caption_grid(obj, texts[1:2], n_noise=4, seed=0)  # the same z, only caption 1
+    assert torch.allclose(grid[4:8], row1, atol=1e-6)
+    assert not torch.allclose(grid[0], grid[1])
+    assert save_png(grid, tmp_path / "grid.png", nrow=4).stat().st_size > 0
+
+
+def test_interpolation_grid_ends_are_the_captions() -> None:
+    obj = small("gan_cls.cls_32")
+    a, b = torch.randn(512), torch.randn(512)
+    grid = interpolation_grid(obj, a, b, steps=5, n_noise=2, seed=0)
+    assert grid.shape == (10, 3, 32, 32)
+    ends = caption_grid(obj, torch.stack([a, b]), n_noise=2, seed=0)  # rows a, b; columns z_0, z_1
+    assert torch.allclose(grid[0], ends[0], atol=1e-5) and torch.allclose(grid[4], ends[2], atol=1e-5)
+    assert torch.allclose(grid[5], ends[1], atol=1e-5) and torch.allclose(grid[9], ends[3], atol=1e-5)
+    with pytest.raises(gz.GanzooError, match="at least 2"):
+        interpolation_grid(obj, a, b, steps=1)
+
+
+def test_sample_from_text() -> None:
+    obj = small("gan_cls.cls_32")
+    images = sample_from_text(obj, ["a small red circle in the top left", "big blue star"], "bow.hashed", 3, seed=0)
+    assert images.shape == (6, 3, 32, 32)
+    expected = caption_grid(obj, HashedBow().encode(["a small red circle in the top left", "big blue star"]), 3)
+    if not gz.is_encoder("bow.hashed"):  # the core's encoder may differ from the fallback once it lands
+        assert torch.allclose(images, expected)
+    with pytest.raises(gz.ShapeError, match="512"):
+        sample_from_text(small("gan_cls.cls_32", text_dim=384), ["red circle"], "bow.hashed", 1)
+
+
+def test_hashed_bow_is_stable_and_word_sensitive() -> None:
+    enc = HashedBow()
+    a, b, c = enc.encode(["a red circle", "a red circle", "a blue square"])
+    assert torch.equal(a, b) and a.shape == (512,) and abs(float(a.norm()) - 1) < 1e-5
+    assert float(a @ c) < 0.5
+    with pytest.raises(gz.GanzooError, match="no words"):
+        enc.encode(["   "])
+
+
+# -- learning outcome (slow) -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_samples_follow_held_out_captions(tmp_path: Path) -> None:
+    """GAN-CLS (official layout, 32×32) trained for a step budget on shapes.32 train captions (bow.hashed): the
+    shipped attrs.shapes classifier reads the caption's position off the samples (eval mode) for test-split captions
+    far more often than off the untrained generator's, measured here (≈ 0.24; chance 0.25). Measured: 0.91 after
+    800 steps and 0.997 after 1,200 (batch 64). Colour and shape are not learned in this budget yet (they stay at
+    the untrained accuracy), which is why the caption-accuracy evidence of the text-to-image issue is still open."""
+    from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
+
+    from ganzoo_core.training import TrainCfg, train
+
+    train_data, test_data = shapes_data("train", n=6000), shapes_data("test", n=6000, seed=1)
+    torch.manual_seed(0)
+    objective = gz.create_objective("gan_cls.cls_32")
+    blocks = ("colour", "shape", "pos")
+    untrained = caption_accuracy(objective, test_data, n=300, seed=123, blocks=blocks)
+    train(objective, train_data, tmp_path, TrainCfg(steps=1000, batch_size=64, seed=0, log_every=500, sample_every=0,
+                                                    checkpoint_every=0, progress=False, tensorboard=False))
+    trained = caption_accuracy(objective, test_data, n=300, seed=123, blocks=blocks)
+    assert untrained["pos"] < 0.4, untrained
+    assert trained["pos"] >= 0.6 and trained["pos"] > untrained["pos"] + 0.3, (trained, untrained)

@@ -1,0 +1,121 @@
+"""Vocabulary expansion (models.md §7.3): a linear map from a word-vector space (word2vec) to the RNN word space.
+
+An un-regularised least-squares fit (with intercept, as sklearn's ``LinearRegression``) of ``table[w] ≈ v[w]·A + c``
+on the words both vocabularies share; the map then gives a row for every word2vec word that is not in the encoder's
+vocabulary and contains no ``_`` (phrases); the encoder's own words keep their learned rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+
+from ganzoo_core._api import SPEC_ATTR
+from ganzoo_core.errors import GanzooError, ShapeError
+from ganzoo_skipthought_encoder.model import EOS, PAD, UNK, SkipThoughtEncoder, words_to_bytes
+
+_SPECIAL = (PAD, EOS, UNK)
+
+
+def _header(line: bytes, path: Path) -> tuple[int, int]:
+    parts = line.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise GanzooError(f"{str(path)!r} does not start with a word2vec header 'COUNT DIM', got {line[:60]!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def read_word2vec(path: str | Path, *, binary: bool | None = None, limit: int | None = None
+                  ) -> tuple[list[str], np.ndarray]:
+    """Words and (N, D) float32 vectors of a word2vec file, text or binary (``binary=None``: guessed from the
+    suffix ``.bin``). ``limit`` reads the first N words only."""
+    path = Path(path)
+    if not path.is_file():
+        raise GanzooError(f"word-vector file {str(path)!r} does not exist")
+    binary = path.suffix == ".bin" if binary is None else binary
+    with open(path, "rb") as handle:
+        count, dim = _header(handle.readline(), path)
+        n = count if limit is None else min(count, limit)
+        return (_read_binary if binary else _read_text)(handle, n, dim, path)
+
+
+def _read_text(handle, n: int, dim: int, path: Path) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+    words, vectors = [], np.empty((n, dim), np.float32)
+    for i in range(n):
+        parts = handle.readline().decode("utf-8", errors="replace").rstrip("\n").rstrip().split(" ")
+        if len(parts) != dim + 1:
+            raise ShapeError(f"{str(path)!r} line {i + 2} has {len(parts) - 1} numbers, the header says {dim}")
+        words.append(parts[0])
+        vectors[i] = np.asarray(parts[1:], np.float32)
+    return words, vectors
+
+
+def _read_binary(handle, n: int, dim: int, path: Path) -> tuple[list[str], np.ndarray]:  # type: ignore[no-untyped-def]
+    words, vectors = [], np.empty((n, dim), np.float32)
+    for i in range(n):
+        raw = bytearray()
+        while (ch := handle.read(1)) not in (b" ", b""):
+            raw += ch
+        data = handle.read(4 * dim)
+        if len(data) != 4 * dim:
+            raise ShapeError(f"{str(path)!r} ends inside vector {i} (word {raw.decode(errors='replace')!r}); "
+                             f"the header promises {n} vectors of {dim} floats")
+        words.append(raw.decode("utf-8", errors="replace").lstrip("\n"))
+        vectors[i] = np.frombuffer(data, "<f4")
+    return words, vectors
+
+
+def fit_linear_map(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares ``target ≈ source @ A + c`` (no regularisation): returns (A (d_in, d_out), c (d_out,))."""
+    if source.ndim != 2 or target.ndim != 2 or len(source) != len(target):
+        raise ShapeError(f"need paired (N, d) arrays, got {source.shape} and {target.shape}")
+    if len(source) <= source.shape[1]:
+        raise GanzooError(f"only {len(source)} shared words for a {source.shape[1]}-d map; the fit needs more shared "
+                          "words than dimensions")
+    design = np.hstack([source.astype(np.float64), np.ones((len(source), 1))])
+    solution, *_ = np.linalg.lstsq(design, target.astype(np.float64), rcond=None)
+    return solution[:-1].astype(np.float32), solution[-1].astype(np.float32)
+
+
+@attrs.frozen(kw_only=True)
+class Expansion:
+    encoder: SkipThoughtEncoder  # the expanded encoder
+    shared: int  # words used for the fit
+    added: int  # new words
+
+
+def expand_vocabulary(encoder: SkipThoughtEncoder, words: list[str], vectors: np.ndarray) -> Expansion:
+    """A new encoder whose vocabulary adds every ``_``-free word of ``words`` it lacked, with word-table rows from
+    a linear map fitted per table (uni, bi) on the shared words; its own words keep their learned rows."""
+    if len(words) != len(vectors):
+        raise ShapeError(f"{len(words)} words but {len(vectors)} vectors")
+    own = encoder.words
+    index = encoder.word_index()
+    trained = [(i, w) for i, w in enumerate(own) if w not in _SPECIAL and not w.startswith("<w")]
+    w2v = {w: k for k, w in reversed(list(enumerate(words)))}
+    shared = [(i, w2v[w]) for i, w in trained if w in w2v]
+    new = sorted({w for w in words if "_" not in w and w not in index}, key=w2v.__getitem__)
+    spec = getattr(encoder, SPEC_ATTR, ("encoder", f"skipthought.{encoder.cfg.mode}"))
+    all_words = [*own, *new]
+    cfg = attrs.evolve(encoder.cfg, vocab_size=len(all_words), weights_file=None, original_dir=None,
+                       max_word_bytes=max(encoder.cfg.max_word_bytes, *(len(w.encode()) for w in new)) if new
+                       else encoder.cfg.max_word_bytes)
+    out = SkipThoughtEncoder(cfg)  # not create_encoder: it drops None overrides, and weights_file must be None
+    setattr(out, SPEC_ATTR, spec)
+    out.to(encoder.vocab_bytes.device)
+    state = {k: v for k, v in encoder.state_dict().items() if not k.endswith("emb.weight") and k != "vocab_bytes"}
+    out.load_state_dict(state, strict=False)
+    out.vocab_bytes.copy_(words_to_bytes(all_words, cfg.max_word_bytes))
+    out._index = None
+    src = vectors[[k for _, k in shared]]
+    new_vectors = vectors[[w2v[w] for w in new]] if new else np.zeros((0, vectors.shape[1]), np.float32)
+    with torch.no_grad():
+        for emb_old, emb_new in zip(encoder._embeddings(), out._embeddings()):
+            table = emb_old.weight.detach().cpu().numpy()
+            A, c = fit_linear_map(src, table[[i for i, _ in shared]])
+            emb_new.weight[:len(own)].copy_(emb_old.weight)
+            if new:
+                emb_new.weight[len(own):].copy_(torch.from_numpy(new_vectors @ A + c))
+    return Expansion(encoder=out, shared=len(shared), added=len(new))

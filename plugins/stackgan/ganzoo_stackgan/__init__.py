@@ -1,0 +1,46 @@
+"""ganzoo-stackgan: StackGAN-v1 (Zhang et al., ICCV 2017) for ganzoo.
+
+Importing this package registers the Conditioning Augmentation block ``stackgan.ca``; the Stage-I generators
+``stackgan.s1_64`` (official) / ``s1_32`` / ``s1_16``; the Stage-II generators ``stackgan.s2_256`` (official) /
+``s2_128`` / ``s2_64`` / ``s2_32``; discriminators and objectives under the same names; and the dataset
+``stackgan.shapes`` (captioned shapes with text embeddings and wrong images).
+"""
+
+from ganzoo_stackgan.data import CaptionedImages, captioned_shapes, convert_char_cnn_rnn, read_char_cnn_rnn
+from ganzoo_stackgan.model import (
+    CaCfg,
+    CondAugment,
+    DiscriminatorCfg,
+    ObjectiveCfg,
+    StackDiscriminator,
+    StackObjective,
+    StageICfg,
+    StageIGenerator,
+    StageIICfg,
+    StageIIGenerator,
+    kl_divergence,
+    load_stage1,
+)
+
+GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
+
+__all__ = [
+    "CaCfg", "CaptionedImages", "CondAugment", "DiscriminatorCfg", "ObjectiveCfg", "StackDiscriminator",
+    "StackObjective", "StageICfg", "StageIGenerator", "StageIICfg", "StageIIGenerator", "captioned_shapes",
+    "convert_char_cnn_rnn", "ganzoo_add_commands", "kl_divergence", "load_stage1", "read_char_cnn_rnn",
+]
+
+
+import argparse  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+from typing import Any  # noqa: E402
+
+import ganzoo_core as gz  # noqa: E402
+
+
+@gz.hookimpl
+def ganzoo_add_commands(subparsers: argparse._SubParsersAction, context: Mapping[str, Any]) -> None:
+    """``ganzoo stackgan-train``: Stage-I, then Stage-II on its checkpoint, in one command."""
+    from ganzoo_stackgan.pipeline import add_commands
+
+    add_commands(subparsers, context.get("prog", "ganzoo"))
