@@ -111,3 +111,42 @@ def test_grouped_layout_errors(tmp_path: Path) -> None:
         f.create_group("images")
     with pytest.raises(DataError, match="none of the groups"):
         read_grouped_h5(tmp_path / "y.hdf5")
+
+
+# -- ganzoo sample --text ---------------------------------------------------------------------------------------
+
+
+def test_ganzoo_sample_text_draws_one_row_per_caption(tmp_path: Path) -> None:
+    from ganzoo_core.checkpoints import save
+    from ganzoo_core.cli import main
+    from ganzoo_core.text import encode_texts
+    from ganzoo_core.visual import make_grid
+
+    torch.manual_seed(0)
+    objective = gz.create_objective("gan_cls.cls_32", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8})
+    objective.networks["G"].train()
+    for _ in range(3):  # a few train-mode passes, so eval-mode BatchNorm statistics are not the init's
+        objective.networks["G"](torch.randn(16, 100), torch.randn(16, 512))
+    path = tmp_path / "gan_cls.safetensors"
+    save(objective, path)
+    captions = ["a small red circle in the top left", "a large blue star in the bottom right"]
+    out = tmp_path / "text.png"
+    args = ["sample", str(path), "--n", "3", "--seed", "4", "--out", str(out)]
+    assert main([*args, "--text", captions[0], "--text", captions[1]]) == 0
+    grid = np.asarray(Image.open(out))
+    objective.eval()
+    emb = encode_texts(objective.cfg.encoder, captions).repeat_interleave(3, dim=0)
+    expected = make_grid(objective.sample(6, batch={"text_emb": emb}, seed=4), nrow=3)
+    assert grid.shape == expected.shape == (2 * 34 + 2, 3 * 34 + 2, 3)  # 2 rows (captions) of 3 (noise)
+    assert np.abs(grid.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_ganzoo_sample_text_needs_a_text_conditioned_checkpoint(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from ganzoo_core.checkpoints import save
+    from ganzoo_core.cli import main
+
+    path = tmp_path / "dcgan.safetensors"
+    save(gz.create_objective("dcgan.28", generator_kwargs={"ngf": 4}, discriminator_kwargs={"ndf": 4}), path)
+    assert main(["sample", str(path), "--text", "a red circle", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--text needs a text-conditioned objective" in capsys.readouterr().err

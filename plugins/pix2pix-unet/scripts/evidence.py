@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     test = stacked(gz.create_dataset("pix2pix.emoji", split="test"))
     report: dict[str, Any] = {"steps": args.steps, "batch_size": 16, "n_test": len(test["image"])}
-    for name in ("pix2pix.emoji_32", "pix2pix.emoji_32_l1"):
+    for name in ("pix2pix.emoji_32", "pix2pix.emoji_32_l1") if args.steps > 0 else ():  # --steps 0: colour only
         result = run(name, args.steps, args.out, "pix2pix.emoji", test)
         result.pop("objective")
         report[name] = result
