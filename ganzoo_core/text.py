@@ -170,11 +170,15 @@ class MiniLmEncoder(nn.Module):
     def encode(self, batch: Sequence[str]) -> Tensor:
         sentences = check_sentences(batch, "minilm.l6_v2")
         device = next(self.parameters()).device
-        out = []
-        for start in range(0, len(sentences), self.cfg.batch_size):
-            tok = self.tokenizer(sentences[start:start + self.cfg.batch_size], padding=True, truncation=True,
-                                 max_length=self.cfg.max_length, return_tensors="pt")
-            out.append(self(tok["input_ids"].to(device), tok["attention_mask"].to(device)).float().cpu())
+        was_training, out = self.training, []
+        self.eval()  # embeddings are deterministic: no dropout, even inside a module being fine-tuned
+        try:
+            for start in range(0, len(sentences), self.cfg.batch_size):
+                tok = self.tokenizer(sentences[start:start + self.cfg.batch_size], padding=True, truncation=True,
+                                     max_length=self.cfg.max_length, return_tensors="pt")
+                out.append(self(tok["input_ids"].to(device), tok["attention_mask"].to(device)).float().cpu())
+        finally:
+            self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.embed_dim)
 
     def example_inputs(self, batch_size: int = 2) -> tuple[Tensor]:

