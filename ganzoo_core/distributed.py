@@ -10,6 +10,7 @@ do not depend on the number of processes.
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -47,7 +48,20 @@ def init(device: str) -> DistInfo:
         if backend == "nccl":
             torch.cuda.set_device(local)
         dist.init_process_group(backend)
+        atexit.register(_leave_process_group)
     return DistInfo(rank=rank, world=world, local_rank=local)
+
+
+def _leave_process_group() -> None:
+    """At exit, every rank waits for the others, then the group is destroyed: a group left to the interpreter's
+    teardown kills gloo's threads mid-flight ("terminate called without an active exception", exit code -6)."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except Exception:  # a rank that already failed: torchrun reports that one, not this
+        pass
+    dist.destroy_process_group()
 
 
 def device_for(device: str, info: DistInfo) -> torch.device:
