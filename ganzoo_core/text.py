@@ -212,5 +212,16 @@ def encode_texts(encoder: str | nn.Module, texts: Sequence[str], *, batch_size: 
     return table[torch.tensor([where[t] for t in texts], dtype=torch.long)]
 
 
+def unit_rms(t: Tensor) -> Tensor:
+    """(B, D) embeddings → each row rescaled to unit root-mean-square per entry (‖row‖ = √D); zero rows stay zero.
+
+    The encoders here return unit-norm rows, whose entries are ≈ 1/√D: fed to a default-initialised ``nn.Linear``
+    they give a code far smaller than the noise it is concatenated with. Text-conditioned networks apply this
+    first (their ``text_norm="rms"``), so they see embeddings of one scale whatever the encoder."""
+    if t.ndim != 2:
+        raise ShapeError(f"unit_rms expects (B, D) embeddings, got shape {tuple(t.shape)}")
+    return t * torch.rsqrt(t.float().square().mean(1, keepdim=True).clamp_min(1e-12)).to(t.dtype)
+
+
 __all__ = ["HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder", "check_sentences", "encode_texts",
-           "minilm_folder"]
+           "minilm_folder", "unit_rms"]

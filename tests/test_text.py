@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import ganzoo_core as gz
 from ganzoo_core.cli import main
@@ -167,3 +168,16 @@ def test_ganzoo_encode_needs_captions(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["encode", str(path), "--encoder", "bow.hashed"]) == 2
     assert "no captions/text" in capsys.readouterr().err
     assert main(["encode", str(path), "--encoder", "nope.nope"]) == 2
+
+
+def test_unit_rms_gives_every_row_norm_sqrt_d() -> None:
+    from ganzoo_core.text import unit_rms
+
+    t = torch.randn(5, 384) * torch.tensor([[1e-3], [1.0], [7.0], [0.02], [300.0]])
+    out = unit_rms(t)
+    torch.testing.assert_close(out.norm(dim=1), torch.full((5,), 384**0.5))
+    torch.testing.assert_close(F.normalize(out, dim=1), F.normalize(t, dim=1))  # direction unchanged
+    assert torch.equal(unit_rms(torch.zeros(2, 8)), torch.zeros(2, 8))  # no NaN from an empty row
+    assert unit_rms(t.bfloat16()).dtype == torch.bfloat16
+    with pytest.raises(gz.ShapeError, match=r"\(B, D\).*\(384,\)"):
+        unit_rms(t[0])

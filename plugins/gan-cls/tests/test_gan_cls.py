@@ -14,6 +14,7 @@ from ganzoo_gan_cls.text import HashedBow
 from torch import nn
 
 import ganzoo_core as gz
+from ganzoo_core.errors import ConfigError
 from ganzoo_core.ops import BatchNormAct2d
 from ganzoo_core.testing import check_plugin
 
@@ -147,6 +148,27 @@ def test_small_variants_are_32() -> None:
         assert g(*g.example_inputs(2)).shape == (2, 3, 32, 32)
         assert d.trunk(torch.randn(2, 3, 32, 32)).shape[-2:] == (4, 4)
         assert n_params(g) < 1_000_000 and n_params(d) < 1_000_000
+
+
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
+@pytest.mark.parametrize("name", ["gan_cls.32", "gan_cls.port32"])
+def test_text_norm_rms_makes_the_networks_blind_to_embedding_scale(kind: str, name: str) -> None:
+    """text_norm="rms" (default): t and 40·t give the same output (unit-norm encoders would otherwise feed a
+    projection ≈ 1/√D the size of z); "none" (the official code) does not; the state-dict names are the same."""
+    create = gz.create_generator if kind == "generator" else gz.create_discriminator
+    torch.manual_seed(0)
+    rms = create(name).eval()
+    torch.manual_seed(0)
+    raw = create(name, text_norm="none").eval()
+    assert list(rms.state_dict()) == list(raw.state_dict())
+    x, t = rms.example_inputs(4)
+    t = torch.nn.functional.normalize(t, dim=1)  # unit rows, as bow.hashed and minilm.l6_v2 give
+    with torch.no_grad():
+        torch.testing.assert_close(rms(x, t), rms(x, 40 * t))
+        assert (raw(x, t) - raw(x, 40 * t)).abs().max() > 1e-3
+        torch.testing.assert_close(rms(x, t), raw(x, t * t.shape[1] ** 0.5), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ConfigError, match="text_norm must be one of .*got 'l2'"):
+        create(name, text_norm="l2")
 
 
 def test_init() -> None:

@@ -182,6 +182,23 @@ def test_ca_mu_and_logvar_halves() -> None:
     assert mu.tolist() == [[1.0, 2.0]] and logvar.tolist() == [[-3.0, 0.0]]  # first half μ, second log σ²
 
 
+@pytest.mark.parametrize("name", ["stackgan.s1_16", "stackgan.s2_32"])
+def test_text_norm_rms_makes_the_generator_blind_to_embedding_scale(name: str) -> None:
+    """text_norm="rms" (default): CA sees t and 40·t alike (unit-norm encoders give entries ≈ 1/√D, which would
+    leave μ far below CA's σ·ε noise); "none" (the released code) does not; unknown values are named."""
+    torch.manual_seed(0)
+    g = gz.create_generator(name).eval()
+    raw = gz.create_generator(name, text_norm="none").eval()
+    x, t = g.example_inputs(3)
+    t = torch.nn.functional.normalize(t, dim=1)
+    eps = torch.zeros(3, g.cfg.cond_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(g(x, t, eps=eps)[0], g(x, 40 * t, eps=eps)[0])
+        assert (raw(x, t, eps=eps)[1] - raw(x, 40 * t, eps=eps)[1]).abs().max() > 1e-3  # μ follows the scale
+    with pytest.raises(gz.ConfigError, match="text_norm must be one of .*got 'l2'"):
+        gz.create_generator(name, text_norm="l2")
+
+
 # -- losses --------------------------------------------------------------------------------------------------------
 
 def _small(name: str, **kw):
