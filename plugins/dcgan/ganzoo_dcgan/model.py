@@ -301,11 +301,14 @@ D_VARIANTS = {
     "28": DiscriminatorCfg(image_size=28, nc=1),
 }
 OBJECTIVE_VARIANTS = {
-    v: ObjectiveCfg(
-        generator=f"dcgan.{v}", discriminator=f"dcgan.{v}",
-        dataset="animal_mnist.train",
-    )
-    for v in G_VARIANTS
+    **{v: ObjectiveCfg(generator=f"dcgan.{v}", discriminator=f"dcgan.{v}", dataset="animal_mnist.train")
+       for v in G_VARIANTS},  # the paper's step, as pytorch/examples runs it
+    # The best policy measured here for grey 32×32 images (Fashion-MNIST, README "Evaluation"): the paper's
+    # networks and step, D at a quarter of G's learning rate, lazy R1 (γ = 1 every 16th D step). 8,000 bf16 steps:
+    # domain FID 1/29 of the untrained generator's (seed 0), against 1/21 for the same budget without R1.
+    "fashion32": ObjectiveCfg(generator="dcgan.32", discriminator="dcgan.32", generator_kwargs={"nc": 1},
+                              discriminator_kwargs={"nc": 1}, lr_d=5e-5, r1_gamma=1.0, r1_every=16,
+                              dataset="fashion_mnist.train"),
 }
 
 # ---------------------------------------------------------------------------------------------------------------
