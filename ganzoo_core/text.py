@@ -223,5 +223,20 @@ def unit_rms(t: Tensor) -> Tensor:
     return t * torch.rsqrt(t.float().square().mean(1, keepdim=True).clamp_min(1e-12)).to(t.dtype)
 
 
-__all__ = ["HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder", "check_sentences", "encode_texts",
-           "minilm_folder", "unit_rms"]
+TEXT_NORMS = ("rms", "none")  # what a text-conditioned network does to an embedding first: unit_rms, or nothing
+
+
+def check_text_norm(_: Any, __: Any, value: str) -> None:
+    """attrs validator of a network config's ``text_norm`` field (one of ``TEXT_NORMS``)."""
+    if value not in TEXT_NORMS:
+        raise ValueError(f"text_norm must be one of {TEXT_NORMS} ('rms': unit RMS per entry, 'none': as given), "
+                         f"got {value!r}")
+
+
+def apply_text_norm(t: Tensor, text_norm: str) -> Tensor:
+    """``unit_rms(t)`` for ``text_norm="rms"``, ``t`` itself for ``"none"``."""
+    return unit_rms(t) if text_norm == "rms" else t
+
+
+__all__ = ["TEXT_NORMS", "HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder", "apply_text_norm",
+           "check_sentences", "check_text_norm", "encode_texts", "minilm_folder", "unit_rms"]

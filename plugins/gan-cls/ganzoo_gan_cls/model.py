@@ -41,7 +41,7 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import BatchNormAct2d
-from ganzoo_core.text import unit_rms
+from ganzoo_core.text import apply_text_norm, check_text_norm
 
 REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
 REED_D_PARAMS = 4_030_080
@@ -67,20 +67,12 @@ def _check_size(_: Any, __: Any, value: int) -> None:
     n_stages(value)
 
 
-TEXT_NORMS = ("rms", "none")
-# text_norm "rms": each embedding is rescaled to unit root-mean-square (‖t‖ = √text_dim) before the projection. The
-# built-in encoders return unit-norm rows (entries ≈ 1/√text_dim), which a default-initialised Linear turns into a
-# projection far smaller than z, so G would start almost unconditioned: measured on shapes.32 with bow.hashed,
-# gan_cls.cls_32 had the judge's colour at 0.15 (untrained level) after 1,500 steps without it, and at 0.42 after
-# 1,500 and 0.97 after 4,000 with it (README). "none" feeds the embedding as it is, as the official code does with
-# its char-CNN-RNN vectors.
-
-
-
-def _check_text_norm(_: Any, __: Any, value: str) -> None:
-    if value not in TEXT_NORMS:
-        raise ValueError(f"text_norm must be one of {TEXT_NORMS} ('rms': unit RMS per entry, 'none': as given), "
-                         f"got {value!r}")
+# text_norm "rms" (ganzoo_core.text.TEXT_NORMS): each embedding is rescaled to unit root-mean-square
+# (‖t‖ = √text_dim) before the projection. The built-in encoders return unit-norm rows (entries ≈ 1/√text_dim),
+# which a default-initialised Linear turns into a projection far smaller than z, so G would start almost
+# unconditioned: measured on shapes.32 with bow.hashed, gan_cls.cls_32 had the judge's colour at 0.15 (untrained
+# level) after 1,500 steps without it, and at 0.42 after 1,500 and 0.97 after 4,000 with it (README). "none" feeds
+# the embedding as it is, as the official code does with its char-CNN-RNN vectors.
 
 
 @attrs.frozen(kw_only=True)
@@ -91,7 +83,7 @@ class GeneratorCfg:
     ngf: int = 128  # width of the last hidden layer; ×2 per stage towards 4×4 (official 128, the port 64)
     text_dim: int = 1024  # size of the text embedding: follows the encoder (char-CNN-RNN 1024, MiniLM 384, ...)
     nt: int = 128  # size of the projected text
-    text_norm: str = attrs.field(default="rms", validator=_check_text_norm)
+    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
 
 
@@ -102,7 +94,7 @@ class DiscriminatorCfg:
     ndf: int = 64  # width of the first layer; ×2 per stage
     text_dim: int = 1024
     nt: int = 128
-    text_norm: str = attrs.field(default="rms", validator=_check_text_norm)
+    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
 
 
@@ -158,7 +150,7 @@ class TextProjection(nn.Sequential):
         self.text_norm = text_norm
 
     def forward(self, t: Tensor) -> Tensor:
-        return super().forward(unit_rms(t) if self.text_norm == "rms" else t)
+        return super().forward(apply_text_norm(t, self.text_norm))
 
 
 def _check_text(text: Tensor | None, batch: int, text_dim: int, who: str) -> Tensor:

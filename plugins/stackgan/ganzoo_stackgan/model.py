@@ -37,7 +37,7 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
 from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
-from ganzoo_core.text import unit_rms
+from ganzoo_core.text import apply_text_norm, check_text_norm
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
@@ -49,17 +49,10 @@ def _power_of_two_from_4(_: Any, attribute: Any, value: int) -> None:
         raise ValueError(f"{attribute.name} must be a power of two of at least 8 (16, 32, 64, ...), got {value}")
 
 
-TEXT_NORMS = ("rms", "none")
-# text_norm "rms": CA rescales each embedding to unit root-mean-square per entry (‖φ_t‖ = √text_dim) before its FC.
-# The built-in encoders give unit-norm rows (entries ≈ 1/√D), so μ would differ between captions by far less than
-# the σ·ε ≥ 1 noise that CA adds (log σ² comes out of a ReLU); "none" feeds φ_t as given, as the released code does
-# with char-CNN-RNN vectors.
-
-
-def _check_text_norm(_: Any, __: Any, value: str) -> None:
-    if value not in TEXT_NORMS:
-        raise ValueError(f"text_norm must be one of {TEXT_NORMS} ('rms': unit RMS per entry, 'none': as given), "
-                         f"got {value!r}")
+# text_norm "rms" (ganzoo_core.text.TEXT_NORMS): CA rescales each embedding to unit root-mean-square per entry
+# (‖φ_t‖ = √text_dim) before its FC. The built-in encoders give unit-norm rows (entries ≈ 1/√D), so μ would differ
+# between captions by far less than the σ·ε ≥ 1 noise that CA adds (log σ² comes out of a ReLU); "none" feeds φ_t
+# as given, as the released code does with char-CNN-RNN vectors.
 
 
 @attrs.frozen(kw_only=True)
@@ -68,7 +61,7 @@ class CaCfg:
     cond_dim: int = 128  # Ng
     act: str = "relu"  # PyTorch code: ReLU after the FC; TF code: "lrelu" (0.2)
     augment: bool = True  # False: c = μ, no noise and no KL (the "without CA" ablation)
-    text_norm: str = attrs.field(default="rms", validator=_check_text_norm)  # see TEXT_NORMS
+    text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # see the note above CaCfg
 
 
 @attrs.frozen(kw_only=True)
@@ -80,7 +73,7 @@ class StageICfg:
     ngf: int = 1024  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
     ca_act: str = "relu"
     augment: bool = True
-    text_norm: str = attrs.field(default="rms", validator=_check_text_norm)
+    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
 
     def ca(self) -> CaCfg:
@@ -98,7 +91,7 @@ class StageIICfg:
     n_res: int = attrs.field(default=4, validator=attrs.validators.ge(0))  # R_NUM (PyTorch COCO yml: 2)
     ca_act: str = "relu"
     augment: bool = True
-    text_norm: str = attrs.field(default="rms", validator=_check_text_norm)
+    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
 
     def __attrs_post_init__(self) -> None:
@@ -144,9 +137,7 @@ class CondAugment(nn.Module):
         if text_emb.ndim != 2 or text_emb.shape[1] != self.cfg.text_dim:
             raise ShapeError(f"stackgan CA expects text embeddings of shape (B, {self.cfg.text_dim}), got "
                              f"{tuple(text_emb.shape)}; set text_dim to your encoder's embed_dim")
-        if self.cfg.text_norm == "rms":
-            text_emb = unit_rms(text_emb)
-        h = self.act(self.fc(text_emb))  # (B, 2·Ng)
+        h = self.act(self.fc(apply_text_norm(text_emb, self.cfg.text_norm)))  # (B, 2·Ng)
         mu, logvar = h[:, :self.cfg.cond_dim], h[:, self.cfg.cond_dim:]  # (B, Ng) each: first half μ, then log σ²
         if not self.cfg.augment:
             return mu, mu, logvar
