@@ -106,7 +106,8 @@ def train_cfg_from_args(args: argparse.Namespace) -> Any:
                                gamma=args.gamma)
     except ValueError as err:
         raise GanzooError(str(err)) from err
-    return TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+    return TrainCfg(steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, seed=args.seed,
+                    device=args.device,
                     sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                     num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
                     progress=not args.no_progress)
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("objective", help="objective name, e.g. dcgan.28")
     p.add_argument("--data", help="dataset name (default: the objective's own)")
     p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="also stop after M minutes of training (checkpointed; --resume continues to --steps)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")

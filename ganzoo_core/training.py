@@ -47,6 +47,7 @@ CHECKPOINT = "checkpoint.safetensors"
 @attrs.frozen(kw_only=True)
 class TrainCfg:
     steps: int = 2000  # iterations (one pass over every due phase each)
+    max_minutes: float | None = None  # also stop once this invocation's loop has run this long (wall clock)
     batch_size: int = 64  # the global batch, split over torchrun processes
     seed: int = 0
     device: str = "cpu"
@@ -67,6 +68,8 @@ class TrainCfg:
         for name in ("steps", "batch_size", "n_samples"):
             if getattr(self, name) < 1:
                 raise GanzooError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise GanzooError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise GanzooError(f"ema decay must be between 0 and 1, got {self.ema}")
 
@@ -316,19 +319,25 @@ class Trainer:
                     row = self._step(step, next(batches))
                     for sched in self.schedulers.values():
                         sched.step()
-                    if step % cfg.log_every == 0 or step == cfg.steps:
+                    last = step == cfg.steps or self._out_of_time(t0)
+                    if step % cfg.log_every == 0 or last:
                         self._log(gdist.all_mean(row, info) | {"step": float(step),
                                   "it_per_s": (step - start) / (time.perf_counter() - t0)}, metrics, writer)
                     if bar is not None:
                         bar.update(1)
                     with self._unwrapped(originals):
-                        if info.is_main and ((cfg.sample_every and step % cfg.sample_every == 0) or step == cfg.steps):
+                        if info.is_main and ((cfg.sample_every and step % cfg.sample_every == 0) or last):
                             self.samples.append(write_samples(self.objective, self.out / f"samples_{step:07d}.png",
                                                               cfg.n_samples, fixed, cfg.seed, self.emas))
-                        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.steps:
+                        if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
                             self.save(step)
                         elif stop.received is not None:
                             self.save(step)
+                    if last and step < cfg.steps:
+                        if info.is_main:
+                            log.info("time limit of %g min reached at step %d of %d; continue with --resume",
+                                     cfg.max_minutes, step, cfg.steps)
+                        break
                     if stop.received is not None:
                         interrupted = True
                         if info.is_main:
@@ -345,6 +354,16 @@ class Trainer:
             self._finish(step)
         return TrainResult(out_dir=self.out, checkpoint=self.checkpoint, samples=tuple(self.samples),
                            history=tuple(self.history), step=step, interrupted=interrupted)
+
+    def _out_of_time(self, t0: float) -> bool:
+        if self.cfg.max_minutes is None:
+            return False
+        over = time.perf_counter() - t0 >= 60.0 * self.cfg.max_minutes
+        if self.info.enabled:  # rank 0's clock decides, so every rank stops after the same step
+            flag = torch.tensor([1.0 if over else 0.0], device=self.device)
+            dist.broadcast(flag, src=0)
+            over = bool(flag.item())
+        return over
 
     def _step(self, step: int, batch: dict[str, Tensor]) -> dict[str, float]:
         ctx = gdist.step_context(self.cfg.seed, step, self.info)

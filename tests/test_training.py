@@ -101,6 +101,17 @@ def test_interrupted_and_resumed_run_gives_the_same_losses(data, tmp_path: Path)
     assert rows == list(range(1, 13))
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes(data, tmp_path: Path) -> None:
+    cfg = attrs.evolve(FAST, steps=6, max_minutes=1e-9)  # over the limit after the first step
+    first = train(tiny_dcgan(), data, tmp_path, cfg)
+    assert first.step == 1 and not first.interrupted and train_meta(first.checkpoint)["step"] == 1
+    assert [p.name for p in first.samples] == ["samples_0000001.png"] and (tmp_path / "samples.png").exists()
+    rest = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=6, resume=True))
+    assert rest.step == 6 and [r["step"] for r in rest.history] == [2, 3, 4, 5, 6]
+    with pytest.raises(gz.GanzooError, match="max_minutes must be positive, got 0"):
+        TrainCfg(max_minutes=0)
+
+
 def test_resume_without_checkpoint_starts_fresh_and_weights_only_files_are_refused(data, tmp_path: Path) -> None:
     result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2, resume=True))
     assert result.step == 2 and result.history[0]["step"] == 1
