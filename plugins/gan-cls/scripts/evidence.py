@@ -1,11 +1,16 @@
-"""GAN vs GAN-CLS vs GAN-INT-CLS on the captioned shapes, same budget: colour / shape / both accuracy of samples for
-held-out (test split) captions, judged by the core's shipped ``attrs.shapes`` classifier, with the untrained
-generator as the baseline. The text encoder is the core's ``bow.hashed`` when registered, else this plugin's
-``HashedBow`` fallback (the same idea: hashed words and bigrams, 512-d).
+"""GAN vs GAN-CLS vs GAN-INT-CLS on the captioned shapes, same budget and seed: colour / shape / position / size
+accuracy of samples (eval mode) for held-out (test split) captions, judged by the core's shipped ``attrs.shapes``
+classifier, with the untrained generator as the baseline; optionally an emoji run with held-out emoji names.
 
-    OMP_NUM_THREADS=2 .venv/bin/python plugins/gan-cls/scripts/evidence.py --steps 1500 --out runs/gan_cls_evidence
+    HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --eval-at 2000 4000 --out runs/gan_cls
+    HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods GAN-CLS --encoder minilm.l6_v2
+    HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods --emoji-steps 3000
 
-Writes ``results.json`` and one caption-grid PNG per method under ``--out``.
+Each method trains ``gan_cls.<method>_32`` (official layout at 32×32) on ``shapes.32`` train captions embedded by
+``--encoder`` (``text_dim`` follows it). Training runs in chunks up to each ``--eval-at`` mark and resumes exactly,
+so one run gives the accuracy curve. ``results.json`` under ``--out`` is rewritten after every measurement; one
+caption grid per method (8 held-out captions × 8 noise vectors) is written beside it. ``--emoji-steps`` trains
+GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as captions) and writes a grid of held-out names.
 """
 
 from __future__ import annotations
@@ -14,57 +19,111 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
 from ganzoo_gan_cls.sampling import caption_grid, save_png
+from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
 
 import ganzoo_core as gz
 from ganzoo_core.training import TrainCfg, train
 
-METHODS = {"GAN": "gan", "GAN-CLS": "cls", "GAN-INT-CLS": "int_cls"}
+METHODS = {"GAN": "gan", "GAN-CLS": "cls", "GAN-INT": "int", "GAN-INT-CLS": "int_cls"}
+BLOCKS = ("colour", "shape", "pos", "size")
 
 
-def run(method: str, args: argparse.Namespace, train_data, test_data) -> dict:  # type: ignore[no-untyped-def]
+def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: argparse.Namespace,
+                  measure: Any = None) -> list[dict[str, Any]]:
+    """Train to each mark in turn (resume=True continues exactly) and call ``measure`` at each."""
+    curve = []
+    t0 = time.time()
+    for mark in marks:
+        train(objective, data, out, TrainCfg(steps=mark, batch_size=args.batch, seed=args.seed, log_every=250,
+                                             sample_every=0, checkpoint_every=0, progress=False, tensorboard=False,
+                                             resume=True))
+        row = {"step": mark, "train_seconds": round(time.time() - t0, 1)}
+        if measure is not None:
+            row |= measure()
+        curve.append(row)
+        print(f"  step {mark}: " + "  ".join(f"{k} {v:.2f}" for k, v in row.items() if k in BLOCKS + ("both",)),
+              flush=True)
+    return curve
+
+
+def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data: Any, text_dim: int) -> dict:
     name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}_32"
     torch.manual_seed(args.seed)
-    objective = gz.create_objective(name, generator_kwargs={"ngf": args.width}, discriminator_kwargs={"ndf": args.width})
-    before = caption_accuracy(objective, test_data, n=args.n_eval, seed=123)
-    t0 = time.time()
-    train(objective, train_data, args.out / method, TrainCfg(steps=args.steps, batch_size=args.batch, seed=args.seed,
-          log_every=max(1, args.steps // 10), sample_every=0, checkpoint_every=0, progress=False, tensorboard=False))
-    after = caption_accuracy(objective, test_data, n=args.n_eval, seed=123)
+    objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder)
+
+    def measure() -> dict[str, Any]:
+        return caption_accuracy(objective, test_data, n=args.n_eval, seed=123, blocks=BLOCKS)
+
+    untrained = measure()
+    print(f"{method} ({name}): untrained " + "  ".join(f"{b} {untrained[b]:.2f}" for b in BLOCKS), flush=True)
+    curve = chunked_train(objective, train_data, args.out / method, args.eval_at, args, measure)
     rows = torch.stack([test_data.embeddings[int(test_data.offsets[i])] for i in range(8)])
     save_png(caption_grid(objective, rows, n_noise=8, seed=0), args.out / f"{METHODS[method]}_grid.png", nrow=8)
-    return {"objective": name, "untrained": before, "trained": after, "train_seconds": round(time.time() - t0, 1)}
+    return {"objective": name, "untrained": untrained, "curve": curve,
+            "grid_captions": [test_data.captions_of(i)[0] for i in range(8)]}
+
+
+def emoji_run(args: argparse.Namespace, text_dim: int) -> dict:
+    """GAN-INT-CLS on emoji.noto at 32 px; a grid of held-out (test split) emoji names, 8 noise vectors each."""
+    encoder = get_text_encoder(args.encoder)
+    train_data = CaptionEmbeddings(gz.create_dataset("emoji.noto", split="train", image_size=32), encoder,
+                                   seed=args.seed)
+    test_base = gz.create_dataset("emoji.noto", split="test", image_size=32)
+    torch.manual_seed(args.seed)
+    objective = gz.create_objective("gan_cls.int_cls_32", text_dim=text_dim, encoder=args.encoder)
+    chunked_train(objective, train_data, args.out / "emoji", [args.emoji_steps], args)
+    names = [test_base.caption(i)[0] for i in args.emoji_items]
+    grid = caption_grid(objective, encoder.encode(names), n_noise=8, seed=0).detach()  # (k · 8, 3, 32, 32)
+    truth = torch.stack([test_base[i]["image"] for i in args.emoji_items])  # (k, 3, 32, 32)
+    # one row per name: the real held-out emoji, then 8 samples
+    rows = torch.cat([truth[:, None], grid.reshape(len(names), 8, *grid.shape[1:])], dim=1).flatten(0, 1)
+    path = args.out / "emoji_grid.png"
+    save_png(rows, path, nrow=9)
+    print(f"emoji grid for {names} -> {path}", flush=True)
+    return {"steps": args.emoji_steps, "names": names, "grid": str(path)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--eval-at", type=int, nargs="+", default=[4000], help="steps at which to measure (ascending)")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--width", type=int, default=32, help="ngf = ndf of the 32×32 networks")
-    p.add_argument("--n-images", type=int, default=5000, help="shapes.32 images (train 90%, test 10%)")
-    p.add_argument("--n-eval", type=int, default=500)
+    p.add_argument("--encoder", default="bow.hashed", help="any registered text encoder (text_dim follows it)")
+    p.add_argument("--n-images", type=int, default=6000, help="shapes.32 images per split")
+    p.add_argument("--n-eval", type=int, default=300, help="held-out captions judged")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--port", action="store_true", help="the aelnouby DCGAN-bodied networks instead of the official")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--port", action="store_true", help="the DCGAN-bodied port networks instead of the official")
+    p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))
+    p.add_argument("--emoji-steps", type=int, default=0, help="also train on emoji.noto and grid held-out names")
+    p.add_argument("--emoji-items", type=int, nargs="+", default=[0, 40, 80, 120, 160, 200, 240, 280],
+                   help="test-split emoji shown in the grid")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
     args = p.parse_args()
-    encoder = "bow.hashed"
-    print(f"encoder: {encoder} ({'registered' if gz.is_encoder(encoder) else 'plugin fallback HashedBow'})")
-    train_data = shapes_data("train", encoder, n=args.n_images, seed=args.seed)
-    test_data = shapes_data("test", encoder, n=args.n_images, seed=args.seed + 1)
-    results = {}
-    for method in args.methods:
-        results[method] = run(method, args, train_data, test_data)
-        r = results[method]
-        print(f"{method:<12} colour {r['trained']['colour']:.2f} shape {r['trained']['shape']:.2f} "
-              f"both {r['trained']['both']:.2f}   (untrained {r['untrained']['colour']:.2f} / "
-              f"{r['untrained']['shape']:.2f} / {r['untrained']['both']:.2f}; {r['train_seconds']} s)", flush=True)
+    if args.eval_at != sorted(args.eval_at):
+        p.error(f"--eval-at must be ascending, got {args.eval_at}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                       "encoder": encoder, "results": results}, indent=2))
+    text_dim = int(get_text_encoder(args.encoder).embed_dim)
+    print(f"encoder: {args.encoder} ({text_dim}-d)", flush=True)
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "encoder": args.encoder,
+                               "text_dim": text_dim, "methods": {}}
+
+    def save() -> None:
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+
+    if args.methods:
+        train_data = shapes_data("train", args.encoder, n=args.n_images, seed=args.seed)
+        test_data = shapes_data("test", args.encoder, n=args.n_images, seed=args.seed + 1)
+        for method in args.methods:
+            results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim)
+            save()
+    if args.emoji_steps:
+        results["emoji"] = emoji_run(args, text_dim)
+        save()
+    save()
 
 
 if __name__ == "__main__":
