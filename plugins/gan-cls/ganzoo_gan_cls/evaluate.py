@@ -29,9 +29,10 @@ def shapes_data(split: str, encoder: str = "bow.hashed", *, n: int = 10_000, ima
 
 
 def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 500, seed: int = 0,
-                     blocks: tuple[str, ...] = ("colour", "shape")) -> dict[str, Any]:
+                     blocks: tuple[str, ...] = ("colour", "shape"), judge: nn.Module | None = None) -> dict[str, Any]:
     """Colour, shape and both-right accuracy of ``n`` samples, each conditioned on the first caption of a data
-    item (the first ``n`` items); eval mode, noise fixed by ``seed``."""
+    item (the first ``n`` items); eval mode, noise fixed by ``seed``. ``judge``: the attribute classifier (default
+    the shipped ``attrs.shapes``; e.g. ``gz.create_encoder("attrs.shapes", weights_file=path)`` for another)."""
     n = min(n, len(data))
     captions = [data.captions_of(i)[0] for i in range(n)]
     rows = torch.from_numpy(np.asarray(data.offsets[:n], np.int64))
@@ -40,7 +41,7 @@ def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 
     objective.eval()
     images = objective.sample(n, text_emb=text, seed=seed)
     objective.train(was)
-    clf = gz.create_encoder("attrs.shapes").to(images.device)
+    clf = (gz.create_encoder("attrs.shapes") if judge is None else judge).to(images.device)
     result = caption_consistency(clf, images, captions)
     right = {b: result["per_block"][b] for b in blocks}
     truths = [parse_caption(c) for c in captions]

@@ -27,6 +27,7 @@ from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
 
 import ganzoo_core as gz
+from ganzoo_core.schedules import ScheduleCfg
 from ganzoo_core.training import TrainCfg, train
 
 METHODS = {"GAN": "gan", "GAN-CLS": "cls", "GAN-INT": "int", "GAN-INT-CLS": "int_cls"}
@@ -41,7 +42,7 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
     for mark in marks:
         train(objective, data, out, TrainCfg(steps=mark, batch_size=args.batch, seed=args.seed, log_every=250,
                                              sample_every=0, checkpoint_every=0, progress=False, tensorboard=False,
-                                             resume=True))
+                                             resume=True, schedule=args.schedule))
         row = {"step": mark, "train_seconds": round(time.time() - t0, 1)}
         if measure is not None:
             row |= measure()
@@ -102,9 +103,15 @@ def main() -> None:
     p.add_argument("--emoji-items", type=int, nargs="+", default=[0, 40, 80, 120, 160, 200, 240, 280],
                    help="test-split emoji shown in the grid")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
+    p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
+                   help="linear: decay both learning rates to 0 from --decay-start to the last --eval-at mark")
+    p.add_argument("--decay-start", type=int, help="linear: first step of the decay (default: half way)")
     args = p.parse_args()
     if args.eval_at != sorted(args.eval_at):
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
+    if args.lr_schedule != "constant" and len(args.eval_at) > 1:
+        p.error("a decaying schedule spans the whole run: give one --eval-at mark with --lr-schedule linear")
+    args.schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start)
     args.out.mkdir(parents=True, exist_ok=True)
     text_dim = int(get_text_encoder(args.encoder).embed_dim)
     print(f"encoder: {args.encoder} ({text_dim}-d)", flush=True)

@@ -30,8 +30,9 @@ def colour_targets(attrs: Tensor, seed: int = 0) -> Tensor:
 
 @torch.no_grad()
 def shapes_translation_scores(objective: Any, dataset: Any, *, n: int | None = None, seed: int = 0,
-                              batch_size: int = 250) -> dict[str, Any]:
-    """{"target": colour accuracy, "preserved": {shape, pos, size} accuracies, "preserved_min", "rec_l1", "n"}."""
+                              batch_size: int = 250, judge: Any = None) -> dict[str, Any]:
+    """{"target": colour accuracy, "preserved": {shape, pos, size} accuracies, "preserved_min", "rec_l1", "n"};
+    ``judge``: the attribute classifier (default the shipped ``attrs.shapes``)."""
     n = len(dataset) if n is None else min(n, len(dataset))
     items = [dataset[i] for i in range(n)]
     images = torch.stack([it["image"] for it in items])
@@ -51,7 +52,7 @@ def shapes_translation_scores(objective: Any, dataset: Any, *, n: int | None = N
     finally:
         objective.train(was_training)
     fake = torch.cat(fakes)
-    clf = gz.create_encoder("attrs.shapes")
+    clf = gz.create_encoder("attrs.shapes") if judge is None else judge
     want = attrs_all.clone()
     want[:, :N_COLOURS] = target[:, :N_COLOURS]  # the classifier's names start with the 7 colours too
     hit = attribute_accuracy(clf, fake, want, blocks=["colour"])
