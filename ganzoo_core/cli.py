@@ -107,8 +107,8 @@ def train_cfg_from_args(args: argparse.Namespace) -> Any:
     except ValueError as err:
         raise GanzooError(str(err)) from err
     return TrainCfg(steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, seed=args.seed,
-                    device=args.device,
-                    sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                    device=args.device, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+                    log_every=args.log_every,
                     num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
                     progress=not args.no_progress)
 

@@ -129,7 +129,6 @@ def main() -> None:
             save()
     if args.emoji_steps:
         results["emoji"] = emoji_run(args, text_dim)
-        save()
     save()
 
 
