@@ -33,7 +33,13 @@ from torch import Tensor
 
 import ganzoo_core as gz
 from ganzoo_core.checkpoints import atomic_path
-from ganzoo_core.metrics.attributes import FORMAT, AttributeCfg, AttributeClassifier, shipped_attribute_weights
+from ganzoo_core.metrics.attributes import (
+    FORMAT,
+    AttributeCfg,
+    AttributeClassifier,
+    gaussian_blur,
+    shipped_attribute_weights,
+)
 from ganzoo_core.metrics.extractors import RANDOM
 
 
@@ -47,18 +53,6 @@ def block_targets(model: AttributeClassifier, attributes: Tensor) -> dict[str, T
     """The one-hot blocks of ``attributes`` (N, A) as indices ``{block: (N,)}``."""
     sizes = [len(v) for v in model.blocks.values()]
     return {b: part.argmax(1) for b, part in zip(model.blocks, attributes.split(sizes, dim=1))}
-
-
-def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
-    """Blur each image of ``x`` (N, C, H, W) with its own Gaussian of std ``sigma`` (N,) pixels (0: unchanged),
-    a 5×5 kernel with replicated borders."""
-    n, c, h, w = x.shape
-    taps = torch.arange(-2, 3, dtype=x.dtype)
-    k = torch.exp(-taps[None] ** 2 / (2 * sigma.clamp_min(1e-3)[:, None] ** 2))  # (N, 5)
-    k = k / k.sum(1, keepdim=True)
-    kernels = (k[:, :, None] * k[:, None, :]).repeat_interleave(c, dim=0)[:, None]  # (N·C, 1, 5, 5)
-    padded = F.pad(x.reshape(1, n * c, h, w), (2, 2, 2, 2), mode="replicate")  # (1, N·C, H + 4, W + 4)
-    return F.conv2d(padded, kernels, groups=n * c).reshape(n, c, h, w)
 
 
 def augment(x: Tensor, gen: torch.Generator, blur: float = 0.0) -> Tensor:

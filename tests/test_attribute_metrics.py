@@ -16,11 +16,13 @@ import ganzoo_core as gz
 from ganzoo_core._plugins import PluginHost, make_host, use_host
 from ganzoo_core.data.shapes import make_shapes
 from ganzoo_core.metrics.attributes import (
+    BLUR_FILE,
     AttributeCfg,
     AttributeClassifier,
     attribute_accuracy,
     attribute_blocks,
     caption_consistency,
+    gaussian_blur,
     shipped_attribute_weights,
 )
 from ganzoo_core.testing import check_component
@@ -43,9 +45,13 @@ def registered(host: PluginHost) -> Iterator[PluginHost]:
         yield host
 
 
-@pytest.fixture(scope="module")
-def clf() -> AttributeClassifier:
-    return AttributeClassifier()
+JUDGES = {"attrs.shapes": AttributeCfg(), "attrs.shapes_blur": AttributeCfg(shipped_file=BLUR_FILE)}
+
+
+@pytest.fixture(scope="module", params=list(JUDGES))
+def clf(request: pytest.FixtureRequest) -> AttributeClassifier:
+    """Each shipped judge (the registered configs, built directly: no plugin host needed)."""
+    return AttributeClassifier(JUDGES[request.param])
 
 
 def arrays(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[str], dict]:
@@ -72,7 +78,7 @@ def fresh(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, lis
 
 
 def test_shipped_weights_are_small_and_carry_their_blocks(clf: AttributeClassifier) -> None:
-    path = shipped_attribute_weights()
+    path = shipped_attribute_weights(clf.cfg.shipped_file)
     assert path.is_file() and path.stat().st_size < 1_000_000
     assert tuple(clf.blocks) == BLOCKS
     assert clf.blocks["pos"] == ("top_left", "top_right", "bottom_left", "bottom_right")
@@ -100,6 +106,25 @@ def test_classifier_reads_unseen_images_and_shapes_64(clf: AttributeClassifier) 
         images, attributes, _ = fresh(600, size, seed)
         result = attribute_accuracy(clf, images, attributes)
         assert min(result["per_block"].values()) >= 0.95, (size, result["per_block"])
+
+
+def test_blur_judge_reads_soft_images() -> None:
+    """Real test images blurred with σ = 1 px: the blur-trained judge still reads the shape, the plain one does not
+    (which is why translation and text-to-image results are reported with both)."""
+    images, attributes, _ = fresh(600, 32, 9)
+    soft = gaussian_blur(images, torch.full((len(images),), 1.0))
+    plain = attribute_accuracy(AttributeClassifier(JUDGES["attrs.shapes"]), soft, attributes)["per_block"]
+    blur = attribute_accuracy(AttributeClassifier(JUDGES["attrs.shapes_blur"]), soft, attributes)["per_block"]
+    assert min(blur.values()) >= 0.95, blur
+    assert blur["shape"] >= plain["shape"] + 0.3, (plain, blur)
+
+
+def test_gaussian_blur_keeps_mean_and_sigma_zero_is_identity() -> None:
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    assert torch.allclose(gaussian_blur(x, torch.zeros(3)), x, atol=1e-6)
+    y = gaussian_blur(x[[0, 0, 0]], torch.tensor([0.0, 1.0, 2.0]))  # one image, three widths
+    assert torch.allclose(y.mean((2, 3)), x[[0, 0, 0]].mean((2, 3)), atol=0.05)  # replicated borders: close
+    assert y[2].std() < y[1].std() < y[0].std()
 
 
 def test_outputs_per_block(clf: AttributeClassifier, test_split: dict) -> None:

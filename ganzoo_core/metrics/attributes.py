@@ -3,7 +3,10 @@
 ``attrs.shapes`` reads colour, shape, size and position off a ``shapes.32`` / ``shapes.64`` image (any size is
 resized to 32×32; grey input is repeated to RGB). It is a small CNN trained by
 ``scripts/train_attribute_classifier.py`` and shipped as ``ganzoo_core/metrics/weights/attrs_shapes.safetensors``
-(float16). It has one softmax head per attribute *block*: the dataset's attribute names are ``block=value``
+(float16). ``attrs.shapes_blur`` is the same network trained with Gaussian blur augmentation (``--blur 1.2``,
+shipped as ``attrs_shapes_blur.safetensors``): it still reads the shape of slightly soft generated images, where
+``attrs.shapes`` falls back towards chance, so results judged by both separate "the image is soft" from "the shape
+is wrong". It has one softmax head per attribute *block*: the dataset's attribute names are ``block=value``
 one-hot blocks (``colour=red``, ``shape=star``, ``size=small``, ``pos=top_left`` …), and the weights file carries
 those names in its metadata, so the classifier knows its blocks and their order. Like every extractor it is
 frozen and always in eval mode; ``encode`` gives the penultimate features (so it also serves as a domain
@@ -16,9 +19,9 @@ Metrics (plain dicts, ready for JSON, with the classifier's protocol inside):
 - ``attribute_accuracy(classifier, images, target_attributes, blocks=None)``: for label-conditioned and
   translation models (StarGAN: is the target attribute in the translated image, and are the other blocks kept?).
 
-Registration: importing this module inside a plugin load registers ``attrs.shapes``; ``ganzoo_core.metrics``
-imports it, and it can also be loaded alone as a plugin (it declares ``GANZOO_API_VERSION``). Both routes file the
-same class with the same config, which the registry accepts (the later one only changes the attribution).
+Registration: importing this module inside a plugin load registers ``attrs.shapes`` and ``attrs.shapes_blur``;
+``ganzoo_core.metrics`` imports it, and it can also be loaded alone as a plugin (it declares ``GANZOO_API_VERSION``).
+Both routes file the same class with the same configs, which the registry accepts (the later one only changes the attribution).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import attrs
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo_core._registry import register_encoder
@@ -54,8 +58,8 @@ FORMAT = "ganzoo.attribute_classifier.1"
 TRAIN_HINT = "train it with '.venv/bin/python scripts/train_attribute_classifier.py'"
 
 
-def shipped_attribute_weights() -> Path:
-    return WEIGHTS_DIR / "attrs_shapes.safetensors"
+def shipped_attribute_weights(file_name: str = "attrs_shapes.safetensors") -> Path:
+    return WEIGHTS_DIR / file_name
 
 
 def attribute_blocks(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -82,6 +86,22 @@ def attribute_blocks(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return {b: tuple(v) for b, v in blocks.items()}
 
 
+# -- blur (the augmentation of attrs.shapes_blur; also how its robustness is tested) ----------------------------------
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
+    """Blur each image of ``x`` (N, C, H, W) with its own Gaussian of std ``sigma`` (N,) pixels (0: unchanged),
+    a 5×5 kernel with replicated borders."""
+    n, c, h, w = x.shape
+    taps = torch.arange(-2, 3, dtype=x.dtype)
+    k = torch.exp(-taps[None] ** 2 / (2 * sigma.clamp_min(1e-3)[:, None] ** 2))  # (N, 5)
+    k = k / k.sum(1, keepdim=True)
+    kernels = (k[:, :, None] * k[:, None, :]).repeat_interleave(c, dim=0)[:, None]  # (N·C, 1, 5, 5)
+    padded = F.pad(x.reshape(1, n * c, h, w), (2, 2, 2, 2), mode="replicate")  # (1, N·C, H + 4, W + 4)
+    return F.conv2d(padded, kernels, groups=n * c).reshape(n, c, h, w)
+
+
+
 # -- the network ---------------------------------------------------------------------------------------------------
 
 
@@ -95,7 +115,8 @@ def _int_tuple(values: Iterable[int]) -> tuple[int, ...]:
 
 @attrs.frozen(kw_only=True)
 class AttributeCfg:
-    weights_file: str | None = SHIPPED  # "shipped": weights/attrs_shapes.safetensors; a path; "random" (or None)
+    weights_file: str | None = SHIPPED  # "shipped": weights/<shipped_file>; a path; "random" (or None)
+    shipped_file: str = "attrs_shapes.safetensors"  # the file in ganzoo_core/metrics/weights/ "shipped" means
     attribute_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)  # (): the weights file's, or
     # for random weights the shapes dataset's; given and different from the file's: an error
     widths: tuple[int, ...] = attrs.field(default=(32, 64, 64), converter=_int_tuple)
@@ -122,6 +143,10 @@ class AttributeNet(nn.Module):
         return features, self.head(features)
 
 
+BLUR_FILE = "attrs_shapes_blur.safetensors"
+
+
+@register_encoder("attrs.shapes_blur", cfg=AttributeCfg(shipped_file=BLUR_FILE))
 @register_encoder("attrs.shapes", cfg=AttributeCfg())
 class AttributeClassifier(FeatureExtractor):
     """Reads colour, shape, size and position off a shapes image (shipped weights); one softmax per attribute block."""
@@ -132,10 +157,11 @@ class AttributeClassifier(FeatureExtractor):
         path: Path | None = None
         metadata: dict[str, str] = {}
         if cfg.weights_file not in (None, RANDOM):
-            path = shipped_attribute_weights() if cfg.weights_file == SHIPPED else Path(cfg.weights_file)
+            shipped = shipped_attribute_weights(cfg.shipped_file)
+            path = shipped if cfg.weights_file == SHIPPED else Path(cfg.weights_file)
             if not path.is_file():
-                raise GanzooError(f"attribute classifier weights {str(path)!r} are missing; {TRAIN_HINT} (it writes "
-                                  f"{shipped_attribute_weights().name} into ganzoo_core/metrics/weights/), or pass "
+                raise GanzooError(f"attribute classifier weights {str(path)!r} are missing; {TRAIN_HINT} (with "
+                                  f"--out ganzoo_core/metrics/weights/{shipped.name}), or pass "
                                   "weights_file='random' for an untrained network")
             metadata = read_weights(path)[1]
             if metadata.get("format", FORMAT) != FORMAT:
@@ -337,5 +363,5 @@ def attribute_accuracy(classifier: AttributeClassifier | str, images: Tensor, ta
 
 __all__ = [
     "AttributeCfg", "AttributeClassifier", "AttributeNet", "attribute_accuracy", "attribute_blocks",
-    "caption_consistency", "shipped_attribute_weights",
+    "caption_consistency", "gaussian_blur", "shipped_attribute_weights",
 ]

@@ -49,23 +49,32 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
         curve.append(row)
         print(f"  step {mark}: " + "  ".join(f"{k} {v:.2f}" for k, v in row.items() if k in BLOCKS + ("both",)),
               flush=True)
+        for judge, scores in row.get("by_judge", {}).items():
+            print(f"    {judge}: " + "  ".join(f"{b} {scores[b]:.2f}" for b in BLOCKS + ("both",)), flush=True)
     return curve
 
 
 def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data: Any, text_dim: int) -> dict:
     name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}_32"
     torch.manual_seed(args.seed)
-    objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder)
+    widths = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
+    if args.ndf:
+        widths["discriminator_kwargs"] = {"ndf": args.ndf}
+    objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, **widths)
+    judges = {j: gz.create_encoder(j) for j in args.judges}
 
     def measure() -> dict[str, Any]:
-        return caption_accuracy(objective, test_data, n=args.n_eval, seed=123, blocks=BLOCKS)
+        """The first judge's numbers at the top level, every judge's under ``by_judge``."""
+        scores = {j: caption_accuracy(objective, test_data, n=args.n_eval, seed=123, blocks=BLOCKS, judge=net)
+                  for j, net in judges.items()}
+        return {**scores[args.judges[0]], "by_judge": scores}
 
     untrained = measure()
     print(f"{method} ({name}): untrained " + "  ".join(f"{b} {untrained[b]:.2f}" for b in BLOCKS), flush=True)
     curve = chunked_train(objective, train_data, args.out / method, args.eval_at, args, measure)
     rows = torch.stack([test_data.embeddings[int(test_data.offsets[i])] for i in range(8)])
     save_png(caption_grid(objective, rows, n_noise=8, seed=0), args.out / f"{METHODS[method]}_grid.png", nrow=8)
-    return {"objective": name, "untrained": untrained, "curve": curve,
+    return {"objective": name, "widths": widths, "untrained": untrained, "curve": curve,
             "grid_captions": [test_data.captions_of(i)[0] for i in range(8)]}
 
 
@@ -98,6 +107,10 @@ def main() -> None:
     p.add_argument("--n-eval", type=int, default=300, help="held-out captions judged")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--port", action="store_true", help="the DCGAN-bodied port networks instead of the official")
+    p.add_argument("--ngf", type=int, help="generator width (default: the variant's)")
+    p.add_argument("--ndf", type=int, help="discriminator width (default: the variant's)")
+    p.add_argument("--judges", nargs="+", default=["attrs.shapes", "attrs.shapes_blur"],
+                   help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))
     p.add_argument("--emoji-steps", type=int, default=0, help="also train on emoji.noto and grid held-out names")
     p.add_argument("--emoji-items", type=int, nargs="+", default=[0, 40, 80, 120, 160, 200, 240, 280],
