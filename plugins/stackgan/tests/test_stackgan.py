@@ -249,6 +249,29 @@ def test_d_conditions_on_detached_mu() -> None:
     assert all(p.grad is None for p in obj.networks["G"].parameters())  # the D step never reaches G (or its CA)
 
 
+def test_d_can_read_the_text_embedding_as_the_tf_code_does() -> None:
+    """cond_input="text": D projects the raw embedding with its own FC; changing only the captions changes D's
+    conditional terms, and a width that does not fit is named."""
+    obj = _small("stackgan.s1_16", discriminator_kwargs={"cond_input": "text", "text_dim": 512})
+    D = obj.networks["D"]
+    assert D.cond_width == 512 and D.text_fc is not None
+    batch = obj.example_batch(4)
+    _, t = obj.loss("D", batch, {"noise": gz.make_generator(1)})
+    other = dict(batch, text_emb=torch.randn_like(batch["text_emb"]))
+    _, t2 = obj.loss("D", other, {"noise": gz.make_generator(1)})
+    assert abs(float(t["real"] - t2["real"])) > 1e-5  # the same real images, other captions
+    g, _ = obj.loss("G", batch, {})
+    g.backward()
+    assert D.text_fc[0].weight.grad is not None and D.text_fc[0].weight.grad.abs().sum() > 0
+    x = D.example_inputs(2)[0]
+    with pytest.raises(gz.ShapeError, match=r"\(2, 512\) \(the text embedding\)"):
+        D(x, torch.randn(2, 128))
+    with pytest.raises(gz.ConfigError, match="projects 384-d text but G"):
+        gz.create_objective("stackgan.s1_16", discriminator_kwargs={"cond_input": "text", "text_dim": 384})
+    with pytest.raises(gz.ConfigError):
+        gz.create_discriminator("stackgan.s1_16", cond_input="caption")
+
+
 # -- Stage-II on a frozen Stage-I ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
