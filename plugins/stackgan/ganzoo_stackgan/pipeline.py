@@ -25,6 +25,7 @@ from ganzoo_core.training import TrainCfg, TrainResult, train
 
 def train_stages(out_dir: str | Path, *, stage1: str = "stackgan.s1_16", stage2: str = "stackgan.s2_64",
                  steps1: int = 2000, steps2: int = 2000, batch_size: int = 64, lr_step: int | None = None,
+                 lr_step2: int | None = None,
                  data: str = "stackgan.shapes", data_kwargs: Mapping[str, Any] | None = None,
                  stage1_overrides: Mapping[str, Any] | None = None,
                  stage2_overrides: Mapping[str, Any] | None = None, device: str = "cpu", seed: int = 0,
@@ -32,13 +33,13 @@ def train_stages(out_dir: str | Path, *, stage1: str = "stackgan.s1_16", stage2:
                  ) -> tuple[TrainResult, TrainResult]:
     """Train Stage-I objective ``stage1``, then Stage-II objective ``stage2`` on top of its checkpoint.
 
-    ``lr_step``: halve both learning rates every that many steps (None: constant). The dataset is built at each
-    stage's image size (``data_kwargs`` plus ``image_size``)."""
+    ``lr_step``: halve both learning rates every that many steps (None: constant); ``lr_step2``: Stage-II's, when
+    it differs. The dataset is built at each stage's image size (``data_kwargs`` plus ``image_size``)."""
     out = Path(out_dir)
-    schedule = ScheduleCfg() if lr_step is None else ScheduleCfg(kind="step", step_size=lr_step, gamma=0.5)
     results = []
-    for i, (name, steps, overrides) in enumerate(((stage1, steps1, stage1_overrides),
-                                                  (stage2, steps2, stage2_overrides))):
+    for i, (name, steps, overrides, every) in enumerate(((stage1, steps1, stage1_overrides, lr_step),
+                                                         (stage2, steps2, stage2_overrides, lr_step2 or lr_step))):
+        schedule = ScheduleCfg() if every is None else ScheduleCfg(kind="step", step_size=every, gamma=0.5)
         torch.manual_seed(seed)
         extra = dict(overrides or {})
         if i == 1:
@@ -136,7 +137,7 @@ def diversity(objective: Any, dataset: Any, *, n_captions: int = 50, per_caption
 def cmd_train_stages(args: argparse.Namespace) -> int:
     s1, s2 = train_stages(args.out, stage1=args.stage1, stage2=args.stage2, steps1=args.steps1,
                           steps2=args.steps2, batch_size=args.batch_size, lr_step=args.lr_step,
-                          data=args.data, device=args.device, seed=args.seed)
+                          lr_step2=args.lr_step2, data=args.data, device=args.device, seed=args.seed)
     print(f"stage I:  {s1.checkpoint}\nstage II: {s2.checkpoint}")
     return 0
 
@@ -150,6 +151,7 @@ def add_commands(subparsers: Any, prog: str) -> None:
     p.add_argument("--steps2", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr-step", type=int, default=None, help="halve the learning rates every N steps")
+    p.add_argument("--lr-step2", type=int, default=None, help="Stage-II's --lr-step, when it differs")
     p.add_argument("--data", default="stackgan.shapes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

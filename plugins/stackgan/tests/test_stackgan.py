@@ -310,6 +310,20 @@ def test_stage2_loads_and_freezes_stage1(stage1_checkpoint: Path, tmp_path: Path
     assert len({k.split(".")[3] for k in n_opt}) == n_g  # Adam state for Stage-II G's parameters only
 
 
+def test_train_stages_runs_stage2_on_the_stage1_it_trained(tmp_path: Path) -> None:
+    from ganzoo_stackgan.pipeline import train_stages
+
+    small = {"generator_kwargs": {"ngf": 32}, "discriminator_kwargs": {"ndf": 8}}
+    s1, s2 = train_stages(tmp_path, stage1="stackgan.s1_16", stage2="stackgan.s2_32", steps1=3, steps2=2,
+                          batch_size=4, lr_step=2, lr_step2=1, data_kwargs={"n": 40}, stage1_overrides=small,
+                          stage2_overrides={"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8},
+                                            "stage1_kwargs": small["generator_kwargs"]})
+    assert (s1.step, s2.step) == (3, 2) and s1.checkpoint.parent.name == "stage1"
+    first = gz.load(s1.checkpoint).networks["G"].state_dict()
+    under = gz.load(s2.checkpoint).stage1.state_dict()
+    assert set(first) == set(under) and all(torch.equal(first[k], under[k]) for k in first)
+
+
 def test_missing_stage1_checkpoint_is_named(tmp_path: Path) -> None:
     with pytest.raises(gz.CheckpointError, match="nope.safetensors.*train Stage-I first"):
         gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(tmp_path / "nope.safetensors"))
