@@ -5,7 +5,8 @@ train on emoji skin tones and write the translation grid.
     OMP_NUM_THREADS=1 .venv/bin/python plugins/stargan/scripts/evidence.py emoji --steps 3000 --out runs/stargan_emoji
 
 ``shapes`` prints and writes ``scores.json`` (untrained and trained: target-colour accuracy, preserved shape /
-position / size, reconstruction L1) on the 1,000 held-out shapes images; ``emoji`` writes ``grid.png`` (held-out
+position / size, reconstruction L1) on the 1,000 held-out shapes images, read by each of ``--judges`` (the shipped
+``attrs.shapes`` and the blur-trained ``attrs.shapes_blur``) at each ``--eval-at`` mark; ``emoji`` writes ``grid.png`` (held-out
 emoji, then the 6 tones: none, light, medium-light, medium, medium-dark, dark).
 """
 
@@ -15,6 +16,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from ganzoo_stargan.evaluate import shapes_translation_scores
@@ -24,23 +26,38 @@ import ganzoo_core as gz
 from ganzoo_core.training import TrainCfg, train
 
 
-def _cfg(args: argparse.Namespace) -> TrainCfg:
-    return TrainCfg(steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    log_every=max(1, args.steps // 20), sample_every=0, checkpoint_every=0, progress=False,
-                    tensorboard=False)
+def _cfg(args: argparse.Namespace, steps: int | None = None) -> TrainCfg:
+    steps = args.steps if steps is None else steps
+    return TrainCfg(steps=steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                    log_every=max(1, steps // 20), sample_every=0, checkpoint_every=0, progress=False,
+                    tensorboard=False, resume=True)
 
 
 def shapes(args: argparse.Namespace) -> dict:
+    """Train to each ``--eval-at`` mark in turn (resuming exactly) and score the held-out translations there with
+    every judge in ``--judges`` (the first one's numbers are the headline ``trained``)."""
     torch.manual_seed(args.seed)
     objective = gz.create_objective(args.objective).to(args.device)
     test = gz.create_dataset("stargan.shapes", split="test")
-    untrained = shapes_translation_scores(objective, test)
+    judges = {name: gz.create_encoder(name) for name in args.judges}
+
+    def score() -> dict[str, Any]:
+        return {name: shapes_translation_scores(objective, test, judge=net) for name, net in judges.items()}
+
+    untrained = score()
     t0 = time.perf_counter()
-    train(objective, gz.create_dataset("stargan.shapes", split="train"), args.out, _cfg(args))
-    trained = shapes_translation_scores(objective, test)
+    train_data = gz.create_dataset("stargan.shapes", split="train")
+    curve = []
+    for mark in args.eval_at or [args.steps]:
+        train(objective, train_data, args.out, _cfg(args, mark))
+        curve.append({"step": mark, "train_seconds": time.perf_counter() - t0, "by_judge": score()})
+        first = curve[-1]["by_judge"][args.judges[0]]
+        print(f"step {mark}: target {first['target']:.3f} preserved {first['preserved']}", flush=True)
     write_translation_grid(objective, args.out / "grid.png", batch=None, n_inputs=8)
-    return {"objective": args.objective, "steps": args.steps, "batch_size": args.batch_size, "seed": args.seed,
-            "train_seconds": time.perf_counter() - t0, "untrained": untrained, "trained": trained}
+    return {"objective": args.objective, "steps": curve[-1]["step"], "batch_size": args.batch_size,
+            "seed": args.seed, "train_seconds": curve[-1]["train_seconds"], "judges": args.judges,
+            "untrained": untrained[args.judges[0]], "trained": curve[-1]["by_judge"][args.judges[0]],
+            "untrained_by_judge": untrained, "curve": curve}
 
 
 def emoji(args: argparse.Namespace) -> dict:
@@ -66,7 +83,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--eval-at", type=int, nargs="+", help="shapes: steps at which to score (ascending; default --steps)")
+    p.add_argument("--judges", nargs="+", default=["attrs.shapes", "attrs.shapes_blur"],
+                   help="shapes: attribute classifiers that read the translations (the first is the headline)")
     args = p.parse_args()
+    if args.eval_at and args.eval_at != sorted(args.eval_at):
+        p.error(f"--eval-at must be ascending, got {args.eval_at}")
     args.objective = args.objective or {"shapes": "stargan.tiny32", "emoji": "stargan.emoji32"}[args.task]
     args.out = args.out or Path(f"runs/stargan_{args.task}")
     args.out.mkdir(parents=True, exist_ok=True)
