@@ -22,8 +22,9 @@ D returns logits (the released code ends in Sigmoid + BCELoss; the losses here w
 G's μ, detached, as in the PyTorch code (``cond_input="mu"``), so D's condition is ``cond_dim``-wide; or, as the TF
 code does, on the raw text embedding through D's own FC(text_dim → cond_dim) + LeakyReLU(0.2) (``cond_input="text"``).
 The CPU variants use "text": with "mu", what D can check is only what G's CA chooses to put into μ, and G gains on
-both its adversarial loss and the KL term by putting nothing there. On captioned shapes (``s1_32``, 2,500 steps) a
-"mu" D lets G ignore colour altogether (held-out colour accuracy 0.17, chance 0.14, while position is 0.99).
+both its adversarial loss and the KL term by putting nothing there. On captioned shapes (``s1_32`` with ngf 128, 2,500
+steps) a "mu" D gets all four attributes right for 0.03 of held-out captions against 0.18 with "text"; with a
+LeakyReLU CA and a "mu" D, colour stays at chance (0.17; chance 0.14) while position is learnt (0.99).
 
 File order: configs → blocks → networks → objective → variants → registration.
 """
