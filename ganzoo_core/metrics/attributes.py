@@ -101,7 +101,6 @@ def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
     return F.conv2d(padded, kernels, groups=n * c).reshape(n, c, h, w)
 
 
-
 # -- the network ---------------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,8 @@ train on emoji skin tones and write the translation grid.
 ``shapes`` prints and writes ``scores.json`` (untrained and trained: target-colour accuracy, preserved shape /
 position / size, reconstruction L1) on the 1,000 held-out shapes images, read by each of ``--judges`` (the shipped
 ``attrs.shapes`` and the blur-trained ``attrs.shapes_blur``) at each ``--eval-at`` mark; ``emoji`` writes ``grid.png`` (held-out
-emoji, then the 6 tones: none, light, medium-light, medium, medium-dark, dark).
+emoji, then the 6 tones: none, light, medium-light, medium, medium-dark, dark). A checkpoint already under
+``--out`` is resumed (``train_seconds`` then counts this run only), so a run can be continued to later marks.
 """
 
 from __future__ import annotations
