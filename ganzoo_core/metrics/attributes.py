@@ -143,6 +143,7 @@ class AttributeNet(nn.Module):
 
 
 BLUR_FILE = "attrs_shapes_blur.safetensors"
+JUDGES = ("attrs.shapes", "attrs.shapes_blur")  # the shipped shapes judges, as evidence scripts report them
 
 
 @register_encoder("attrs.shapes_blur", cfg=AttributeCfg(shipped_file=BLUR_FILE))
@@ -361,6 +362,6 @@ def attribute_accuracy(classifier: AttributeClassifier | str, images: Tensor, ta
 
 
 __all__ = [
-    "AttributeCfg", "AttributeClassifier", "AttributeNet", "attribute_accuracy", "attribute_blocks",
+    "JUDGES", "AttributeCfg", "AttributeClassifier", "AttributeNet", "attribute_accuracy", "attribute_blocks",
     "caption_consistency", "gaussian_blur", "shipped_attribute_weights",
 ]

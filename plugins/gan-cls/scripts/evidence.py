@@ -27,6 +27,7 @@ from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
 
 import ganzoo_core as gz
+from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.schedules import ScheduleCfg
 from ganzoo_core.training import TrainCfg, train
 
@@ -109,7 +110,7 @@ def main() -> None:
     p.add_argument("--port", action="store_true", help="the DCGAN-bodied port networks instead of the official")
     p.add_argument("--ngf", type=int, help="generator width (default: the variant's)")
     p.add_argument("--ndf", type=int, help="discriminator width (default: the variant's)")
-    p.add_argument("--judges", nargs="+", default=["attrs.shapes", "attrs.shapes_blur"],
+    p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))
     p.add_argument("--emoji-steps", type=int, default=0, help="also train on emoji.noto and grid held-out names")

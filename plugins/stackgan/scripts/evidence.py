@@ -42,6 +42,13 @@ import ganzoo_core as gz
 from ganzoo_core.visual import save_grid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+REPO = DOCS.parents[2]
+
+
+def shown(path: Path) -> str:
+    """``path`` as a result file records it: relative to the repository when inside it."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
 
 
 def sample_grid(objective, dataset, path: Path, n_captions: int = 6, seeds: int = 4) -> list[str]:
@@ -77,7 +84,7 @@ def main() -> int:
     test = gz.create_dataset("stackgan.shapes", image_size=64, n=args.n, split="test", wrong_image=False)
     torch.manual_seed(0)
     untrained = gz.create_objective(args.stage2, **small2, stage1_kwargs=small1["generator_kwargs"])
-    result: dict = {"protocol": {**vars(args), "out": str(args.out), "grid": str(args.grid), "reference":
+    result: dict = {"protocol": {**vars(args), "out": shown(args.out), "grid": shown(args.grid), "reference":
                                  "stackgan.shapes test split at 64 px", "extractor": "attrs.shapes",
                                  "stage1_overrides": small1, "stage2_overrides": small2}}
     result["untrained"] = compare_stages(untrained, test, test.base, n_samples=args.n_eval)

@@ -24,6 +24,7 @@ from ganzoo_stargan.evaluate import shapes_translation_scores
 from ganzoo_stargan.grid import write_translation_grid
 
 import ganzoo_core as gz
+from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.training import TrainCfg, train
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--eval-at", type=int, nargs="+", help="shapes: steps at which to score (ascending; default --steps)")
-    p.add_argument("--judges", nargs="+", default=["attrs.shapes", "attrs.shapes_blur"],
+    p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="shapes: attribute classifiers that read the translations (the first is the headline)")
     args = p.parse_args()
     if args.eval_at and args.eval_at != sorted(args.eval_at):
