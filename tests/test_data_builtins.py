@@ -135,6 +135,28 @@ def test_cldr_parser_and_captions(tmp_path: Path) -> None:
         emoji.load_cldr(str(tmp_path))
 
 
+def test_cldr_emoji_groups_parser(tmp_path: Path) -> None:
+    (tmp_path / "properties").mkdir()
+    labels = tmp_path / "properties" / "labels.txt"
+    labels.write_text("# comment line\n\n"
+                      "[☺😀-😂{👨‍⚕️}]  ;\tSmileys & People\t;\tface-positive\n"
+                      "[🐱 🐶]  ;\tAnimals & Nature\t;\tanimal-mammal\n", encoding="utf-8")
+    table = emoji.load_cldr_labels(str(tmp_path))
+    assert set(table) == {"☺", "😀", "😁", "😂", "👨‍⚕", "🐱", "🐶"}  # the range is expanded, U+FE0F dropped
+    assert emoji.category_of("👨‍⚕️", table) == "Smileys & People"  # the whole sequence
+    assert emoji.category_of("👨🏿‍⚕️", table) == "Smileys & People"  # its untoned form
+    assert emoji.category_of("🐱‍👤", table) == "Animals & Nature"  # its first code point
+    assert emoji.category_of("🪗", table) == emoji.UNLISTED
+    labels.write_text("[🐱] ; Pets ; cats\n", encoding="utf-8")
+    with pytest.raises(DataError, match="unknown emoji group 'Pets'"):
+        emoji.load_cldr_labels(str(tmp_path))
+    labels.write_text("🐱 Animals & Nature\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 1: expected"):
+        emoji.load_cldr_labels(str(tmp_path))
+    with pytest.raises(gz.DatasetUnavailableError, match="labels.txt"):
+        emoji.load_cldr_labels(str(tmp_path / "nowhere"))
+
+
 def test_missing_emoji_sources_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emoji, "debian_files", lambda package: [])
     for name, package in (("emoji.noto", "fonts-noto-color-emoji"), ("emoji.symbola", "fonts-symbola")):
@@ -198,6 +220,14 @@ def test_emoji_noto_with_cldr_keywords() -> None:
     captions = dict(zip((c[0] for c in ds.captions), ds.captions))
     assert captions["cat face"] == ["cat face", "cat", "face", "pet"]
     assert "woman cook" in captions and ds.attributes.sum(0)[emoji.ATTRIBUTE_NAMES.index("gender=woman")] > 400
+    assert "domain" not in ds[0] and ds.domains is None  # groups only on request
+    grouped = gz.create_dataset("emoji.noto", image_size=16, category=True)
+    assert grouped.domain_names == emoji.DOMAIN_NAMES
+    by_name = {c[0]: emoji.DOMAIN_NAMES[int(d)] for c, d in zip(grouped.captions, grouped.domains)}
+    assert by_name["cat face"] == "Animals & Nature" and by_name["woman cook"] == "Smileys & People"
+    counts = torch.bincount(grouped.domains, minlength=len(emoji.DOMAIN_NAMES))
+    assert (counts[:len(emoji.CATEGORIES)] > 50).all() and counts[-1] < len(grouped) // 5  # few unlisted
+    assert int(grouped[0]["domain"]) == int(grouped.domains[0])
 
 
 # -- Jane Austen ------------------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@
 - Attributes (one-hot blocks): ``tone=`` none / 5 skin tones (from the first modifier code point), ``gender=`` man /
   woman / neither (from the name's words). Labels: the tone index. Splits: an emoji is in ``test`` when the CRC-32
   of its untoned form is 0 mod 10, so every tone of one base lands in the same split on every machine.
+- Categories (``category=True``): items carry ``"domain"``, the emoji's CLDR group (``CATEGORIES``: Smileys & People
+  ... Flags) from ``common/properties/labels.txt``, looked up by the sequence, then its untoned form, then its first
+  code point; emoji newer than that file are ``"unlisted"`` (the last domain name).
 - ``emoji.pairs``: ``images`` = Noto, ``images_b`` = Symbola, for single code points both fonts draw.
 - ``emoji.tones``: the single-code-point bases that have all five toned forms, each untoned + 5 tones (Noto).
 """
@@ -38,6 +41,10 @@ from ganzoo_core.errors import DatasetUnavailableError
 TONES = ("none", "light", "medium-light", "medium", "medium-dark", "dark")
 MODIFIERS = {chr(0x1F3FB + k): tone for k, tone in enumerate(TONES[1:])}  # U+1F3FB..U+1F3FF
 GENDERS = ("man", "woman", "neither")
+CATEGORIES = ("Smileys & People", "Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects",
+              "Symbols", "Flags")  # the CLDR emoji groups of common/properties/labels.txt, in its order
+UNLISTED = "unlisted"  # an emoji that file does not list (newer than the installed CLDR)
+DOMAIN_NAMES = (*CATEGORIES, UNLISTED)  # the "domain" of items with category=True
 ATTRIBUTE_NAMES: tuple[str, ...] = (*(f"tone={t}" for t in TONES), *(f"gender={g}" for g in GENDERS))
 VS16 = "\ufe0f"
 NATIVE_SIZE = 109  # Noto Color Emoji's only bitmap strike
@@ -129,6 +136,56 @@ def load_cldr(cldr_dir: str | None) -> dict[str, Annotation]:
         if file.is_file():
             merged.update(parse_cldr(file))
     return merged
+
+
+def parse_cldr_labels(path: str | Path) -> dict[str, str]:
+    """``{emoji (no U+FE0F): CLDR group}`` of a CLDR ``labels.txt``: lines ``[set] ; group ; subgroup`` whose set
+    holds single characters, ranges ``a-b`` and ``{sequences}``."""
+    table: dict[str, str] = {}
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(";")]
+        if len(fields) < 2 or not (fields[0].startswith("[") and fields[0].endswith("]")):
+            raise DataError(f"{str(path)!r} line {number}: expected '[set] ; group ; subgroup', got {raw!r}")
+        group, body = fields[1], fields[0][1:-1]
+        if group not in CATEGORIES:
+            raise DataError(f"{str(path)!r} line {number}: unknown emoji group {group!r}; expected one of "
+                            f"{CATEGORIES}")
+        i = 0
+        while i < len(body):
+            if body[i] == "{":
+                end = body.index("}", i)
+                table[body[i + 1:end].replace(VS16, "")] = group
+                i = end + 1
+            elif body[i].isspace():
+                i += 1
+            elif i + 2 < len(body) and body[i + 1] == "-":
+                table.update((chr(cp), group) for cp in range(ord(body[i]), ord(body[i + 2]) + 1))
+                i += 3
+            else:
+                table[body[i]] = group
+                i += 1
+    return table
+
+
+def load_cldr_labels(cldr_dir: str | None) -> dict[str, str]:
+    """The emoji groups of a CLDR ``common`` folder (default: Debian ``unicode-cldr-core``'s)."""
+    path = (Path(cldr_dir) if cldr_dir else _cldr_common()) / "properties" / "labels.txt"
+    if not path.is_file():
+        raise DatasetUnavailableError(f"no CLDR emoji groups at {str(path)!r}: pass cldr_dir=<CLDR 'common' folder> "
+                                      "or 'apt-get install unicode-cldr-core'")
+    return parse_cldr_labels(path)
+
+
+def category_of(text: str, table: dict[str, str]) -> str:
+    """The CLDR group of an emoji: of the sequence, its untoned form, or its first code point; else ``UNLISTED``."""
+    base = base_of(text)
+    for key in (text.replace(VS16, ""), base, base[:1]):
+        if key in table:
+            return table[key]
+    return UNLISTED
 
 
 def _cldr_common() -> Path:
@@ -293,6 +350,7 @@ def make_emoji(cfg: EmojiCfg) -> ArrayBundle:
     """The bundle of set ``cfg.source``: images (and ``images_b`` for pairs), labels = tone, attributes, captions."""
     emojis = fully_qualified()
     notes = load_cldr(cfg.cldr_dir) if cfg.keywords else {}
+    groups = load_cldr_labels(cfg.cldr_dir) if cfg.category else None
     texts, images, images_b, captions, rows = [], [], [], [], []
     for text, name, glyphs in _selection(cfg, emojis):
         texts.append(text)
@@ -308,6 +366,9 @@ def make_emoji(cfg: EmojiCfg) -> ArrayBundle:
         images=np.stack(images), images_b=np.stack(images_b) if images_b else None,
         labels=np.array([TONES.index(tone_of(t)) for t in texts], np.int64), label_names=TONES,
         attributes=np.stack(rows), attribute_names=ATTRIBUTE_NAMES, captions=captions,
+        domains=None if groups is None else np.array([DOMAIN_NAMES.index(category_of(t, groups)) for t in texts],
+                                                     np.int64),
+        domain_names=DOMAIN_NAMES if groups is not None else (),
         splits={"train": np.flatnonzero(~test), "test": np.flatnonzero(test)},
     ).validate(f"emoji.{cfg.source}")
 
@@ -332,6 +393,7 @@ class EmojiCfg:
     cldr_dir: str | None = attrs.field(default=None, converter=_opt_str)  # CLDR 'common' folder; None: dpkg -L
     encoder: str | None = attrs.field(default=None, converter=_opt_str)  # text encoder: items carry "text_emb"
     wrong_image: bool = False  # items carry "image_wrong", an emoji with other captions (matching-aware D)
+    category: bool = False  # items carry "domain": the CLDR emoji group (index into DOMAIN_NAMES)
 
 
 @register_dataset("emoji", variants={s: EmojiCfg(source=s) for s in ("noto", "symbola", "pairs", "tones")})

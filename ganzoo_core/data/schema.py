@@ -335,7 +335,8 @@ def take(bundle: ArrayBundle, index: np.ndarray) -> ArrayBundle:
 
 class BundleDataset(Dataset[dict[str, Tensor]]):
     """An in-memory image ``ArrayBundle`` as a torch Dataset: ``{"image": float C×H×W in [-1, 1], "label", "attrs"}``
-    (plus ``"image_b"`` for paired sets); ``caption(i)`` / ``captions`` give the text; ``bundle()`` the arrays."""
+    (plus ``"image_b"`` for paired sets, ``"domain"`` where the bundle has domains); ``caption(i)`` / ``captions``
+    give the text; ``bundle()`` the arrays."""
 
     def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset", encoder: str | None = None,
                  wrong_image: bool = False) -> None:
@@ -375,6 +376,8 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
         self.images_b = None if bundle.images_b is None else torch.from_numpy(bundle.images_b).permute(0, 3, 1, 2)
         self.labels = None if bundle.labels is None else torch.from_numpy(np.asarray(bundle.labels, np.int64))
         self.attributes = None if bundle.attributes is None else torch.from_numpy(bundle.attributes.astype(np.float32))
+        self.domains = None if bundle.domains is None else torch.from_numpy(np.asarray(bundle.domains, np.int64))
+        self.domain_names = tuple(bundle.domain_names)
         self.class_names = tuple(bundle.label_names)
         self.attribute_names = tuple(bundle.attribute_names)
 
@@ -389,6 +392,8 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
             item["attrs"] = self.attributes[i]
         if self.images_b is not None:
             item["image_b"] = self.images_b[i].float().div(127.5).sub(1.0)
+        if self.domains is not None:
+            item["domain"] = self.domains[i]
         if self.text_emb is not None:  # one of the image's captions, drawn anew each time
             lo, hi = int(self.caption_starts[i]), int(self.caption_starts[i + 1])
             item["text_emb"] = self.text_emb[lo + int(torch.randint(hi - lo, ()))]

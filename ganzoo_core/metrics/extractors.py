@@ -8,6 +8,9 @@ module stays in eval mode even when ``train()`` is called (batch-norm statistics
 - ``domain.fashion_mnist`` / ``domain.animal_mnist``: small CNN classifiers trained by
   ``scripts/train_domain_classifier.py`` and shipped in ``ganzoo_core/metrics/weights/``; 28×28 grey input,
   128-d features (the globally pooled last conv layer), 10-way head (``probs`` for IS and conditional accuracy).
+- ``domain.emoji``: the same network on 32×32 RGB Noto colour emoji (white background), trained on the ``emoji.noto``
+  train split to name the CLDR emoji group (8 classes, ``ganzoo_core.data.emoji.CATEGORIES``): the feature space of
+  domain FID / KID for emoji image-to-image models (pix2pix line art → colour).
 - ``timm.backbone``: any timm model, never downloaded (``pretrained=False``); real weights only from a local file.
 - ``fid.inception_v3``: the Inception-v3 network of the FID reference implementation (the 2015-12-05 TensorFlow
   graph as ported to PyTorch by pytorch-fid), with the parameter names of ``pt_inception-2015-12-05-6726825d.pth``.
@@ -220,6 +223,8 @@ class DomainCfg:
     weights_file: str | None = SHIPPED  # "shipped": weights/domain_<domain>.safetensors; a path; "random" (or None)
     widths: tuple[int, int, int, int] = attrs.field(default=(16, 32, 64, 128), converter=tuple)
     num_classes: int = 10
+    channels: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))  # 1: grey (RGB averaged); 3: RGB
+    image_size: int = attrs.field(default=28, validator=attrs.validators.ge(8))  # inputs are resized to this side
 
 
 def shipped_weights(domain: str) -> Path:
@@ -227,15 +232,15 @@ def shipped_weights(domain: str) -> Path:
 
 
 class DomainNet(nn.Module):
-    """conv(1→w0) ▸ max-pool ▸ conv(w0→w1) ▸ max-pool ▸ conv(w1→w2) ▸ conv(w2→w3) ▸ global mean ▸ linear (28×28)."""
+    """conv(c→w0) ▸ max-pool ▸ conv(w0→w1) ▸ max-pool ▸ conv(w1→w2) ▸ conv(w2→w3) ▸ global mean ▸ linear."""
 
-    def __init__(self, widths: tuple[int, ...], num_classes: int) -> None:
+    def __init__(self, widths: tuple[int, ...], num_classes: int, channels: int = 1) -> None:
         super().__init__()
         w0, w1, w2, w3 = widths
-        self.body = nn.Sequential(
-            _conv_bn_relu(1, w0), nn.MaxPool2d(2),  # (B, w0, 14, 14)
-            _conv_bn_relu(w0, w1), nn.MaxPool2d(2),  # (B, w1, 7, 7)
-            _conv_bn_relu(w1, w2), _conv_bn_relu(w2, w3),  # (B, w3, 7, 7)
+        self.body = nn.Sequential(  # S×S input (28 or 32)
+            _conv_bn_relu(channels, w0), nn.MaxPool2d(2),  # (B, w0, S/2, S/2)
+            _conv_bn_relu(w0, w1), nn.MaxPool2d(2),  # (B, w1, S/4, S/4)
+            _conv_bn_relu(w1, w2), _conv_bn_relu(w2, w3),  # (B, w3, S/4, S/4)
         )
         self.head = nn.Linear(w3, num_classes)
 
@@ -244,20 +249,28 @@ class DomainNet(nn.Module):
         return features, self.head(features)
 
 
-@register_encoder("domain", variants={"fashion_mnist": DomainCfg(domain="fashion_mnist"),
-                                      "animal_mnist": DomainCfg(domain="animal_mnist")})
+DOMAIN_VARIANTS = {
+    "fashion_mnist": DomainCfg(domain="fashion_mnist"),
+    "animal_mnist": DomainCfg(domain="animal_mnist"),
+    "emoji": DomainCfg(domain="emoji", channels=3, image_size=32, widths=(32, 64, 128, 128), num_classes=8),
+}
+
+
+@register_encoder("domain", variants=DOMAIN_VARIANTS)
 class DomainClassifier(FeatureExtractor):
-    """Small CNN classifier of a 28×28 grey domain (shipped weights); 128-d features for FID/KID/PR, probs for IS."""
+    """Small CNN classifier of one image domain (shipped weights); 128-d features for FID/KID/PR, probs for IS."""
 
     def __init__(self, cfg: DomainCfg = DomainCfg()) -> None:
         super().__init__()
         self.cfg = cfg
         self.embed_dim, self.num_classes = cfg.widths[-1], cfg.num_classes
         self.input_protocol = InputProtocol(
-            size=28, channels=1, resize="bilinear, antialiased, align_corners=False (as the datasets resize)",
-            channel_rule="RGB → mean of the three channels", normalize="none: the network takes [-1, 1]",
+            size=cfg.image_size, channels=cfg.channels,
+            resize="bilinear, antialiased, align_corners=False (as the datasets resize)",
+            channel_rule="RGB → mean of the three channels" if cfg.channels == 1 else "grey → replicated to RGB",
+            normalize="none: the network takes [-1, 1]",
         )
-        self.net = DomainNet(cfg.widths, cfg.num_classes)
+        self.net = DomainNet(cfg.widths, cfg.num_classes, cfg.channels)
         self.trained_accuracy: float | None = None  # test accuracy recorded in the weights file
         if cfg.weights_file not in (None, RANDOM):
             self._load_domain_weights(cfg.weights_file)
