@@ -107,7 +107,7 @@ def main() -> None:
     lab_test = stacked(gz.create_dataset("pix2pix.lab", split="test"))
     color = run("pix2pix.colorize_32", args.color_steps, args.out, "pix2pix.lab", lab_test)
     grid = colorize_grid(color.pop("objective"), 8, HERE / "docs" / "colorize_grid.png")
-    report["pix2pix.colorize_32"] = {**color, "steps": args.color_steps, "grid": str(grid)}
+    report["pix2pix.colorize_32"] = {**color, "steps": args.color_steps, "grid": str(grid.relative_to(HERE.parents[1]))}
     print(json.dumps(report, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evidence.json").write_text(json.dumps(report, indent=2))
