@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,16 @@ class Trainer:
                     self.objective.networks[name] = _DDP(net, device_ids=ids)
         return originals
 
+    def _step_schedules(self) -> None:
+        """One schedule step per engine step for every phase, so a phase's LR at step ``s`` is its schedule's value
+        at ``s - 1`` whether or not the phase ran. A phase that runs every n steps (StarGAN's G, every n_critic) has
+        not stepped its optimizer yet at step 1, which PyTorch reports as a misordered call; here it is intended."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before",
+                                    category=UserWarning)
+            for sched in self.schedulers.values():
+                sched.step()
+
     def run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
         self.out.mkdir(parents=True, exist_ok=True)
@@ -317,8 +328,7 @@ class Trainer:
                 batches = self._loader(start)
                 for step in range(start + 1, cfg.steps + 1):
                     row = self._step(step, next(batches))
-                    for sched in self.schedulers.values():
-                        sched.step()
+                    self._step_schedules()
                     last = step == cfg.steps or self._out_of_time(t0)
                     if step % cfg.log_every == 0 or last:
                         self._log(gdist.all_mean(row, info) | {"step": float(step),

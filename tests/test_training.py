@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import attrs
@@ -21,7 +22,7 @@ from torch import nn
 import ganzoo_core as gz
 from ganzoo_core.policy import Policy
 from ganzoo_core.schedules import ScheduleCfg, make_scheduler
-from ganzoo_core.training import TrainCfg, train
+from ganzoo_core.training import TrainCfg, Trainer, train
 
 TINY = {"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8}}
 FAST = TrainCfg(steps=6, batch_size=8, log_every=1, sample_every=0, checkpoint_every=0, n_samples=4, progress=False)
@@ -248,6 +249,23 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     for key in w1:
         assert torch.allclose(w1[key], w2[key], atol=1e-5), key
     assert train_meta(tmp_path / "two" / "checkpoint.safetensors")["world"] == 2
+
+
+def test_a_phase_that_runs_every_n_steps_follows_its_schedule_without_warnings(data, tmp_path: Path) -> None:
+    """The G phase of a critic-style objective (every 3 steps) has not stepped at step 1; its schedule still counts
+    engine steps, and PyTorch's misordered-call warning is not shown to the user."""
+    objective = tiny_dcgan()
+    d_phase, g_phase = objective.phases
+    objective.phases = (d_phase, attrs.evolve(g_phase, every=3))
+    cfg = attrs.evolve(FAST, steps=8, schedule=ScheduleCfg(kind="linear"))
+    trainer = Trainer(objective, data, tmp_path, cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.run()
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]
+    # linear over 8 steps: full LR for 4, then 0.75, 0.5, 0.25; after the 8th schedule step both are at 0
+    assert [opt.param_groups[0]["lr"] for opt in trainer.optimizers.values()] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert [s.last_epoch for s in trainer.schedulers.values()] == [8, 8]  # one step per engine step, G's too
 
 
 @pytest.mark.parametrize("skip", [True, False])
