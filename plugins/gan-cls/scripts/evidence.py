@@ -7,7 +7,8 @@ classifier, with the untrained generator as the baseline; optionally an emoji ru
     HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods --emoji-steps 3000
 
 Each method trains ``gan_cls.<method>_32`` (official layout at 32×32) on ``shapes.32`` train captions embedded by
-``--encoder`` (``text_dim`` follows it). Training runs in chunks up to each ``--eval-at`` mark and resumes exactly,
+``--encoder`` (``text_dim`` follows it); ``--image-size 64`` trains ``gan_cls.<method>`` (the official 64×64 networks,
+``--ngf`` / ``--ndf`` to narrow them) on ``shapes.64``. Training runs in chunks up to each ``--eval-at`` mark and resumes exactly,
 so one run gives the accuracy curve. ``results.json`` under ``--out`` is rewritten after every measurement; one
 caption grid per method (8 held-out captions × 8 noise vectors) is written beside it. ``--emoji-steps`` trains
 GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as captions) and writes a grid of held-out names.
@@ -56,7 +57,8 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
 
 
 def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data: Any, text_dim: int) -> dict:
-    name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}_32"
+    suffix = "_32" if args.image_size == 32 else ""  # the 64×64 variants are the official sizes
+    name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}{suffix}"
     torch.manual_seed(args.seed)
     widths = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
     if args.ndf:
@@ -107,6 +109,8 @@ def main() -> None:
     p.add_argument("--n-images", type=int, default=6000, help="shapes.32 images per split")
     p.add_argument("--n-eval", type=int, default=300, help="held-out captions judged")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, choices=(32, 64), default=32,
+                   help="64: the 64×64 variants on shapes.64 (the judge reads them resized to 32)")
     p.add_argument("--port", action="store_true", help="the DCGAN-bodied port networks instead of the official")
     p.add_argument("--ngf", type=int, help="generator width (default: the variant's)")
     p.add_argument("--ndf", type=int, help="discriminator width (default: the variant's)")
@@ -136,8 +140,8 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
     if args.methods:
-        train_data = shapes_data("train", args.encoder, n=args.n_images, seed=args.seed)
-        test_data = shapes_data("test", args.encoder, n=args.n_images, seed=args.seed + 1)
+        train_data = shapes_data("train", args.encoder, n=args.n_images, image_size=args.image_size, seed=args.seed)
+        test_data = shapes_data("test", args.encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
         for method in args.methods:
             results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim)
             save()
