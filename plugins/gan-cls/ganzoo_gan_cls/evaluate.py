@@ -18,14 +18,16 @@ from torch import nn
 import ganzoo_core as gz
 from ganzoo_core.data.shapes import parse_caption
 from ganzoo_core.metrics.attributes import caption_consistency
-from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
+from ganzoo_gan_cls.text import CaptionEmbeddings, TextEncoder, get_text_encoder
 
 
-def shapes_data(split: str, encoder: str = "bow.hashed", *, n: int = 10_000, image_size: int = 32,
+def shapes_data(split: str, encoder: str | TextEncoder = "bow.hashed", *, n: int = 10_000, image_size: int = 32,
                 seed: int = 0) -> CaptionEmbeddings:
-    """The ``shapes.<image_size>`` split as items with ``text_emb`` and ``image_wrong``; ``captions_of(i)``."""
+    """The ``shapes.<image_size>`` split as items with ``text_emb`` and ``image_wrong``; ``captions_of(i)``.
+    ``encoder``: a registered encoder's name, or an encoder object (e.g. a vocabulary-expanded skip-thought)."""
     base = gz.create_dataset(f"shapes.{image_size}", n=n, split=split)
-    return CaptionEmbeddings(base, get_text_encoder(encoder), wrong_image=True, seed=seed)
+    text = get_text_encoder(encoder) if isinstance(encoder, str) else encoder
+    return CaptionEmbeddings(base, text, wrong_image=True, seed=seed)
 
 
 def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 500, seed: int = 0,

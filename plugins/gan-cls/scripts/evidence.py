@@ -5,6 +5,8 @@ classifier, with the untrained generator as the baseline; optionally an emoji ru
     HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --eval-at 2000 4000 --out runs/gan_cls
     HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods GAN-CLS --encoder minilm.l6_v2
     HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods --emoji-steps 3000
+    HF_HUB_OFFLINE=1 .venv/bin/python plugins/gan-cls/scripts/evidence.py --methods GAN-CLS \
+        --encoder skipthought.austen --expand-with minilm.l6_v2
 
 Each method trains ``gan_cls.<method>_32`` (official layout at 32×32) on ``shapes.32`` train captions embedded by
 ``--encoder`` (``text_dim`` follows it); ``--image-size 64`` trains ``gan_cls.<method>`` (the official 64×64 networks,
@@ -12,6 +14,9 @@ Each method trains ``gan_cls.<method>_32`` (official layout at 32×32) on ``shap
 so one run gives the accuracy curve. ``results.json`` under ``--out`` is rewritten after every measurement; one
 caption grid per method (8 held-out captions × 8 noise vectors) is written beside it. ``--emoji-steps`` trains
 GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as captions) and writes a grid of held-out names.
+``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
+train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
+word2vec table is installed here.
 """
 
 from __future__ import annotations
@@ -81,6 +86,24 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
             "grid_captions": [test_data.captions_of(i)[0] for i in range(8)]}
 
 
+def expanded_skipthought(name: str, source: str, captions: list[str]) -> Any:
+    """Skip-thought encoder ``name`` with its vocabulary expanded to the words of ``captions``: the linear map is
+    fitted from ``source``'s one-word embeddings of its own words to its word tables."""
+    from ganzoo_skipthought_encoder import expand_vocabulary, word_tokenize, word_vectors
+
+    encoder = gz.create_encoder(name)
+    if not hasattr(encoder, "word_index"):
+        raise SystemExit(f"--expand-with needs a skip-thought --encoder, got {name!r} ({type(encoder).__name__})")
+    index = encoder.word_index()
+    own = [w for w in encoder.words if w not in ("<pad>", "<eos>", "UNK") and not w.startswith("<w")]
+    new = sorted({w for c in captions for w in word_tokenize(c) if w not in index})
+    words = [*own, *new]
+    result = expand_vocabulary(encoder, words, word_vectors(gz.create_encoder(source), words))
+    print(f"expanded {name}: {result.added} new words ({', '.join(new[:12])}{', ...' if len(new) > 12 else ''}), "
+          f"map fitted on {result.shared} shared words of {source}", flush=True)
+    return result.encoder
+
+
 def emoji_run(args: argparse.Namespace, text_dim: int) -> dict:
     """GAN-INT-CLS on emoji.noto at 32 px; a grid of held-out (test split) emoji names, 8 noise vectors each."""
     encoder = get_text_encoder(args.encoder)
@@ -106,6 +129,9 @@ def main() -> None:
     p.add_argument("--eval-at", type=int, nargs="+", default=[4000], help="steps at which to measure (ascending)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--encoder", default="bow.hashed", help="any registered text encoder (text_dim follows it)")
+    p.add_argument("--expand-with", metavar="ENCODER",
+                   help="expand a skip-thought --encoder's vocabulary to the train captions' words, word vectors "
+                        "from this registered encoder")
     p.add_argument("--n-images", type=int, default=6000, help="shapes.32 images per split")
     p.add_argument("--n-eval", type=int, default=300, help="held-out captions judged")
     p.add_argument("--seed", type=int, default=0)
@@ -131,17 +157,25 @@ def main() -> None:
         p.error("a decaying schedule spans the whole run: give one --eval-at mark with --lr-schedule linear")
     args.schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.expand_with and args.emoji_steps:
+        p.error("--expand-with covers the shapes runs; give --emoji-steps 0")
+    encoder: Any = args.encoder
+    if args.expand_with:
+        base = gz.create_dataset(f"shapes.{args.image_size}", n=args.n_images, split="train")
+        captions = [c for i in range(len(base)) for c in base.caption(i)]
+        encoder = expanded_skipthought(args.encoder, args.expand_with, captions)
     text_dim = int(get_text_encoder(args.encoder).embed_dim)
     print(f"encoder: {args.encoder} ({text_dim}-d)", flush=True)
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "encoder": args.encoder,
+                               "expanded_with": args.expand_with,
                                "text_dim": text_dim, "methods": {}}
 
     def save() -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
     if args.methods:
-        train_data = shapes_data("train", args.encoder, n=args.n_images, image_size=args.image_size, seed=args.seed)
-        test_data = shapes_data("test", args.encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
+        train_data = shapes_data("train", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed)
+        test_data = shapes_data("test", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
         for method in args.methods:
             results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim)
             save()

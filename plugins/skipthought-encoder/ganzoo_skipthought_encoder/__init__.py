@@ -6,7 +6,13 @@ Jane Austen's novels, shipped), the objectives ``skipthought.uni_small`` / ``.bi
 ``skipthought.triples``.
 """
 
-from ganzoo_skipthought_encoder.expand import expand_vocabulary, fit_linear_map, read_word2vec
+from ganzoo_skipthought_encoder.expand import (
+    expand_vocabulary,
+    fit_linear_map,
+    read_word2vec,
+    word_vectors,
+    write_word2vec,
+)
 from ganzoo_skipthought_encoder.model import (
     ConditionalGruDecoder,
     EncoderCfg,
@@ -25,5 +31,5 @@ GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 __all__ = [
     "ConditionalGruDecoder", "EncoderCfg", "ObjectiveCfg", "SentenceTriples", "SkipThoughtEncoder",
     "SkipThoughtObjective", "TriplesCfg", "ZeroHiddenBiasGRU", "corpus_vocabulary", "expand_vocabulary",
-    "fit_linear_map", "preprocess", "read_word2vec", "word_tokenize",
+    "fit_linear_map", "preprocess", "read_word2vec", "word_tokenize", "word_vectors", "write_word2vec",
 ]

@@ -3,11 +3,16 @@
 An un-regularised least-squares fit (with intercept, as sklearn's ``LinearRegression``) of ``table[w] ≈ v[w]·A + c``
 on the words both vocabularies share; the map then gives a row for every word2vec word that is not in the encoder's
 vocabulary and contains no ``_`` (phrases); the encoder's own words keep their learned rows.
+
+Where no word2vec table is at hand, ``word_vectors`` derives one from any registered sentence encoder (each word
+embedded as a one-word sentence, e.g. by ``minilm.l6_v2``) and ``write_word2vec`` saves a table in either format.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -65,6 +70,42 @@ def _read_binary(handle, n: int, dim: int, path: Path) -> tuple[list[str], np.nd
         words.append(raw.decode("utf-8", errors="replace").lstrip("\n"))
         vectors[i] = np.frombuffer(data, "<f4")
     return words, vectors
+
+
+def write_word2vec(path: str | Path, words: Sequence[str], vectors: np.ndarray, *, binary: bool = False) -> None:
+    """Write ``words`` and their (N, d) ``vectors`` as a word2vec file (text, or binary little-endian float32),
+    atomically; ``read_word2vec`` reads either back."""
+    vectors = np.asarray(vectors, np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(words):
+        raise ShapeError(f"need one row per word: {len(words)} words, vectors of shape {vectors.shape}")
+    bad = [w for w in words if not w or any(ch.isspace() for ch in w)]
+    if bad:
+        raise GanzooError(f"word2vec words cannot be empty or contain whitespace: {bad[:3]!r}")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
+        for word, vec in zip(words, vectors):
+            if binary:
+                handle.write(word.encode() + b" " + vec.astype("<f4").tobytes() + b"\n")
+            else:
+                handle.write((word + " " + " ".join(f"{v:.9g}" for v in vec) + "\n").encode())
+    tmp.replace(path)
+
+
+def word_vectors(encoder: Any, words: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
+    """(len(words), encoder.embed_dim) float32: each word embedded as a one-word sentence by ``encoder`` (anything
+    with ``encode(list[str]) -> (B, d)``, e.g. ``gz.create_encoder("minilm.l6_v2")``), a word-vector table for
+    ``expand_vocabulary`` when no word2vec file is available."""
+    words = list(words)
+    if not words:
+        raise GanzooError("word_vectors needs at least one word")
+    rows = [encoder.encode(words[i:i + batch_size]).detach().float().cpu().numpy()
+            for i in range(0, len(words), batch_size)]
+    out = np.concatenate(rows)
+    if out.shape[0] != len(words):
+        raise ShapeError(f"{type(encoder).__name__}.encode gave {out.shape[0]} rows for {len(words)} words")
+    return out
 
 
 def fit_linear_map(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

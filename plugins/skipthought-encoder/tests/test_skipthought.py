@@ -4,12 +4,19 @@ equations, the released file format, the tokenizer, vocabulary expansion, the ob
 from __future__ import annotations
 
 import pickle
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from ganzoo_skipthought_encoder.expand import expand_vocabulary, fit_linear_map, read_word2vec
+from ganzoo_skipthought_encoder.expand import (
+    expand_vocabulary,
+    fit_linear_map,
+    read_word2vec,
+    word_vectors,
+)
+from ganzoo_skipthought_encoder.expand import write_word2vec as library_write_word2vec
 from ganzoo_skipthought_encoder.model import EOS, UNK, ZeroHiddenBiasGRU
 from ganzoo_skipthought_encoder.tokenize import word_tokenize
 
@@ -270,6 +277,57 @@ def test_word2vec_readers(tmp_path: Path, binary: bool) -> None:
     assert got_words == words
     np.testing.assert_allclose(got, vectors, rtol=1e-6)
     assert read_word2vec(path, limit=2)[0] == words[:2]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_library_word2vec_writer(tmp_path: Path, binary: bool) -> None:
+    """The library's writer gives the bytes of this file's independent writer, read back by the reader."""
+    rng = np.random.default_rng(4)
+    words, vectors = ["über", "cat", "dog"], rng.normal(size=(3, 5)).astype(np.float32)
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    library_write_word2vec(ours, words, vectors, binary=binary)
+    write_word2vec(theirs, words, vectors, binary)
+    assert ours.read_bytes() == theirs.read_bytes()
+    assert read_word2vec(ours, binary=binary)[0] == words
+    with pytest.raises(ShapeError, match="one row per word"):
+        library_write_word2vec(ours, words, vectors[:2])
+    with pytest.raises(GanzooError, match="whitespace"):
+        library_write_word2vec(ours, ["a b", "c", "d"], vectors)
+
+
+class _HashEncoder:
+    """A stand-in sentence encoder: a fixed random vector per distinct sentence."""
+
+    embed_dim = 16
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def encode(self, batch: list[str]) -> torch.Tensor:
+        self.calls.append(len(batch))
+        rows = [np.random.default_rng(zlib.crc32(s.encode())).normal(size=self.embed_dim) for s in batch]
+        return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+def test_word_vectors_from_a_sentence_encoder_expand_the_shipped_austen_model() -> None:
+    """Words the Austen model maps to UNK ('red', 'cyan', 'triangle') encode alike before the expansion and apart
+    after it, with word vectors taken from another encoder; batching does not change the vectors."""
+    fake = _HashEncoder()
+    austen = gz.create_encoder("skipthought.austen")
+    assert "cyan" not in austen.word_index() and "triangle" not in austen.word_index()
+    own = [w for w in austen.words if w not in ("<pad>", "<eos>", "UNK") and not w.startswith("<w")]
+    words = [*own, "red", "cyan", "triangle"]
+    vectors = word_vectors(fake, words, batch_size=500)
+    assert vectors.shape == (len(words), 16) and fake.calls[:2] == [500, 500]
+    np.testing.assert_allclose(word_vectors(fake, words[-5:], batch_size=2), vectors[-5:], rtol=1e-6)
+    before = austen.encode(["a red triangle", "a cyan triangle", "a red star"])
+    assert torch.allclose(before[0], before[1])  # both colours are UNK
+    result = expand_vocabulary(austen, words, vectors)
+    assert result.added >= 2 and result.shared > 16
+    after = result.encoder.encode(["a red triangle", "a cyan triangle", "a red star"])
+    assert float((after[0] - after[1]).norm()) > 0.05
+    with pytest.raises(GanzooError, match="at least one word"):
+        word_vectors(fake, [])
 
 
 def test_word2vec_truncated_binary(tmp_path: Path) -> None:
