@@ -10,10 +10,11 @@ classifier, with the untrained generator as the baseline; optionally an emoji ru
 
 Each method trains ``gan_cls.<method>_32`` (official layout at 32×32) on ``shapes.32`` train captions embedded by
 ``--encoder`` (``text_dim`` follows it); ``--image-size 64`` trains ``gan_cls.<method>`` (the official 64×64 networks,
-``--ngf`` / ``--ndf`` to narrow them) on ``shapes.64``. Training runs in chunks up to each ``--eval-at`` mark and resumes exactly,
-so one run gives the accuracy curve. ``results.json`` under ``--out`` is rewritten after every measurement; one
-caption grid per method (8 held-out captions × 8 noise vectors) is written beside it. ``--emoji-steps`` trains
-GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as captions) and writes a grid of held-out names.
+``--ngf`` / ``--ndf`` to narrow them) on ``shapes.64``. Training runs in chunks up to each ``--eval-at`` mark and
+resumes exactly, so one run gives the accuracy curve (``--ema``: the EMA generator's too). ``results.json`` under
+``--out`` is rewritten after every measurement; one caption grid per method (8 held-out captions × 8 noise vectors)
+is written beside it. ``--emoji-steps`` trains GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as
+captions) and writes a grid of held-out names.
 ``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
 train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
 word2vec table is installed here.
@@ -33,6 +34,7 @@ from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
 
 import ganzoo_core as gz
+from ganzoo_core.checkpoints import load
 from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.schedules import ScheduleCfg
 from ganzoo_core.training import TrainCfg, train
@@ -47,15 +49,18 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
     curve = []
     t0 = time.time()
     for mark in marks:
-        train(objective, data, out, TrainCfg(steps=mark, batch_size=args.batch, seed=args.seed, log_every=250,
-                                             sample_every=0, checkpoint_every=0, progress=False, tensorboard=False,
-                                             resume=True, schedule=args.schedule))
+        result = train(objective, data, out, TrainCfg(steps=mark, batch_size=args.batch, seed=args.seed,
+                                                      log_every=250, sample_every=0, checkpoint_every=0,
+                                                      progress=False, tensorboard=False, resume=True,
+                                                      schedule=args.schedule, ema=args.ema))
         row = {"step": mark, "train_seconds": round(time.time() - t0, 1)}
         if measure is not None:
-            row |= measure()
+            row |= measure(result.checkpoint)
         curve.append(row)
         print(f"  step {mark}: " + "  ".join(f"{k} {v:.2f}" for k, v in row.items() if k in BLOCKS + ("both",)),
               flush=True)
+        if "ema" in row:
+            print("    EMA G: " + "  ".join(f"{b} {row['ema'][b]:.2f}" for b in BLOCKS + ("both",)), flush=True)
         for judge, scores in row.get("by_judge", {}).items():
             print(f"    {judge}: " + "  ".join(f"{b} {scores[b]:.2f}" for b in BLOCKS + ("both",)), flush=True)
     return curve
@@ -71,11 +76,17 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
     objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, **widths)
     judges = {j: gz.create_encoder(j) for j in args.judges}
 
-    def measure() -> dict[str, Any]:
-        """The first judge's numbers at the top level, every judge's under ``by_judge``."""
+    def measure(checkpoint: Path | None = None) -> dict[str, Any]:
+        """The first judge's numbers at the top level, every judge's under ``by_judge``; with ``--ema`` the EMA
+        generator's (loaded from ``checkpoint``) under ``ema``, read by the first judge."""
         scores = {j: caption_accuracy(objective, test_data, n=args.n_eval, seed=123, blocks=BLOCKS, judge=net)
                   for j, net in judges.items()}
-        return {**scores[args.judges[0]], "by_judge": scores}
+        row = {**scores[args.judges[0]], "by_judge": scores}
+        if args.ema and checkpoint is not None:
+            averaged = load(checkpoint, ema=True)
+            row["ema"] = caption_accuracy(averaged, test_data, n=args.n_eval, seed=123, blocks=BLOCKS,
+                                          judge=judges[args.judges[0]])
+        return row
 
     untrained = measure()
     print(f"{method} ({name}): untrained " + "  ".join(f"{b} {untrained[b]:.2f}" for b in BLOCKS), flush=True)
@@ -146,6 +157,7 @@ def main() -> None:
     p.add_argument("--emoji-steps", type=int, default=0, help="also train on emoji.noto and grid held-out names")
     p.add_argument("--emoji-items", type=int, nargs="+", default=[0, 40, 80, 120, 160, 200, 240, 280],
                    help="test-split emoji shown in the grid")
+    p.add_argument("--ema", type=float, help="keep an EMA of G with this decay (e.g. 0.999) and judge it too")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
                    help="linear: decay both learning rates to 0 from --decay-start to the last --eval-at mark")
