@@ -15,8 +15,8 @@ from ganzoo_skipthought_encoder.expand import (
     fit_linear_map,
     read_word2vec,
     word_vectors,
+    write_word2vec,
 )
-from ganzoo_skipthought_encoder.expand import write_word2vec as library_write_word2vec
 from ganzoo_skipthought_encoder.model import EOS, UNK, ZeroHiddenBiasGRU
 from ganzoo_skipthought_encoder.tokenize import word_tokenize
 
@@ -257,42 +257,30 @@ def test_forward_refuses_left_padding() -> None:
 # -- vocabulary expansion --------------------------------------------------------------------------------------------
 
 
-def write_word2vec(path: Path, words: list[str], vectors: np.ndarray, binary: bool) -> None:
-    with open(path, "wb") as handle:
-        handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
-        for word, vec in zip(words, vectors):
-            if binary:
-                handle.write(word.encode() + b" " + vec.astype("<f4").tobytes() + b"\n")
-            else:
-                handle.write((word + " " + " ".join(f"{v:.9g}" for v in vec) + "\n").encode())
-
-
 @pytest.mark.parametrize("binary", [False, True])
 def test_word2vec_readers(tmp_path: Path, binary: bool) -> None:
     rng = np.random.default_rng(1)
     words, vectors = ["über", "cat", "New_York"], rng.normal(size=(3, 4)).astype(np.float32)
     path = tmp_path / ("v.bin" if binary else "v.txt")
-    write_word2vec(path, words, vectors, binary)
+    write_word2vec(path, words, vectors, binary=binary)
     got_words, got = read_word2vec(path)
     assert got_words == words
     np.testing.assert_allclose(got, vectors, rtol=1e-6)
     assert read_word2vec(path, limit=2)[0] == words[:2]
 
 
-@pytest.mark.parametrize("binary", [False, True])
-def test_library_word2vec_writer(tmp_path: Path, binary: bool) -> None:
-    """The library's writer gives the bytes of this file's independent writer, read back by the reader."""
-    rng = np.random.default_rng(4)
-    words, vectors = ["über", "cat", "dog"], rng.normal(size=(3, 5)).astype(np.float32)
-    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    library_write_word2vec(ours, words, vectors, binary=binary)
-    write_word2vec(theirs, words, vectors, binary)
-    assert ours.read_bytes() == theirs.read_bytes()
-    assert read_word2vec(ours, binary=binary)[0] == words
+def test_word2vec_writer_bytes(tmp_path: Path) -> None:
+    """The file layout of both formats, written out by hand: header 'N d', then one word per row."""
+    words, vectors = ["a", "bé"], np.array([[1.0, 0.5], [-2.0, 3.25]], np.float32)
+    write_word2vec(tmp_path / "t.txt", words, vectors)
+    assert (tmp_path / "t.txt").read_bytes() == "2 2\na 1 0.5\nbé -2 3.25\n".encode()
+    write_word2vec(tmp_path / "b.bin", words, vectors, binary=True)
+    f32 = [np.array(row, "<f4").tobytes() for row in ([1.0, 0.5], [-2.0, 3.25])]
+    assert (tmp_path / "b.bin").read_bytes() == b"2 2\na " + f32[0] + b"\n" + "bé ".encode() + f32[1] + b"\n"
     with pytest.raises(ShapeError, match="one row per word"):
-        library_write_word2vec(ours, words, vectors[:2])
+        write_word2vec(tmp_path / "t.txt", words, vectors[:1])
     with pytest.raises(GanzooError, match="whitespace"):
-        library_write_word2vec(ours, ["a b", "c", "d"], vectors)
+        write_word2vec(tmp_path / "t.txt", ["a b", "c"], vectors)
 
 
 class _HashEncoder:
@@ -332,7 +320,7 @@ def test_word_vectors_from_a_sentence_encoder_expand_the_shipped_austen_model() 
 
 def test_word2vec_truncated_binary(tmp_path: Path) -> None:
     path = tmp_path / "v.bin"
-    write_word2vec(path, ["a", "b"], np.ones((2, 4), np.float32), True)
+    write_word2vec(path, ["a", "b"], np.ones((2, 4), np.float32), binary=True)
     path.write_bytes(path.read_bytes()[:-6])
     with pytest.raises(ShapeError, match="ends inside vector 1"):
         read_word2vec(path)
