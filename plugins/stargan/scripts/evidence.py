@@ -35,6 +35,12 @@ def _cfg(args: argparse.Namespace, steps: int | None = None) -> TrainCfg:
                     tensorboard=False, resume=True)
 
 
+def write_scores(out: Path, report: dict[str, Any]) -> None:
+    tmp = out / "scores.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2, default=float))
+    tmp.replace(out / "scores.json")
+
+
 def shapes(args: argparse.Namespace) -> dict:
     """Train to each ``--eval-at`` mark in turn (resuming exactly) and score the held-out translations there with
     every judge in ``--judges`` (the first one's numbers are the headline ``trained``)."""
@@ -49,17 +55,23 @@ def shapes(args: argparse.Namespace) -> dict:
     untrained = score()
     t0 = time.perf_counter()
     train_data = gz.create_dataset("stargan.shapes", split="train")
-    curve = []
+    curve: list[dict[str, Any]] = []
+
+    def report() -> dict[str, Any]:
+        return {"objective": args.objective, "steps": curve[-1]["step"], "batch_size": args.batch_size,
+                "seed": args.seed, "train_seconds": curve[-1]["train_seconds"], "judges": args.judges,
+                "untrained": untrained[args.judges[0]], "trained": curve[-1]["by_judge"][args.judges[0]],
+                "untrained_by_judge": untrained, "curve": curve}
+
     for mark in args.eval_at or [args.steps]:
         train(objective, train_data, args.out, _cfg(args, mark))
         curve.append({"step": mark, "train_seconds": time.perf_counter() - t0, "by_judge": score()})
-        first = curve[-1]["by_judge"][args.judges[0]]
-        print(f"step {mark}: target {first['target']:.3f} preserved {first['preserved']}", flush=True)
+        for name, got in curve[-1]["by_judge"].items():
+            print(f"step {mark} ({name}): target {got['target']:.3f} preserved {got['preserved']} "
+                  f"rec L1 {got['rec_l1']:.3f}", flush=True)
+        write_scores(args.out, report())  # after every mark: an interrupted run keeps the marks it reached
     write_translation_grid(objective, args.out / "grid.png", batch=None, n_inputs=8)
-    return {"objective": args.objective, "steps": curve[-1]["step"], "batch_size": args.batch_size,
-            "seed": args.seed, "train_seconds": curve[-1]["train_seconds"], "judges": args.judges,
-            "untrained": untrained[args.judges[0]], "trained": curve[-1]["by_judge"][args.judges[0]],
-            "untrained_by_judge": untrained, "curve": curve}
+    return report()
 
 
 def emoji(args: argparse.Namespace) -> dict:
@@ -95,7 +107,7 @@ def main() -> None:
     args.out = args.out or Path(f"runs/stargan_{args.task}")
     args.out.mkdir(parents=True, exist_ok=True)
     report = (shapes if args.task == "shapes" else emoji)(args)
-    (args.out / "scores.json").write_text(json.dumps(report, indent=2, default=float))
+    write_scores(args.out, report)
     print(json.dumps(report, indent=2, default=float))
 
 
