@@ -100,13 +100,13 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
 def expanded_skipthought(name: str, source: str, captions: list[str]) -> Any:
     """Skip-thought encoder ``name`` with its vocabulary expanded to the words of ``captions``: the linear map is
     fitted from ``source``'s one-word embeddings of its own words to its word tables."""
-    from ganzoo_skipthought_encoder import expand_vocabulary, word_tokenize, word_vectors
+    from ganzoo_skipthought_encoder import expand_vocabulary, trained_words, word_tokenize, word_vectors
 
     encoder = gz.create_encoder(name)
     if not hasattr(encoder, "word_index"):
         raise SystemExit(f"--expand-with needs a skip-thought --encoder, got {name!r} ({type(encoder).__name__})")
     index = encoder.word_index()
-    own = [w for w in encoder.words if w not in ("<pad>", "<eos>", "UNK") and not w.startswith("<w")]
+    own = trained_words(encoder)
     new = sorted({w for c in captions for w in word_tokenize(c) if w not in index})
     words = [*own, *new]
     result = expand_vocabulary(encoder, words, word_vectors(gz.create_encoder(source), words))

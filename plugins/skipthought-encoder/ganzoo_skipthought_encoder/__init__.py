@@ -10,6 +10,7 @@ from ganzoo_skipthought_encoder.expand import (
     expand_vocabulary,
     fit_linear_map,
     read_word2vec,
+    trained_words,
     word_vectors,
     write_word2vec,
 )
@@ -31,5 +32,5 @@ GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 __all__ = [
     "ConditionalGruDecoder", "EncoderCfg", "ObjectiveCfg", "SentenceTriples", "SkipThoughtEncoder",
     "SkipThoughtObjective", "TriplesCfg", "ZeroHiddenBiasGRU", "corpus_vocabulary", "expand_vocabulary",
-    "fit_linear_map", "preprocess", "read_word2vec", "word_tokenize", "word_vectors", "write_word2vec",
+    "fit_linear_map", "preprocess", "read_word2vec", "trained_words", "word_tokenize", "word_vectors", "write_word2vec",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ganzoo_core._api import SPEC_ATTR
+from ganzoo_core.checkpoints import atomic_path
 from ganzoo_core.errors import GanzooError, ShapeError
 from ganzoo_skipthought_encoder.model import EOS, PAD, UNK, SkipThoughtEncoder, words_to_bytes
 
@@ -72,6 +73,16 @@ def _read_binary(handle, n: int, dim: int, path: Path) -> tuple[list[str], np.nd
     return words, vectors
 
 
+def _is_trained(word: str) -> bool:
+    """A word with a learned row: not padding / <eos> / UNK, nor a ``<w..>`` placeholder."""
+    return word not in _SPECIAL and not word.startswith("<w")
+
+
+def trained_words(encoder: SkipThoughtEncoder) -> list[str]:
+    """The encoder's own words that have learned rows (the ones a vocabulary expansion fits its map on)."""
+    return [w for w in encoder.words if _is_trained(w)]
+
+
 def write_word2vec(path: str | Path, words: Sequence[str], vectors: np.ndarray, *, binary: bool = False) -> None:
     """Write ``words`` and their (N, d) ``vectors`` as a word2vec file (text, or binary little-endian float32),
     atomically; ``read_word2vec`` reads either back."""
@@ -81,16 +92,13 @@ def write_word2vec(path: str | Path, words: Sequence[str], vectors: np.ndarray, 
     bad = [w for w in words if not w or any(ch.isspace() for ch in w)]
     if bad:
         raise GanzooError(f"word2vec words cannot be empty or contain whitespace: {bad[:3]!r}")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(f"{len(words)} {vectors.shape[1]}\n".encode())
         for word, vec in zip(words, vectors):
             if binary:
                 handle.write(word.encode() + b" " + vec.astype("<f4").tobytes() + b"\n")
             else:
                 handle.write((word + " " + " ".join(f"{v:.9g}" for v in vec) + "\n").encode())
-    tmp.replace(path)
 
 
 def word_vectors(encoder: Any, words: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
@@ -134,7 +142,7 @@ def expand_vocabulary(encoder: SkipThoughtEncoder, words: list[str], vectors: np
         raise ShapeError(f"{len(words)} words but {len(vectors)} vectors")
     own = encoder.words
     index = encoder.word_index()
-    trained = [(i, w) for i, w in enumerate(own) if w not in _SPECIAL and not w.startswith("<w")]
+    trained = [(i, w) for i, w in enumerate(own) if _is_trained(w)]
     w2v = {w: k for k, w in reversed(list(enumerate(words)))}
     shared = [(i, w2v[w]) for i, w in trained if w in w2v]
     new = sorted({w for w in words if "_" not in w and w not in index}, key=w2v.__getitem__)

@@ -14,6 +14,7 @@ from ganzoo_skipthought_encoder.expand import (
     expand_vocabulary,
     fit_linear_map,
     read_word2vec,
+    trained_words,
     word_vectors,
     write_word2vec,
 )
@@ -303,7 +304,7 @@ def test_word_vectors_from_a_sentence_encoder_expand_the_shipped_austen_model() 
     fake = _HashEncoder()
     austen = gz.create_encoder("skipthought.austen")
     assert "cyan" not in austen.word_index() and "triangle" not in austen.word_index()
-    own = [w for w in austen.words if w not in ("<pad>", "<eos>", "UNK") and not w.startswith("<w")]
+    own = trained_words(austen)
     words = [*own, "red", "cyan", "triangle"]
     vectors = word_vectors(fake, words, batch_size=500)
     assert vectors.shape == (len(words), 16) and fake.calls[:2] == [500, 500]

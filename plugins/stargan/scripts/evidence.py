@@ -24,6 +24,7 @@ from ganzoo_stargan.evaluate import shapes_translation_scores
 from ganzoo_stargan.grid import write_translation_grid
 
 import ganzoo_core as gz
+from ganzoo_core.checkpoints import atomic_path
 from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.training import TrainCfg, train
 
@@ -36,9 +37,8 @@ def _cfg(args: argparse.Namespace, steps: int | None = None) -> TrainCfg:
 
 
 def write_scores(out: Path, report: dict[str, Any]) -> None:
-    tmp = out / "scores.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, default=float))
-    tmp.replace(out / "scores.json")
+    with atomic_path(out / "scores.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=float))
 
 
 def shapes(args: argparse.Namespace) -> dict:
