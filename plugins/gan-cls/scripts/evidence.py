@@ -55,6 +55,8 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
                                                       log_every=250, sample_every=0, checkpoint_every=0,
                                                       progress=False, tensorboard=False, resume=True,
                                                       schedule=args.schedule, ema=args.ema))
+        if result.interrupted:
+            raise SystemExit(f"stopped before the {mark}-step mark; run the same command again to resume")
         row = {"step": mark, "train_seconds": round(time.time() - t0, 1)}
         if measure is not None:
             row |= measure(result.checkpoint)

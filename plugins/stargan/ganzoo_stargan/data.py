@@ -5,8 +5,9 @@ vectors, and two datasets joined for multi-dataset (mask vector) training.
   images, read lazily; ``attributes`` picks the label columns in order (default: StarGAN's five); the split is the
   official one (rows shuffled with ``random.seed(1234)``, the first 1,999 are ``test``); images are the centred
   178×178 square resized to ``image_size`` (official CenterCrop(178) → Resize), flipped at random in ``train``.
-- ``stargan.shapes`` / ``stargan.emoji``: the core's ``shapes.32`` / ``emoji.tones`` with ``attrs`` narrowed to the
-  chosen attribute names (the full one-hot attributes stay under ``attrs_all``, for the judging classifier).
+- ``stargan.shapes`` (7 colours + size) / ``stargan.shapes_with_shape`` (7 colours + 4 shapes + size) /
+  ``stargan.emoji``: the core's ``shapes.32`` / ``emoji.tones`` with ``attrs`` narrowed to the chosen attribute
+  names (the full one-hot attributes stay under ``attrs_all``, for the judging classifier).
 - ``stargan.joint``: the items of two registered datasets, each tagged ``dataset`` 0 or 1; dataset 1's labels are
   served as ``<a_key>``, dataset 2's as ``<b_key>_b``, and the other dataset's slot holds zeros.
 """
@@ -27,7 +28,7 @@ from torch.utils.data import Dataset
 import ganzoo_core as gz
 from ganzoo_core.data.convert import _select, decode, fit, parse_celeba_attributes
 from ganzoo_core.data.schema import DataError
-from ganzoo_stargan.model import SHAPES_ATTRIBUTES
+from ganzoo_stargan.model import SHAPES_ATTRIBUTES, SHAPES_WITH_SHAPE_ATTRIBUTES
 
 CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # the official selected_attrs
 EMOJI_ATTRIBUTES = ("tone=none", "tone=light", "tone=medium-light", "tone=medium", "tone=medium-dark", "tone=dark",
@@ -176,6 +177,11 @@ def shapes(cfg: ShapesCfg) -> SelectedAttributes:
     """Captioned shapes with StarGAN labels: 7 colours (one-hot) + size=large by default; full attributes kept."""
     base = gz.create_dataset("shapes.32", n=cfg.n, image_size=cfg.image_size, seed=cfg.seed, split=cfg.split)
     return SelectedAttributes(base, cfg.attributes, "stargan.shapes")
+
+
+gz.register_dataset("stargan.shapes_with_shape", cfg=ShapesCfg(attributes=SHAPES_WITH_SHAPE_ATTRIBUTES),
+                    summary="Captioned shapes with StarGAN labels: 7 colours (one-hot), 4 shapes (one-hot) + "
+                            "size=large; full attributes kept")(shapes)
 
 
 @attrs.frozen(kw_only=True)

@@ -525,6 +525,8 @@ class StarganObjective(nn.Module):
 
 SHAPES_ATTRIBUTES = ("colour=red", "colour=green", "colour=blue", "colour=yellow", "colour=magenta", "colour=cyan",
                      "colour=white", "size=large")  # stargan.shapes' default label vector: 7 colours + size
+SHAPES_WITH_SHAPE_ATTRIBUTES = (*SHAPES_ATTRIBUTES[:7], "shape=circle", "shape=square", "shape=triangle",
+                                "shape=star", "size=large")  # stargan.shapes_with_shape: 7 colours + 4 shapes + size
 
 G_VARIANTS = {
     "128": GeneratorCfg(),  # official CelebA 128×128: 8,430,528 parameters
@@ -548,6 +550,12 @@ OBJECTIVE_VARIANTS = {
     "shapes32": ObjectiveCfg(generator="stargan.32", discriminator="stargan.32", c_dim=8,
                              one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
                              sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),
+    # the shape in the label vector too, as CelebA's non-target attributes are: a colour target keeps the source's
+    # shape label, so the domain classification loss checks the outline (the reconstruction alone keeps it late)
+    "shapes32_with_shape": ObjectiveCfg(generator="stargan.32", discriminator="stargan.32", c_dim=12,
+                                        one_hot_groups=(tuple(range(7)), (7, 8, 9, 10)),
+                                        dataset="stargan.shapes_with_shape", sample_dataset="stargan.shapes_with_shape",
+                                        sample_dataset_kwargs=_SHAPES_DATA),
     "tiny32": ObjectiveCfg(generator="stargan.tiny32", discriminator="stargan.tiny32", c_dim=8,
                            one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
                            sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),

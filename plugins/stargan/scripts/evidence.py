@@ -46,7 +46,8 @@ def shapes(args: argparse.Namespace) -> dict:
     every judge in ``--judges`` (the first one's numbers are the headline ``trained``)."""
     torch.manual_seed(args.seed)
     objective = gz.create_objective(args.objective).to(args.device)
-    test = gz.create_dataset("stargan.shapes", split="test")
+    data = objective.cfg.dataset  # the label vector the objective was built for (stargan.shapes, ...)
+    test = gz.create_dataset(data, split="test")
     judges = {name: gz.create_encoder(name) for name in args.judges}
 
     def score() -> dict[str, Any]:
@@ -54,7 +55,7 @@ def shapes(args: argparse.Namespace) -> dict:
 
     untrained = score()
     t0 = time.perf_counter()
-    train_data = gz.create_dataset("stargan.shapes", split="train")
+    train_data = gz.create_dataset(data, split="train")
     curve: list[dict[str, Any]] = []
 
     def report() -> dict[str, Any]:
@@ -64,7 +65,8 @@ def shapes(args: argparse.Namespace) -> dict:
                 "untrained_by_judge": untrained, "curve": curve}
 
     for mark in args.eval_at or [args.steps]:
-        train(objective, train_data, args.out, _cfg(args, mark))
+        if train(objective, train_data, args.out, _cfg(args, mark)).interrupted:
+            raise SystemExit(f"stopped before the {mark}-step mark; run the same command again to resume")
         curve.append({"step": mark, "train_seconds": time.perf_counter() - t0, "by_judge": score()})
         for name, got in curve[-1]["by_judge"].items():
             print(f"step {mark} ({name}): target {got['target']:.3f} preserved {got['preserved']} "
