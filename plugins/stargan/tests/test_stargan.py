@@ -385,6 +385,27 @@ def test_shapes_and_emoji_label_vectors() -> None:
         gz.create_dataset("stargan.shapes", n=20, attributes="colour=pink")
 
 
+def test_shapes_with_shape_labels_match_the_objective_groups() -> None:
+    data = gz.create_dataset("stargan.shapes_with_shape", n=200, split="test")  # 20 held-out images
+    obj = gz.create_objective("stargan.shapes32_with_shape")
+    names = data.attribute_names
+    assert len(names) == obj.cfg.c_dim == 12
+    colours, shapes = obj.cfg.one_hot_groups
+    assert all(names[i].startswith("colour=") for i in colours) and all(names[i].startswith("shape=") for i in shapes)
+    full = gz.create_dataset("shapes.32", n=200, split="test").attribute_names
+    for i in range(5):
+        item = data[i]
+        assert float(item["attrs"][list(colours)].sum()) == 1 and float(item["attrs"][list(shapes)].sum()) == 1
+        picked = [full.index(n) for n in names]
+        assert torch.equal(item["attrs"], item["attrs_all"][picked])  # the label columns are the named attributes
+    # a colour target keeps the source's shape label: the evaluation's targets change the first 7 labels only
+    from ganzoo_stargan.evaluate import colour_targets
+
+    attrs = torch.stack([data[i]["attrs"] for i in range(20)])
+    target = colour_targets(attrs, seed=0)
+    assert torch.equal(target[:, 7:], attrs[:, 7:]) and bool((target[:, :7].argmax(1) != attrs[:, :7].argmax(1)).all())
+
+
 def test_joint_dataset_feeds_the_mask_vector() -> None:
     data = gz.create_dataset("stargan.joint", a="stargan.shapes", a_kwargs={"n": 20, "split": "test"},
                              b="shapes.32", b_kwargs={"n": 30, "split": "test"})
