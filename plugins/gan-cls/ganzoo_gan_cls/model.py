@@ -310,6 +310,25 @@ class PortDiscriminator(_TextDiscriminator):
 # ---------------------------------------------------------------------------------------------------------------
 
 MISMATCH = ("wrong_text", "wrong_image")
+WRONG_TEXT = ("roll", "nearest")
+
+
+def nearest_other_class(text: Tensor, label: Tensor | None) -> Tensor:
+    """For each row, the index of the most similar text (cosine) of another class in the batch: the hardest wrong
+    caption that is surely wrong. ``label`` (B,) are the classes (None: any other, different, text counts); a row
+    with no candidate keeps the roll-by-one partner. → (B,) indices."""
+    b = text.shape[0]
+    unit = torch.nn.functional.normalize(text.detach().float(), dim=1)
+    sim = unit @ unit.T  # (B, B)
+    if label is None:
+        same = sim > 1.0 - 1e-6  # itself and identical texts
+    else:
+        label = label.reshape(b)
+        same = label[:, None] == label[None, :]
+    same = same | torch.eye(b, dtype=torch.bool, device=text.device)
+    best = sim.masked_fill(same, float("-inf")).argmax(1)
+    rolled = torch.arange(b, device=text.device).roll(1)
+    return torch.where(same.all(1), rolled, best)
 
 
 @attrs.frozen(kw_only=True)
@@ -325,6 +344,9 @@ class ObjectiveCfg:
     cls_weight: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
     mismatch: str = attrs.field(default="wrong_text", validator=attrs.validators.in_(MISMATCH))  # paper / code
     share_trunk: bool = True  # wrong_text: one trunk pass for both real terms (False: two, for checks/benchmarks)
+    wrong_text: str = attrs.field(default="roll", validator=attrs.validators.in_(WRONG_TEXT))  # which wrong caption:
+    # "roll" (paper: the batch's texts shifted by one) or "nearest" (the most similar text of another class,
+    # ``batch["label"]``: a hard negative that differs from the right caption in few words)
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
     interp_beta: float = 0.5  # t_int = β·t_i + (1 − β)·t_{i+B/2}
     interp_weight: float = 1.0  # per-sample weight of the interpolated samples in G's loss
@@ -374,9 +396,16 @@ class GanClsObjective(nn.Module):
         class) with the right texts, or the real images rolled by one when the batch has no ``image_wrong``."""
         image, text = batch["image"], batch["text_emb"]
         if self.cfg.mismatch == "wrong_text":
-            return image, text.roll(1, dims=0)
+            return image, self.wrong_texts(batch)
         wrong = batch.get("image_wrong")
         return (image.roll(1, dims=0) if wrong is None else wrong), text
+
+    def wrong_texts(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The mismatch term's texts for the real images: rolled by one, or each image's nearest other-class text."""
+        text = batch["text_emb"]
+        if self.cfg.wrong_text == "roll":
+            return text.roll(1, dims=0)
+        return text[nearest_other_class(text, batch.get("label"))]
 
     def discriminator_loss(self, batch: Mapping[str, Tensor], fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """d_real(s_r) + w·d_fake(s_w) + (1 − w)·d_fake(s_f), with w = cls_weight for GAN-CLS and 0 for GAN."""
@@ -386,7 +415,7 @@ class GanClsObjective(nn.Module):
         terms: dict[str, Tensor] = {}
         if cfg.matching and cfg.mismatch == "wrong_text" and cfg.share_trunk and hasattr(D, "trunk"):
             features = D.trunk(real)  # one trunk pass, two text heads
-            s_r, s_w = D.head(features, text), D.head(features, text.roll(1, dims=0))
+            s_r, s_w = D.head(features, text), D.head(features, self.wrong_texts(batch))
         else:
             s_r = D(real, text)
             s_w = D(*self.wrong_pair(batch)) if cfg.matching else None

@@ -15,7 +15,8 @@ resumes exactly, so one run gives the accuracy curve (``--ema``: the EMA generat
 ``--out`` is rewritten after every measurement; one caption grid per method (8 held-out captions × 8 noise vectors)
 is written beside it. ``--emoji-steps`` trains GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as
 captions) and writes a grid of held-out names.
-``--mismatch wrong_image`` uses the official code's mismatch pair (an image of another shape with the right caption).
+``--mismatch wrong_image`` uses the official code's mismatch pair (an image of another shape with the right caption);
+``--wrong-text nearest`` the nearest caption of another shape in the batch as the wrong text.
 ``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
 train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
 word2vec table is installed here.
@@ -31,7 +32,7 @@ from typing import Any
 
 import torch
 from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
-from ganzoo_gan_cls.model import MISMATCH
+from ganzoo_gan_cls.model import MISMATCH, WRONG_TEXT
 from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
 
@@ -77,7 +78,8 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
     widths = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
     if args.ndf:
         widths["discriminator_kwargs"] = {"ndf": args.ndf}
-    objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch, **widths)
+    objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch,
+                                    wrong_text=args.wrong_text, **widths)
     judges = {j: gz.create_encoder(j) for j in args.judges}
 
     def measure(checkpoint: Path | None = None) -> dict[str, Any]:
@@ -164,6 +166,9 @@ def main() -> None:
     p.add_argument("--mismatch", choices=MISMATCH, default="wrong_text",
                    help="GAN-CLS's mismatch pair: wrong_text (paper: real image, another caption) or wrong_image "
                         "(official code: an image of another class, here another shape, with the right caption)")
+    p.add_argument("--wrong-text", choices=WRONG_TEXT, default="roll",
+                   help="wrong_text's caption: roll (paper: the batch shifted by one) or nearest (each image's most "
+                        "similar caption of another class, here another shape)")
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay (e.g. 0.999) and judge it too")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",

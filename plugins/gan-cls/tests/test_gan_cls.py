@@ -268,8 +268,38 @@ def test_mismatch_term_sees_real_images_with_wrong_text() -> None:
     assert torch.allclose(rec2.calls[-1][1], expected, atol=1e-6)
 
 
-def test_trunk_sharing_gives_the_same_loss_and_gradients() -> None:
-    shared, twice = small("gan_cls.cls_32"), small("gan_cls.cls_32", share_trunk=False)
+def test_nearest_other_class_is_the_hardest_sure_negative() -> None:
+    text = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.0, 0.6], [1.0, 0.0, 0.05]])
+    label = torch.tensor([0, 0, 1, 2, 0])
+    # row 0: rows 1 and 4 are nearer but of its class, so the nearest other-class text is row 3 (cos 0.8)
+    assert M.nearest_other_class(text, label).tolist() == [3, 3, 1, 4, 3]
+    # without labels: the nearest text that differs (row 2 duplicates row 0, so it is not a wrong caption)
+    plain = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.6, 0.8, 0.0]])
+    assert M.nearest_other_class(plain, None).tolist() == [3, 3, 3, 1]
+    one_class = torch.zeros(3, dtype=torch.long)
+    assert M.nearest_other_class(text[:3], one_class).tolist() == [2, 0, 1]  # no candidate: roll by one
+
+
+def test_nearest_wrong_text_reaches_the_mismatch_term() -> None:
+    obj = small("gan_cls.cls_32", wrong_text="nearest").eval()
+    batch = obj.example_batch(6)
+    batch["label"] = torch.tensor([0, 0, 1, 1, 2, 2])
+    rec = Recorder()
+    obj.gan_loss = rec
+    with torch.no_grad():
+        obj.discriminator_loss(batch, torch.zeros_like(batch["image"]))
+        idx = M.nearest_other_class(batch["text_emb"], batch["label"])
+        expected = obj.networks["D"](batch["image"], batch["text_emb"][idx])
+    assert bool((batch["label"][idx] != batch["label"]).all())
+    assert torch.allclose(rec.calls[-1][1], expected, atol=1e-6)
+    with pytest.raises(ConfigError, match="'wrong_text' must be in .*'hardest'"):
+        small("gan_cls.cls_32", wrong_text="hardest")
+
+
+@pytest.mark.parametrize("wrong_text", M.WRONG_TEXT)
+def test_trunk_sharing_gives_the_same_loss_and_gradients(wrong_text: str) -> None:
+    shared = small("gan_cls.cls_32", wrong_text=wrong_text)
+    twice = small("gan_cls.cls_32", share_trunk=False, wrong_text=wrong_text)
     twice.load_state_dict(shared.state_dict())
     batch = shared.example_batch(8)
     fake = torch.randn(8, 3, 32, 32)
