@@ -315,16 +315,18 @@ WRONG_TEXT = ("roll", "nearest")
 
 def nearest_other_class(text: Tensor, label: Tensor | None) -> Tensor:
     """For each row, the index of the most similar text (cosine) of another class in the batch: the hardest wrong
-    caption that is surely wrong. ``label`` (B,) are the classes (None: any other, different, text counts); a row
-    with no candidate keeps the roll-by-one partner. → (B,) indices."""
+    caption that is surely wrong. ``label``: (B,) classes, or (B, K) label vectors compared whole (None: any
+    other, different, text counts); a row with no candidate keeps the roll-by-one partner. → (B,) indices."""
     b = text.shape[0]
     unit = torch.nn.functional.normalize(text.detach().float(), dim=1)
     sim = unit @ unit.T  # (B, B)
     if label is None:
         same = sim > 1.0 - 1e-6  # itself and identical texts
     else:
-        label = label.reshape(b)
-        same = label[:, None] == label[None, :]
+        if label.shape[0] != b:
+            raise ShapeError(f"batch['label'] has {label.shape[0]} rows for {b} texts; give one label per image")
+        rows = label.reshape(b, -1)  # (B, K)
+        same = (rows[:, None] == rows[None, :]).all(-1)
     same = same | torch.eye(b, dtype=torch.bool, device=text.device)
     best = sim.masked_fill(same, float("-inf")).argmax(1)
     rolled = torch.arange(b, device=text.device).roll(1)
@@ -392,8 +394,9 @@ class GanClsObjective(nn.Module):
     # -- D ---------------------------------------------------------------------------------------------------
     def wrong_pair(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(image, text) of the mismatch term. ``wrong_text`` (paper): the real images with the batch's texts
-        rolled by one. ``wrong_image`` (official code): ``batch["image_wrong"]`` (built by the dataset from another
-        class) with the right texts, or the real images rolled by one when the batch has no ``image_wrong``."""
+        rolled by one (or, ``cfg.wrong_text="nearest"``, each image's nearest caption of another class).
+        ``wrong_image`` (official code): ``batch["image_wrong"]`` (built by the dataset from another class) with the
+        right texts, or the real images rolled by one when the batch has no ``image_wrong``."""
         image, text = batch["image"], batch["text_emb"]
         if self.cfg.mismatch == "wrong_text":
             return image, self.wrong_texts(batch)

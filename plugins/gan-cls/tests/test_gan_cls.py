@@ -278,6 +278,10 @@ def test_nearest_other_class_is_the_hardest_sure_negative() -> None:
     assert M.nearest_other_class(plain, None).tolist() == [3, 3, 3, 1]
     one_class = torch.zeros(3, dtype=torch.long)
     assert M.nearest_other_class(text[:3], one_class).tolist() == [2, 0, 1]  # no candidate: roll by one
+    onehot = torch.nn.functional.one_hot(label, 3)  # (B, K) label vectors: the same pairs as the class indices
+    assert M.nearest_other_class(text, onehot).tolist() == [3, 3, 1, 4, 3]
+    with pytest.raises(gz.GanzooError, match="4 rows for 5 texts"):
+        M.nearest_other_class(text, label[:4])
 
 
 def test_nearest_wrong_text_reaches_the_mismatch_term() -> None:
