@@ -551,7 +551,8 @@ OBJECTIVE_VARIANTS = {
                              one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
                              sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),
     # the shape in the label vector too, as CelebA's non-target attributes are: a colour target keeps the source's
-    # shape label, so the domain classification loss checks the outline (the reconstruction alone keeps it late)
+    # shape label, so the domain classification loss checks the outline (the reconstruction alone keeps it late);
+    # measured on shapes: the outline comes sooner, but G learns a position swap the cycle undoes (README)
     "shapes32_with_shape": ObjectiveCfg(generator="stargan.32", discriminator="stargan.32", c_dim=12,
                                         one_hot_groups=(tuple(range(7)), (7, 8, 9, 10)),
                                         dataset="stargan.shapes_with_shape", sample_dataset="stargan.shapes_with_shape",
