@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ganzoo_stargan.data import CELEBA_ATTRIBUTES, stargan_split
+from ganzoo_stargan.evaluate import colour_targets
 from ganzoo_stargan.grid import write_translation_grid
 from PIL import Image
 from torch import nn
@@ -392,15 +393,12 @@ def test_shapes_with_shape_labels_match_the_objective_groups() -> None:
     assert len(names) == obj.cfg.c_dim == 12
     colours, shapes = obj.cfg.one_hot_groups
     assert all(names[i].startswith("colour=") for i in colours) and all(names[i].startswith("shape=") for i in shapes)
-    full = gz.create_dataset("shapes.32", n=200, split="test").attribute_names
+    picked = [data.base.attribute_names.index(n) for n in names]  # the columns of the full attribute vector
     for i in range(5):
         item = data[i]
         assert float(item["attrs"][list(colours)].sum()) == 1 and float(item["attrs"][list(shapes)].sum()) == 1
-        picked = [full.index(n) for n in names]
         assert torch.equal(item["attrs"], item["attrs_all"][picked])  # the label columns are the named attributes
     # a colour target keeps the source's shape label: the evaluation's targets change the first 7 labels only
-    from ganzoo_stargan.evaluate import colour_targets
-
     attrs = torch.stack([data[i]["attrs"] for i in range(20)])
     target = colour_targets(attrs, seed=0)
     assert torch.equal(target[:, 7:], attrs[:, 7:]) and bool((target[:, :7].argmax(1) != attrs[:, :7].argmax(1)).all())
