@@ -38,9 +38,10 @@ from ganzoo_core.ops import InstanceNormAct2d, gradient_penalty, norm_act
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _multiple_of_4(_: Any, attribute: attrs.Attribute, value: int) -> None:
-    if value < 4 or value % 4:
-        raise ValueError(f"{attribute.name} must be a positive multiple of 4 (two ×2 downsamplings), got {value}")
+def _g_size(inst: GeneratorCfg, _: attrs.Attribute, value: int) -> None:
+    if value < 2 ** inst.n_down or value % 2 ** inst.n_down:
+        raise ValueError(f"image_size must be a positive multiple of 2**n_down = {2 ** inst.n_down} (one ×2 "
+                         f"downsampling per strided conv), got {value}")
 
 
 def _eval_stats(_: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -50,12 +51,14 @@ def _eval_stats(_: Any, attribute: attrs.Attribute, value: str) -> None:
 
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
-    image_size: int = attrs.field(default=128, validator=_multiple_of_4)
+    n_down: int = attrs.field(default=2, validator=attrs.validators.ge(1))  # strided 4×4 convs before the residual
+    # blocks (official: 2, so they run at 1/4 resolution), mirrored by as many transposed convs after them
+    image_size: int = attrs.field(default=128, validator=_g_size)
     nc: int = 3  # image channels
     c_dim: int = attrs.field(default=5, validator=attrs.validators.ge(1))  # label channels tiled onto the image;
     # multi-dataset training: c_dim + c2_dim + 2 (the mask vector)
     conv_dim: int = 64  # g_conv_dim: width of the first conv; ×2 per downsampling
-    repeat_num: int = attrs.field(default=6, validator=attrs.validators.ge(0))  # residual blocks at 1/4 resolution
+    repeat_num: int = attrs.field(default=6, validator=attrs.validators.ge(0))  # residual blocks at 1/2^n_down
     eval_stats: str = attrs.field(default="instance", validator=_eval_stats)  # what InstanceNorm uses in eval mode:
     # "instance": each image's own statistics, as the official test path (which never calls .eval()) computes;
     # "running": the tracked running statistics (torch's eval behaviour; degrades outputs, yunjey/stargan#102)
@@ -152,18 +155,14 @@ class StarGenerator(nn.Module):
     def __init__(self, cfg: GeneratorCfg = GeneratorCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        d, ev = cfg.conv_dim, cfg.eval_stats
-        layers: list[nn.Module] = [
-            nn.Conv2d(cfg.nc + cfg.c_dim, d, 7, 1, 3, bias=False), *norm_relu(d, ev),  # (nc + c_dim) → d, S × S
-            nn.Conv2d(d, 2 * d, 4, 2, 1, bias=False), *norm_relu(2 * d, ev),  # → 2d × S/2
-            nn.Conv2d(2 * d, 4 * d, 4, 2, 1, bias=False), *norm_relu(4 * d, ev),  # → 4d × S/4
-        ]
-        layers += [ResidualBlock(ResidualCfg(channels=4 * d, eval_stats=ev)) for _ in range(cfg.repeat_num)]
-        layers += [
-            nn.ConvTranspose2d(4 * d, 2 * d, 4, 2, 1, bias=False), *norm_relu(2 * d, ev),  # → 2d × S/2
-            nn.ConvTranspose2d(2 * d, d, 4, 2, 1, bias=False), *norm_relu(d, ev),  # → d × S
-            nn.Conv2d(d, cfg.nc, 7, 1, 3, bias=False), nn.Tanh(),  # → nc × S
-        ]
+        d, ev, k = cfg.conv_dim, cfg.eval_stats, cfg.n_down
+        layers: list[nn.Module] = [nn.Conv2d(cfg.nc + cfg.c_dim, d, 7, 1, 3, bias=False), *norm_relu(d, ev)]  # → d × S
+        for i in range(k):  # official k = 2: → 2d × S/2 → 4d × S/4
+            layers += [nn.Conv2d(d * 2**i, d * 2 ** (i + 1), 4, 2, 1, bias=False), *norm_relu(d * 2 ** (i + 1), ev)]
+        layers += [ResidualBlock(ResidualCfg(channels=d * 2**k, eval_stats=ev)) for _ in range(cfg.repeat_num)]
+        for i in reversed(range(k)):  # back up: → 2d × S/2 → d × S
+            layers += [nn.ConvTranspose2d(d * 2 ** (i + 1), d * 2**i, 4, 2, 1, bias=False), *norm_relu(d * 2**i, ev)]
+        layers += [nn.Conv2d(d, cfg.nc, 7, 1, 3, bias=False), nn.Tanh()]  # → nc × S
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
@@ -534,6 +533,9 @@ G_VARIANTS = {
     "64": GeneratorCfg(image_size=64, conv_dim=32, repeat_num=4),
     "32": GeneratorCfg(image_size=32, conv_dim=32, repeat_num=3, c_dim=8),
     "tiny32": GeneratorCfg(image_size=32, conv_dim=16, repeat_num=2, c_dim=8),  # CPU learning test
+    # one downsampling: the residual blocks at 16×16 (2d channels, the same MACs as 4d at 8×8), so a shape of a few
+    # pixels spans a few cells of the bottleneck, as a face part does at 128×128 in the official model
+    "32_res16": GeneratorCfg(image_size=32, conv_dim=32, repeat_num=3, c_dim=8, n_down=1),
 }
 D_VARIANTS = {
     "128": DiscriminatorCfg(),  # official: 44,762,048 parameters
@@ -557,6 +559,9 @@ OBJECTIVE_VARIANTS = {
                                         one_hot_groups=(tuple(range(7)), (7, 8, 9, 10)),
                                         dataset="stargan.shapes_with_shape", sample_dataset="stargan.shapes_with_shape",
                                         sample_dataset_kwargs=_SHAPES_DATA),
+    "shapes32_res16": ObjectiveCfg(generator="stargan.32_res16", discriminator="stargan.32", c_dim=8,
+                                   one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
+                                   sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),
     "tiny32": ObjectiveCfg(generator="stargan.tiny32", discriminator="stargan.tiny32", c_dim=8,
                            one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
                            sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),

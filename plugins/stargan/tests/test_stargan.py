@@ -36,12 +36,15 @@ def test_plugin_conformance() -> None:
 # -- architecture ---------------------------------------------------------------------------------------------------
 
 
-def g_count_from_table(nc: int = 3, c: int = 5, d: int = 64, res: int = 6) -> int:
-    """models.md §6.1 row by row: convs have no bias; each IN(affine) has 2 × channels."""
+def g_count_from_table(nc: int = 3, c: int = 5, d: int = 64, res: int = 6, n_down: int = 2) -> int:
+    """models.md §6.1 row by row: convs have no bias; each IN(affine) has 2 × channels; ``n_down`` strided convs
+    (official 2) each doubling the width, mirrored by as many transposed convs."""
     conv = lambda i, o, k: i * o * k * k  # noqa: E731
-    return (conv(nc + c, d, 7) + 2 * d + conv(d, 2 * d, 4) + 4 * d + conv(2 * d, 4 * d, 4) + 8 * d
-            + res * 2 * (conv(4 * d, 4 * d, 3) + 8 * d)
-            + conv(4 * d, 2 * d, 4) + 4 * d + conv(2 * d, d, 4) + 2 * d + conv(d, nc, 7))
+    widths = [d * 2**i for i in range(n_down + 1)]  # official: d, 2d, 4d
+    down = sum(conv(a, b, 4) + 2 * b for a, b in zip(widths, widths[1:]))
+    up = sum(conv(b, a, 4) + 2 * a for a, b in zip(widths, widths[1:]))
+    return (conv(nc + c, d, 7) + 2 * d + down + res * 2 * (conv(widths[-1], widths[-1], 3) + 2 * widths[-1])
+            + up + conv(d, nc, 7))
 
 
 def d_count_from_table(nc: int = 3, c: int = 5, d: int = 64, repeat: int = 6, size: int = 128) -> int:
@@ -62,11 +65,12 @@ def test_official_parameter_counts() -> None:
     assert n_params(both.networks["D"]) == d_count_from_table(c=13)
 
 
-@pytest.mark.parametrize("variant", ["32", "tiny32", "64"])
+@pytest.mark.parametrize("variant", ["32", "tiny32", "64", "32_res16"])
 def test_small_variants_follow_the_same_table(variant: str) -> None:
-    g, d = gz.create_generator(f"stargan.{variant}"), gz.create_discriminator(f"stargan.{variant}")
+    g = gz.create_generator(f"stargan.{variant}")
+    d = gz.create_discriminator(f"stargan.{variant.split('_')[0]}")  # stargan.32_res16 is a G variant only
     gc, dc = g.cfg, d.cfg
-    assert n_params(g) == g_count_from_table(c=gc.c_dim, d=gc.conv_dim, res=gc.repeat_num)
+    assert n_params(g) == g_count_from_table(c=gc.c_dim, d=gc.conv_dim, res=gc.repeat_num, n_down=gc.n_down)
     assert n_params(d) == d_count_from_table(c=dc.c_dim, d=dc.conv_dim, repeat=dc.repeat_num, size=dc.image_size)
 
 
@@ -91,6 +95,20 @@ def test_generator_128_layer_by_layer() -> None:
     res = g.main[9].main
     assert [type(m).__name__ for m in res] == ["Conv2d", "StarInstanceNorm", "Identity", "Conv2d", "StarInstanceNorm"]
     assert res[1].act == "relu" and res[4].act == "linear"  # no ReLU after the second IN (nor after the sum)
+
+
+def test_one_downsampling_keeps_the_residual_blocks_at_half_resolution() -> None:
+    g = gz.create_generator("stargan.32_res16")
+    x, shapes = sg.tile_labels(torch.randn(2, 3, 32, 32), torch.zeros(2, 8)), []
+    with torch.no_grad():
+        for layer in g.main:
+            x = layer(x)
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, sg.ResidualBlock)):
+                shapes.append((type(layer).__name__, tuple(x.shape[1:])))
+    assert shapes == [("Conv2d", (32, 32, 32)), ("Conv2d", (64, 16, 16))] + [("ResidualBlock", (64, 16, 16))] * 3 + [
+        ("ConvTranspose2d", (32, 32, 32)), ("Conv2d", (3, 32, 32))]
+    with pytest.raises(gz.ConfigError, match=r"multiple of 2\*\*n_down = 8 .*got 36"):
+        gz.create_generator("stargan.32", image_size=36, n_down=3)
 
 
 def test_discriminator_128_layer_by_layer() -> None:
