@@ -22,12 +22,13 @@ from ganzoo_gan_cls.text import CaptionEmbeddings, TextEncoder, get_text_encoder
 
 
 def shapes_data(split: str, encoder: str | TextEncoder = "bow.hashed", *, n: int = 10_000, image_size: int = 32,
-                seed: int = 0) -> CaptionEmbeddings:
+                seed: int = 0, wrong_pick: str = "random") -> CaptionEmbeddings:
     """The ``shapes.<image_size>`` split as items with ``text_emb`` and ``image_wrong``; ``captions_of(i)``.
-    ``encoder``: a registered encoder's name, or an encoder object (e.g. a vocabulary-expanded skip-thought)."""
+    ``encoder``: a registered encoder's name, or an encoder object (e.g. a vocabulary-expanded skip-thought);
+    ``wrong_pick="nearest"``: ``image_wrong`` has another shape and the same colour, size and position."""
     base = gz.create_dataset(f"shapes.{image_size}", n=n, split=split)
     text = get_text_encoder(encoder) if isinstance(encoder, str) else encoder
-    return CaptionEmbeddings(base, text, wrong_image=True, seed=seed)
+    return CaptionEmbeddings(base, text, wrong_image=True, wrong_pick=wrong_pick, seed=seed)
 
 
 def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 500, seed: int = 0,

@@ -70,12 +70,19 @@ class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
     """Items of ``base`` plus ``text_emb`` (one random caption of the image, embedded, drawn anew per access) and
     ``image_wrong`` (a random image whose ``label`` differs, or any other image when there are no labels).
 
+    ``wrong_pick="nearest"`` draws ``image_wrong`` among the images of another label that differ from item ``i`` in
+    the fewest ``attributes`` (the base's multi-hot vectors; on shapes: the same colour, size and position, another
+    shape), a hard mismatch pair for the matching-aware D; ``"random"`` (default) as the official code.
+
     Every caption is embedded once, up front. ``captions_of(i)`` returns the captions of item ``i``."""
 
-    def __init__(self, base: Any, encoder: TextEncoder, *, wrong_image: bool = True, seed: int = 0) -> None:
+    def __init__(self, base: Any, encoder: TextEncoder, *, wrong_image: bool = True, wrong_pick: str = "random",
+                 seed: int = 0) -> None:
         if not hasattr(base, "caption"):
             raise GanzooError(f"{type(base).__name__} has no caption(i); use a captioned dataset (shapes.32, emoji.*)")
-        self.base, self.wrong_image = base, wrong_image
+        if wrong_pick not in WRONG_PICKS:
+            raise GanzooError(f"wrong_pick must be one of {WRONG_PICKS}, got {wrong_pick!r}")
+        self.base, self.wrong_image, self.wrong_pick = base, wrong_image, wrong_pick
         captions = [list(base.caption(i)) for i in range(len(base))]
         if any(not c for c in captions):
             raise GanzooError("every image needs at least one caption to condition on")
@@ -85,6 +92,7 @@ class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
         labels = getattr(base, "labels", None)
         self.labels = None if labels is None else torch.as_tensor(labels)
         self.rng = np.random.default_rng(seed)
+        self._nearest = _nearest_other_label(base, self.labels) if wrong_image and wrong_pick == "nearest" else None
 
     def __len__(self) -> int:
         return len(self.base)
@@ -93,6 +101,10 @@ class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
         return self.captions[i]
 
     def _wrong(self, i: int) -> int:
+        if self._nearest is not None:
+            group, candidates = self._nearest
+            pool = candidates[int(group[i])]
+            return int(pool[self.rng.integers(len(pool))])
         n = len(self.base)
         for _ in range(100):
             j = int(self.rng.integers(n))
@@ -109,8 +121,38 @@ class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
         return item
 
 
+WRONG_PICKS = ("random", "nearest")
+
+
+def _nearest_other_label(base: Any, labels: Tensor | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(group of each item, candidate items per group): items are grouped by attribute vector; a group's candidates
+    are the items of the groups with another label at the smallest Hamming distance from it."""
+    attributes = getattr(base, "attributes", None)
+    if labels is None or attributes is None:
+        raise GanzooError(f"wrong_pick='nearest' needs a dataset with labels and attributes; {type(base).__name__} "
+                          "lacks them (use wrong_pick='random')")
+    vectors = np.asarray(attributes) > 0.5  # (N, K) multi-hot
+    if len(vectors) != len(base):
+        raise GanzooError(f"{type(base).__name__} has {len(vectors)} attribute rows for {len(base)} items")
+    keys, group = np.unique(vectors, axis=0, return_inverse=True)  # keys: (G, K) distinct vectors
+    group = group.reshape(-1)
+    label = np.asarray(labels)
+    key_label = np.full(len(keys), -1)
+    key_label[group] = label
+    if any(len(np.unique(label[group == g])) > 1 for g in range(len(keys))):
+        raise GanzooError("wrong_pick='nearest' needs the label to follow from the attributes (it does not here)")
+    distance = (keys[:, None, :] != keys[None, :, :]).sum(-1)  # (G, G) Hamming
+    distance[key_label[:, None] == key_label[None, :]] = np.iinfo(distance.dtype).max  # only another label
+    members = [np.flatnonzero(group == g) for g in range(len(keys))]
+    candidates = []
+    for g in range(len(keys)):
+        nearest = np.flatnonzero(distance[g] == distance[g].min())
+        candidates.append(np.concatenate([members[h] for h in nearest]))
+    return group, candidates
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-__all__ = ["CaptionEmbeddings", "HashedBow", "TextEncoder", "get_text_encoder"]
+__all__ = ["WRONG_PICKS", "CaptionEmbeddings", "HashedBow", "TextEncoder", "get_text_encoder"]

@@ -16,7 +16,8 @@ resumes exactly, so one run gives the accuracy curve (``--ema``: the EMA generat
 is written beside it. ``--emoji-steps`` trains GAN-INT-CLS on ``emoji.noto`` (32 px, names and CLDR keywords as
 captions) and writes a grid of held-out names.
 ``--mismatch wrong_image`` uses the official code's mismatch pair (an image of another shape with the right caption);
-``--wrong-text nearest`` the nearest caption of another shape in the batch as the wrong text.
+``--wrong-text nearest`` the nearest caption of another shape in the batch as the wrong text; ``--wrong-image nearest``
+(with ``--mismatch wrong_image``) a wrong image of another shape with the same colour, size and position.
 ``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
 train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
 word2vec table is installed here.
@@ -34,7 +35,7 @@ import torch
 from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
 from ganzoo_gan_cls.model import MISMATCH, WRONG_TEXT
 from ganzoo_gan_cls.sampling import caption_grid, save_png
-from ganzoo_gan_cls.text import CaptionEmbeddings, get_text_encoder
+from ganzoo_gan_cls.text import WRONG_PICKS, CaptionEmbeddings, get_text_encoder
 
 import ganzoo_core as gz
 from ganzoo_core.checkpoints import load
@@ -169,6 +170,9 @@ def main() -> None:
     p.add_argument("--wrong-text", choices=WRONG_TEXT, default="roll",
                    help="wrong_text's caption: roll (paper: the batch shifted by one) or nearest (each image's most "
                         "similar caption of another class, here another shape)")
+    p.add_argument("--wrong-image", choices=WRONG_PICKS, default="random",
+                   help="with --mismatch wrong_image: random (official: any image of another shape) or nearest (another "
+                        "shape, the same colour, size and position)")
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay (e.g. 0.999) and judge it too")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
@@ -179,6 +183,8 @@ def main() -> None:
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
     if args.lr_schedule != "constant" and len(args.eval_at) > 1:
         p.error("a decaying schedule spans the whole run: give one --eval-at mark with --lr-schedule linear")
+    if args.wrong_image != "random" and args.mismatch != "wrong_image":
+        p.error("--wrong-image picks the wrong image of --mismatch wrong_image; give that too")
     args.schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.expand_with and args.emoji_steps:
@@ -198,7 +204,8 @@ def main() -> None:
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
     if args.methods:
-        train_data = shapes_data("train", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed)
+        train_data = shapes_data("train", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed,
+                                 wrong_pick=args.wrong_image)
         test_data = shapes_data("test", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
         for method in args.methods:
             results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim)

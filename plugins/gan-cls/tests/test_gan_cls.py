@@ -430,6 +430,50 @@ def test_hashed_bow_is_stable_and_word_sensitive() -> None:
         enc.encode(["   "])
 
 
+class _Captioned:
+    """A captioned dataset with labels (shape) and multi-hot attributes [colour 0/1 | shape 0/1/2 | size 0/1]."""
+
+    def __init__(self, rows: list[tuple[int, int, int]]) -> None:
+        self.rows = rows
+        self.labels = torch.tensor([shape for _, shape, _ in rows])
+        hot = lambda v, n: [float(i == v) for i in range(n)]  # noqa: E731
+        self.attributes = torch.tensor([hot(c, 2) + hot(s, 3) + hot(z, 2) for c, s, z in rows])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def caption(self, i: int) -> list[str]:
+        c, s, z = self.rows[i]
+        return [f"{['small', 'large'][z]} {['red', 'blue'][c]} {['circle', 'square', 'star'][s]}"]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": torch.full((3, 4, 4), float(i)), "label": self.labels[i]}
+
+
+def test_nearest_wrong_image_differs_in_the_label_only() -> None:
+    from ganzoo_gan_cls.text import CaptionEmbeddings
+
+    rows = [(0, 0, 0), (0, 1, 0), (0, 2, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (0, 0, 0)]
+    base = _Captioned(rows)
+    data = CaptionEmbeddings(base, HashedBow(), wrong_pick="nearest", seed=0)
+    seen: dict[int, set[int]] = {i: set() for i in range(len(rows))}
+    for _ in range(60):
+        for i in range(len(rows)):
+            seen[i].add(int(data[i]["image_wrong"][0, 0, 0]))
+    # item 0 (red small circle): red small square (1) and red small star (2) differ in the shape alone
+    assert seen[0] == {1, 2} and seen[6] == {1, 2}
+    assert seen[1] == {0, 2, 6}  # red small circles (0, 6) and the red small star
+    assert seen[3] == {0, 2, 4, 6}  # blue small square: no other blue small shape; all four differ in two attributes
+    assert all(base.labels[j] != base.labels[i] for i in seen for j in seen[i])
+    random_pick = CaptionEmbeddings(base, HashedBow(), seed=0)
+    assert any(int(random_pick[0]["image_wrong"][0, 0, 0]) not in (1, 2) for _ in range(60))
+    with pytest.raises(gz.GanzooError, match="wrong_pick must be one of .*got 'hardest'"):
+        CaptionEmbeddings(base, HashedBow(), wrong_pick="hardest")
+    base.attributes = None
+    with pytest.raises(gz.GanzooError, match="labels and attributes"):
+        CaptionEmbeddings(base, HashedBow(), wrong_pick="nearest")
+
+
 # -- learning outcome (slow) -------------------------------------------------------------------------------------
 
 
