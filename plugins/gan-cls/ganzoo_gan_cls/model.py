@@ -24,7 +24,7 @@ Paper symbols → code names:
 D is split into ``trunk(image) → (B, C, 4, 4)`` and ``head(features, text) → logits (B,)`` so that the objective
 computes the real-image trunk once and feeds it to both the matching head (real, right text) and the mismatching
 head (real, wrong text): the paper's pairing. The official code pairs a wrong image with the right text, which
-needs a second trunk pass; ``mismatch="wrong_image"`` does that.
+needs a second trunk pass; ``mismatch="wrong_image"`` does that, and ``mismatch="both"`` averages the two pairs.
 
 File order: configs → blocks → networks → objective → variants → registration.
 """
@@ -309,7 +309,7 @@ class PortDiscriminator(_TextDiscriminator):
 # Objective: Algorithm 1 of the paper, with GAN-INT's generator batch from main_cls_int.lua
 # ---------------------------------------------------------------------------------------------------------------
 
-MISMATCH = ("wrong_text", "wrong_image")
+MISMATCH = ("wrong_text", "wrong_image", "both")
 WRONG_TEXT = ("roll", "nearest")
 
 
@@ -344,7 +344,9 @@ class ObjectiveCfg:
     loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     matching: bool = True  # GAN-CLS: the mismatch term (real image, wrong text) → 0 in D
     cls_weight: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
-    mismatch: str = attrs.field(default="wrong_text", validator=attrs.validators.in_(MISMATCH))  # paper / code
+    mismatch: str = attrs.field(default="wrong_text", validator=attrs.validators.in_(MISMATCH))  # paper / code /
+    # "both": each pair weighted cls_weight / 2 (the wrong text checks what the caption says, a wrong image picked
+    # with CaptionEmbeddings(wrong_pick="nearest") the one attribute the pair differs in)
     share_trunk: bool = True  # wrong_text: one trunk pass for both real terms (False: two, for checks/benchmarks)
     wrong_text: str = attrs.field(default="roll", validator=attrs.validators.in_(WRONG_TEXT))  # which wrong caption:
     # "roll" (paper: the batch's texts shifted by one) or "nearest" (the most similar text of another class,
@@ -392,16 +394,11 @@ class GanClsObjective(nn.Module):
         return gz.batch_noise(ctx, n, self.nz, device=device)
 
     # -- D ---------------------------------------------------------------------------------------------------
-    def wrong_pair(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """(image, text) of the mismatch term. ``wrong_text`` (paper): the real images with the batch's texts
-        rolled by one (or, ``cfg.wrong_text="nearest"``, each image's nearest caption of another class).
-        ``wrong_image`` (official code): ``batch["image_wrong"]`` (built by the dataset from another class) with the
-        right texts, or the real images rolled by one when the batch has no ``image_wrong``."""
-        image, text = batch["image"], batch["text_emb"]
-        if self.cfg.mismatch == "wrong_text":
-            return image, self.wrong_texts(batch)
+    def wrong_images(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The images of the code's mismatch pair (wrong image, right text): ``batch["image_wrong"]`` (built by the
+        dataset from another class), or the real images rolled by one when the batch has none."""
         wrong = batch.get("image_wrong")
-        return (image.roll(1, dims=0) if wrong is None else wrong), text
+        return batch["image"].roll(1, dims=0) if wrong is None else wrong
 
     def wrong_texts(self, batch: Mapping[str, Tensor]) -> Tensor:
         """The mismatch term's texts for the real images: rolled by one, or each image's nearest other-class text."""
@@ -411,25 +408,34 @@ class GanClsObjective(nn.Module):
         return text[nearest_other_class(text, batch.get("label"))]
 
     def discriminator_loss(self, batch: Mapping[str, Tensor], fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """d_real(s_r) + w·d_fake(s_w) + (1 − w)·d_fake(s_f), with w = cls_weight for GAN-CLS and 0 for GAN."""
+        """d_real(s_r) + w·d_fake(s_w) + (1 − w)·d_fake(s_f), with w = cls_weight for GAN-CLS and 0 for GAN.
+        s_w: D(real, wrong text) (paper), D(wrong image, right text) (code), or both with d_fake(s_w) their mean."""
         D, L, cfg = self.networks["D"], self.gan_loss, self.cfg
         real, text = batch["image"], batch["text_emb"]
         w = cfg.cls_weight if cfg.matching else 0.0
         terms: dict[str, Tensor] = {}
-        if cfg.matching and cfg.mismatch == "wrong_text" and cfg.share_trunk and hasattr(D, "trunk"):
+        by_text, by_image = cfg.matching and cfg.mismatch != "wrong_image", cfg.matching and cfg.mismatch != "wrong_text"
+        wrongs: dict[str, Tensor] = {}
+        if by_text and cfg.share_trunk and hasattr(D, "trunk"):
             features = D.trunk(real)  # one trunk pass, two text heads
-            s_r, s_w = D.head(features, text), D.head(features, self.wrong_texts(batch))
+            s_r, wrongs["text"] = D.head(features, text), D.head(features, self.wrong_texts(batch))
         else:
             s_r = D(real, text)
-            s_w = D(*self.wrong_pair(batch)) if cfg.matching else None
+            if by_text:
+                wrongs["text"] = D(real, self.wrong_texts(batch))
+        if by_image:
+            wrongs["image"] = D(self.wrong_images(batch), text)
         d_real = L.d_real(s_r)
         d_fake = L.d_fake(D(fake.detach(), text))
         loss = d_real + (1.0 - w) * d_fake
         terms.update(d_real=d_real.detach(), d_fake=d_fake.detach())
-        if s_w is not None:
-            d_wrong = L.d_fake(s_w)
+        if wrongs:
+            parts = {k: L.d_fake(v) for k, v in wrongs.items()}
+            d_wrong = sum(parts.values()) / len(parts)
             loss = loss + w * d_wrong
             terms["d_wrong"] = d_wrong.detach()
+            if len(parts) > 1:
+                terms.update({f"d_wrong_{k}": v.detach() for k, v in parts.items()})
         return loss, terms
 
     # -- G ---------------------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ is written beside it. ``--emoji-steps`` trains GAN-INT-CLS on ``emoji.noto`` (32
 captions) and writes a grid of held-out names.
 ``--mismatch wrong_image`` uses the official code's mismatch pair (an image of another shape with the right caption);
 ``--wrong-text nearest`` the nearest caption of another shape in the batch as the wrong text; ``--wrong-image nearest``
-(with ``--mismatch wrong_image``) a wrong image of another shape with the same colour, size and position.
+(with ``--mismatch wrong_image``) a wrong image of another shape with the same colour, size and position;
+``--mismatch both`` averages the paper's and the code's mismatch pairs.
 ``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
 train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
 word2vec table is installed here.
@@ -171,7 +172,7 @@ def main() -> None:
                    help="wrong_text's caption: roll (paper: the batch shifted by one) or nearest (each image's most "
                         "similar caption of another class, here another shape)")
     p.add_argument("--wrong-image", choices=WRONG_PICKS, default="random",
-                   help="with --mismatch wrong_image: random (official: any image of another shape) or nearest (another "
+                   help="with --mismatch wrong_image or both: random (official: any image of another shape) or nearest (another "
                         "shape, the same colour, size and position)")
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay (e.g. 0.999) and judge it too")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
@@ -183,8 +184,8 @@ def main() -> None:
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
     if args.lr_schedule != "constant" and len(args.eval_at) > 1:
         p.error("a decaying schedule spans the whole run: give one --eval-at mark with --lr-schedule linear")
-    if args.wrong_image != "random" and args.mismatch != "wrong_image":
-        p.error("--wrong-image picks the wrong image of --mismatch wrong_image; give that too")
+    if args.wrong_image != "random" and args.mismatch == "wrong_text":
+        p.error("--wrong-image picks the wrong image of --mismatch wrong_image (or both); give that too")
     args.schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.expand_with and args.emoji_steps:

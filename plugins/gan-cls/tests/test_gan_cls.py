@@ -268,6 +268,24 @@ def test_mismatch_term_sees_real_images_with_wrong_text() -> None:
     assert torch.allclose(rec2.calls[-1][1], expected, atol=1e-6)
 
 
+def test_both_mismatch_pairs_share_the_mismatch_weight() -> None:
+    base = small("gan_cls.cls_32").eval()
+    both = small("gan_cls.cls_32", mismatch="both").eval()
+    both.load_state_dict(base.state_dict())
+    batch = base.example_batch(5)
+    D = both.networks["D"]
+    both.gan_loss = rec = Recorder()
+    with torch.no_grad():
+        loss, terms = both.discriminator_loss(batch, torch.zeros_like(batch["image"]))
+        by_text = D(batch["image"], batch["text_emb"].roll(1, 0))
+        by_image = D(batch["image_wrong"], batch["text_emb"])
+    fakes = [x for n, x in rec.calls if n == "d_fake"]
+    assert torch.allclose(fakes[-2], by_text, atol=1e-6) and torch.allclose(fakes[-1], by_image, atol=1e-6)
+    assert torch.allclose(terms["d_wrong"], (terms["d_wrong_text"] + terms["d_wrong_image"]) / 2)
+    assert torch.allclose(loss, terms["d_real"] + 0.5 * terms["d_fake"] + 0.5 * terms["d_wrong"])
+    assert not torch.allclose(terms["d_wrong_text"], terms["d_wrong_image"])  # two different pairs
+
+
 def test_nearest_other_class_is_the_hardest_sure_negative() -> None:
     text = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.0, 0.6], [1.0, 0.0, 0.05]])
     label = torch.tensor([0, 0, 1, 2, 0])
