@@ -166,8 +166,9 @@ def main() -> None:
     p.add_argument("--emoji-items", type=int, nargs="+", default=[0, 40, 80, 120, 160, 200, 240, 280],
                    help="test-split emoji shown in the grid")
     p.add_argument("--mismatch", choices=MISMATCH, default="wrong_text",
-                   help="GAN-CLS's mismatch pair: wrong_text (paper: real image, another caption) or wrong_image "
-                        "(official code: an image of another class, here another shape, with the right caption)")
+                   help="GAN-CLS's mismatch pair: wrong_text (paper: real image, another caption), wrong_image "
+                        "(official code: an image of another class, here another shape, with the right caption) or "
+                        "both (averaged)")
     p.add_argument("--wrong-text", choices=WRONG_TEXT, default="roll",
                    help="wrong_text's caption: roll (paper: the batch shifted by one) or nearest (each image's most "
                         "similar caption of another class, here another shape)")
