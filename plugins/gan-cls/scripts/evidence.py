@@ -49,8 +49,9 @@ BLOCKS = ("colour", "shape", "pos", "size")
 
 
 def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: argparse.Namespace,
-                  measure: Any = None) -> list[dict[str, Any]]:
-    """Train to each mark in turn (resume=True continues exactly) and call ``measure`` at each."""
+                  measure: Any = None, on_mark: Any = None) -> list[dict[str, Any]]:
+    """Train to each mark in turn (resume=True continues exactly) and call ``measure`` at each; ``on_mark(curve)``
+    after each measurement (the caller saves the curve so far, so a stopped run keeps its marks)."""
     curve = []
     t0 = time.time()
     for mark in marks:
@@ -64,6 +65,8 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
         if measure is not None:
             row |= measure(result.checkpoint)
         curve.append(row)
+        if on_mark is not None:
+            on_mark(curve)
         print(f"  step {mark}: " + "  ".join(f"{k} {v:.2f}" for k, v in row.items() if k in BLOCKS + ("both",)),
               flush=True)
         if "ema" in row:
@@ -73,15 +76,18 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], args: 
     return curve
 
 
-def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data: Any, text_dim: int) -> dict:
+def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data: Any, text_dim: int,
+               on_mark: Any = None) -> dict:
     suffix = "_32" if args.image_size == 32 else ""  # the 64×64 variants are the official sizes
     name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}{suffix}"
     torch.manual_seed(args.seed)
-    widths = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
+    overrides = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
     if args.ndf:
-        widths["discriminator_kwargs"] = {"ndf": args.ndf}
+        overrides["discriminator_kwargs"] = {"ndf": args.ndf}
+    if args.real_label != 1.0:
+        overrides["loss_kwargs"] = {"real_label": args.real_label}
     objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch,
-                                    wrong_text=args.wrong_text, **widths)
+                                    wrong_text=args.wrong_text, **overrides)
     judges = {j: gz.create_encoder(j) for j in args.judges}
 
     def measure(checkpoint: Path | None = None) -> dict[str, Any]:
@@ -98,11 +104,15 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
 
     untrained = measure()
     print(f"{method} ({name}): untrained " + "  ".join(f"{b} {untrained[b]:.2f}" for b in BLOCKS), flush=True)
-    curve = chunked_train(objective, train_data, args.out / method, args.eval_at, args, measure)
+
+    def report(curve: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"objective": name, "overrides": overrides, "untrained": untrained, "curve": curve}
+
+    curve = chunked_train(objective, train_data, args.out / method, args.eval_at, args, measure,
+                          on_mark=None if on_mark is None else (lambda c: on_mark(report(c))))
     rows = torch.stack([test_data.embeddings[int(test_data.offsets[i])] for i in range(8)])
     save_png(caption_grid(objective, rows, n_noise=8, seed=0), args.out / f"{METHODS[method]}_grid.png", nrow=8)
-    return {"objective": name, "widths": widths, "untrained": untrained, "curve": curve,
-            "grid_captions": [test_data.captions_of(i)[0] for i in range(8)]}
+    return {**report(curve), "grid_captions": [test_data.captions_of(i)[0] for i in range(8)]}
 
 
 def expanded_skipthought(name: str, source: str, captions: list[str]) -> Any:
@@ -175,6 +185,8 @@ def main() -> None:
     p.add_argument("--wrong-image", choices=WRONG_PICKS, default="random",
                    help="with --mismatch wrong_image or both: random (official: any image of another shape) or nearest (another "
                         "shape, the same colour, size and position)")
+    p.add_argument("--real-label", type=float, default=1.0,
+                   help="D's target for real images (gan.bce real_label; 0.9: one-sided label smoothing)")
     p.add_argument("--ema", type=float, help="keep an EMA of G with this decay (e.g. 0.999) and judge it too")
     p.add_argument("--out", type=Path, default=Path("runs/gan_cls_evidence"))
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
@@ -210,7 +222,11 @@ def main() -> None:
                                  wrong_pick=args.wrong_image)
         test_data = shapes_data("test", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
         for method in args.methods:
-            results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim)
+            def partial(run: dict[str, Any], method: str = method) -> None:
+                results["methods"][method] = run
+                save()
+
+            results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim, on_mark=partial)
             save()
     if args.emoji_steps:
         results["emoji"] = emoji_run(args, text_dim)
