@@ -142,7 +142,10 @@ def _nearest_other_label(base: Any, labels: Tensor | None) -> tuple[np.ndarray, 
     if any(len(np.unique(label[group == g])) > 1 for g in range(len(keys))):
         raise GanzooError("wrong_pick='nearest' needs the label to follow from the attributes (it does not here)")
     distance = (keys[:, None, :] != keys[None, :, :]).sum(-1)  # (G, G) Hamming
-    distance[key_label[:, None] == key_label[None, :]] = np.iinfo(distance.dtype).max  # only another label
+    same = key_label[:, None] == key_label[None, :]
+    if same.all():
+        raise GanzooError(f"wrong_pick='nearest' needs images of at least two labels, got only label {key_label[0]}")
+    distance[same] = np.iinfo(distance.dtype).max  # only another label
     members = [np.flatnonzero(group == g) for g in range(len(keys))]
     candidates = []
     for g in range(len(keys)):

@@ -487,6 +487,9 @@ def test_nearest_wrong_image_differs_in_the_label_only() -> None:
     assert any(int(random_pick[0]["image_wrong"][0, 0, 0]) not in (1, 2) for _ in range(60))
     with pytest.raises(gz.GanzooError, match="wrong_pick must be one of .*got 'hardest'"):
         CaptionEmbeddings(base, HashedBow(), wrong_pick="hardest")
+    one_label = _Captioned([(0, 1, 0), (1, 1, 1)])
+    with pytest.raises(gz.GanzooError, match="at least two labels, got only label 1"):
+        CaptionEmbeddings(one_label, HashedBow(), wrong_pick="nearest")
     base.attributes = None
     with pytest.raises(gz.GanzooError, match="labels and attributes"):
         CaptionEmbeddings(base, HashedBow(), wrong_pick="nearest")
