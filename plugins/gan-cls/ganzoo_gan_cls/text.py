@@ -136,21 +136,24 @@ def _nearest_other_label(base: Any, labels: Tensor | None) -> tuple[np.ndarray, 
         raise GanzooError(f"{type(base).__name__} has {len(vectors)} attribute rows for {len(base)} items")
     keys, group = np.unique(vectors, axis=0, return_inverse=True)  # keys: (G, K) distinct vectors
     group = group.reshape(-1)
-    label = np.asarray(labels)
-    key_label = np.full(len(keys), -1)
-    key_label[group] = label
-    if any(len(np.unique(label[group == g])) > 1 for g in range(len(keys))):
+    label = np.asarray(labels).reshape(-1)
+    if len(np.unique(np.stack([group, label]), axis=1)[0]) != len(keys):
         raise GanzooError("wrong_pick='nearest' needs the label to follow from the attributes (it does not here)")
-    distance = (keys[:, None, :] != keys[None, :, :]).sum(-1)  # (G, G) Hamming
-    same = key_label[:, None] == key_label[None, :]
-    if same.all():
+    key_label = np.empty(len(keys), dtype=label.dtype)
+    key_label[group] = label
+    if len(np.unique(key_label)) < 2:
         raise GanzooError(f"wrong_pick='nearest' needs images of at least two labels, got only label {key_label[0]}")
-    distance[same] = np.iinfo(distance.dtype).max  # only another label
-    members = [np.flatnonzero(group == g) for g in range(len(keys))]
+    order = np.argsort(group, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(group, minlength=len(keys)))[:-1])  # items of each group
+    hot = keys.astype(np.float32)
     candidates = []
-    for g in range(len(keys)):
-        nearest = np.flatnonzero(distance[g] == distance[g].min())
-        candidates.append(np.concatenate([members[h] for h in nearest]))
+    for s in range(0, len(keys), 1024):  # Hamming distances a block of rows at a time: (rows, G)
+        block = hot[s:s + 1024]
+        distance = block.sum(1, keepdims=True) + hot.sum(1) - 2 * block @ hot.T
+        distance[key_label[s:s + 1024, None] == key_label[None, :]] = np.inf  # only another label
+        for row in distance:
+            nearest = np.flatnonzero(row == row.min())
+            candidates.append(np.concatenate([members[h] for h in nearest]))
     return group, candidates
 
 
