@@ -82,7 +82,7 @@ class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
             raise GanzooError(f"{type(base).__name__} has no caption(i); use a captioned dataset (shapes.32, emoji.*)")
         if wrong_pick not in WRONG_PICKS:
             raise GanzooError(f"wrong_pick must be one of {WRONG_PICKS}, got {wrong_pick!r}")
-        self.base, self.wrong_image, self.wrong_pick = base, wrong_image, wrong_pick
+        self.base, self.wrong_image = base, wrong_image
         captions = [list(base.caption(i)) for i in range(len(base))]
         if any(not c for c in captions):
             raise GanzooError("every image needs at least one caption to condition on")

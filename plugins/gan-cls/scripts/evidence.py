@@ -222,11 +222,11 @@ def main() -> None:
                                  wrong_pick=args.wrong_image)
         test_data = shapes_data("test", encoder, n=args.n_images, image_size=args.image_size, seed=args.seed + 1)
         for method in args.methods:
-            def partial(run: dict[str, Any], method: str = method) -> None:
+            def save_run(run: dict[str, Any], method: str = method) -> None:
                 results["methods"][method] = run
                 save()
 
-            results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim, on_mark=partial)
+            results["methods"][method] = shapes_run(method, args, train_data, test_data, text_dim, on_mark=save_run)
             save()
     if args.emoji_steps:
         results["emoji"] = emoji_run(args, text_dim)

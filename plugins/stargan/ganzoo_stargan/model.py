@@ -38,10 +38,16 @@ from ganzoo_core.ops import InstanceNormAct2d, gradient_penalty, norm_act
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _g_size(inst: GeneratorCfg, _: attrs.Attribute, value: int) -> None:
-    if value < 2 ** inst.n_down or value % 2 ** inst.n_down:
-        raise ValueError(f"image_size must be a positive multiple of 2**n_down = {2 ** inst.n_down} (one ×2 "
-                         f"downsampling per strided conv), got {value}")
+def _halvable(by: str) -> Any:
+    """Validator: image_size is a positive multiple of 2**<the ``by`` field> (one ×2 downsampling per strided conv)."""
+
+    def check(inst: Any, attribute: attrs.Attribute, value: int) -> None:
+        k = getattr(inst, by)
+        if value < 2**k or value % 2**k:
+            raise ValueError(f"{attribute.name} must be a positive multiple of 2**{by} = {2**k} (one ×2 downsampling "
+                             f"per strided conv), got {value}")
+
+    return check
 
 
 def _eval_stats(_: Any, attribute: attrs.Attribute, value: str) -> None:
@@ -53,7 +59,7 @@ def _eval_stats(_: Any, attribute: attrs.Attribute, value: str) -> None:
 class GeneratorCfg:
     n_down: int = attrs.field(default=2, validator=attrs.validators.ge(1))  # strided 4×4 convs before the residual
     # blocks (official: 2, so they run at 1/4 resolution), mirrored by as many transposed convs after them
-    image_size: int = attrs.field(default=128, validator=_g_size)
+    image_size: int = attrs.field(default=128, validator=_halvable("n_down"))
     nc: int = 3  # image channels
     c_dim: int = attrs.field(default=5, validator=attrs.validators.ge(1))  # label channels tiled onto the image;
     # multi-dataset training: c_dim + c2_dim + 2 (the mask vector)
@@ -64,16 +70,10 @@ class GeneratorCfg:
     # "running": the tracked running statistics (torch's eval behaviour; degrades outputs, yunjey/stargan#102)
 
 
-def _d_size(inst: DiscriminatorCfg, _: attrs.Attribute, value: int) -> None:
-    if value < 2 ** inst.repeat_num or value % 2 ** inst.repeat_num:
-        raise ValueError(f"image_size must be a multiple of 2**repeat_num = {2 ** inst.repeat_num} (one ×2 "
-                         f"downsampling per strided conv), got {value}")
-
-
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     repeat_num: int = attrs.field(default=6, validator=attrs.validators.ge(1))  # d_repeat_num: strided 4×4 convs
-    image_size: int = attrs.field(default=128, validator=_d_size)
+    image_size: int = attrs.field(default=128, validator=_halvable("repeat_num"))
     nc: int = 3
     c_dim: int = attrs.field(default=5, validator=attrs.validators.ge(1))  # domain logits (both datasets' labels)
     conv_dim: int = 64  # d_conv_dim; ×2 per conv
