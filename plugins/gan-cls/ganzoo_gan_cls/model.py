@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core.errors import ConfigError, ShapeError
-from ganzoo_core.ops import BatchNormAct2d
+from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
 REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
@@ -67,6 +67,11 @@ def _check_size(_: Any, __: Any, value: int) -> None:
     n_stages(value)
 
 
+# Generator up-sampling: "deconv" (the official 4×4 stride-2 transposed convs) or "nearest" (×2 nearest resize then a
+# 3×3 conv, ``ganzoo_core.ops.UpsampleConv2d``: no checkerboard pattern, Odena, Dumoulin & Olah, Distill 2016).
+UPSAMPLE = ("deconv", "nearest")
+
+
 # text_norm "rms" (ganzoo_core.text.TEXT_NORMS): each embedding is rescaled to unit root-mean-square
 # (‖t‖ = √text_dim) before the projection. The built-in encoders return unit-norm rows (entries ≈ 1/√text_dim),
 # which a default-initialised Linear turns into a projection far smaller than z, so G would start almost
@@ -85,6 +90,8 @@ class GeneratorCfg:
     nt: int = 128  # size of the projected text
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
+    upsample: str = attrs.field(default="deconv", validator=attrs.validators.in_(UPSAMPLE))  # each ×2 stage
+    refine: bool = False  # a hidden stage at full resolution (ngf channels, BN, ReLU) before a 3×3 conv to nc
 
 
 @attrs.frozen(kw_only=True)
@@ -107,7 +114,7 @@ def reed_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
     """The original ``weights_init``: convs N(0, std), BatchNorm weights N(1, std) and biases 0; Linear layers
     keep their default init (Torch's and PyTorch's are both U(±1/√fan_in))."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, UpsampleConv2d)):
             nn.init.normal_(m.weight, 0.0, std)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, std)
@@ -151,6 +158,23 @@ class TextProjection(nn.Sequential):
 
     def forward(self, t: Tensor) -> Tensor:
         return super().forward(apply_text_norm(t, self.text_norm))
+
+
+def _up(c_in: int, c_out: int, upsample: str) -> nn.Module:
+    """One ×2 stage of G: (B, c_in, h, w) → (B, c_out, 2h, 2w), no bias (BatchNorm follows, or tanh at the end)."""
+    if upsample == "nearest":
+        return UpsampleConv2d(c_in, c_out, bias=False)
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+
+
+def _to_image(c_in: int, cfg: GeneratorCfg) -> list[nn.Module]:
+    """G's last ×2 stage to (B, nc, H, W) in [-1, 1]: straight to nc channels (official), or with ``refine`` to
+    c_in channels at full resolution (BN, ReLU) and then a 3×3 conv to nc, so that the last layer that sees the
+    pixel grid is not a 4×4 transposed conv from a half-resolution map."""
+    if not cfg.refine:
+        return [_up(c_in, cfg.nc, cfg.upsample), nn.Tanh()]
+    return [_up(c_in, c_in, cfg.upsample), _bn_act(c_in, "relu"),  # (B, ngf, H, W)
+            nn.Conv2d(c_in, cfg.nc, 3, 1, 1, bias=False), nn.Tanh()]
 
 
 def _check_text(text: Tensor | None, batch: int, text_dim: int, who: str) -> Tensor:
@@ -203,12 +227,12 @@ class ReedGenerator(_TextGenerator):
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
             ResidualBlock(widths[0], widths[0] // 4, "relu"),  # (B, 1024, 4, 4); its ReLU follows the add
-            nn.ConvTranspose2d(widths[0], widths[1], 4, 2, 1, bias=False), nn.BatchNorm2d(widths[1]),
+            _up(widths[0], widths[1], cfg.upsample), nn.BatchNorm2d(widths[1]),
             ResidualBlock(widths[1], widths[1] // 4, "relu"),  # (B, 512, 8, 8)
         ]
         for c_in, c_out in zip(widths[1:], widths[2:]):  # 8 → 16 → 32
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "relu")]
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]  # → (B, nc, 64, 64)
+            layers += [_up(c_in, c_out, cfg.upsample), _bn_act(c_out, "relu")]
+        layers += _to_image(widths[-1], cfg)  # → (B, nc, 64, 64)
         self.main = nn.Sequential(*layers)
         reed_init_(self, cfg.init_std)
 
@@ -227,8 +251,8 @@ class PortGenerator(_TextGenerator):
         layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False),
                                    _bn_act(widths[0], "relu")]  # (B, 512, 4, 4)
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "relu")]
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]
+            layers += [_up(c_in, c_out, cfg.upsample), _bn_act(c_out, "relu")]
+        layers += _to_image(widths[-1], cfg)
         self.main = nn.Sequential(*layers)
         reed_init_(self, cfg.init_std)
 

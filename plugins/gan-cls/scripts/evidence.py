@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
-from ganzoo_gan_cls.model import MISMATCH, WRONG_TEXT
+from ganzoo_gan_cls.model import MISMATCH, UPSAMPLE, WRONG_TEXT
 from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import WRONG_PICKS, CaptionEmbeddings, get_text_encoder
 
@@ -81,7 +81,8 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
     suffix = "_32" if args.image_size == 32 else ""  # the 64×64 variants are the official sizes
     name = f"gan_cls.{'port_' if args.port else ''}{METHODS[method]}{suffix}"
     torch.manual_seed(args.seed)
-    overrides = {"generator_kwargs": {"ngf": args.ngf}} if args.ngf else {}
+    g_kwargs = {k: v for k, v in (("ngf", args.ngf), ("upsample", args.upsample), ("refine", args.refine)) if v}
+    overrides: dict[str, Any] = {"generator_kwargs": g_kwargs} if g_kwargs else {}
     if args.ndf:
         overrides["discriminator_kwargs"] = {"ndf": args.ndf}
     if args.real_label != 1.0:
@@ -169,6 +170,8 @@ def main() -> None:
     p.add_argument("--port", action="store_true", help="the DCGAN-bodied port networks instead of the official")
     p.add_argument("--ngf", type=int, help="generator width (default: the variant's)")
     p.add_argument("--ndf", type=int, help="discriminator width (default: the variant's)")
+    p.add_argument("--upsample", choices=UPSAMPLE, help="G's ×2 stages (default: the variant's, deconv)")
+    p.add_argument("--refine", action="store_true", help="G with a hidden full-resolution stage before the image")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))

@@ -15,7 +15,7 @@ from torch import nn
 
 import ganzoo_core as gz
 from ganzoo_core.errors import ConfigError
-from ganzoo_core.ops import BatchNormAct2d
+from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
 from ganzoo_core.testing import check_plugin
 
 
@@ -140,6 +140,38 @@ def test_port_generator_puts_text_first() -> None:
             g.main[0].weight[text_rows] = 0  # cut the text path
             a, b = g(z, t), g(z, torch.randn(2, 1024))
         assert torch.allclose(a, b), name
+
+
+@pytest.mark.parametrize("name", ["gan_cls.32", "gan_cls.port32"])
+def test_refine_adds_a_full_resolution_stage(name: str) -> None:
+    """refine=True: the last ×2 stage keeps ngf channels at full resolution (BN, ReLU), then a 3×3 conv to nc;
+    every layer before it is the official one, with the same state-dict names and shapes."""
+    base, refined = gz.create_generator(name).eval(), gz.create_generator(name, refine=True).eval()
+    ngf = base.cfg.ngf
+    x = torch.randn(2, 164, 1, 1)
+    shapes_base, shapes = _trace(base.main, x), _trace(refined.main, x)
+    assert shapes[:-2] == [*shapes_base[:-2], ("ConvTranspose2d", (ngf, 32, 32)), ("BatchNormAct2d", (ngf, 32, 32))]
+    assert shapes[-2:] == [("Conv2d", (3, 32, 32)), ("Tanh", (3, 32, 32))]
+    assert tuple(refined.main[-2].weight.shape) == (3, ngf, 3, 3) and refined.main[-2].bias is None
+    last = f"main.{len(base.main) - 2}.weight"  # the official last transposed conv: ngf → nc there, ngf → ngf here
+    before = {k: v.shape for k, v in base.state_dict().items() if k != last}
+    assert {k: v.shape for k, v in refined.state_dict().items() if k in before} == before
+    assert (base.state_dict()[last].shape[1], refined.state_dict()[last].shape[1]) == (3, ngf)
+    extra = conv(ngf, ngf, 4) + bn(ngf) + conv(ngf, 3, 3) - conv(ngf, 3, 4)
+    assert n_params(refined) == n_params(base) + extra
+
+
+def test_nearest_upsampling_replaces_every_transposed_stride_2_conv() -> None:
+    """upsample="nearest": each ×2 stage is a nearest resize + 3×3 conv (UpsampleConv2d), initialised N(0, 0.02)
+    like the convs it replaces; the 4×4 projection of [z, t] stays a transposed conv."""
+    g = gz.create_generator("gan_cls.32", upsample="nearest", refine=True).eval()
+    kinds = [n for n, _ in _trace(g.main, torch.randn(2, 164, 1, 1))]
+    assert kinds.count("ConvTranspose2d") == 1 and kinds.count("UpsampleConv2d") == 3
+    ups = [m for m in g.modules() if isinstance(m, UpsampleConv2d)]
+    assert all(m.bias is None and 0.015 < float(m.weight.detach().std()) < 0.025 for m in ups)
+    assert g(*g.example_inputs(2)).shape == (2, 3, 32, 32)
+    with pytest.raises(ConfigError, match="upsample.*bilinear"):
+        gz.create_generator("gan_cls.32", upsample="bilinear")
 
 
 def test_small_variants_are_32() -> None:
