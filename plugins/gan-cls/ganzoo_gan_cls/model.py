@@ -70,6 +70,10 @@ def _check_size(_: Any, __: Any, value: int) -> None:
 # Generator up-sampling: "deconv" (the official 4×4 stride-2 transposed convs) or "nearest" (×2 nearest resize then a
 # 3×3 conv, ``ganzoo_core.ops.UpsampleConv2d``: no checkerboard pattern, Odena, Dumoulin & Olah, Distill 2016).
 UPSAMPLE = ("deconv", "nearest")
+# Discriminator heads: "concat" (official: the projected text tiled over the 4×4 trunk features, then convs) or
+# "projection" (Miyato & Koyama, ICLR 2018: logit = ψ(h) + ⟨V·proj(t), mean₄ₓ₄(h)⟩, the text enters as an inner
+# product with the pooled image features instead of as extra input channels).
+D_HEADS = ("concat", "projection")
 
 
 # text_norm "rms" (ganzoo_core.text.TEXT_NORMS): each embedding is rescaled to unit root-mean-square
@@ -103,6 +107,7 @@ class DiscriminatorCfg:
     nt: int = 128
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
     init_std: float = 0.02
+    head: str = attrs.field(default="concat", validator=attrs.validators.in_(D_HEADS))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -257,6 +262,16 @@ class PortGenerator(_TextGenerator):
         reed_init_(self, cfg.init_std)
 
 
+def _tiled(cfg: DiscriminatorCfg) -> int:
+    """Channels the text adds to the joint convs' input: nt for the concat head, none for the projection head."""
+    return cfg.nt if cfg.head == "concat" else 0
+
+
+def _projection(cfg: DiscriminatorCfg, channels: int) -> nn.Linear | None:
+    """V of the projection head, (B, nt) → (B, C) without bias (the bias is ψ's); None for the concat head."""
+    return nn.Linear(cfg.nt, channels, bias=False) if cfg.head == "projection" else None
+
+
 class _TextDiscriminator(nn.Module):
     """Shared face of both discriminators: ``forward = head(trunk(image), text)``; logits, no sigmoid."""
 
@@ -273,11 +288,17 @@ class _TextDiscriminator(nn.Module):
                              f"got {tuple(x.shape)}")
         return self.body(x)
 
+    embed: nn.Linear | None  # V of the projection head, (B, nt) → (B, C); None for the concat head
+
     def head(self, features: Tensor, text: Tensor | None) -> Tensor:
         """(B, C, 4, 4) trunk features and (B, text_dim) text → (B,) logits."""
         text = self.text(_check_text(text, features.shape[0], self.cfg.text_dim, "GAN-CLS D"))  # (B, nt)
-        tiled = text[:, :, None, None].expand(-1, -1, *features.shape[-2:])  # (B, nt, 4, 4)
-        return self.joint(torch.cat([features, tiled], dim=1)).view(features.shape[0])  # (B, C + nt, 4, 4) → (B,)
+        b = features.shape[0]
+        if self.embed is None:  # concat
+            tiled = text[:, :, None, None].expand(-1, -1, *features.shape[-2:])  # (B, nt, 4, 4)
+            return self.joint(torch.cat([features, tiled], dim=1)).view(b)  # (B, C + nt, 4, 4) → (B,)
+        pooled = features.mean(dim=(2, 3))  # (B, C)
+        return self.joint(features).view(b) + (self.embed(text) * pooled).sum(dim=1)  # ψ(h) + ⟨V·t, h̄⟩ → (B,)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         return self.head(self.trunk(x), cond)
@@ -305,8 +326,9 @@ class ReedDiscriminator(_TextDiscriminator):
         layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu"))  # (B, 512, 4, 4)
         self.body = nn.Sequential(*layers)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
+        self.embed = _projection(cfg, widths[-1])
         self.joint = nn.Sequential(
-            nn.Conv2d(widths[-1] + cfg.nt, widths[-1], 1, 1, 0, bias=False), _bn_act(widths[-1], "lrelu"),
+            nn.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=False), _bn_act(widths[-1], "lrelu"),
             nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
         )
         reed_init_(self, cfg.init_std)
@@ -325,7 +347,8 @@ class PortDiscriminator(_TextDiscriminator):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "lrelu")]
         self.body = nn.Sequential(*layers)  # (B, 512, 4, 4)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
-        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + cfg.nt, 1, 4, 1, 0, bias=False))  # (B, 640, 4, 4) → (B,)
+        self.embed = _projection(cfg, widths[-1])
+        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + _tiled(cfg), 1, 4, 1, 0, bias=False))  # (B, 640, 4, 4) → (B,)
         reed_init_(self, cfg.init_std)
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 from ganzoo_gan_cls.evaluate import caption_accuracy, shapes_data
-from ganzoo_gan_cls.model import MISMATCH, UPSAMPLE, WRONG_TEXT
+from ganzoo_gan_cls.model import D_HEADS, MISMATCH, UPSAMPLE, WRONG_TEXT
 from ganzoo_gan_cls.sampling import caption_grid, save_png
 from ganzoo_gan_cls.text import WRONG_PICKS, CaptionEmbeddings, get_text_encoder
 
@@ -83,8 +83,9 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
     torch.manual_seed(args.seed)
     g_kwargs = {k: v for k, v in (("ngf", args.ngf), ("upsample", args.upsample), ("refine", args.refine)) if v}
     overrides: dict[str, Any] = {"generator_kwargs": g_kwargs} if g_kwargs else {}
-    if args.ndf:
-        overrides["discriminator_kwargs"] = {"ndf": args.ndf}
+    d_kwargs = {k: v for k, v in (("ndf", args.ndf), ("head", args.d_head)) if v}
+    if d_kwargs:
+        overrides["discriminator_kwargs"] = d_kwargs
     if args.real_label != 1.0:
         overrides["loss_kwargs"] = {"real_label": args.real_label}
     objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch,
@@ -172,6 +173,7 @@ def main() -> None:
     p.add_argument("--ndf", type=int, help="discriminator width (default: the variant's)")
     p.add_argument("--upsample", choices=UPSAMPLE, help="G's ×2 stages (default: the variant's, deconv)")
     p.add_argument("--refine", action="store_true", help="G with a hidden full-resolution stage before the image")
+    p.add_argument("--d-head", choices=D_HEADS, help="D's text head (default: the variant's, concat)")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))

@@ -174,6 +174,32 @@ def test_nearest_upsampling_replaces_every_transposed_stride_2_conv() -> None:
         gz.create_generator("gan_cls.32", upsample="bilinear")
 
 
+@pytest.mark.parametrize("name", ["gan_cls.32", "gan_cls.port32"])
+def test_projection_head_takes_the_text_as_an_inner_product(name: str) -> None:
+    """head="projection": logit = ψ(h) + ⟨V·proj(t), mean(h)⟩; the joint convs see only the C trunk channels, and
+    with V = 0 the text has no effect. The trunk is the official one."""
+    torch.manual_seed(0)
+    concat, proj = gz.create_discriminator(name).eval(), gz.create_discriminator(name, head="projection").eval()
+    c, nt = concat.body(torch.randn(1, 3, 32, 32)).shape[1], proj.cfg.nt
+    assert tuple(proj.joint[0].weight.shape[:2]) == (proj.joint[0].weight.shape[0], c)
+    assert tuple(concat.joint[0].weight.shape[1:2]) == (c + nt,)
+    assert tuple(proj.embed.weight.shape) == (c, nt) and proj.embed.bias is None and concat.embed is None
+    assert n_params(proj) == n_params(concat) - (concat.joint[0].weight[:, c:].numel()) + c * nt
+    x, t = proj.example_inputs(4)
+    features = proj.trunk(x)
+    by_hand = proj.joint(features).view(4) + (proj.embed(proj.text(t)) * features.mean((2, 3))).sum(1)
+    assert torch.allclose(proj(x, t), by_hand, atol=1e-5)
+    assert not torch.allclose(proj(x, t), proj(x, torch.randn_like(t)))
+    with torch.no_grad():
+        proj.embed.weight.zero_()
+    assert torch.allclose(proj(x, t), proj(x, torch.randn_like(t)))
+    obj = gz.create_objective("gan_cls.cls_32", discriminator_kwargs={"head": "projection"})
+    loss, terms = obj.discriminator_loss(obj.example_batch(4), torch.randn(4, 3, 32, 32))
+    assert torch.isfinite(loss) and {"d_real", "d_fake", "d_wrong"} <= set(terms)
+    with pytest.raises(ConfigError, match="head.*film"):
+        gz.create_discriminator(name, head="film")
+
+
 def test_small_variants_are_32() -> None:
     for name in ("gan_cls.32", "gan_cls.port32"):
         g, d = gz.create_generator(name), gz.create_discriminator(name)
