@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core.errors import ConfigError, ShapeError
-from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
+from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d, gradient_penalty
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
 REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
@@ -398,6 +398,8 @@ class ObjectiveCfg:
     wrong_text: str = attrs.field(default="roll", validator=attrs.validators.in_(WRONG_TEXT))  # which wrong caption:
     # "roll" (paper: the batch's texts shifted by one) or "nearest" (the most similar text of another class,
     # ``batch["label"]``: a hard negative that differs from the right caption in few words)
+    r1_gamma: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # γ/2·E‖∇ₓD(x, t)‖² on real
+    # images with their right text (Mescheder, Geiger & Nowozin, ICML 2018); 0: off (the paper has none)
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
     interp_beta: float = 0.5  # t_int = β·t_i + (1 − β)·t_{i+B/2}
     interp_weight: float = 1.0  # per-sample weight of the interpolated samples in G's loss
@@ -476,6 +478,10 @@ class GanClsObjective(nn.Module):
         d_fake = L.d_fake(D(fake.detach(), text))
         loss = d_real + (1.0 - w) * d_fake
         terms.update(d_real=d_real.detach(), d_fake=d_fake.detach())
+        if cfg.r1_gamma > 0:  # x̂ = real (α = 1), target 0: the penalty is E‖∇ₓD(x, t)‖²
+            r1 = gradient_penalty(lambda x: D(x, text), real, real, target=0.0, alpha=real.new_ones(real.shape[0]))
+            loss = loss + 0.5 * cfg.r1_gamma * r1
+            terms["r1"] = r1.detach()
         if wrongs:
             parts = {k: L.d_fake(v) for k, v in wrongs.items()}
             d_wrong = sum(parts.values()) / len(parts)

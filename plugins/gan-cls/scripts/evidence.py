@@ -88,6 +88,8 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
         overrides["discriminator_kwargs"] = d_kwargs
     if args.real_label != 1.0:
         overrides["loss_kwargs"] = {"real_label": args.real_label}
+    if args.r1:
+        overrides["r1_gamma"] = args.r1
     objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch,
                                     wrong_text=args.wrong_text, **overrides)
     judges = {j: gz.create_encoder(j) for j in args.judges}
@@ -174,6 +176,7 @@ def main() -> None:
     p.add_argument("--upsample", choices=UPSAMPLE, help="G's ×2 stages (default: the variant's, deconv)")
     p.add_argument("--refine", action="store_true", help="G with a hidden full-resolution stage before the image")
     p.add_argument("--d-head", choices=D_HEADS, help="D's text head (default: the variant's, concat)")
+    p.add_argument("--r1", type=float, default=0.0, metavar="GAMMA", help="R1 penalty on real pairs (e.g. 1)")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))
