@@ -400,6 +400,8 @@ class ObjectiveCfg:
     # ``batch["label"]``: a hard negative that differs from the right caption in few words)
     r1_gamma: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # γ/2·E‖∇ₓD(x, t)‖² on real
     # images with their right text (Mescheder, Geiger & Nowozin, ICML 2018); 0: off (the paper has none)
+    ms_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # mode seeking (Mao et al.,
+    # CVPR 2019): + λ/(d_img/d_z + ε) in G's loss, d = mean |·| between two noise draws for the same texts; 0: off
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
     interp_beta: float = 0.5  # t_int = β·t_i + (1 − β)·t_{i+B/2}
     interp_weight: float = 1.0  # per-sample weight of the interpolated samples in G's loss
@@ -501,28 +503,47 @@ class GanClsObjective(nn.Module):
     def generator_loss(self, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         G, D, L = self.networks["G"], self.networks["D"], self.gan_loss
         text = batch["text_emb"]
+        b = text.shape[0]
         if not self.cfg.interpolate:  # main_cls.lua: the D step's fake batch
-            fake = ctx.pop("fake", None)
-            if fake is None:
-                fake = G(self._noise(text.shape[0], ctx), text)
+            fake, z = ctx.pop("fake", None), ctx.pop("z", None)
+            if fake is None or z is None:
+                z = self._noise(b, ctx)
+                fake = G(z, text)
             g = L.g_fake(D(fake, text))
-            return g, {"g": g.detach()}
-        t_int = self.interpolated_texts(text)
-        b, h = text.shape[0], t_int.shape[0]
-        texts = torch.cat([text, t_int], dim=0)  # (B + B/2, text_dim): the 1.5·B generator batch
-        ctx.pop("fake", None)
-        logits = D(G(self._noise(b + h, ctx), texts), texts)  # fresh noise, one D pass (one set of BN statistics)
-        g_normal, g_int = L.g_fake(logits[:b]), L.g_fake(logits[b:])
-        g = (b * g_normal + self.cfg.interp_weight * h * g_int) / (b + h)  # per-sample weights, mean over 1.5·B
-        return g, {"g": g.detach(), "g_int": g_int.detach()}
+            terms = {"g": g.detach()}
+        else:
+            t_int = self.interpolated_texts(text)
+            h = t_int.shape[0]
+            texts = torch.cat([text, t_int], dim=0)  # (B + B/2, text_dim): the 1.5·B generator batch
+            ctx.pop("fake", None), ctx.pop("z", None)
+            z = self._noise(b + h, ctx)  # fresh noise
+            images = G(z, texts)
+            logits = D(images, texts)  # one D pass (one set of BN statistics)
+            g_normal, g_int = L.g_fake(logits[:b]), L.g_fake(logits[b:])
+            g = (b * g_normal + self.cfg.interp_weight * h * g_int) / (b + h)  # per-sample weights, mean over 1.5·B
+            terms = {"g": g.detach(), "g_int": g_int.detach()}
+            fake, text = images, texts  # the second draw gets the same 1.5·B texts (the same BatchNorm batch)
+        if self.cfg.ms_weight > 0:
+            g = g + self.cfg.ms_weight * self.mode_seeking(fake, z, text, ctx, terms)
+        return g, terms
+
+    def mode_seeking(self, fake: Tensor, z: Tensor, text: Tensor, ctx: dict[str, Any], terms: dict[str, Tensor]
+                     ) -> Tensor:
+        """MSGAN's term for G(z₁, t) = ``fake`` and a second draw G(z₂, t): 1 / (mean|x₁ − x₂| / mean|z₁ − z₂| + ε),
+        large when G ignores z (one image per caption). Logs the ratio as ``ms_ratio``."""
+        z2 = self._noise(text.shape[0], ctx)
+        ratio = (fake - self.networks["G"](z2, text)).abs().mean() / (z - z2).abs().mean()
+        terms["ms_ratio"] = ratio.detach()
+        return 1.0 / (ratio + 1e-5)
 
     def loss(self, phase: str, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         if "text_emb" not in batch:
             raise KeyError("GAN-CLS needs the batch key 'text_emb' (B × text_dim): use a captioned dataset with "
                            "encoder=<name> (e.g. shapes.32 with encoder='bow.hashed', or h5.file with encoder=)")
         if phase == "D":
-            fake = self.networks["G"](self._noise(batch["image"].shape[0], ctx), batch["text_emb"])
-            ctx["fake"] = fake
+            z = self._noise(batch["image"].shape[0], ctx)
+            fake = self.networks["G"](z, batch["text_emb"])
+            ctx["fake"], ctx["z"] = fake, z
             return self.discriminator_loss(batch, fake)
         if phase == "G":
             return self.generator_loss(batch, ctx)

@@ -90,6 +90,8 @@ def shapes_run(method: str, args: argparse.Namespace, train_data: Any, test_data
         overrides["loss_kwargs"] = {"real_label": args.real_label}
     if args.r1:
         overrides["r1_gamma"] = args.r1
+    if args.ms:
+        overrides["ms_weight"] = args.ms
     objective = gz.create_objective(name, text_dim=text_dim, encoder=args.encoder, mismatch=args.mismatch,
                                     wrong_text=args.wrong_text, **overrides)
     judges = {j: gz.create_encoder(j) for j in args.judges}
@@ -177,6 +179,7 @@ def main() -> None:
     p.add_argument("--refine", action="store_true", help="G with a hidden full-resolution stage before the image")
     p.add_argument("--d-head", choices=D_HEADS, help="D's text head (default: the variant's, concat)")
     p.add_argument("--r1", type=float, default=0.0, metavar="GAMMA", help="R1 penalty on real pairs (e.g. 1)")
+    p.add_argument("--ms", type=float, default=0.0, metavar="LAMBDA", help="mode-seeking weight in G's loss (e.g. 1)")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))

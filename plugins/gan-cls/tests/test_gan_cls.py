@@ -367,6 +367,44 @@ def test_r1_penalty_is_the_squared_input_gradient_of_real_pairs() -> None:
         gz.create_objective("gan_cls.cls_32", r1_gamma=-1.0)
 
 
+@pytest.mark.parametrize("name", ["gan_cls.cls_32", "gan_cls.int_cls_32"])
+def test_mode_seeking_term_is_the_inverse_image_to_noise_distance_ratio(name: str) -> None:
+    """ms_weight=λ adds λ / (mean|G(z₁,t) − G(z₂,t)| / mean|z₁ − z₂| + ε) to G's loss, for the texts of the batch
+    (with GAN-INT, for the whole 1.5·B batch); a G that ignores z makes it huge."""
+    torch.manual_seed(0)
+    plain = gz.create_objective(name)
+    ms = gz.create_objective(name, ms_weight=2.0)
+    ms.load_state_dict(plain.state_dict())
+    batch = ms.example_batch(4)
+
+    def g_loss(obj: nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        ctx = {"noise": torch.Generator().manual_seed(7)}
+        obj.loss("D", batch, ctx)
+        return obj.loss("G", batch, ctx)
+
+    base, _ = g_loss(plain)
+    loss, terms = g_loss(ms)
+    ratio = float(terms["ms_ratio"])
+    assert ratio > 0 and torch.allclose(loss - base, torch.tensor(2.0 / (ratio + 1e-5)), rtol=1e-4)
+    G = ms.networks["G"]
+    gen, text = torch.Generator().manual_seed(7), batch["text_emb"]
+    z1 = torch.randn(4, 100, generator=gen)  # the D step's draw, reused by the plain G step
+    x1 = G(z1, text)
+    if ms.cfg.interpolate:  # the G step's fresh 1.5·B draw, with its interpolated texts
+        text = torch.cat([text, ms.interpolated_texts(text)])
+        z1 = torch.randn(6, 100, generator=gen)
+        x1 = G(z1, text)
+    z2 = torch.randn(len(text), 100, generator=gen)
+    by_hand = (x1 - G(z2, text)).abs().mean() / (z1 - z2).abs().mean()
+    assert ratio == pytest.approx(float(by_hand.detach()), rel=1e-4)
+    with torch.no_grad():
+        G.main[0].weight[:100] = 0  # cut z out: one image per caption
+    _, terms = g_loss(ms)
+    assert float(terms["ms_ratio"]) < 1e-6
+    with pytest.raises(ConfigError, match="ms_weight"):
+        gz.create_objective(name, ms_weight=-1.0)
+
+
 def test_nearest_other_class_is_the_hardest_sure_negative() -> None:
     text = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 1.0, 0.0], [0.8, 0.0, 0.6], [1.0, 0.0, 0.05]])
     label = torch.tensor([0, 0, 1, 2, 0])
