@@ -116,8 +116,12 @@ def test_official_discriminator_layers() -> None:
     assert [type(m).__name__ for m in d.text] == ["Linear", "BatchNorm1d", "LeakyReLU"]
     assert tuple(d.joint[0].weight.shape) == (512, 640, 1, 1)  # the 1×1 conv after the concat
     assert tuple(d.joint[-1].weight.shape) == (1, 512, 4, 4)
-    logits = d(torch.randn(3, 3, 64, 64), torch.randn(3, 1024))
-    assert logits.shape == (3,) and (logits.min() < 0 or logits.max() > 1)  # logits, not probabilities
+    x, t = torch.randn(3, 3, 64, 64), torch.randn(3, 1024)
+    logits = d(x, t)
+    with torch.no_grad():
+        d.joint[-1].weight.mul_(1000.0)  # logits scale with the last conv; probabilities would stay in (0, 1)
+    assert logits.shape == (3,) and torch.allclose(d(x, t), 1000.0 * logits, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, nn.Sigmoid) for m in d.modules())
     assert all(m.bias is None for m in d.modules() if isinstance(m, nn.Conv2d))
 
 
