@@ -19,6 +19,9 @@ captions) and writes a grid of held-out names.
 ``--wrong-text nearest`` the nearest caption of another shape in the batch as the wrong text; ``--wrong-image nearest``
 (with ``--mismatch wrong_image``) a wrong image of another shape with the same colour, size and position;
 ``--mismatch both`` averages the paper's and the code's mismatch pairs.
+``--ms 0.02`` adds the mode-seeking term to G's loss (the setting of ``gan_cls.cls_32_ms``, the one that holds 70%);
+``--refine`` / ``--upsample nearest`` change G's output stages, ``--d-head projection`` D's text head, ``--r1`` adds
+an R1 penalty on real pairs.
 ``--expand-with`` (skip-thought encoders only) first expands the encoder's vocabulary (models.md §7.3) to the
 train captions' words, with word vectors from another registered encoder (each word embedded alone), since no
 word2vec table is installed here.
