@@ -26,6 +26,11 @@ computes the real-image trunk once and feeds it to both the matching head (real,
 head (real, wrong text): the paper's pairing. The official code pairs a wrong image with the right text, which
 needs a second trunk pass; ``mismatch="wrong_image"`` does that, and ``mismatch="both"`` averages the two pairs.
 
+Beyond the paper (defaults off, so the official networks and losses are unchanged): G ``upsample="nearest"`` and
+``refine=True``, D ``head="projection"``, and in the objective an R1 penalty (``r1_gamma``) and MSGAN's mode-seeking
+term (``ms_weight``). Without the last, G ignores z on the captioned shapes (one image per caption) and draws the
+small shapes, whose place in their quadrant varies, as blobs; ``gan_cls.cls_32_ms`` is GAN-CLS with it (README).
+
 File order: configs → blocks → networks → objective → variants → registration.
 """
 
@@ -279,6 +284,7 @@ class _TextDiscriminator(nn.Module):
     body: nn.Sequential
     text: TextProjection
     joint: nn.Sequential
+    embed: nn.Linear | None  # V of the projection head, (B, nt) → (B, C); None for the concat head
 
     def trunk(self, x: Tensor) -> Tensor:
         """The image path: (B, nc, H, W) → (B, C, 4, 4). Compute it once per image batch and reuse it."""
@@ -287,8 +293,6 @@ class _TextDiscriminator(nn.Module):
             raise ShapeError(f"GAN-CLS D expects images of shape (B, {', '.join(map(str, expected))}), "
                              f"got {tuple(x.shape)}")
         return self.body(x)
-
-    embed: nn.Linear | None  # V of the projection head, (B, nt) → (B, C); None for the concat head
 
     def head(self, features: Tensor, text: Tensor | None) -> Tensor:
         """(B, C, 4, 4) trunk features and (B, text_dim) text → (B,) logits."""
