@@ -185,8 +185,7 @@ def test_projection_head_takes_the_text_as_an_inner_product(name: str) -> None:
     torch.manual_seed(0)
     concat, proj = gz.create_discriminator(name).eval(), gz.create_discriminator(name, head="projection").eval()
     c, nt = concat.body(torch.randn(1, 3, 32, 32)).shape[1], proj.cfg.nt
-    assert tuple(proj.joint[0].weight.shape[:2]) == (proj.joint[0].weight.shape[0], c)
-    assert tuple(concat.joint[0].weight.shape[1:2]) == (c + nt,)
+    assert (proj.joint[0].weight.shape[1], concat.joint[0].weight.shape[1]) == (c, c + nt)  # joint convs' inputs
     assert tuple(proj.embed.weight.shape) == (c, nt) and proj.embed.bias is None and concat.embed is None
     assert n_params(proj) == n_params(concat) - (concat.joint[0].weight[:, c:].numel()) + c * nt
     x, t = proj.example_inputs(4)
