@@ -519,7 +519,8 @@ class GanClsObjective(nn.Module):
             t_int = self.interpolated_texts(text)
             h = t_int.shape[0]
             texts = torch.cat([text, t_int], dim=0)  # (B + B/2, text_dim): the 1.5·B generator batch
-            ctx.pop("fake", None), ctx.pop("z", None)
+            ctx.pop("fake", None)  # the D step's batch is not used here
+            ctx.pop("z", None)
             z = self._noise(b + h, ctx)  # fresh noise
             images = G(z, texts)
             logits = D(images, texts)  # one D pass (one set of BN statistics)

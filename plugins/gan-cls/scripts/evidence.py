@@ -182,7 +182,8 @@ def main() -> None:
     p.add_argument("--refine", action="store_true", help="G with a hidden full-resolution stage before the image")
     p.add_argument("--d-head", choices=D_HEADS, help="D's text head (default: the variant's, concat)")
     p.add_argument("--r1", type=float, default=0.0, metavar="GAMMA", help="R1 penalty on real pairs (e.g. 1)")
-    p.add_argument("--ms", type=float, default=0.0, metavar="LAMBDA", help="mode-seeking weight in G's loss (e.g. 1)")
+    p.add_argument("--ms", type=float, default=0.0, metavar="LAMBDA",
+                   help="mode-seeking weight in G's loss (0.02 as in gan_cls.cls_32_ms; 1 is too strong here)")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="attribute classifiers that read the samples (the first one's numbers are the headline)")
     p.add_argument("--methods", nargs="*", default=["GAN", "GAN-CLS", "GAN-INT-CLS"], choices=list(METHODS))
