@@ -53,8 +53,24 @@ def provider_of(name: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def install_hint(name: str, loaded_packages: set[str], failed: dict[str, str]) -> str:
-    """Advice for an unknown ``name`` that a first-party plugin provides, or "" when there is none to give."""
+def first_party_owner(kind: str, name: str) -> tuple[str, str] | None:
+    """(distribution, package) of the first-party plugin (or the core) that the catalogue says provides ``name``."""
+    catalogue = load_catalogue()
+    core = catalogue.get("core", {})
+    if name in core.get("provides", {}).get(kind, ()):
+        return core.get("distribution", "ganzoo-core"), "ganzoo_core"
+    for plugin, table in catalogue.get("plugins", {}).items():
+        if name in table.get("provides", {}).get(kind, ()):
+            return table.get("distribution", f"ganzoo-{plugin}"), table.get("package", "")
+    return None
+
+
+def install_hint(name: str, loaded_packages: set[str], failed: dict[str, str], filtered: bool = False) -> str:
+    """Advice for an unknown ``name`` that a first-party plugin provides, or "" when there is none to give.
+
+    ``filtered``: GANZOO_LOAD_PLUGINS is set, so an installed plugin may have been left out on purpose."""
+    import importlib.util
+
     found = provider_of(name)
     if found is None:
         return ""
@@ -64,6 +80,9 @@ def install_hint(name: str, loaded_packages: set[str], failed: dict[str, str]) -
         return f"{dist} is installed but failed to load: {failed[package]}; see 'ganzoo plugins'"
     if package in loaded_packages:
         return ""
+    if filtered and package and importlib.util.find_spec(package) is not None:
+        return (f"{dist} is installed but not loaded: GANZOO_LOAD_PLUGINS leaves it out; add {plugin!r} to it or "
+                "unset it")
     if table.get("status") == "planned":
         return f"it belongs to {dist}, which is planned and not released yet"
     return f"it is provided by {dist}: pip install {dist}"

@@ -26,7 +26,7 @@ import attrs
 import pluggy
 
 from ganzoo_core import hookspecs
-from ganzoo_core._catalogue import install_hint
+from ganzoo_core._catalogue import first_party_owner, install_hint
 from ganzoo_core._registry import (
     Entry,
     Registry,
@@ -162,7 +162,9 @@ class PluginHost:
                 except BaseException:
                     self.pm.unregister(mod)
                     raise
-        except Exception as err:  # a broken plugin must never stop the others or the CLI
+        except BaseException as err:  # a broken plugin (even one calling sys.exit) must never stop the others or the CLI
+            if isinstance(err, KeyboardInterrupt):
+                raise
             self._fail(name, module, distribution, version, _describe(err))
             return False
         finally:
@@ -180,9 +182,20 @@ class PluginHost:
         added = []
         for obj in iter_marked(modules):
             for entry in entries_from_marks(obj, plugin):
-                self.registry.add(entry)
+                self._add(entry, prefix)
                 added.append(entry)
         return added
+
+    def _add(self, entry: Entry, package: str) -> None:
+        """File ``entry`` for the plugin whose top package is ``package``; a first-party name is reserved for its
+        own plugin, so a third-party plugin taking one is the one rejected, whatever the load order."""
+        owner = first_party_owner(entry.kind, entry.name)
+        top = package.split(".", 1)[0]
+        if owner is not None and owner[1] and top != owner[1]:
+            raise GanzooError(f"registers {entry.kind} {entry.name!r}, a name that the first-party plugin {owner[0]} "
+                              "provides; the plugin was not loaded (and cannot replace it): rename its entry, e.g. "
+                              f"'{top.replace('_', '-').lower()}.{entry.variant}'")
+        self.registry.add(entry)
 
     def _call_register(self, mod: ModuleType, plugin: str) -> list[Entry]:
         added: list[Entry] = []
@@ -192,7 +205,7 @@ class PluginHost:
             entry = Entry(kind=check_kind(kind), name=check_name(name), factory=factory, cfg=cfg, default=default,
                           summary=summary or summary_of(factory), paper=paper,
                           module=getattr(factory, "__module__", ""), plugin=plugin)
-            self.registry.add(entry)
+            self._add(entry, mod.__name__)
             added.append(entry)
 
         others = [p for p in self.pm.get_plugins() if p is not mod]
@@ -220,7 +233,9 @@ class PluginHost:
             taken = set(subparsers.choices)
             try:
                 impl.function(subparsers=subparsers, context=dict(context))
-            except Exception as err:
+            except BaseException as err:
+                if isinstance(err, KeyboardInterrupt):
+                    raise
                 added = set(subparsers.choices) - taken
                 for name in added:  # drop what it added before failing
                     del subparsers.choices[name]
@@ -233,7 +248,7 @@ class PluginHost:
     def _hint(self, kind: str, name: str) -> str:
         loaded = {info.module.split(".", 1)[0] for info in self.plugins.values()}
         failed = {f.module.split(".", 1)[0]: f.error for f in self.failures}
-        hint = install_hint(name, loaded, failed)
+        hint = install_hint(name, loaded, failed, filtered=_plugin_filter() is not None)
         if not hint and self.failures:
             names = ", ".join(f.name for f in self.failures)
             hint = f"{len(self.failures)} plugin(s) failed to load ({names}); see 'ganzoo plugins'"

@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ganzoo_core.checkpoints import (
-    atomic_path,
     checkpoint_metadata,
     load_into,
     read_info,
     read_tensors,
     state_tensors,
+    write_checkpoint,
 )
 from ganzoo_core.errors import CheckpointError
 
@@ -48,7 +47,7 @@ def _optimizer_tensors(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
 
 
 def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: Mapping[str, Tensor], meta: dict[str, Any],
-                       device: torch.device) -> None:
+                       device: torch.device, keep_hyperparameters: bool = False) -> None:
     sd = opt.state_dict()
     if [len(g["params"]) for g in sd["param_groups"]] != meta["n_params"]:
         raise CheckpointError(f"optimizer of phase {name!r} in the checkpoint has other parameter groups than now")
@@ -62,6 +61,12 @@ def _restore_optimizer(name: str, opt: torch.optim.Optimizer, tensors: Mapping[s
         index, field = key.split(".", 1)
         state.setdefault(int(index), {})[field] = value
     groups = [{**g, **saved} for g, saved in zip(sd["param_groups"], meta["groups"])]
+    if keep_hyperparameters:  # the new lr / betas / weight decay, at the point the saved schedule had reached
+        for group, now, saved in zip(groups, sd["param_groups"], meta["groups"]):
+            progress = saved["lr"] / saved["initial_lr"] if saved.get("initial_lr") else 1.0
+            base = now.get("initial_lr", now["lr"])
+            group.update({k: now[k] for k in ("betas", "weight_decay", "eps") if k in now},
+                         lr=base * progress, **({"initial_lr": base} if "initial_lr" in now else {}))
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -119,9 +124,23 @@ def save_training(
     train["rng"] = rng_meta
     metadata = checkpoint_metadata(objective, extra={"step": str(step)})
     metadata["ganzoo.train"] = json.dumps(train)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_checkpoint(tensors, metadata, path, overwrite=True)  # the run folder's own file (see training)
+
+
+def read_train_meta(path: Path) -> dict[str, Any]:
+    """The ``ganzoo.train`` metadata of a training checkpoint (step, train config, ...), without loading tensors."""
+    read_info(path)  # a readable ganzoo checkpoint, or a CheckpointError naming the problem
+    with safe_open(str(path), framework="pt") as handle:
+        raw = (handle.metadata() or {}).get("ganzoo.train")
+    if raw is None:
+        raise CheckpointError(f"{str(path)!r} holds weights only, no training state; it cannot be resumed")
+    try:
+        train = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{str(path)!r} has damaged training metadata: {err}") from err
+    if not isinstance(train, dict) or not isinstance(train.get("step"), int) or train["step"] < 0:
+        raise CheckpointError(f"{str(path)!r} has damaged training metadata: no valid 'step'")
+    return train
 
 
 def load_training(
@@ -133,29 +152,37 @@ def load_training(
     scaler: torch.amp.GradScaler | None,
     emas: Mapping[str, torch.optim.swa_utils.AveragedModel],
     device: torch.device,
+    verify: bool = True,
+    new_hyperparameters: bool = False,
 ) -> dict[str, Any]:
-    """Restore everything ``save_training`` wrote into freshly built training objects; returns the train metadata."""
+    """Restore everything ``save_training`` wrote into freshly built training objects; returns the train metadata.
+
+    ``new_hyperparameters``: the optimizers keep their current learning rates, betas and weight decay (the user
+    accepted changed settings on resume) instead of the saved ones; their moments and step counts are restored."""
     info = read_info(path)
-    with safe_open(str(path), framework="pt") as handle:
-        raw = (handle.metadata() or {}).get("ganzoo.train")
-    if raw is None:
-        raise CheckpointError(f"{str(path)!r} holds weights only, no training state; it cannot be resumed")
-    train = json.loads(raw)
-    tensors = read_tensors(path, with_state=True)
+    train = read_train_meta(path)
+    tensors = read_tensors(path, with_state=True, verify=verify)
     load_into(objective, {k: v for k, v in tensors.items() if not k.startswith((TRAIN_PREFIX, EMA_PREFIX))}, path)
     objective.to(device)
-    for name, opt in optimizers.items():
-        if name not in train["optimizers"]:
-            raise CheckpointError(f"{str(path)!r} has no optimizer state for phase {name!r}")
-        _restore_optimizer(name, opt, tensors, train["optimizers"][name], device)
-    for name, sched in schedulers.items():
-        sched.load_state_dict({**sched.state_dict(), **train["schedulers"][name]})
-    for name, ema in emas.items():
-        prefix = f"{EMA_PREFIX}{name}."
-        ema.module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        ema.n_averaged.fill_(train["ema"][name])
-    if scaler is not None and train.get("scaler"):
-        scaler.load_state_dict(train["scaler"])
-    _restore_rng(tensors, train["rng"])
+    try:
+        for name, opt in optimizers.items():
+            if name not in train["optimizers"]:
+                raise CheckpointError(f"{str(path)!r} has no optimizer state for phase {name!r}")
+            _restore_optimizer(name, opt, tensors, train["optimizers"][name], device, new_hyperparameters)
+        for name, sched in schedulers.items():
+            sched.load_state_dict({**sched.state_dict(), **train["schedulers"][name],
+                                   **({"base_lrs": sched.base_lrs} if new_hyperparameters else {})})
+        for name, ema in emas.items():
+            prefix = f"{EMA_PREFIX}{name}."
+            ema.module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+            ema.n_averaged.fill_(train["ema"][name])
+        if scaler is not None and train.get("scaler"):
+            scaler.load_state_dict(train["scaler"])
+        _restore_rng(tensors, train["rng"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:
+        raise CheckpointError(f"{str(path)!r} has damaged or incompatible training state ({type(err).__name__}: "
+                              f"{err}); start a new run, or resume from an earlier copy") from err
     train["info"] = info
     return train

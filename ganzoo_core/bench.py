@@ -307,11 +307,11 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
-def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any]) -> Path:
+def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any], *, overwrite: bool = True) -> Path:
     from ganzoo_core.checkpoints import atomic_path
 
     data = {"meta": dict(meta), "rows": [attrs.asdict(r) for r in rows]}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, what="benchmark result") as tmp:
         Path(tmp).write_text(json.dumps(data, indent=2))
     return path
 

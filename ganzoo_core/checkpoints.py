@@ -1,16 +1,21 @@
 """Checkpoints: safetensors tensors plus the metadata that rebuilds the module, written atomically, read without pickle.
 
 Metadata keys (all strings): ``ganzoo.format`` ("1"), ``ganzoo.kind``, ``ganzoo.name``, ``ganzoo.config`` (JSON),
-``ganzoo.config_class``, ``ganzoo.versions`` (JSON: core and owning plugin distributions), plus any ``extra``.
+``ganzoo.config_class``, ``ganzoo.versions`` (JSON: core and owning plugin distributions), ``ganzoo.sha256`` (the
+hash of every tensor's name, dtype, shape and bytes, checked on load), plus any ``extra``.
+
+A file is data, never code: the metadata may name registry entries and values, never a file path that loading would
+then open. A saved config whose path-like fields (``*_dir``, ``*_file``, ``*_path``, ``*checkpoint``, ``weights``,
+... inside nested ``*_kwargs`` too) hold anything but their defaults is refused; what a network needs from outside is
+the caller's argument.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from ganzoo_core._api import SPEC_ATTR, get_entry
+from ganzoo_core._atomic import atomic_path
 from ganzoo_core._plugins import get_host
 from ganzoo_core.config import cfg_from_dict, cfg_to_json
 from ganzoo_core.errors import CheckpointError, GanzooError
@@ -39,41 +45,6 @@ class CheckpointInfo:
     versions: dict[str, str]
     extra: dict[str, str]
     tensors: dict[str, tuple[int, ...]]
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path`` in one step.
-
-    A crash or an exception leaves the previous file untouched and no partial file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the file the mode a plain open() would
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - directories cannot be opened on some platforms
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _versions(module_name: str) -> dict[str, str]:
@@ -122,12 +93,73 @@ def checkpoint_metadata(module: nn.Module, *, extra: Mapping[str, str] | None = 
     return metadata
 
 
-def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None = None) -> Path:
-    """Write ``module`` (built by a ``create_*`` call) and its full config to ``path``, atomically."""
-    metadata = checkpoint_metadata(module, extra=extra)
-    with atomic_path(path) as tmp:
-        save_file(state_tensors(module), str(tmp), metadata=metadata)
+def tensor_hash(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def write_checkpoint(tensors: Mapping[str, Tensor], metadata: Mapping[str, str], path: str | Path, *,
+                     overwrite: bool) -> Path:
+    """Write ``tensors`` with ``metadata`` plus their hash to ``path`` atomically (disk errors as one line)."""
+    tensors = dict(tensors)
+    metadata = {**metadata, "ganzoo.sha256": tensor_hash(tensors)}
+    with atomic_path(path, overwrite=overwrite, what="checkpoint") as tmp:
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"could not write checkpoint {str(path)!r}: {err}; check the free disk space and "
+                                  "the folder's permissions (the previous file, if any, is unchanged)") from err
     return Path(path)
+
+
+def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None = None,
+         overwrite: bool = False) -> Path:
+    """Write ``module`` (built by a ``create_*`` call) and its full config to ``path``, atomically.
+
+    An existing file at ``path`` is kept (``OutputExistsError``) unless ``overwrite=True``."""
+    metadata = checkpoint_metadata(module, extra=extra)
+    refuse_paths(json.loads(metadata["ganzoo.config"]), get_entry(metadata["ganzoo.kind"], metadata["ganzoo.name"]).cfg,
+                 f"the config of {type(module).__name__}", saving=True)
+    return write_checkpoint(state_tensors(module), metadata, path, overwrite=overwrite)
+
+
+_PATH_FIELD = re.compile(r"(^|_)(dir|dirs|file|files|path|paths|checkpoint|checkpoints|root|folder|weights)$")
+_NOT_PATHS = (None, "", "shipped", "random")  # sentinels: the package's own file, or random init
+
+
+def is_path_field(name: str) -> bool:
+    """Whether a config field or kwargs key names a file or folder (``original_dir``, ``weights_file``, ...)."""
+    return bool(_PATH_FIELD.search(name))
+
+
+def refuse_paths(config: Any, template: Any, where: str, *, saving: bool = False, _prefix: str = "") -> None:
+    """Raise ``CheckpointError`` when ``config`` (a saved config dict) names a file path that building it would open.
+
+    A path-like field may hold its default (``template``'s value), None, "" or a sentinel ("shipped", "random");
+    inside mappings (``generator_kwargs``, ...) only None and the sentinels, since no default is known there."""
+    if not isinstance(config, Mapping):
+        return
+    for key, value in config.items():
+        field = f"{_prefix}{key}"
+        default = getattr(template, key, _MISSING) if template is not None and attrs.has(type(template)) else _MISSING
+        if isinstance(value, Mapping):
+            refuse_paths(value, default if default is not _MISSING and attrs.has(type(default)) else None, where,
+                         saving=saving, _prefix=f"{field}.")
+        elif is_path_field(str(key)) and value not in _NOT_PATHS and value != default:
+            advice = ("set it to None once its contents are in the module's tensors (a checkpoint must rebuild "
+                      "without it)" if saving else
+                      "ganzoo never opens a path read from a file: rebuild with create_*(name, ...) and the path "
+                      "as your own argument, or use a checkpoint saved by this version")
+            raise CheckpointError(f"{where} names a file path in {field!r} = {value!r}; {advice}")
+
+
+_MISSING = object()
 
 
 def _open(path: Path) -> Any:
@@ -156,6 +188,9 @@ def read_info(path: str | Path) -> CheckpointInfo:
         config, versions = json.loads(meta["ganzoo.config"]), json.loads(meta["ganzoo.versions"])
     except (KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint {str(path)!r} has damaged metadata: {err}") from err
+    if not isinstance(config, dict) or not isinstance(versions, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has damaged metadata: 'ganzoo.config' and 'ganzoo.versions' "
+                              "must be JSON objects")
     return CheckpointInfo(
         path=path, kind=meta.get("ganzoo.kind", ""), name=meta.get("ganzoo.name", ""), config=config,
         versions=versions, extra={k[6:]: v for k, v in meta.items() if k.startswith("extra.")},
@@ -166,23 +201,39 @@ def read_info(path: str | Path) -> CheckpointInfo:
 RESERVED_PREFIXES = ("__train__.", "__ema__.")  # training state stored beside the weights (see _train_state)
 
 
-def read_tensors(path: Path, *, with_state: bool = False) -> dict[str, Tensor]:
-    """The tensors of a safetensors file, without the training state unless ``with_state``."""
+def read_tensors(path: Path, *, with_state: bool = False, verify: bool = True) -> dict[str, Tensor]:
+    """The tensors of a safetensors file, without the training state unless ``with_state``.
+
+    With ``verify`` (the default), a file that records ``ganzoo.sha256`` must match it: a ``CheckpointError`` names
+    the file when its tensors were changed or damaged after it was written."""
     handle = _open(path)
-    skip = () if with_state else RESERVED_PREFIXES
+    expected = (handle.metadata() or {}).get("ganzoo.sha256") if verify else None
+    skip = () if with_state or expected else RESERVED_PREFIXES
     try:
-        return {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith(skip)}
-    except (SafetensorError, OSError, ValueError) as err:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys() if not k.startswith(skip)}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt: {err}") from err
+    if expected and tensor_hash(tensors) != expected:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not match the hash recorded when it was saved: its tensors were changed "
+            "or damaged afterwards; use an earlier copy (or pass verify=False to load it anyway)"
+        )
+    if not with_state:
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(RESERVED_PREFIXES)}
+    return tensors
 
 
-def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = False) -> nn.Module:
+def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = False, verify: bool = True
+         ) -> nn.Module:
     """Rebuild the exact module saved at ``path``: registry name, full config, then the tensors (strictly).
 
     ``ema=True`` loads the exponential moving average of the networks a training run kept one of (``--ema``).
+    ``verify=False`` skips the check of the tensors against the hash recorded at save time (faster on big files).
+    Nothing in the file can make ganzoo open another path (see the module docstring).
     """
     info = read_info(path)
     entry = get_entry(info.kind, info.name)
+    refuse_paths(info.config, entry.cfg, f"checkpoint {str(info.path)!r}")
     try:
         cfg = cfg_from_dict(entry.cfg, info.config, what=f"{info.kind} {info.name!r} config")
     except GanzooError as err:
@@ -192,9 +243,9 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
         ) from err
     module = entry.factory(cfg) if entry.cfg is not None else entry.factory()
     setattr(module, SPEC_ATTR, (info.kind, entry.name))
-    tensors = read_tensors(info.path)
+    everything = read_tensors(info.path, with_state=True, verify=verify)
+    tensors = {k: v for k, v in everything.items() if not k.startswith(RESERVED_PREFIXES)}
     if ema:
-        everything = read_tensors(info.path, with_state=True)
         averaged = {k[len("__ema__."):]: v for k, v in everything.items() if k.startswith("__ema__.")}
         if not averaged:
             raise CheckpointError(f"{str(info.path)!r} holds no EMA weights (train with --ema to keep them)")

@@ -34,6 +34,28 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (argparse turns the ValueError into one line naming the option)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else list(KINDS)
     rows = [(kind, name) for kind in kinds for name in list_names(kind, args.pattern or "*", plugin=args.plugin)]
@@ -106,11 +128,14 @@ def train_cfg_from_args(args: argparse.Namespace) -> Any:
                                gamma=args.gamma)
     except ValueError as err:
         raise GanzooError(str(err)) from err
+    accept = tuple(k.strip() for k in (args.accept_changes or "").split(",") if k.strip())
+    if accept and not args.resume:
+        raise GanzooError("--accept-changes applies to --resume only")
     return TrainCfg(steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, seed=args.seed,
                     device=args.device, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
                     log_every=args.log_every,
                     num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
-                    progress=not args.no_progress)
+                    overwrite=args.overwrite, accept_changes=accept, progress=not args.no_progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -131,7 +156,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if shape is not None:  # make the data fit the networks unless the user said otherwise
         for key, value in (("channels", shape[0]), ("image_size", shape[-1])):
             if key in fields:
-                data_kwargs.setdefault(key, value)
+                given = data_kwargs.setdefault(key, value)
+                if given != value:
+                    raise GanzooError(f"--data-set {key}={given!r} does not fit {args.objective!r}, whose networks "
+                                      f"take {key} {value}; change the objective instead (--set ...)")
     dataset = create("dataset", data_name, **data_kwargs)
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
@@ -152,23 +180,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
+    from ganzoo_core._atomic import check_destination
     from ganzoo_core.checkpoints import load
+    from ganzoo_core.distributed import check_device
     from ganzoo_core.visual import save_grid
 
-    module = load(args.checkpoint, device=args.device, ema=args.ema)
+    check_destination(args.out, overwrite=args.overwrite, what="--out")  # before minutes of sampling, not after
+    device = check_device(args.device)
+    module = load(args.checkpoint, device=device, ema=args.ema, verify=not args.no_verify)
     module.eval()
     nrow = None
     with torch.no_grad():
         if args.text:
             images, nrow = _sample_from_text(module, args)
-        elif hasattr(module, "sample"):
-            images = module.sample(args.n, seed=args.seed)
-        else:  # a bare generator: feed it its own example inputs, seeded
-            torch.manual_seed(args.seed)
-            images = module(*module.example_inputs(args.n))
-    save_grid(images, args.out, nrow=nrow)
+        else:
+            images = torch.cat([chunk.to("cpu", torch.float16) for chunk in _sample_chunks(module, args)])
+    save_grid(images, args.out, nrow=nrow, overwrite=args.overwrite)
     print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
     return 0
+
+
+def _sample_chunks(module: Any, args: argparse.Namespace) -> Any:
+    """``--n`` images, ``--batch-size`` at a time (memory bounded by the batch, not by --n). One batch uses
+    ``--seed`` itself; more batches draw their seeds from it."""
+    import torch
+
+    sizes = [min(args.batch_size, args.n - start) for start in range(0, args.n, args.batch_size)]
+    seeds = [args.seed] if len(sizes) == 1 else torch.randint(
+        0, 2**31 - 1, (len(sizes),), generator=torch.Generator().manual_seed(args.seed)).tolist()
+    for size, seed in zip(sizes, seeds):
+        if hasattr(module, "sample"):
+            yield module.sample(size, seed=seed)
+        else:  # a bare generator: feed it its own example inputs, seeded
+            torch.manual_seed(seed)
+            yield module(*module.example_inputs(size))
 
 
 def _sample_from_text(module: Any, args: argparse.Namespace) -> tuple[Any, int]:
@@ -189,7 +234,8 @@ def _sample_from_text(module: Any, args: argparse.Namespace) -> tuple[Any, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ganzoo", description="A plugin-based, modular GAN zoo for PyTorch.")
     parser.add_argument("--version", action="version", version=f"ganzoo-core {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-v", "--verbose", "--debug", action="store_true",
+                        help="show debug logs, and a full traceback instead of the one-line error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("list", help="list registered names", description="List registered names, by kind.")
@@ -210,17 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an objective", description="Train a registered objective on a dataset.")
     p.add_argument("objective", help="objective name, e.g. dcgan.28")
     p.add_argument("--data", help="dataset name (default: the objective's own)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--max-minutes", type=float, metavar="M",
+    p.add_argument("--steps", type=positive_int, default=2000)
+    p.add_argument("--max-minutes", type=positive_float, metavar="M",
                    help="also stop after M minutes of training (checkpointed; --resume continues to --steps)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
-    p.add_argument("--sample-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--sample-every", type=non_negative_int, default=500, help="0: only at the end")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=1000, help="0: only at the end")
+    p.add_argument("--log-every", type=positive_int, default=50)
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
     g = p.add_argument_group("precision and speed")
@@ -236,16 +282,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ema", type=float, help="keep an EMA of the generator with this decay (e.g. 0.999)")
     g = p.add_argument_group("runs")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors if it exists")
+    g.add_argument("--overwrite", action="store_true",
+                   help="OUT holds a run: delete its checkpoint, metrics and samples and start again")
+    g.add_argument("--accept-changes", metavar="KEY[,KEY]",
+                   help="with --resume: settings allowed to differ from the saved run's (e.g. lr,batch_size; 'all')")
     g.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
                        description="Generate an image grid from a ganzoo checkpoint.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--n", type=int, default=64, help="number of images (with --text: per caption)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--n", type=positive_int, default=64, help="number of images (with --text: per caption)")
+    p.add_argument("--batch-size", type=positive_int, default=64,
+                   help="images generated per forward pass (memory grows with this, not with --n)")
+    p.add_argument("--seed", type=non_negative_int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--no-verify", action="store_true", help="skip the check of the checkpoint's tensor hash")
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
     p.add_argument("--text", action="append", metavar="CAPTION",
                    help="text-to-image: a caption (repeat for several); --n samples each, one grid row per caption")
@@ -263,9 +317,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """What the CLI prints as one line (exit status 2): ganzoo's own errors and the I/O errors of the files it
+    reads and writes (the operating system's, safetensors', HDF5's), plus running out of memory."""
+    errors: list[type[BaseException]] = [GanzooError, OSError, MemoryError]
+    for module, name in (("safetensors", "SafetensorError"),):
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type):
+            errors.append(found)
+    return tuple(errors)
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, GanzooError):
+        text = str(err)
+    elif isinstance(err, OSError) and err.strerror:
+        where = f" {str(err.filename)!r}" if err.filename else ""
+        advice = {28: "free some disk space", 13: "choose a path you may write"}.get(err.errno or 0, "")
+        text = f"{err.strerror}:{where}" + (f"; {advice}" if advice else "")
+    elif isinstance(err, MemoryError):
+        text = "out of memory; use a smaller --batch-size or --n"
+    else:
+        text = f"{type(err).__name__}: {err}"
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in argv or "--verbose" in argv
+    verbose = any(a in argv for a in ("-v", "--verbose", "--debug"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
     if not verbose:
         import warnings
@@ -274,10 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except GanzooError as err:
+    except _expected_errors() as err:
         if verbose:
             raise
-        print(f"ganzoo: error: {err}", file=sys.stderr)
+        print(f"ganzoo: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganzoo: interrupted", file=sys.stderr)

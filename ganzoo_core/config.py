@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -30,10 +34,99 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], *, what: str = "config
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ConfigError(f"{what} has no option(s) {unknown}; valid options: {', '.join(valid)}")
+    check_types(type(cfg), given, what=what)
     try:
-        return attrs.evolve(cfg, **given)
+        new = attrs.evolve(cfg, **given)
+        check_types(type(cfg), {k: getattr(new, k) for k in given}, what=what, converted=True)
+        return new
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad option value for {what}: {err}") from err
+        raise ConfigError(f"bad option value for {what}: {_validator_message(err)}") from err
+
+
+def _validator_message(err: BaseException) -> str:
+    """attrs' instance_of/in_ validators put (message, attribute, expected, value) in args; keep the message."""
+    return str(err.args[0]) if err.args and isinstance(err.args[0], str) else str(err)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation (``from __future__ import annotations`` makes them strings)."""
+    module = sys.modules.get(cls.__module__)
+    try:
+        hints = typing.get_type_hints(cls, globalns=vars(module) if module else None)
+    except Exception:  # an annotation that does not resolve here (a name imported under TYPE_CHECKING): no checks
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in attrs.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
+    if typing.get_origin(tp) is not None:
+        return str(tp).replace("typing.", "").replace("collections.abc.", "")
+    return getattr(tp, "__name__", None) or str(tp)
+
+
+def _fits(value: Any, tp: Any) -> bool | None:
+    """Whether ``value`` fits annotation ``tp``: True, False, or None when the annotation is not one we check."""
+    if tp is Any or isinstance(tp, (str, TypeVar)):
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        results = [_fits(value, arg) for arg in typing.get_args(tp)]
+        if any(r is True for r in results):
+            return True
+        return None if any(r is None for r in results) else False
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if tp is type(None) or tp is None:
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    base = origin or tp
+    if base in (tuple, list, Sequence, typing.Sequence) or (isinstance(base, type) and base is tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+            return False
+        args = typing.get_args(tp)
+        if not args:
+            return True
+        if len(args) == 2 and args[1] is Ellipsis:
+            inner = [_fits(v, args[0]) for v in value]
+        elif base is tuple:
+            if len(args) != len(value):
+                return False
+            inner = [_fits(v, a) for v, a in zip(value, args)]
+        else:
+            inner = [_fits(v, args[0]) for v in value]
+        return False if any(r is False for r in inner) else True
+    if base in (dict, Mapping, typing.Mapping):
+        return isinstance(value, Mapping)
+    if isinstance(base, type) and attrs.has(base):
+        return isinstance(value, base)
+    return None
+
+
+def check_types(cls: type, values: Mapping[str, Any], *, what: str = "config", converted: bool = False) -> None:
+    """Raise ``ConfigError`` for a value that does not fit its field's annotation (``lr="fast"``, ``ngf=2.5``).
+
+    Fields with a converter are checked only when ``converted`` (their values after the converter ran)."""
+    hints = _field_types(cls)
+    has_converter = {f.name for f in attrs.fields(cls) if f.converter is not None}
+    for key, value in values.items():
+        if (key in has_converter) != converted:
+            continue
+        tp = hints.get(key, Any)
+        if _fits(value, tp) is False:
+            raise ConfigError(f"{what}: option {key!r} must be {_type_name(tp)}, got {value!r} "
+                              f"({type(value).__name__})")
 
 
 def cfg_to_dict(cfg: Any) -> dict[str, Any]:
@@ -56,7 +149,16 @@ def cfg_from_dict(template: C, data: Mapping[str, Any], *, what: str = "config")
     unknown = sorted(set(data) - set(values))
     if unknown:
         raise ConfigError(f"saved {what} has field(s) {unknown} that {type(template).__name__} does not know")
-    return attrs.evolve(template, **values)
+    plain = {k: v for k, v in values.items() if not attrs.has(type(v))}
+    check_types(type(template), plain, what=what)
+    try:
+        new = attrs.evolve(template, **values)
+        check_types(type(template), {k: getattr(new, k) for k in plain}, what=what, converted=True)
+        return new
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"bad value in saved {what}: {_validator_message(err)}") from err
 
 
 def _restore(default: Any, value: Any, what: str) -> Any:

@@ -67,8 +67,28 @@ def _leave_process_group() -> None:
 def device_for(device: str, info: DistInfo) -> torch.device:
     """``cuda`` means this rank's own GPU under torchrun."""
     if device == "cuda" and info.enabled:
-        return torch.device("cuda", info.local_rank)
-    return torch.device(device)
+        return check_device(torch.device("cuda", info.local_rank))
+    return check_device(device)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device, or a ``GanzooError`` naming it when it is malformed or not on this machine."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise GanzooError(f"device {str(device)!r} is not a device name; use cpu, cuda, cuda:1, ... ({err})") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GanzooError(f"device {str(device)!r} asked for, but this machine has no usable CUDA device "
+                              f"(torch {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GanzooError(f"device {str(device)!r} does not exist: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s), numbered from 0")
+    elif dev.type not in ("cpu", "mps", "xpu", "meta"):
+        backend = getattr(torch, dev.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise GanzooError(f"device {str(device)!r} is not available on this machine; use --device cpu")
+    return dev
 
 
 def local_batch_size(batch_size: int, info: DistInfo) -> int:

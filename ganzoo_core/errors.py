@@ -52,6 +52,18 @@ class CheckpointError(GanzooError):
     """A checkpoint file that is truncated, corrupt, or does not match the network it is loaded into."""
 
 
+class OutputPathError(GanzooError):
+    """An output path ganzoo must not or cannot write: not a regular file, unwritable, or on a full disk."""
+
+
+class OutputExistsError(OutputPathError):
+    """An output file that already exists and was not given ``overwrite=True`` / ``--overwrite``."""
+
+
+class RunFolderError(GanzooError):
+    """A training run folder that holds another run, is in use by another process, or whose settings differ."""
+
+
 class ShapeError(GanzooError, ValueError):
     """A tensor with the wrong shape was passed to a network."""
 
@@ -63,9 +75,17 @@ class DatasetUnavailableError(GanzooError):
 class NonFiniteLossError(GanzooError, FloatingPointError):
     """A loss became NaN or infinite during training."""
 
-    def __init__(self, step: int, phase: str, name: str, value: float) -> None:
+    def __init__(self, step: int, phase: str, name: str, value: float, checkpoint: str | None = "") -> None:
+        """``checkpoint``: the last good checkpoint, None when the run has none yet, "" when unknown."""
         self.step, self.phase, self.loss_name, self.value = step, phase, name, value
+        self.checkpoint = checkpoint
+        if checkpoint:
+            kept = f"the last good checkpoint {checkpoint} was kept"
+        elif checkpoint is None:
+            kept = "no checkpoint had been written yet"
+        else:
+            kept = "nothing was saved past the last checkpoint"
         super().__init__(
-            f"loss {name!r} of phase {phase!r} is {value} at step {step}; training stopped and the last good "
-            "checkpoint was kept; lower the learning rate or check the data for NaNs"
+            f"loss {name!r} of phase {phase!r} is {value} at step {step}; training stopped and {kept}; lower the "
+            "learning rate or check the data for NaNs"
         )

@@ -8,8 +8,11 @@ from pathlib import Path
 from ganzoo_core.checkpoints import atomic_path
 
 
-def save_loss_curve(history: Sequence[dict[str, float]], path: str | Path, title: str = "") -> Path:
-    """Plot every ``loss_*`` column of ``history`` (rows with a ``step``) against the step, one line each."""
+def save_loss_curve(history: Sequence[dict[str, float]], path: str | Path, title: str = "", *,
+                    overwrite: bool = True) -> Path:
+    """Plot every ``loss_*`` column of ``history`` (rows with a ``step``) against the step, one line each.
+
+    Refuses a ``path`` that is not a regular file, and an existing one when ``overwrite`` is False."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -27,7 +30,7 @@ def save_loss_curve(history: Sequence[dict[str, float]], path: str | Path, title
     if keys:
         ax.legend(title="phase")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, what="loss curve") as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(path)

@@ -6,6 +6,12 @@ TensorBoard when installed), writes sample grids from fixed noise and writes che
 ``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM. ``resume=True`` continues exactly where the last
 checkpoint left off: the data order and noise of a step depend only on (seed, step), and the optimizer, schedule,
 grad-scaler, EMA and RNG states are restored. Under ``torchrun`` every network is wrapped in PyTorch's DDP.
+
+A run folder belongs to one run. Training into a folder that holds a run needs ``resume=True`` (continue it) or
+``overwrite=True`` (delete its checkpoint, metrics and samples first), and a lock (``.ganzoo.lock``, ``fcntl``,
+released by the OS when the process dies) stops a second process. ``resume`` compares the saved objective config
+and training settings with the new ones and refuses any difference unless ``accept_changes`` names it; accepted
+changes are applied (to the optimizers too) and recorded in the checkpoint's ``changes`` list.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import importlib.util
 import json
 import logging
 import math
+import os
+import shutil
 import signal
 import sys
 import threading
@@ -32,10 +40,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
 from ganzoo_core import distributed as gdist
-from ganzoo_core._train_state import load_training, save_training
-from ganzoo_core.checkpoints import atomic_path
+from ganzoo_core._train_state import load_training, read_train_meta, save_training
+from ganzoo_core.checkpoints import atomic_path, read_info
 from ganzoo_core.config import cfg_to_dict
-from ganzoo_core.errors import GanzooError, NonFiniteLossError
+from ganzoo_core.errors import GanzooError, NonFiniteLossError, RunFolderError
 from ganzoo_core.interfaces import Objective, Phase
 from ganzoo_core.policy import Policy
 from ganzoo_core.schedules import ScheduleCfg, make_scheduler
@@ -43,6 +51,10 @@ from ganzoo_core.visual import save_grid
 
 log = logging.getLogger("ganzoo.train")
 CHECKPOINT = "checkpoint.safetensors"
+LOCK = ".ganzoo.lock"
+DIVERGED = 1e6  # a finite loss above this (in absolute value) is reported once as a diverging run
+COMPARED_SETTINGS = ("batch_size", "seed", "policy", "schedule", "ema", "ema_networks")
+"""The training settings ``resume`` compares (besides the objective's config); ``steps`` too for a linear decay."""
 
 
 @attrs.frozen(kw_only=True)
@@ -62,6 +74,8 @@ class TrainCfg:
     ema: float | None = None  # decay of an exponential moving average of ``ema_networks`` (e.g. 0.999)
     ema_networks: tuple[str, ...] = attrs.field(default=("G",), converter=tuple)
     resume: bool = False  # continue from out_dir/checkpoint.safetensors when it exists
+    overwrite: bool = False  # out_dir holds a run: delete its checkpoint, metrics and samples, and start again
+    accept_changes: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # resume: settings allowed to differ
     progress: bool = True  # a progress bar on a terminal (log lines otherwise)
     tensorboard: bool = True  # also log to out_dir/tb when the tensorboard package is installed
 
@@ -73,6 +87,13 @@ class TrainCfg:
             raise GanzooError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise GanzooError(f"ema decay must be between 0 and 1, got {self.ema}")
+        for name in ("log_every", "sample_every", "checkpoint_every", "num_workers"):
+            if getattr(self, name) < 0:
+                raise GanzooError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.log_every == 0:
+            raise GanzooError("log_every must be at least 1, got 0")
+        if self.resume and self.overwrite:
+            raise GanzooError("resume and overwrite exclude each other: continue the run, or start it again")
 
 
 @attrs.frozen(kw_only=True)
@@ -230,6 +251,9 @@ class Trainer:
     def __init__(self, objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: TrainCfg = TrainCfg(),
                  *, on_log: Callable[[dict[str, float]], None] | None = None) -> None:
         self.objective, self.dataset, self.out, self.cfg, self.on_log = objective, dataset, Path(out_dir), cfg, on_log
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise GanzooError("the dataset is empty (0 items), so there is nothing to train on; check its options "
+                              "(--data-set ...) and its files")
         self.info = gdist.init(cfg.device)
         self.device = gdist.device_for(cfg.device, self.info)
         cfg.policy.check_device(self.device)
@@ -243,6 +267,9 @@ class Trainer:
         self.checkpoint = self.out / CHECKPOINT
         self.history: list[dict[str, float]] = []
         self.samples: list[Path] = []
+        self.changes: list[dict[str, Any]] = []  # settings changed on resume, with the step they took effect
+        self._lock: Any = None
+        self._warned_divergence = False
 
     def _make_emas(self) -> dict[str, AveragedModel]:
         if self.cfg.ema is None:
@@ -257,7 +284,71 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------------------------
     def _train_info(self) -> dict[str, Any]:
         return {"policy": cfg_to_dict(self.cfg.policy), "policy_name": self.cfg.policy.name,
-                "train_cfg": cfg_to_dict(self.cfg), "world": self.info.world}
+                "train_cfg": cfg_to_dict(self.cfg), "world": self.info.world, "changes": self.changes}
+
+    # -- the run folder ------------------------------------------------------------------------------------------
+    def _claim_folder(self) -> None:
+        """Make ``out`` this run's folder: lock it, and refuse one holding another run unless resuming/overwriting."""
+        if self.out.exists() and not self.out.is_dir():
+            raise RunFolderError(f"run folder {str(self.out)!r} exists and is not a folder; choose another --out")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RunFolderError(f"cannot create run folder {str(self.out)!r}: {err.strerror or err}") from err
+        if not self.info.is_main:
+            return
+        self._lock = _lock_folder(self.out)
+        held = [name for name in (CHECKPOINT, "metrics.jsonl") if (self.out / name).exists()]
+        if not held or self.cfg.resume:
+            return
+        if not self.cfg.overwrite:
+            what = (f"a checkpoint at step {read_info(self.checkpoint).extra.get('step', '?')}"
+                    if (self.out / CHECKPOINT).is_file() else "the metrics of an earlier run")
+            raise RunFolderError(
+                f"run folder {str(self.out)!r} already holds a run ({what}); continue it with --resume "
+                "(resume=True), start it again with --overwrite (deletes its checkpoint, metrics and samples), "
+                "or choose another --out"
+            )
+        for path in _run_files(self.out):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        log.info("deleted the earlier run in %s (--overwrite)", self.out)
+
+    def _release_folder(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
+
+    def _check_changes(self, train: dict[str, Any]) -> bool:
+        """Compare the checkpoint's objective and training settings with the new ones; True when values changed
+        (all accepted), RunFolderError listing them when some are not in ``accept_changes``."""
+        saved_info = read_info(self.checkpoint)
+        spec = getattr(self.module, "ganzoo_spec", None)
+        if spec is not None and saved_info.name != spec[1]:
+            raise RunFolderError(f"run folder {str(self.out)!r} holds a run of {saved_info.name!r}, not {spec[1]!r}; "
+                                 "train into another --out")
+        old = {**saved_info.config, **{k: v for k, v in train.get("train_cfg", {}).items() if k in _compared(self.cfg)}}
+        new = {**cfg_to_dict(getattr(self.module, "cfg", None)),
+               **{k: v for k, v in cfg_to_dict(self.cfg).items() if k in _compared(self.cfg)}}
+        diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+                if _jsonable(old.get(k)) != _jsonable(new.get(k))}
+        if not diff:
+            return False
+        refused = [k for k in diff if k not in self.cfg.accept_changes and "all" not in self.cfg.accept_changes]
+        listed = "; ".join(f"{k}: {diff[k][0]!r} -> {diff[k][1]!r}" for k in diff)
+        if refused:
+            raise RunFolderError(
+                f"--resume: the run in {str(self.out)!r} was saved with other settings ({listed}); resume with the "
+                f"same settings, or pass --accept-changes {','.join(refused)} to continue with the new values (they "
+                "are applied to the optimizers too and recorded in the checkpoint)"
+            )
+        self.changes = [*train.get("changes", []),
+                        {"step": int(train["step"]), "changed": {k: [_jsonable(a), _jsonable(b)]
+                                                                 for k, (a, b) in diff.items()}}]
+        log.warning("resuming with changed settings (accepted): %s", listed)
+        return True
 
     def save(self, step: int) -> None:
         if self.info.is_main:
@@ -266,12 +357,14 @@ class Trainer:
 
     def _resume(self) -> int:
         if not (self.cfg.resume and self.checkpoint.is_file()):
+            if self.cfg.resume:
+                self._trim_metrics(0)  # killed before its first checkpoint: start again, one clean metrics file
             return 0
+        changed = self._check_changes(read_train_meta(self.checkpoint))
         train = load_training(self.checkpoint, self.module, optimizers=self.optimizers, schedulers=self.schedulers,
-                              scaler=self.scaler, emas=self.emas, device=self.device)
-        if train.get("policy_name") != self.cfg.policy.name:
-            log.warning("resuming a %s run with policy %s: the losses will not match an uninterrupted run",
-                        train.get("policy_name"), self.cfg.policy.name)
+                              scaler=self.scaler, emas=self.emas, device=self.device, new_hyperparameters=changed)
+        if not changed:
+            self.changes = list(train.get("changes", []))
         step = int(train["step"])
         self._trim_metrics(step)
         if self.info.is_main:
@@ -283,8 +376,8 @@ class Trainer:
         path = self.out / "metrics.jsonl"
         if not (self.info.is_main and path.is_file()):
             return
-        rows = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-        with atomic_path(path) as tmp:
+        rows = [ln for ln in path.read_text().splitlines() if ln and _row_step(ln) <= step]
+        with atomic_path(path, overwrite=True, what="metrics file") as tmp:
             tmp.write_text("".join(r + "\n" for r in rows))
 
     # -- loop ----------------------------------------------------------------------------------------------------
@@ -314,8 +407,17 @@ class Trainer:
                 sched.step()
 
     def run(self) -> TrainResult:
+        self._claim_folder()
+        try:
+            return self._run()
+        except NonFiniteLossError as err:
+            kept = str(self.checkpoint) if self.checkpoint.is_file() else None
+            raise NonFiniteLossError(err.step, err.phase, err.loss_name, err.value, checkpoint=kept) from None
+        finally:
+            self._release_folder()
+
+    def _run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
-        self.out.mkdir(parents=True, exist_ok=True)
         start = self._resume()
         fixed = next(iter(DataLoader(self.dataset, batch_size=min(cfg.n_samples, len(self.dataset)))))  # type: ignore[arg-type]
         fixed = {k: v.to(self.device) for k, v in fixed.items()}
@@ -383,11 +485,24 @@ class Trainer:
                 continue
             row.update(run_phase(self.objective, phase, self.optimizers[phase.name], batch, ctx, step,
                                  policy=self.cfg.policy, scaler=self.scaler, info=self.info))
+            self._check_divergence(row, step)
             for name in phase.networks:
                 if name in self.emas:
                     net = self.objective.networks[name]
                     self.emas[name].update_parameters(getattr(net, "module", net))
         return row
+
+    def _check_divergence(self, row: Mapping[str, float], step: int) -> None:
+        if self._warned_divergence or not self.info.is_main:
+            return
+        big = {k: v for k, v in row.items() if k.startswith("loss_") and abs(v) > DIVERGED}
+        if big:
+            self._warned_divergence = True
+            lrs = {name: opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+            log.warning("training is diverging: %s at step %d (learning rates %s); stop it and lower the learning "
+                        "rate", ", ".join(f"{k} = {v:.3g}" for k, v in big.items()), step, lrs)
+            warnings.warn(f"ganzoo: losses above {DIVERGED:g} at step {step} ({', '.join(big)}): the run is "
+                          "diverging; lower the learning rate", RuntimeWarning, stacklevel=2)
 
     @contextlib.contextmanager
     def _unwrapped(self, originals: dict[str, nn.Module]) -> Iterator[None]:
@@ -449,8 +564,52 @@ class Trainer:
             save_loss_curve(rows, self.out / "loss_curve.png", title=f"{getattr(self.module, 'ganzoo_spec', ('', ''))[1]}"
                             f" ({self.cfg.policy.name})")
         if self.samples:
-            with atomic_path(self.out / "samples.png") as tmp:
+            with atomic_path(self.out / "samples.png", overwrite=True) as tmp:
                 tmp.write_bytes(self.samples[-1].read_bytes())
+
+
+def _compared(cfg: TrainCfg) -> tuple[str, ...]:
+    return COMPARED_SETTINGS + (("steps",) if cfg.schedule.kind == "linear" else ())
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples as lists, so a value read back from JSON compares equal to the live one."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _row_step(line: str) -> float:
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf  # a torn last line from a killed process: dropped with the rows past the checkpoint
+
+
+def _run_files(out: Path) -> list[Path]:
+    """What a run writes into its folder (deleted by ``overwrite``); nothing else in the folder is touched."""
+    names = [CHECKPOINT, "metrics.jsonl", "samples.png", "loss_curve.png", "tb"]
+    return [out / n for n in names if (out / n).exists()] + sorted(out.glob("samples_*.png"))
+
+
+def _lock_folder(out: Path) -> Any:
+    """An exclusive ``fcntl`` lock on ``out/.ganzoo.lock``, held while the returned file is open."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return None
+    handle = open(out / LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise RunFolderError(f"run folder {str(out)!r} is in use by another ganzoo process (pid {holder}); wait for "
+                             "it to finish, or train into another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def train(objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: TrainCfg = TrainCfg(), *,
@@ -458,5 +617,6 @@ def train(objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: Trai
     """Train ``objective`` on ``dataset`` into ``out_dir``: ``checkpoint.safetensors`` (``ganzoo_core.load`` rebuilds
     the objective; ``resume=True`` continues it), ``samples_<step>.png``, ``samples.png``, ``metrics.jsonl``,
     ``loss_curve.png`` and ``tb/`` (TensorBoard, when installed). A NaN or infinite loss raises
-    ``NonFiniteLossError`` naming the step and the loss, and leaves the last checkpoint as it was."""
+    ``NonFiniteLossError`` naming the step and the loss, and leaves the last checkpoint as it was. A folder holding
+    another run needs ``cfg.resume`` or ``cfg.overwrite``; see the module docstring."""
     return Trainer(objective, dataset, out_dir, cfg, on_log=on_log).run()

@@ -30,10 +30,11 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> np.n
     return grid.round().to(torch.uint8).permute(1, 2, 0).numpy()  # (C, H', W') -> (H', W', C)
 
 
-def save_grid(images: Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """Write ``make_grid(images)`` as a PNG, atomically."""
+def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, *, overwrite: bool = True) -> Path:
+    """Write ``make_grid(images)`` as a PNG, atomically; refuses a ``path`` that is not a regular file, and an
+    existing one when ``overwrite`` is False (the ``ganzoo`` commands pass their ``--overwrite``)."""
     array = make_grid(images, nrow)
     image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, what="image") as tmp:
         image.save(tmp, format="PNG")
     return Path(path)

@@ -53,7 +53,7 @@ def test_atomic_write_keeps_previous_file_on_error(tmp_path: Path) -> None:
     target = tmp_path / "ckpt.safetensors"
     target.write_bytes(b"previous")
     with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
+        with atomic_path(target, overwrite=True) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("killed while writing")
     assert target.read_bytes() == b"previous"
@@ -75,13 +75,17 @@ def dying(tensors, path, metadata=None):
         f.truncate(100)  # the write got this far
     os.kill(os.getpid(), 9)
 checkpoints.save_file = dying
-gz.save(gz.create_generator("dcgan.28", ngf=4), {str(target)!r})
+gz.save(gz.create_generator("dcgan.28", ngf=4), {str(target)!r}, overwrite=True)
 """
     env = {**os.environ, "GANZOO_LOAD_PLUGINS": "dcgan"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()
     assert target.read_bytes() == before
     assert gz.load(target).cfg.ngf == 4
+    assert len(list(tmp_path.glob(".g.safetensors.*.tmp"))) == 1  # the killed write's temporary file
+    gz.save(gz.create_generator("dcgan.28", ngf=8), target, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors"]  # cleaned by the next write
+    assert gz.load(target).cfg.ngf == 8
 
 
 def test_truncated_checkpoint_says_so(tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes(data, tmp_path: 
 def test_resume_without_checkpoint_starts_fresh_and_weights_only_files_are_refused(data, tmp_path: Path) -> None:
     result = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2, resume=True))
     assert result.step == 2 and result.history[0]["step"] == 1
-    gz.save(tiny_dcgan(), tmp_path / "checkpoint.safetensors")
+    gz.save(tiny_dcgan(), tmp_path / "checkpoint.safetensors", overwrite=True)
     with pytest.raises(gz.CheckpointError, match="no training state"):
         train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, resume=True))
 

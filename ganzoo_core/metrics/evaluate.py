@@ -179,7 +179,7 @@ def _write_cache(path: Path, key: str, fs: FeatureSet) -> None:
     tensors = {"features": fs.features.contiguous()}
     if fs.probs is not None:
         tensors["probs"] = fs.probs.contiguous()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=True, what="feature cache") as tmp:
         save_file(tensors, str(tmp), metadata={"key": key})
 
 
@@ -274,9 +274,9 @@ def _warnings(protocol: Mapping[str, Any], n_fake: int, reference: Mapping[str, 
     return out
 
 
-def write_result(result: Mapping[str, Any], path: str | Path) -> Path:
+def write_result(result: Mapping[str, Any], path: str | Path, *, overwrite: bool = True) -> Path:
     """Write a result as indented JSON, atomically (a crash leaves the previous file)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, what="result file") as tmp:
         tmp.write_text(json.dumps(result, indent=2, sort_keys=False, default=_json_default) + "\n")
     return Path(path)
 

@@ -51,7 +51,8 @@ class ImplSpec:
     requires: Callable[[str], str | None] | None = attrs.field(default=None, eq=False)  # (device type) -> why not
     reference: bool = False  # the plain-PyTorch ground truth; exactly one per op
     auto: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # device types "auto" may pick it for unmeasured
-    priority: int = 0  # among auto candidates, higher first
+    priority: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))  # among auto candidates, higher
+    # first (any integer)
 
 
 def register_op(
@@ -254,7 +255,7 @@ def write_cache(choices: Mapping[str, str], measurements: Mapping[str, Any] | No
         rows[key] = {"impl": impl, "device_name": device_name(dev), "torch": torch.__version__,
                      **({"measured": measurements[key]} if measurements and key in measurements else {})}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=True, what="kernel choice cache") as tmp:
         Path(tmp).write_text(json.dumps({"version": CACHE_VERSION, "choices": rows}, indent=2, sort_keys=True))
     return path
 

@@ -40,15 +40,19 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+_v = attrs.validators
+
+
 @attrs.frozen(kw_only=True)
 class UnpairedCfg:
-    source: str = attrs.field(default="horse2zebra", validator=attrs.validators.in_(SOURCES))
+    source: str = attrs.field(default="horse2zebra", validator=_v.in_(SOURCES))
     split: str = "train"  # train / test (val too for folders and files that have it); "all": every image
-    image_size: int | None = 32  # square resize; None keeps the source's size
+    image_size: int | None = attrs.field(default=32, validator=_v.optional(_v.ge(1)))  # square resize; None keeps the
+    # source's size
     channels: int | None = attrs.field(default=3)  # 1 or 3 (grey repeated, colour averaged); None keeps each domain's
     root: str | None = attrs.field(default=None, converter=_opt_str)  # folder: the trainA/trainB root
     path: str | None = attrs.field(default=None, converter=_opt_str)  # h5: the schema file
-    seed: int = 0  # the permutation of B
+    seed: int = attrs.field(default=0, validator=_v.ge(0))  # the permutation of B
 
     @channels.validator
     def _check_channels(self, _: Any, value: int | None) -> None:

@@ -51,26 +51,43 @@ def _check_size(_: Any, __: Any, value: int) -> None:
         raise ValueError(f"image_size must be a multiple of 4 (two stride-2 convs) and at least 8, got {value}")
 
 
+def _check_patch(inst: Any, attribute: Any, value: int) -> None:
+    """The PatchGAN's logit map is at least 1×1 at ``image_size`` (n_layers stride-2 convs, two k4 s1 p1)."""
+    if patch_output_size(value, inst.n_layers) < 1:
+        raise ValueError(f"{attribute.name} {value} is too small for n_layers={inst.n_layers}: the logit map would be "
+                         "empty")
+
+
+def _check_betas(_: Any, attribute: Any, value: tuple[float, ...]) -> None:
+    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
+        raise ValueError(f"{attribute.name} must be Adam's (β1, β2), two numbers in [0, 1), got {value!r}")
+
+
+_ge, _gt = attrs.validators.ge, attrs.validators.gt
+
+
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=256, validator=_check_size)  # for example_inputs; G is fully convolutional
-    in_channels: int = 3
-    out_channels: int = 3
-    ngf: int = 64  # width of the stem conv (c7s1-64); ×2 per downsampling
-    n_blocks: int = attrs.field(default=9, validator=attrs.validators.ge(1))  # residual blocks (9 at 256, 6 at 128)
+    in_channels: int = attrs.field(default=3, validator=_ge(1))
+    out_channels: int = attrs.field(default=3, validator=_ge(1))
+    ngf: int = attrs.field(default=64, validator=_ge(1))  # width of the stem conv (c7s1-64); ×2 per downsampling
+    n_blocks: int = attrs.field(default=9, validator=_ge(1))  # residual blocks (9 at 256, 6 at 128)
     norm: str = attrs.field(default="instance", validator=_check_norm)  # InstanceNorm(affine=False), convs with bias
     use_dropout: bool = False  # Dropout(0.5) inside each residual block; off for CycleGAN (reference default)
-    init_std: float = 0.02  # N(0, 0.02) weights, zero biases (reference init_type='normal')
+    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))  # N(0, 0.02) weights, zero biases (reference
+    # init_type='normal')
 
 
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
-    image_size: int = attrs.field(default=256, validator=_check_size)  # for example_inputs / output_shapes only
-    in_channels: int = 3
-    ndf: int = 64  # width of the first conv; ×2 per layer, at most ×8
-    n_layers: int = attrs.field(default=3, validator=attrs.validators.ge(1))  # 3: the 70×70 PatchGAN
+    image_size: int = attrs.field(default=256, validator=[_check_size, _check_patch])  # for example_inputs /
+    # output_shapes only
+    in_channels: int = attrs.field(default=3, validator=_ge(1))
+    ndf: int = attrs.field(default=64, validator=_ge(1))  # width of the first conv; ×2 per layer, at most ×8
+    n_layers: int = attrs.field(default=3, validator=_ge(1))  # 3: the 70×70 PatchGAN
     norm: str = attrs.field(default="instance", validator=_check_norm)
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))
 
 
 N_DOWN = 2  # stride-2 convs (d128, d256) and as many transposed convs (u128, u64)
@@ -171,8 +188,6 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, cfg: DiscriminatorCfg = DiscriminatorCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        if patch_output_size(cfg.image_size, cfg.n_layers) < 1:
-            raise ValueError(f"image_size {cfg.image_size} is too small for n_layers={cfg.n_layers}")
         bias = cfg.norm == "instance"
         widths = [cfg.ndf * min(2**i, 8) for i in range(cfg.n_layers + 1)]  # n_layers=3: 64, 128, 256, 512
         layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no norm
@@ -253,12 +268,14 @@ class ObjectiveCfg:
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.lsgan"  # least squares (reference gan_mode='lsgan')
-    lambda_a: float = 10.0  # cycle A → B → A
-    lambda_b: float = 10.0  # cycle B → A → B
-    lambda_idt: float = 0.5  # identity weight, relative to lambda_a / lambda_b; 0 turns identity off
-    pool_size: int = attrs.field(default=50, validator=attrs.validators.ge(0))  # per discriminator; 0: no pool
-    lr: float = 2e-4  # Adam, both phases; the decay is the engine's: --lr-schedule linear
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    lambda_a: float = attrs.field(default=10.0, validator=_ge(0.0))  # cycle A → B → A
+    lambda_b: float = attrs.field(default=10.0, validator=_ge(0.0))  # cycle B → A → B
+    lambda_idt: float = attrs.field(default=0.5, validator=_ge(0.0))  # identity weight, relative to lambda_a /
+    # lambda_b; 0 turns identity off
+    pool_size: int = attrs.field(default=50, validator=_ge(0))  # per discriminator; 0: no pool
+    lr: float = attrs.field(default=2e-4, validator=_gt(0.0))  # Adam, both phases; the decay is the engine's:
+    # --lr-schedule linear
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_check_betas)
     dataset: str = "cyclegan.horse2zebra"  # what `ganzoo train` uses when --data is not given
 
 

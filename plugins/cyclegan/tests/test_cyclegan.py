@@ -3,8 +3,11 @@ shapes, the reference weights layout, the image pool, the loss terms, the data r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -28,6 +31,46 @@ def test_plugin_conformance() -> None:
     names = check_plugin("ganzoo_cyclegan")
     assert {"objective cyclegan.small32", "generator cyclegan.resnet_9blocks", "discriminator cyclegan.patch70"} <= set(
         names)
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ---------------------------------
+
+BAD_VALUES: dict[str, tuple[Any, ...]] = {  # field → values every registered config with that field refuses
+    "image_size": (0, -1), "in_channels": (0, -1), "out_channels": (0, -1), "ngf": (0, -1), "ndf": (0, -1),
+    "n_blocks": (0, -1), "n_layers": (0, -1), "norm": ("group", "none"), "init_std": (0.0, -0.02),
+    "lambda_a": (-1.0,), "lambda_b": (-1.0,), "lambda_idt": (-0.5,), "pool_size": (-1,), "lr": (0.0, -1.0),
+    "betas": ((1.5, 0.999), (0.5, 1.0), (-0.1, 0.999)), "source": ("maps",), "channels": (0, 2), "seed": (-1,),
+}
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="cyclegan")
+              if gz.get_entry(kind, name).cfg is not None]
+
+
+def numeric_fields(cfg: Any) -> list[str]:
+    """Fields annotated with int or float (alone, optional, or inside a tuple)."""
+    return [f.name for f in attrs.fields(type(cfg)) if re.search(r"\b(int|float)\b", str(f.type))]
+
+
+def test_every_numeric_field_has_bad_values() -> None:
+    assert {("generator", "cyclegan.resnet_9blocks"), ("dataset", "cyclegan.horse2zebra")} <= set(REGISTERED)
+    missing = sorted({f for kind, name in REGISTERED for f in numeric_fields(gz.get_entry(kind, name).cfg)}
+                     - set(BAD_VALUES))
+    assert not missing, f"numeric fields without bad values to test (and maybe without a validator): {missing}"
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), [
+    pytest.param(kind, name, field, value, id=f"{name}-{field}={value!r}")
+    for kind, name in REGISTERED for field in attrs.fields_dict(type(gz.get_entry(kind, name).cfg))
+    if field in BAD_VALUES for value in BAD_VALUES[field]])
+def test_bad_override_fails_at_create(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(gz.ConfigError) as info:
+        gz.create(kind, name, **{field: value})
+    assert re.search(rf"\b{field}\b", str(info.value)), str(info.value)
+
+
+def test_patchgan_too_small_for_its_layers_fails_at_create() -> None:
+    with pytest.raises(gz.ConfigError, match=r"image_size 16 is too small for n_layers=3"):
+        gz.create_discriminator("cyclegan.patch70", image_size=16)
+    assert gz.create_discriminator("cyclegan.patch70", image_size=24).output_shapes(1) == (1, 1, 1, 1)
 
 
 # -- parameter counts, from the layer table ---------------------------------------------------------------------

@@ -4,7 +4,9 @@ weights layout, the training step, and a learning outcome on held-out real data.
 from __future__ import annotations
 
 import importlib.util
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from ganzoo_dcgan.model import stage_plan
 from torch import nn
 
 import ganzoo_core as gz
+from ganzoo_core.errors import ConfigError
 from ganzoo_core.ops import BatchNormAct2d
 from ganzoo_core.testing import check_plugin
 from ganzoo_core.training import TrainCfg, train
@@ -253,3 +256,70 @@ def test_discriminator_learning_rate_can_differ() -> None:
     phases = {p.name: p.lr for p in gz.create_objective("dcgan.32", lr_d=1e-4).phases}
     assert phases == {"D": 1e-4, "G": 2e-4}
     assert {p.name: p.lr for p in gz.create_objective("dcgan.32").phases} == {"D": 2e-4, "G": 2e-4}
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ------------------------------------
+
+
+def below_range(cfg: Any) -> list[tuple[str, Any]]:
+    """(field, value) for every number of ``cfg``: -1 (-1.0 for floats), in each place of a tuple of numbers. No field
+    of this plugin accepts a negative number, so a field without a range validator shows up here."""
+    out: list[tuple[str, Any]] = []
+    for field, hint in typing.get_type_hints(type(cfg)).items():
+        if typing.get_origin(hint) is tuple:
+            default = getattr(cfg, field)
+            out += [(field, tuple(-1.0 if j == i else v for j, v in enumerate(default))) for i in range(len(default))]
+        elif numbers := [a for a in (typing.get_args(hint) or (hint,)) if a in (int, float)]:
+            out.append((field, -1 if numbers[0] is int else -1.0))
+    return out
+
+
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="dcgan")
+              if gz.get_entry(kind, name).cfg is not None]
+BELOW_RANGE = [pytest.param(kind, name, field, value, id=f"{kind}:{name}:{field}={value}")
+               for kind, name in REGISTERED for field, value in below_range(gz.get_entry(kind, name).cfg)]
+BAD_VALUES = [  # (kind, name, overrides, the field the message must name)
+    ("generator", "dcgan.64", {"ngf": 0}, "ngf"),
+    ("generator", "dcgan.64", {"nz": 0}, "nz"),
+    ("generator", "dcgan.28", {"nc": 0}, "nc"),
+    ("generator", "dcgan.64", {"init_std": 0.0}, "init_std"),
+    ("generator", "dcgan.64", {"image_size": 48}, "image_size"),
+    ("generator", "dcgan.64", {"norm": "batchnorm"}, "norm"),
+    ("discriminator", "dcgan.32", {"norm": "batch1d"}, "norm"),  # 1-d BatchNorm cannot take feature maps
+    ("discriminator", "dcgan.32", {"ndf": 0}, "ndf"),
+    ("block", "dcgan.up", {"act": "swish"}, "act"),
+    ("block", "dcgan.down", {"out_channels": 0}, "out_channels"),
+    ("objective", "dcgan.64", {"lr": 0.0}, "lr"),
+    ("objective", "dcgan.64", {"lr_d": 0.0}, "lr_d"),
+    ("objective", "dcgan.64", {"betas": (0.5, 1.0)}, "betas"),
+    ("objective", "dcgan.64", {"betas": (1.5, 0.999)}, "betas"),
+    ("objective", "dcgan.64", {"betas": (0.5,)}, "betas"),
+    ("objective", "dcgan.fashion32", {"r1_every": 0}, "r1_every"),
+    ("objective", "dcgan.32", {"generator_kwargs": {"ngf": 0}}, "ngf"),  # the nested create_generator
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), BELOW_RANGE)
+def test_every_number_refuses_a_negative_value(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **{field: value})
+
+
+@pytest.mark.parametrize(("kind", "name", "overrides", "field"), BAD_VALUES,
+                         ids=[f"{k}:{n}:{o}" for k, n, o, _ in BAD_VALUES])
+def test_bad_value_fails_at_create_naming_the_field(kind: str, name: str, overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"ngf": 1, "nz": 1, "nc": 1}, {"norm": "group", "ngf": 32}, {"norm": "identity"}, {"norm": "instance_affine"},
+])
+def test_edge_values_build_working_networks(overrides: dict[str, Any]) -> None:
+    g = gz.create_generator("dcgan.28", **overrides)
+    assert g(*g.example_inputs(2)).shape == g.output_shapes(2)
+
+
+def test_adam_betas_may_start_at_zero() -> None:
+    obj = gz.create_objective("dcgan.28", betas=(0.0, 0.99))
+    assert [p.betas for p in obj.phases] == [(0.0, 0.99)] * 2

@@ -72,6 +72,16 @@ def _check_size(_: Any, __: Any, value: int) -> None:
     n_stages(value)
 
 
+# Range validators: a bad override fails at create_* naming the field and what it accepts.
+_SIZE = attrs.validators.ge(1)  # channels, widths, dims: at least 1 (the Reed networks check their own minimum)
+_POSITIVE = attrs.validators.gt(0.0)  # learning rates, init std
+_NON_NEGATIVE = attrs.validators.ge(0.0)  # loss weights
+_UNIT = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))  # mixing fractions, in [0, 1]
+_BETAS = attrs.validators.deep_iterable(  # Adam (β1, β2), each in [0, 1)
+    attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)),
+    attrs.validators.and_(attrs.validators.min_len(2), attrs.validators.max_len(2)))
+
+
 # Generator up-sampling: "deconv" (the official 4×4 stride-2 transposed convs) or "nearest" (×2 nearest resize then a
 # 3×3 conv, ``ganzoo_core.ops.UpsampleConv2d``: no checkerboard pattern, Odena, Dumoulin & Olah, Distill 2016).
 UPSAMPLE = ("deconv", "nearest")
@@ -92,13 +102,15 @@ D_HEADS = ("concat", "projection")
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nz: int = 100  # size of z, N(0, I)
-    nc: int = 3  # image channels
-    ngf: int = 128  # width of the last hidden layer; ×2 per stage towards 4×4 (official 128, the port 64)
-    text_dim: int = 1024  # size of the text embedding: follows the encoder (char-CNN-RNN 1024, MiniLM 384, ...)
-    nt: int = 128  # size of the projected text
+    nz: int = attrs.field(default=100, validator=_SIZE)  # size of z, N(0, I)
+    nc: int = attrs.field(default=3, validator=_SIZE)  # image channels
+    ngf: int = attrs.field(default=128, validator=_SIZE)  # width of the last hidden layer; ×2 per stage towards 4×4
+    # (official 128, the port 64)
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # size of the text embedding: follows the encoder
+    # (char-CNN-RNN 1024, MiniLM 384, ...)
+    nt: int = attrs.field(default=128, validator=_SIZE)  # size of the projected text
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
     upsample: str = attrs.field(default="deconv", validator=attrs.validators.in_(UPSAMPLE))  # each ×2 stage
     refine: bool = False  # a hidden stage at full resolution (ngf channels, BN, ReLU) before a 3×3 conv to nc
 
@@ -106,12 +118,12 @@ class GeneratorCfg:
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nc: int = 3
-    ndf: int = 64  # width of the first layer; ×2 per stage
-    text_dim: int = 1024
-    nt: int = 128
+    nc: int = attrs.field(default=3, validator=_SIZE)
+    ndf: int = attrs.field(default=64, validator=_SIZE)  # width of the first layer; ×2 per stage
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)
+    nt: int = attrs.field(default=128, validator=_SIZE)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
     head: str = attrs.field(default="concat", validator=attrs.validators.in_(D_HEADS))
 
 
@@ -233,6 +245,9 @@ class ReedGenerator(_TextGenerator):
         self.cfg = cfg
         n = n_stages(cfg.image_size)
         widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)]  # 64×64: [1024, 512, 256, 128] at 4, 8, 16, 32
+        if widths[1] < 4:  # the 8×8 residual block's inner convs have widths[1] // 4 channels
+            raise ConfigError(f"ngf must be at least {-(-4 // 2 ** (n - 2))} for image_size {cfg.image_size} (the "
+                              f"residual block at 8×8 has ngf·2^{n - 2}/4 channels), got {cfg.ngf}")
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=False, text_norm=cfg.text_norm)  # no BN in G's text path
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
@@ -323,6 +338,9 @@ class ReedDiscriminator(_TextDiscriminator):
         self.cfg = cfg
         n = n_stages(cfg.image_size)
         widths = [cfg.ndf * 2**i for i in range(n)]  # 64×64: [64, 128, 256, 512] at 32, 16, 8, 4
+        if widths[-1] < 4:  # the 4×4 residual block's inner convs have widths[-1] // 4 channels
+            raise ConfigError(f"ndf must be at least {-(-4 // 2 ** (n - 1))} for image_size {cfg.image_size} (the "
+                              f"residual block at 4×4 has ndf·2^{n - 1}/4 channels), got {cfg.ndf}")
         layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
         for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=1):
             act = "lrelu" if i < n - 2 else None  # the code's last two convs have BN and no activation
@@ -388,7 +406,8 @@ def nearest_other_class(text: Tensor, label: Tensor | None) -> Tensor:
 class ObjectiveCfg:
     generator: str = "gan_cls.64"  # any registered text-conditioned G; swap by name
     discriminator: str = "gan_cls.64"  # a D with trunk(image) and head(features, text) (or only forward)
-    text_dim: int | None = None  # when set, overrides both networks' text_dim (the encoder's embed_dim)
+    text_dim: int | None = attrs.field(default=None, validator=attrs.validators.optional(_SIZE))  # when set, overrides
+    # both networks' text_dim (the encoder's embed_dim)
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.bce"
@@ -407,10 +426,11 @@ class ObjectiveCfg:
     ms_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # mode seeking (Mao et al.,
     # CVPR 2019): + λ/(d_img/d_z + ε) in G's loss, d = mean |·| between two noise draws for the same texts; 0: off
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
-    interp_beta: float = 0.5  # t_int = β·t_i + (1 − β)·t_{i+B/2}
-    interp_weight: float = 1.0  # per-sample weight of the interpolated samples in G's loss
-    lr: float = 2e-4
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    interp_beta: float = attrs.field(default=0.5, validator=_UNIT)  # t_int = β·t_i + (1 − β)·t_{i+B/2}
+    interp_weight: float = attrs.field(default=1.0, validator=_NON_NEGATIVE)  # per-sample weight of the interpolated
+    # samples in G's loss
+    lr: float = attrs.field(default=2e-4, validator=_POSITIVE)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_BETAS)
     encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
     dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
 

@@ -4,7 +4,9 @@ the D loss terms and their weights, GAN-INT's 1.5·B generator batch, trunk shar
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -642,3 +644,73 @@ def test_samples_follow_held_out_captions(tmp_path: Path) -> None:
     assert untrained["colour"] < 0.3 and untrained["pos"] < 0.4, untrained
     for block, at_least in (("colour", 0.5), ("pos", 0.8), ("size", 0.8)):
         assert trained[block] >= at_least and trained[block] > untrained[block] + 0.25, (block, trained, untrained)
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ------------------------------------
+
+
+def below_range(cfg: Any) -> list[tuple[str, Any]]:
+    """(field, value) for every number of ``cfg``: -1 (-1.0 for floats), in each place of a tuple of numbers. No field
+    of this plugin accepts a negative number, so a field without a range validator shows up here."""
+    out: list[tuple[str, Any]] = []
+    for field, hint in typing.get_type_hints(type(cfg)).items():
+        if typing.get_origin(hint) is tuple:
+            default = getattr(cfg, field)
+            out += [(field, tuple(-1.0 if j == i else v for j, v in enumerate(default))) for i in range(len(default))]
+        elif numbers := [a for a in (typing.get_args(hint) or (hint,)) if a in (int, float)]:
+            out.append((field, -1 if numbers[0] is int else -1.0))
+    return out
+
+
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="gan-cls")
+              if gz.get_entry(kind, name).cfg is not None]
+BELOW_RANGE = [pytest.param(kind, name, field, value, id=f"{kind}:{name}:{field}={value}")
+               for kind, name in REGISTERED for field, value in below_range(gz.get_entry(kind, name).cfg)]
+BAD_VALUES = [  # (kind, name, overrides, the field the message must name)
+    ("generator", "gan_cls.64", {"ngf": 0}, "ngf"),
+    ("generator", "gan_cls.64", {"nz": 0}, "nz"),
+    ("generator", "gan_cls.port64", {"nt": 0}, "nt"),
+    ("generator", "gan_cls.64", {"text_dim": 0}, "text_dim"),
+    ("generator", "gan_cls.64", {"init_std": 0.0}, "init_std"),
+    ("generator", "gan_cls.64", {"image_size": 8}, "image_size"),
+    ("generator", "gan_cls.64", {"upsample": "bilinear"}, "upsample"),
+    ("generator", "gan_cls.32", {"image_size": 16, "ngf": 3}, "ngf"),  # the 8×8 residual block would have 0 channels
+    ("discriminator", "gan_cls.64", {"image_size": 16, "ndf": 1}, "ndf"),  # the 4×4 residual block: 0 channels
+    ("discriminator", "gan_cls.port32", {"nc": 0}, "nc"),
+    ("discriminator", "gan_cls.64", {"head": "linear"}, "head"),
+    ("discriminator", "gan_cls.64", {"text_norm": "l2"}, "text_norm"),
+    ("objective", "gan_cls.cls_32", {"lr": 0.0}, "lr"),
+    ("objective", "gan_cls.cls_32", {"betas": (0.5, 1.5)}, "betas"),
+    ("objective", "gan_cls.cls_32", {"betas": (1.0, 0.999)}, "betas"),
+    ("objective", "gan_cls.int_cls_32", {"interp_beta": 1.5}, "interp_beta"),
+    ("objective", "gan_cls.cls_32", {"cls_weight": 1.5}, "cls_weight"),
+    ("objective", "gan_cls.cls_32", {"text_dim": 0}, "text_dim"),
+    ("objective", "gan_cls.cls_32", {"mismatch": "wrong_caption"}, "mismatch"),
+    ("objective", "gan_cls.cls_32", {"wrong_text": "farthest"}, "wrong_text"),
+    ("objective", "gan_cls.cls_32", {"generator_kwargs": {"ngf": 0}}, "ngf"),  # the nested create_generator
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), BELOW_RANGE)
+def test_every_number_refuses_a_negative_value(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **{field: value})
+
+
+@pytest.mark.parametrize(("kind", "name", "overrides", "field"), BAD_VALUES,
+                         ids=[f"{k}:{n}:{o}" for k, n, o, _ in BAD_VALUES])
+def test_bad_value_fails_at_create_naming_the_field(kind: str, name: str, overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **overrides)
+
+
+@pytest.mark.parametrize(("kind", "name", "overrides"), [
+    ("generator", "gan_cls.32", {"image_size": 16, "ngf": 4}),  # the smallest widths the residual blocks allow
+    ("generator", "gan_cls.64", {"ngf": 1}),
+    ("generator", "gan_cls.port32", {"ngf": 1, "nz": 1, "nt": 1, "text_dim": 1}),
+    ("discriminator", "gan_cls.64", {"image_size": 16, "ndf": 2}),
+    ("discriminator", "gan_cls.port32", {"ndf": 1, "nt": 1}),
+])
+def test_smallest_widths_build_working_networks(kind: str, name: str, overrides: dict[str, Any]) -> None:
+    net = gz.create(kind, name, **overrides)
+    assert tuple(net(*net.example_inputs(2)).shape) == net.output_shapes(2)

@@ -53,21 +53,48 @@ from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
 # ---------------------------------------------------------------------------------------------------------------
 
 _in = attrs.validators.in_
+_ge, _gt = attrs.validators.ge, attrs.validators.gt
+_prob = attrs.validators.and_(_ge(0.0), attrs.validators.le(1.0))  # a probability
+
+
+def _unet_size(inst: UnetCfg, attribute: attrs.Attribute, value: int) -> None:
+    """image_size is a positive multiple of 2**n_downs: every level halves it, down to 1×1 at the bottleneck."""
+    step = 2**inst.n_downs
+    if value < step or value % step:
+        raise ValueError(f"{attribute.name} must be a positive multiple of 2**n_downs = {step} (n_downs={inst.n_downs}"
+                         f" ×2 downsamplings), got {value}")
+
+
+def _patch_size(inst: PatchCfg, attribute: attrs.Attribute, value: int) -> None:
+    """image_size leaves the PatchGAN a logit map of at least 1×1: n_layers halvings, then two k4 s1 p1 convs (−1
+    each), so at least 3·2**n_layers; the PixelGAN (n_layers=0) takes any size."""
+    least = 3 * 2**inst.n_layers if inst.n_layers else 1
+    if value < least:
+        raise ValueError(f"{attribute.name} must be at least {least} for n_layers={inst.n_layers} (the logit map "
+                         f"would be empty), got {value}")
+
+
+def _betas(_: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
+    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
+        raise ValueError(f"{attribute.name} must be Adam's (β1, β2), two numbers in [0, 1), got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
 class UnetCfg:
-    n_downs: int = attrs.field(default=8, validator=attrs.validators.ge(2))  # ×2 downsamplings: 8 for 256, 7 for 128
-    image_size: int = 256  # of example_inputs; any multiple of 2**n_downs works in forward
-    in_channels: int = 3  # A
-    out_channels: int = 3  # B
-    ngf: int = 64  # filters of the outermost level; ×2 per level up to ngf·8
+    n_downs: int = attrs.field(default=8, validator=_ge(2))  # ×2 downsamplings: 8 for 256, 7 for 128
+    image_size: int = attrs.field(default=256, validator=_unet_size)  # of example_inputs; any multiple of
+    # 2**n_downs works in forward
+    in_channels: int = attrs.field(default=3, validator=_ge(1))  # A
+    out_channels: int = attrs.field(default=3, validator=_ge(1))  # B
+    ngf: int = attrs.field(default=64, validator=_ge(1))  # filters of the outermost level; ×2 per level up to ngf·8
     norm: str = attrs.field(default="batch", validator=_in(("batch", "instance")))  # instance: convs get biases
-    dropout: float = 0.5  # p of the decoder's dropout layers; 0 removes them (junyanz --no_dropout)
+    dropout: float = attrs.field(default=0.5, validator=_prob)  # p of the decoder's dropout layers; 0 removes them
+    # (junyanz --no_dropout)
     dropout_at: str = attrs.field(default="torch", validator=_in(("torch", "lua")))  # see the module docstring
     skip_order: str = attrs.field(default="encoder_first", validator=_in(("encoder_first", "decoder_first")))
     innermost_norm: bool = False  # affinelayer TF: BatchNorm on the bottleneck (degenerate at batch 1)
-    init_std: float = 0.02  # junyanz init_type=normal, gain 0.02 (Lua: the same N(0, 0.02))
+    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))  # junyanz init_type=normal, gain 0.02 (Lua: the
+    # same N(0, 0.02))
 
     def widths(self) -> list[int]:
         """Encoder output channels per level: ngf·min(2^i, 8) → 64, 128, 256, 512, 512, 512, 512, 512."""
@@ -85,14 +112,15 @@ class UnetCfg:
 
 @attrs.frozen(kw_only=True)
 class PatchCfg:
-    n_layers: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
-    image_size: int = 256  # of example_inputs
-    in_channels: int = 3  # the conditional image A, concatenated first (junyanz cat((A, B), 1))
-    out_channels: int = 3  # B, real or generated
+    n_layers: int = attrs.field(default=3, validator=_ge(0))  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
+    image_size: int = attrs.field(default=256, validator=_patch_size)  # of example_inputs
+    in_channels: int = attrs.field(default=3, validator=_ge(1))  # the conditional image A, concatenated first
+    # (junyanz cat((A, B), 1))
+    out_channels: int = attrs.field(default=3, validator=_ge(1))  # B, real or generated
     conditional: bool = True  # False: D sees B alone (the paper's unconditional "GAN" ablation)
-    ndf: int = 64
+    ndf: int = attrs.field(default=64, validator=_ge(1))
     norm: str = attrs.field(default="batch", validator=_in(("batch", "instance")))
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))
 
     @property
     def input_channels(self) -> int:
@@ -353,10 +381,10 @@ class ObjectiveCfg:
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.bce"  # junyanz gan_mode='vanilla': BCE on logits, labels 1 / 0
     loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    lambda_l1: float = 100.0  # λ
-    gan_weight: float = 1.0  # 0: L1 alone (no D phase), the paper's "L1" row
-    lr: float = 2e-4
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    lambda_l1: float = attrs.field(default=100.0, validator=_ge(0.0))  # λ
+    gan_weight: float = attrs.field(default=1.0, validator=_ge(0.0))  # 0: L1 alone (no D phase), the paper's "L1" row
+    lr: float = attrs.field(default=2e-4, validator=_gt(0.0))
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_betas)
     direction: str = attrs.field(default="AtoB", validator=_in(("AtoB", "BtoA")))  # BtoA: image_b is the input
     # Test time (sample): the originals run G as in training, batch statistics and dropout as noise (Lua test.lua,
     # affinelayer, junyanz without --eval); sample_norm="running" with sample_dropout=False is junyanz --eval.

@@ -5,8 +5,11 @@ against scikit-image, the paired data, and a learning outcome on held-out emoji 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
+from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -30,6 +33,42 @@ def n_params(module: nn.Module) -> int:
 def test_plugin_conformance() -> None:
     names = check_plugin("ganzoo_pix2pix_unet")
     assert {"generator pix2pix.unet_256", "discriminator pix2pix.patch70", "objective pix2pix.emoji_32"} <= set(names)
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ---------------------------------
+
+BAD_VALUES: dict[str, tuple[Any, ...]] = {  # field → values every registered config with that field refuses
+    "n_downs": (1, 0), "image_size": (0, -1), "in_channels": (0, -1), "out_channels": (0, -1), "ngf": (0, -1),
+    "ndf": (0, -1), "n_layers": (-1,), "norm": ("group", "Batch"), "dropout": (-0.1, 1.5), "dropout_at": ("keras",),
+    "skip_order": ("random",), "init_std": (0.0, -0.02), "lambda_l1": (-1.0,), "gan_weight": (-1.0,),
+    "lr": (0.0, -1.0), "betas": ((1.5, 0.999), (0.5, 1.0), (-0.1, 0.999)), "direction": ("AtoC",),
+    "sample_norm": ("none",), "output": ("hsv",), "task": ("depth",), "channels": (0, 2, -1),
+    "edge_threshold": (-0.5,),
+}
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="pix2pix-unet")
+              if gz.get_entry(kind, name).cfg is not None]
+
+
+def numeric_fields(cfg: Any) -> list[str]:
+    """Fields annotated with int or float (alone, optional, or inside a tuple)."""
+    return [f.name for f in attrs.fields(type(cfg)) if re.search(r"\b(int|float)\b", str(f.type))]
+
+
+def test_every_numeric_field_has_bad_values() -> None:
+    assert {("generator", "pix2pix.unet_256"), ("dataset", "pix2pix.folder")} <= set(REGISTERED)
+    missing = sorted({f for kind, name in REGISTERED for f in numeric_fields(gz.get_entry(kind, name).cfg)}
+                     - set(BAD_VALUES))
+    assert not missing, f"numeric fields without bad values to test (and maybe without a validator): {missing}"
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), [
+    pytest.param(kind, name, field, value, id=f"{name}-{field}={value!r}")
+    for kind, name in REGISTERED for field in attrs.fields_dict(type(gz.get_entry(kind, name).cfg))
+    if field in BAD_VALUES for value in BAD_VALUES[field]])
+def test_bad_override_fails_at_create(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(gz.ConfigError) as info:
+        gz.create(kind, name, **{field: value})
+    assert re.search(rf"\b{field}\b", str(info.value)), str(info.value)
 
 
 # -- parameter counts, from the layer tables ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ import torch
 from ganzoo_core._api import SPEC_ATTR
 from ganzoo_core.checkpoints import atomic_path
 from ganzoo_core.errors import GanzooError, ShapeError
-from ganzoo_skipthought_encoder.model import EOS, PAD, UNK, SkipThoughtEncoder, words_to_bytes
+from ganzoo_skipthought_encoder.model import EOS, PAD, UNK, SkipThoughtEncoder
 
 _SPECIAL = (PAD, EOS, UNK)
 
@@ -151,13 +151,11 @@ def expand_vocabulary(encoder: SkipThoughtEncoder, words: list[str], vectors: np
     cfg = attrs.evolve(encoder.cfg, vocab_size=len(all_words), weights_file=None, original_dir=None,
                        max_word_bytes=max(encoder.cfg.max_word_bytes, *(len(w.encode()) for w in new)) if new
                        else encoder.cfg.max_word_bytes)
-    out = SkipThoughtEncoder(cfg)  # not create_encoder: it drops None overrides, and weights_file must be None
+    out = SkipThoughtEncoder(cfg, words=all_words)  # not create_encoder: it drops None overrides (weights_file)
     setattr(out, SPEC_ATTR, spec)
     out.to(encoder.vocab_bytes.device)
     state = {k: v for k, v in encoder.state_dict().items() if not k.endswith("emb.weight") and k != "vocab_bytes"}
     out.load_state_dict(state, strict=False)
-    out.vocab_bytes.copy_(words_to_bytes(all_words, cfg.max_word_bytes))
-    out._index = None
     src = vectors[[k for _, k in shared]]
     new_vectors = vectors[[w2v[w] for w in new]] if new else np.zeros((0, vectors.shape[1]), np.float32)
     with torch.no_grad():

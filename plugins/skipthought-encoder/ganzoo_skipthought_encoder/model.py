@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,20 +60,39 @@ MODES = ("uni", "bi", "combine")
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _finite(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name!r} must be a finite number, got {value!r}")
+
+
+def _pair(instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
+    if len(value) != 2:
+        raise ValueError(f"{attribute.name!r} must hold 2 values, got {value!r}")
+
+
+_V = attrs.validators
+_SIZE = _V.ge(1)  # every size and dimension
+_STD = _V.and_(_V.ge(0.0), _finite)  # an init standard deviation
+
+
 @attrs.frozen(kw_only=True)
 class EncoderCfg:
-    mode: str = attrs.field(default="uni", validator=attrs.validators.in_(MODES))
-    vocab_size: int = 20_000  # rows of each word table, padding row included (original training vocabulary: 20k)
-    word_dim: int = 620  # dim_word
-    uni_dim: int = 2400  # uni-skip GRU size
-    bi_dim: int = 1200  # bi-skip GRU size per direction
-    max_word_bytes: int = 32  # UTF-8 bytes per row of the stored word list
+    mode: str = attrs.field(default="uni", validator=_V.in_(MODES))
+    # rows of each word table, padding row included (original training vocabulary: 20k)
+    vocab_size: int = attrs.field(default=20_000, validator=_V.ge(2))
+    word_dim: int = attrs.field(default=620, validator=_SIZE)  # dim_word
+    uni_dim: int = attrs.field(default=2400, validator=_SIZE)  # uni-skip GRU size
+    bi_dim: int = attrs.field(default=1200, validator=_SIZE)  # bi-skip GRU size per direction
+    # UTF-8 bytes per row of the stored word list (at least len("<pad>") = 5)
+    max_word_bytes: int = attrs.field(default=32, validator=_V.ge(len(PAD)))
     use_eos: bool = False  # append <eos> to every sentence in encode (original default: False)
     normalize: bool = True  # L2-normalise the uni and the bi vector separately (original use_norm=True)
-    batch_size: int = 128  # sentences per forward pass in encode (grouped by length, no padding inside a group)
+    # sentences per forward pass in encode (grouped by length, no padding inside a group)
+    batch_size: int = attrs.field(default=128, validator=_SIZE)
     weights_file: str | None = None  # "shipped", a safetensors path, or None (random init)
     original_dir: str | None = None  # folder with the released dictionary.txt, u/btable.npy, uni/bi_skip.npz
-    init_std: float = 0.1  # N(0, 0.1) input and embedding weights, orthogonal recurrent blocks (original init)
+    # N(0, 0.1) input and embedding weights, orthogonal recurrent blocks (original init)
+    init_std: float = attrs.field(default=0.1, validator=_STD)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -165,14 +185,19 @@ class SkipThoughtEncoder(nn.Module):
 
     vocab_bytes: Tensor
 
-    def __init__(self, cfg: EncoderCfg = EncoderCfg()) -> None:
+    def __init__(self, cfg: EncoderCfg = EncoderCfg(), *, words: Sequence[str] | None = None) -> None:
+        """``words``: the word list (default: the original files' or the weights file's, else placeholders).
+
+        ``cfg`` keeps no path it read: after ``original_dir`` it holds the files' sizes and ``original_dir=None``,
+        after a ``weights_file`` path ``weights_file=None`` (the weights are in the module; ``"shipped"`` names a
+        file of this package and stays), so a checkpoint of this encoder rebuilds it without opening any file."""
         super().__init__()
         original = None
         if cfg.original_dir is not None:
             from ganzoo_skipthought_encoder.original import read_original
 
             original = read_original(cfg.original_dir, cfg.mode)
-            cfg = attrs.evolve(cfg, original_dir=None, weights_file=None, **original.sizes())
+            cfg = attrs.evolve(cfg, original_dir=None, weights_file=None, **original.sizes(cfg.max_word_bytes))
         self.cfg = cfg
         self.embed_dim = {"uni": cfg.uni_dim, "bi": 2 * cfg.bi_dim, "combine": cfg.uni_dim + 2 * cfg.bi_dim}[cfg.mode]
         if cfg.mode in ("uni", "combine"):
@@ -181,14 +206,20 @@ class SkipThoughtEncoder(nn.Module):
         if cfg.mode in ("bi", "combine"):
             self.bi_emb = nn.Embedding(cfg.vocab_size, cfg.word_dim, padding_idx=PAD_ID)
             self.bi_gru = ZeroHiddenBiasGRU(cfg.word_dim, cfg.bi_dim, bidirectional=True)
-        self.register_buffer("vocab_bytes", words_to_bytes(placeholder_words(cfg.vocab_size), cfg.max_word_bytes))
+        self.register_buffer("vocab_bytes", torch.zeros(cfg.vocab_size, cfg.max_word_bytes, dtype=torch.uint8))
         self._index: dict[str, int] | None = None
         self.register_load_state_dict_post_hook(_forget_index)
         self.reset_parameters()
         if original is not None:
             original.load_into(self)
         elif cfg.weights_file is not None:
-            self._load_weights(cfg.weights_file)
+            self._load_weights(cfg.weights_file)  # its vocab_bytes hold the word list
+            if cfg.weights_file != SHIPPED:
+                self.cfg = attrs.evolve(cfg, weights_file=None)
+        if words is not None:
+            self.set_words(words)
+        elif original is None and cfg.weights_file is None:
+            self.set_words(placeholder_words(cfg.vocab_size))
 
     # -- parameters and vocabulary --
     def reset_parameters(self) -> None:
@@ -323,11 +354,11 @@ def _forget_index(module: nn.Module, incompatible: Any) -> None:
 
 @attrs.frozen(kw_only=True)
 class DecoderCfg:
-    vocab_size: int = 2000
-    word_dim: int = 64
-    context_dim: int = 128  # the encoder's sentence vector (uni_dim, or 2·bi_dim)
-    dim: int = 128
-    init_std: float = 0.1
+    vocab_size: int = attrs.field(default=2000, validator=_SIZE)
+    word_dim: int = attrs.field(default=64, validator=_SIZE)
+    context_dim: int = attrs.field(default=128, validator=_SIZE)  # the encoder's sentence vector (uni_dim, or 2·bi_dim)
+    dim: int = attrs.field(default=128, validator=_SIZE)
+    init_std: float = attrs.field(default=0.1, validator=_STD)
 
 
 class ConditionalGruDecoder(nn.Module):
@@ -365,11 +396,15 @@ class ConditionalGruDecoder(nn.Module):
 class ObjectiveCfg:
     encoder: str = "skipthought.uni_small"  # a uni or bi encoder (combine-skip is two separately trained models)
     encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    decoder_dim: int | None = None  # None: the encoder's sentence vector size
+    decoder_dim: int | None = attrs.field(default=None, validator=_V.optional(_SIZE))  # None: the encoder's sentence vector size
     corpus: str | None = None  # ordered sentence corpus whose train split gives the vocabulary (e.g. "austen.novels")
-    lr: float = 1e-3  # Adam
-    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), converter=tuple)  # Adam defaults (not β1 = 0.5)
-    grad_clip: float = 5.0  # clip the global gradient norm (original training code default; paper: 10)
+    lr: float = attrs.field(default=1e-3, validator=_V.and_(_V.gt(0.0), _finite))  # Adam
+    betas: tuple[float, float] = attrs.field(  # Adam defaults (not β1 = 0.5)
+        default=(0.9, 0.999), converter=tuple,
+        validator=_V.deep_iterable(_V.and_(_V.ge(0.0), _V.lt(1.0)), iterable_validator=_pair))
+    # clip the global gradient norm (original training code default; paper: 10); 0 would zero every gradient, inf
+    # turns clipping off
+    grad_clip: float = attrs.field(default=5.0, validator=_V.gt(0.0))
     dataset: str = "skipthought.triples"  # what `ganzoo train` uses when --data is not given
 
 
@@ -395,16 +430,26 @@ def _clip_before_step(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) 
 register_optimizer_step_pre_hook(_clip_before_step)
 
 
+def _resolved(cfg: ObjectiveCfg, encoder: EncoderCfg) -> ObjectiveCfg:
+    """``cfg`` with the encoder's config as built (``original_dir`` and path ``weights_file`` already read and set to
+    None, the sizes they gave filled in), so a checkpoint rebuilds the same shapes without opening any file."""
+    name = cfg.encoder
+    template = gz.get_encoder_cfg(name)
+    if encoder.weights_file is None and template.weights_file is not None:
+        name = f"skipthought.{encoder.mode}"  # create_* ignores None overrides: a variant naming no weights file
+    return attrs.evolve(cfg, encoder=name, encoder_kwargs=attrs.asdict(encoder))
+
+
 class SkipThoughtObjective(nn.Module):
     """Encode sentence i, decode sentences i−1 and i+1 from its vector (teacher forcing, cross-entropy)."""
 
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
-        self.cfg = cfg
         encoder = gz.create_encoder(cfg.encoder, **cfg.encoder_kwargs)
         if not isinstance(encoder, SkipThoughtEncoder) or encoder.cfg.mode == "combine":
             raise GanzooError(f"the skip-thought objective trains a uni or bi skip-thought encoder, got {cfg.encoder!r}"
                               " (combine-skip concatenates two separately trained models)")
+        self.cfg = _resolved(cfg, encoder.cfg)
         if cfg.corpus is not None:
             encoder.set_words(corpus_vocabulary(cfg.corpus, encoder.cfg.vocab_size))
         else:
@@ -525,8 +570,9 @@ def corpus_vocabulary(corpus: str, vocab_size: int) -> tuple[str, ...]:
 class TriplesCfg:
     corpus: str = "austen.novels"  # a registered ordered sentence corpus (sentences, docs; train/test splits)
     split: str = "train"
-    vocab_size: int = 2000  # must equal the encoder's vocab_size; the vocabulary always comes from the train split
-    max_len: int = 30  # words kept per sentence (the original's maxlen_w)
+    # must equal the encoder's vocab_size; the vocabulary always comes from the train split (<pad>, <eos>, UNK, words)
+    vocab_size: int = attrs.field(default=2000, validator=_V.ge(3))
+    max_len: int = attrs.field(default=30, validator=_SIZE)  # words kept per sentence (the original's maxlen_w)
 
 
 class SentenceTriples(Dataset[dict[str, Tensor]]):

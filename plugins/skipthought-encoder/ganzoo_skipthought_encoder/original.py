@@ -1,15 +1,17 @@
 """Reader for the released skip-thought files (ryankiros/skip-thoughts; models.md §7.2).
 
 A folder holds ``dictionary.txt`` (one word per line; line i ↔ row i of both tables), ``utable.npy`` /
-``btable.npy`` (N × 620 float32, Python-2 pickled numpy objects: read with ``allow_pickle=True,
-encoding='latin1'``), ``uni_skip.npz`` (``encoder_W`` 620×4800 = [W_r ‖ W_u], ``encoder_b`` 4800, ``encoder_U``
-2400×4800, ``encoder_Wx`` 620×2400, ``encoder_bx`` 2400, ``encoder_Ux`` 2400×2400) and ``bi_skip.npz`` (the same
-names at 1200, plus ``encoder_r_*`` for the backward GRU). ``Wemb`` entries of the .npz files are ignored: encoding
-uses the tables. Use it through the registry: ``gz.create_encoder("skipthought.combine", original_dir="dir/")``.
+``btable.npy`` (N × 620 float32 saved as Python-2 pickled numpy objects: read with a restricted unpickler that
+rebuilds numpy arrays and nothing else, Python-2 strings decoded as latin1), ``uni_skip.npz`` (``encoder_W``
+620×4800 = [W_r ‖ W_u], ``encoder_b`` 4800, ``encoder_U`` 2400×4800, ``encoder_Wx`` 620×2400, ``encoder_bx`` 2400,
+``encoder_Ux`` 2400×2400) and ``bi_skip.npz`` (the same names at 1200, plus ``encoder_r_*`` for the backward GRU).
+``Wemb`` entries of the .npz files are ignored: encoding uses the tables. Use it through the registry:
+``gz.create_encoder("skipthought.combine", original_dir="dir/")``.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from ganzoo_core.errors import GanzooError, ShapeError
+from ganzoo_skipthought_encoder.model import PAD
 
 GRU_NAMES = ("W", "b", "U", "Wx", "bx", "Ux")
 FILES = {"uni": ("utable.npy", "uni_skip.npz"), "bi": ("btable.npy", "bi_skip.npz")}
@@ -44,20 +47,76 @@ def read_dictionary(path: str | Path) -> list[str]:
     return words
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global (a function or class) the reader does not allow."""
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as Python-3 protocol-2 pickles use it for bytes, limited to latin1 (any other codec is a
+    transformation no numpy array needs)."""
+    if not isinstance(text, str) or encoding.lower().replace("-", "").replace("_", "") not in ("latin1", "iso88591"):
+        raise _RefusedGlobal(f"_codecs.encode({type(text).__name__}, {encoding!r}): only latin1 text is allowed")
+    return text.encode("latin1")
+
+
+class _TableUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays (of numbers, or of arrays) and nothing else. A pickle runs whatever function it names,
+    so every global outside this table is refused before anything is called."""
+
+    _RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy's array rebuild function, whatever module numpy keeps it in
+    _SCALAR = np.float32(0).__reduce__()[0]  # numpy's scalar rebuild function (numbers inside object arrays)
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+        ("numpy.core.multiarray", "scalar"): _SCALAR, ("numpy._core.multiarray", "scalar"): _SCALAR,
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_bytes,  # bytes in a protocol-2 pickle written by Python 3
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.ALLOWED[(module, name)]
+        except KeyError:
+            raise _RefusedGlobal(f"it names {module}.{name}, and a word table may only name numpy's array parts "
+                                 f"({', '.join(sorted({f'{m}.{n}' for m, n in self.ALLOWED}))})") from None
+
+
+def _read_npy(path: Path) -> Any:
+    """The array of an .npy file; an object .npy's pickle goes through ``_TableUnpickler``."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f".npy format version {version} (expected 1.0 or 2.0)")
+        if not dtype.hasobject:
+            handle.seek(0)
+            return np.lib.format.read_array(handle, allow_pickle=False)
+        try:
+            return _TableUnpickler(handle, encoding="latin1").load()
+        except _RefusedGlobal as err:
+            raise GanzooError(f"refusing to read word table {str(path)!r}: {err}") from None
+
+
 def read_table(path: str | Path) -> np.ndarray:
-    """An (N, word_dim) float32 table saved by Python-2 numpy (a pickled array: ``allow_pickle`` is required, and
-    ``encoding='latin1'`` decodes its Python-2 byte strings)."""
+    """An (N, word_dim) float32 table: a plain float .npy, or the released Python-2 object .npy (a pickled array,
+    of rows or of numbers, read without running code)."""
     path = _require(Path(path), "word table")
     try:
-        table = np.load(path, allow_pickle=True, encoding="latin1")
-    except (OSError, ValueError, EOFError) as err:
+        table = _read_npy(path)
+    except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, AttributeError,
+            pickle.UnpicklingError) as err:
         raise GanzooError(f"cannot read word table {str(path)!r}: {err}") from err
     if isinstance(table, np.ndarray) and table.dtype == object and table.ndim == 0:
         table = table.item()  # a pickled array inside a 0-d object array
-    table = np.asarray(table)
-    if table.dtype == object:  # an object array of numbers
+    if not isinstance(table, np.ndarray):
+        raise ShapeError(f"word table {str(path)!r} holds a {type(table).__name__}, expected a numpy array")
+    if table.dtype == object:  # an object array of rows (N,) or of numbers (N, word_dim)
         try:
-            table = table.astype(np.float32)
+            table = (np.stack([np.asarray(row, np.float32) for row in table]) if table.ndim == 1
+                     else table.astype(np.float32))
         except (TypeError, ValueError) as err:
             raise ShapeError(f"word table {str(path)!r} holds objects that are not numbers ({err})") from err
     if table.ndim != 2 or not np.issubdtype(table.dtype, np.floating):
@@ -102,10 +161,13 @@ class OriginalFiles:
     tables: dict[str, np.ndarray]  # "uni" / "bi" → (N, word_dim)
     grus: dict[str, dict[str, torch.Tensor]]  # "uni" / "bi" → nn.GRU tensors
 
-    def sizes(self) -> dict[str, Any]:
+    def sizes(self, min_word_bytes: int = 0) -> dict[str, Any]:
+        """The encoder sizes the files fix; ``max_word_bytes`` fits every word and ``<pad>``, and is at least
+        ``min_word_bytes`` (the encoder's own setting)."""
         table = next(iter(self.tables.values()))
+        longest = max(len(w.encode("utf-8")) for w in [PAD, *self.words])
         out: dict[str, Any] = {"vocab_size": len(self.words) + 1, "word_dim": table.shape[1],
-                               "max_word_bytes": max(len(w.encode("utf-8")) for w in self.words)}
+                               "max_word_bytes": max(min_word_bytes, longest)}
         if "uni" in self.grus:
             out["uni_dim"] = self.grus["uni"]["weight_hh_l0"].shape[1]
         if "bi" in self.grus:
@@ -114,7 +176,7 @@ class OriginalFiles:
 
     def load_into(self, encoder: Any) -> None:
         """Copy the tables (row 0 = padding, then the dictionary's rows) and GRU weights into ``encoder``."""
-        encoder.set_words(["<pad>", *self.words])
+        encoder.set_words([PAD, *self.words])
         with torch.no_grad():
             for mode, table in self.tables.items():
                 emb: nn.Embedding = getattr(encoder, f"{mode}_emb")

@@ -3,7 +3,13 @@ equations, the released file format, the tokenizer, vocabulary expansion, the ob
 
 from __future__ import annotations
 
+import builtins
+import codecs
+import json
+import math
+import os
 import pickle
+import struct
 import zlib
 from pathlib import Path
 
@@ -19,9 +25,11 @@ from ganzoo_skipthought_encoder.expand import (
     write_word2vec,
 )
 from ganzoo_skipthought_encoder.model import EOS, UNK, ZeroHiddenBiasGRU
+from ganzoo_skipthought_encoder.original import read_table
 from ganzoo_skipthought_encoder.tokenize import word_tokenize
 
 import ganzoo_core as gz
+from ganzoo_core.checkpoints import read_info
 from ganzoo_core.errors import GanzooError, ShapeError
 from ganzoo_core.testing import check_plugin
 
@@ -94,16 +102,46 @@ def gru_arrays(rng: np.random.Generator, word_dim: int, dim: int) -> dict[str, n
 WORDS = ["<eos>", "UNK", "the", "cat", "sat", ".", "on", "mat", "A", "dog", "barked", ","]
 
 
-def write_original(folder: Path, word_dim: int = 5, uni: int = 6, bi: int = 4, seed: int = 0) -> dict:
+def py2_pickle(table: np.ndarray) -> bytes:
+    """The bytes Python-2 numpy pickles a float32 array as (protocol 2, byte strings as py2 ``str``), written out by
+    hand: they unpickle only with ``encoding='latin1'``."""
+    def text(raw: bytes) -> bytes:
+        return (b"U" + bytes([len(raw)]) if len(raw) < 256 else b"T" + struct.pack("<I", len(raw))) + raw
+
+    shape = b"".join(b"J" + struct.pack("<i", n) for n in table.shape) + b"\x86"
+    dtype = (b"cnumpy\ndtype\n" + text(b"f4") + b"K\x00K\x01\x87R(K\x03" + text(b"<")
+             + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    return (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + text(b"b") + b"\x87R(K\x01"
+            + shape + dtype + b"\x89" + text(table.astype("<f4").tobytes()) + b"tb.")
+
+
+def write_table(path: Path, table: np.ndarray, layout: str = "py3") -> None:
+    """A word table as an object .npy whose payload is a protocol-2 pickle of: the float array written by Python 3
+    ("py3") or by Python 2 ("py2"), an (N,) object array of rows ("rows"), an (N, d) object array of numpy scalars
+    ("numbers"); or as a plain float .npy ("plain")."""
+    if layout == "plain":
+        np.save(path, table)
+        return
+    payload = table
+    if layout in ("rows", "numbers"):
+        payload = np.empty(table.shape[:1] if layout == "rows" else table.shape, dtype=object)
+        for index in np.ndindex(payload.shape):
+            payload[index] = table[index]  # a (d,) row or an np.float32
+    with open(path, "wb") as handle:
+        shape = payload.shape if layout in ("rows", "numbers") else ()
+        np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": shape})
+        handle.write(py2_pickle(table) if layout == "py2" else pickle.dumps(payload, protocol=2))
+
+
+def write_original(folder: Path, word_dim: int = 5, uni: int = 6, bi: int = 4, seed: int = 0,
+                   words: list[str] = WORDS, layout: str = "py3") -> dict:
     """Small files in the released layout: Python-2-style pickled .npy tables (protocol 2) and the .npz arrays."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "dictionary.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
-    tables = {n: rng.normal(0, 1, (len(WORDS), word_dim)).astype(np.float32) for n in ("utable", "btable")}
+    (folder / "dictionary.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    tables = {n: rng.normal(0, 1, (len(words), word_dim)).astype(np.float32) for n in ("utable", "btable")}
     for name, table in tables.items():
-        with open(folder / f"{name}.npy", "wb") as handle:  # an object .npy whose payload is a protocol-2 pickle
-            np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": ()})
-            pickle.dump(table, handle, protocol=2)
+        write_table(folder / f"{name}.npy", table, layout)
     p_uni, p_f, p_b = gru_arrays(rng, word_dim, uni), gru_arrays(rng, word_dim, bi), gru_arrays(rng, word_dim, bi)
     np.savez(folder / "uni_skip.npz", Wemb=rng.normal(size=(3, word_dim)),
              **{f"encoder_{k}": v for k, v in p_uni.items()})
@@ -164,11 +202,127 @@ def test_released_file_round_trip_keeps_words(tmp_path: Path) -> None:
 
 
 def test_table_needs_latin1_pickle(tmp_path: Path) -> None:
-    """The tables are pickled object arrays: they load only with allow_pickle, which the reader uses."""
-    write_original(tmp_path)
+    """The tables are pickles: numpy refuses them without allow_pickle, the reader rebuilds them with its own
+    restricted unpickler (latin1 for Python-2 strings), and no plugin file turns allow_pickle on."""
+    write_original(tmp_path, layout="py2")
     with pytest.raises(ValueError, match="allow_pickle"):
         np.load(tmp_path / "utable.npy")
+    with open(tmp_path / "utable.npy", "rb") as handle:
+        np.lib.format.read_magic(handle)
+        np.lib.format.read_array_header_1_0(handle)
+        with pytest.raises(UnicodeDecodeError):
+            pickle.load(handle)  # Python 3's default ascii cannot decode the Python-2 float bytes
     assert gz.create_encoder("skipthought.uni", original_dir=str(tmp_path)).uni_emb.weight.shape == (13, 5)
+    sources = [*Path(read_table.__code__.co_filename).parent.rglob("*.py"),
+               *(Path(__file__).parents[1] / "scripts").rglob("*.py")]
+    assert len(sources) >= 6 and not [f for f in sources if "allow_pickle=True" in f.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("layout", ["py3", "py2", "rows", "numbers", "plain"])
+def test_table_layouts_load_alike(tmp_path: Path, layout: str) -> None:
+    """Every way a float table can sit in a .npy gives the same tensors: what the encoder holds is the table."""
+    ref = write_original(tmp_path, layout=layout)
+    np.testing.assert_array_equal(read_table(tmp_path / "utable.npy"), ref["utable"])
+    enc = gz.create_encoder("skipthought.combine", original_dir=str(tmp_path))
+    assert torch.equal(enc.uni_emb.weight[1:], torch.from_numpy(ref["utable"]))
+    assert torch.equal(enc.bi_emb.weight[1:], torch.from_numpy(ref["btable"]))
+
+
+class _Call:
+    """Pickles as a call of ``func(*args)``: what a hostile table would hold."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple:
+        return self.func, self.args
+
+
+def _hostile_payloads(marker: Path) -> dict[str, tuple[object, str]]:
+    shell = f"touch {marker}"
+    inside = np.empty(2, dtype=object)
+    inside[:] = [np.zeros(5, np.float32), _Call(os.system, shell)]  # a valid array around the call
+    return {
+        "os.system": (_Call(os.system, shell), rf"{os.system.__module__}\.system"),
+        "exec": (_Call(builtins.exec, f"open({str(marker)!r}, 'w').close()"), r"__builtin__\.exec"),  # the Python-2 name
+        "inside an array": (inside, rf"{os.system.__module__}\.system"),
+        "other codec": (_Call(codecs.encode, "abc", "rot13"), "only latin1"),
+    }
+
+
+@pytest.mark.parametrize("case", ["os.system", "exec", "inside an array", "other codec"])
+def test_table_pickle_cannot_run_code(tmp_path: Path, case: str) -> None:
+    """A table whose pickle names anything but numpy's array parts is refused, naming the file and the global,
+    before the global is called."""
+    write_original(tmp_path)
+    marker = tmp_path / "ran"
+    payload, refused = _hostile_payloads(marker)[case]
+    with open(tmp_path / "utable.npy", "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": ()})
+        pickle.dump(payload, handle, protocol=2)
+    with pytest.raises(GanzooError, match=rf"refusing to read word table .*utable\.npy.*{refused}"):
+        gz.create_encoder("skipthought.uni", original_dir=str(tmp_path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("n_words", [101, 1200])
+def test_short_words_and_a_long_dictionary(tmp_path: Path, n_words: int) -> None:
+    """A dictionary of more than 100 words of at most 5 bytes (101: at most 3) loads: no ``<w100>`` placeholder is
+    built, ``<pad>`` fits, and a larger ``max_word_bytes`` is kept."""
+    words = ["UNK", *[f"w{i}" for i in range(n_words - 1)]]
+    write_original(tmp_path, words=words)
+    enc = gz.create_encoder("skipthought.uni", original_dir=str(tmp_path))
+    assert enc.words == ["<pad>", *words] and enc.cfg.vocab_size == n_words + 1
+    assert enc.token_ids(["w7 w99 zebra"]) == [[9, 101, 1]]  # <pad>, UNK, w0, ...
+    assert gz.create_encoder("skipthought.uni", original_dir=str(tmp_path), max_word_bytes=40).cfg.max_word_bytes == 40
+
+
+def test_placeholder_words_must_fit() -> None:
+    """A fresh encoder's placeholder names must fit max_word_bytes; the error's advice works."""
+    with pytest.raises(GanzooError, match="<w100>.*larger max_word_bytes"):
+        gz.create_encoder("skipthought.uni_small", **(TINY | {"vocab_size": 101}), max_word_bytes=5)
+    enc = gz.create_encoder("skipthought.uni_small", **(TINY | {"vocab_size": 101}), max_word_bytes=6)
+    assert enc.words[-1] == "<w100>"
+
+
+def _paths_source(kind: str, source: str, folder: Path) -> object:
+    """A skip-thought encoder or objective built from files in ``folder``: the released files, or a weights file
+    (given to the Austen variant, whose own file the checkpoint must not load either)."""
+    if source == "original_dir":
+        write_original(folder)
+        kwargs = {"original_dir": str(folder)}
+        name = "skipthought.uni"
+    else:
+        folder.mkdir()
+        torch.manual_seed(3)
+        from safetensors.torch import save_file
+
+        save_file(gz.create_encoder("skipthought.uni_small", **TINY).state_dict(), str(folder / "w.safetensors"))
+        kwargs = {**TINY, "weights_file": str(folder / "w.safetensors")}
+        name = "skipthought.austen"
+    if kind == "encoder":
+        return gz.create_encoder(name, **kwargs)
+    return gz.create_objective("skipthought.uni_small", encoder=name, encoder_kwargs=kwargs)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "objective"])
+@pytest.mark.parametrize("source", ["original_dir", "weights_file"])
+def test_checkpoint_opens_no_path_of_its_metadata(tmp_path: Path, kind: str, source: str) -> None:
+    """A checkpoint of a module built from files records no path: with the files gone it loads the same tensors."""
+    module = _paths_source(kind, source, tmp_path / "files")
+    gz.save(module, tmp_path / "ck.safetensors")
+    for f in (tmp_path / "files").iterdir():
+        f.unlink()
+    (tmp_path / "files").rmdir()
+    info = read_info(tmp_path / "ck.safetensors")
+    assert "files" not in json.dumps(info.config)
+    enc_cfg = info.config if kind == "encoder" else info.config["encoder_kwargs"]
+    assert enc_cfg["original_dir"] is None and enc_cfg["weights_file"] is None and enc_cfg["vocab_size"] == 13 - (
+        source == "weights_file")
+    loaded = gz.load(tmp_path / "ck.safetensors")
+    assert loaded.cfg == module.cfg
+    want, got = module.state_dict(), loaded.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
@@ -387,6 +541,46 @@ def test_objective_step_and_clipping() -> None:
 def test_objective_rejects_combine() -> None:
     with pytest.raises(GanzooError, match="uni or bi"):
         gz.create_objective("skipthought.uni_small", encoder="skipthought.combine_small")
+
+
+BAD_VALUES = [
+    ("encoder", "skipthought.uni_small", {"mode": "tri"}, "mode"),
+    ("encoder", "skipthought.uni_small", {"vocab_size": 1}, "vocab_size"),
+    ("encoder", "skipthought.uni_small", {"word_dim": 0}, "word_dim"),
+    ("encoder", "skipthought.uni_small", {"uni_dim": 0}, "uni_dim"),
+    ("encoder", "skipthought.bi_small", {"bi_dim": -1}, "bi_dim"),
+    ("encoder", "skipthought.uni_small", {"max_word_bytes": 4}, "max_word_bytes"),
+    ("encoder", "skipthought.uni_small", {"batch_size": 0}, "batch_size"),
+    ("encoder", "skipthought.uni_small", {"init_std": -0.1}, "init_std"),
+    ("encoder", "skipthought.uni_small", {"init_std": math.inf}, "init_std"),
+    ("objective", "skipthought.uni_small", {"decoder_dim": 0}, "decoder_dim"),
+    ("objective", "skipthought.uni_small", {"lr": 0.0}, "lr"),
+    ("objective", "skipthought.uni_small", {"lr": math.nan}, "lr"),
+    ("objective", "skipthought.uni_small", {"betas": (0.9, 1.0)}, "betas"),
+    ("objective", "skipthought.uni_small", {"betas": (-0.1, 0.999)}, "betas"),
+    ("objective", "skipthought.uni_small", {"betas": (0.9,)}, "betas"),
+    ("objective", "skipthought.uni_small", {"grad_clip": 0.0}, "grad_clip"),
+    ("objective", "skipthought.uni_small", {"grad_clip": math.nan}, "grad_clip"),
+    ("objective", "skipthought.uni_small", {"encoder_kwargs": {"word_dim": 0}}, "word_dim"),
+    ("dataset", "skipthought.triples", {"vocab_size": 2}, "vocab_size"),
+    ("dataset", "skipthought.triples", {"max_len": 0}, "max_len"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "overrides", "field"), BAD_VALUES,
+                         ids=[f"{k}-{f}-{next(iter(o.values()))}" for k, _, o, f in BAD_VALUES])
+def test_bad_config_values_name_the_field(kind: str, name: str, overrides: dict, field: str) -> None:
+    with pytest.raises(GanzooError, match=f"'{field}'"):
+        gz.create(kind, name, **overrides)
+
+
+def test_limit_values_are_accepted() -> None:
+    """The edges the validators allow still build (inf switches clipping off)."""
+    obj = gz.create_objective("skipthought.uni_small", encoder_kwargs=TINY | {"init_std": 0.0}, grad_clip=math.inf,
+                              betas=(0.0, 0.0), decoder_dim=1)
+    assert obj.cfg.grad_clip == math.inf and obj.networks["decoder_next"].cfg.dim == 1
+    assert gz.create_encoder("skipthought.uni_small", vocab_size=2, max_word_bytes=5, batch_size=1).words == [
+        "<pad>", "<eos>"]
 
 
 # -- learning (slow): the Austen corpus --------------------------------------------------------------------------

@@ -111,10 +111,12 @@ class CaptionedImages(Dataset[dict[str, Tensor]]):
 
 @attrs.frozen(kw_only=True)
 class CaptionedShapesCfg:
-    image_size: int = 32  # `ganzoo train` sets it to the objective's image size
-    n: int = 10_000
-    split: str = "train"  # "train", "test" or "all" (shapes: image i is test when i % 10 == 9)
-    seed: int = 0
+    image_size: int = attrs.field(default=32, validator=attrs.validators.ge(16))  # `ganzoo train` sets it to the
+    # objective's image size; shapes.* draws at 16 or more
+    n: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
+    split: str = attrs.field(default="train", validator=attrs.validators.in_(("train", "test", "all")))  # "train",
+    # "test" or "all" (shapes: image i is test when i % 10 == 9)
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # numpy seeds are non-negative
     encoder: str = "bow.hashed"  # any registered text encoder; its embed_dim must be the networks' text_dim
     wrong_image: bool = True
 

@@ -40,7 +40,9 @@ import torch
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core._api import SPEC_ATTR
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
+from ganzoo_core.layers import list_acts
 from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
@@ -54,6 +56,16 @@ def _power_of_two_from_4(_: Any, attribute: Any, value: int) -> None:
         raise ValueError(f"{attribute.name} must be a power of two of at least 8 (16, 32, 64, ...), got {value}")
 
 
+# Range and choice validators: a bad override fails at create_* naming the field and what it accepts.
+_SIZE = attrs.validators.ge(1)  # channels, widths, dims: at least 1 (the generators check ngf's divisibility)
+_POSITIVE = attrs.validators.gt(0.0)  # learning rates, init std
+_NON_NEGATIVE = attrs.validators.ge(0.0)  # loss weights
+_BETAS = attrs.validators.deep_iterable(  # Adam (β1, β2), each in [0, 1)
+    attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)),
+    attrs.validators.and_(attrs.validators.min_len(2), attrs.validators.max_len(2)))
+_ACT = attrs.validators.in_(tuple(list_acts()))
+
+
 # text_norm "rms" (ganzoo_core.text.TEXT_NORMS): CA rescales each embedding to unit root-mean-square per entry
 # (‖φ_t‖ = √text_dim) before its FC. The built-in encoders give unit-norm rows (entries ≈ 1/√D), so μ would differ
 # between captions by far less than the σ·ε ≥ 1 noise that CA adds (log σ² comes out of a ReLU); "none" feeds φ_t
@@ -62,9 +74,9 @@ def _power_of_two_from_4(_: Any, attribute: Any, value: int) -> None:
 
 @attrs.frozen(kw_only=True)
 class CaCfg:
-    text_dim: int = 1024  # φ_t: char-CNN-RNN 1024; bow.hashed 512; minilm.l6_v2 384
-    cond_dim: int = 128  # Ng
-    act: str = "relu"  # PyTorch code: ReLU after the FC; TF code: "lrelu" (0.2)
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # φ_t: char-CNN-RNN 1024; bow.hashed 512; minilm.l6_v2 384
+    cond_dim: int = attrs.field(default=128, validator=_SIZE)  # Ng
+    act: str = attrs.field(default="relu", validator=_ACT)  # PyTorch code: ReLU after the FC; TF code: "lrelu" (0.2)
     augment: bool = True  # False: c = μ, no noise and no KL (the "without CA" ablation)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # see the note above CaCfg
 
@@ -72,14 +84,14 @@ class CaCfg:
 @attrs.frozen(kw_only=True)
 class StageICfg:
     image_size: int = attrs.field(default=64, validator=_power_of_two_from_4)
-    text_dim: int = 1024
-    cond_dim: int = 128
-    nz: int = 100
-    ngf: int = 1024  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
-    ca_act: str = "relu"
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)
+    cond_dim: int = attrs.field(default=128, validator=_SIZE)
+    nz: int = attrs.field(default=100, validator=_SIZE)
+    ngf: int = attrs.field(default=1024, validator=_SIZE)  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
+    ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
 
     def ca(self) -> CaCfg:
         return CaCfg(text_dim=self.text_dim, cond_dim=self.cond_dim, act=self.ca_act, augment=self.augment,
@@ -90,14 +102,14 @@ class StageICfg:
 class StageIICfg:
     in_size: int = attrs.field(default=64, validator=_power_of_two_from_4)  # Stage-I images
     image_size: int = attrs.field(default=256, validator=_power_of_two_from_4)  # Stage-II output
-    text_dim: int = 1024
-    cond_dim: int = 128
-    ngf: int = 128  # encoder widths ngf, 2ngf, 4ngf; up blocks halve from 4ngf
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)
+    cond_dim: int = attrs.field(default=128, validator=_SIZE)
+    ngf: int = attrs.field(default=128, validator=_SIZE)  # encoder widths ngf, 2ngf, 4ngf; up blocks halve from 4ngf
     n_res: int = attrs.field(default=4, validator=attrs.validators.ge(0))  # R_NUM (PyTorch COCO yml: 2)
-    ca_act: str = "relu"
+    ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
 
     def __attrs_post_init__(self) -> None:
         if self.image_size < self.in_size:
@@ -111,13 +123,14 @@ class StageIICfg:
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=64, validator=_power_of_two_from_4)
-    ndf: int = 64  # first layer's channels; doubled by every stride-2 conv down to 4×4
-    cond_dim: int = 128  # D's condition width, replicated at 4×4
+    ndf: int = attrs.field(default=64, validator=_SIZE)  # first layer's channels; doubled by every stride-2 conv down to 4×4
+    cond_dim: int = attrs.field(default=128, validator=_SIZE)  # D's condition width, replicated at 4×4
     cond_input: str = attrs.field(default="mu", validator=attrs.validators.in_(("mu", "text")))  # see the docstring
-    text_dim: int = 1024  # cond_input="text": the embedding width D projects (the encoder's embed_dim)
+    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # cond_input="text": the embedding width D projects (the
+    # encoder's embed_dim)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # cond_input="text": as CA normalises
     uncond_head: bool = False  # Stage-II (PyTorch): a second, unconditional real/fake logit
-    init_std: float = 0.02
+    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,11 +382,13 @@ class ObjectiveCfg:
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     stage1: str | None = None  # Stage-II: the Stage-I generator's name (None: this is a Stage-I objective)
     stage1_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained)
+    stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained);
+    # read once: the built objective's cfg names the loaded Stage-I in stage1 / stage1_kwargs and sets this to None
     loss: str = "gan.bce"
-    kl_coef: float = 2.0  # λ; released code 2.0, paper 1
-    lr: float = 2e-4  # Adam, G and D (the LR halving is the engine's: --lr-schedule step --step-size N)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple)
+    kl_coef: float = attrs.field(default=2.0, validator=_NON_NEGATIVE)  # λ; released code 2.0, paper 1
+    lr: float = attrs.field(default=2e-4, validator=_POSITIVE)  # Adam, G and D (the LR halving is the engine's:
+    # --lr-schedule step --step-size N)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_BETAS)
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
 
@@ -392,6 +407,12 @@ class StackObjective(nn.Module):
             "D": gz.create_discriminator(cfg.discriminator, **cfg.discriminator_kwargs),
         })
         self.stage1 = self._build_stage1(cfg)  # outside networks: no phase, no optimizer, frozen
+        if cfg.stage1_checkpoint is not None:
+            # The Stage-I weights are this module's now: what checkpoints save is how to rebuild the Stage-I network
+            # (its registry name and config), never the path, so a saved Stage-II loads without the Stage-I file
+            # and its metadata cannot make ganzoo open a path the user did not give.
+            self.cfg = attrs.evolve(cfg, stage1=getattr(self.stage1, SPEC_ATTR)[1],
+                                    stage1_kwargs=attrs.asdict(self.stage1.cfg), stage1_checkpoint=None)
         self.gan_loss = gz.create_loss(cfg.loss)
         self.phases = (
             gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),

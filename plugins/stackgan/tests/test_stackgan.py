@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import typing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,6 +339,31 @@ def test_sampling_is_seeded_and_stagewise(stage1_checkpoint: Path) -> None:
     assert torch.equal(high, obj.sample(5, batch, seed=2)) and not torch.equal(high, obj.sample(5, batch, seed=3))
 
 
+@pytest.mark.parametrize(("kind", "overrides"), [
+    ("generator", {"ngf": 32}),  # not the variant's Stage-I config: the reload must rebuild this one
+    ("objective", {"generator_kwargs": {"ngf": 32}, "discriminator_kwargs": {"ndf": 8}}),
+])
+def test_saved_stage2_loads_without_the_stage1_file(kind: str, overrides: dict[str, Any], tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    s1 = gz.create(kind, "stackgan.s1_16", **overrides)
+    with torch.no_grad():
+        for p in s1.parameters():
+            p.add_(torch.randn_like(p) * 0.01)  # not the init
+    s1_path = gz.save(s1, tmp_path / "stage1.safetensors")
+    obj = gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(s1_path), generator_kwargs={"ngf": 8},
+                              discriminator_kwargs={"ndf": 8}).eval()
+    assert obj.cfg.stage1_checkpoint is None  # what checkpoints save names no path
+    assert (obj.cfg.stage1, obj.cfg.stage1_kwargs["ngf"]) == ("stackgan.s1_16", 32)
+    s2_path = gz.save(obj, tmp_path / "stage2.safetensors")
+    assert str(tmp_path) not in str(gz.read_info(s2_path).config)
+    s1_path.unlink()
+    loaded = gz.load(s2_path).eval()
+    before, after = obj.state_dict(), loaded.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    batch = obj.example_batch(3)
+    assert all(torch.equal(a, b) for a, b in zip(obj.sample_stages(3, batch, seed=1), loaded.sample_stages(3, batch, seed=1)))
+
+
 # -- data ----------------------------------------------------------------------------------------------------------
 
 class _Py2Pickler(pickle._Pickler):  # type: ignore[misc]
@@ -435,3 +462,72 @@ def test_installs_alone_from_wheels(tmp_path: Path) -> None:
     spec.loader.exec_module(module)
     out = module.check_stackgan_install(tmp_path, log=lambda *_: None)
     assert out == "ok (3, 3, 32, 32) 26290080"
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ------------------------------------
+
+
+def below_range(cfg: Any) -> list[tuple[str, Any]]:
+    """(field, value) for every number of ``cfg``: -1 (-1.0 for floats), in each place of a tuple of numbers. No field
+    of this plugin accepts a negative number, so a field without a range validator shows up here."""
+    out: list[tuple[str, Any]] = []
+    for field, hint in typing.get_type_hints(type(cfg)).items():
+        if typing.get_origin(hint) is tuple:
+            default = getattr(cfg, field)
+            out += [(field, tuple(-1.0 if j == i else v for j, v in enumerate(default))) for i in range(len(default))]
+        elif numbers := [a for a in (typing.get_args(hint) or (hint,)) if a in (int, float)]:
+            out.append((field, -1 if numbers[0] is int else -1.0))
+    return out
+
+
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="stackgan")
+              if gz.get_entry(kind, name).cfg is not None]
+BELOW_RANGE = [pytest.param(kind, name, field, value, id=f"{kind}:{name}:{field}={value}")
+               for kind, name in REGISTERED for field, value in below_range(gz.get_entry(kind, name).cfg)]
+BAD_VALUES = [  # (kind, name, overrides, the field the message must name)
+    ("generator", "stackgan.s1_16", {"ngf": 0}, "ngf"),
+    ("generator", "stackgan.s1_16", {"ngf": 6}, "ngf"),  # 16×16: two up blocks halve it, so a multiple of 4
+    ("generator", "stackgan.s1_16", {"nz": 0}, "nz"),
+    ("generator", "stackgan.s1_16", {"cond_dim": 0}, "cond_dim"),
+    ("generator", "stackgan.s1_16", {"ca_act": "swish"}, "ca_act"),
+    ("generator", "stackgan.s1_16", {"init_std": 0.0}, "init_std"),
+    ("generator", "stackgan.s2_32", {"ngf": 0}, "ngf"),
+    ("generator", "stackgan.s2_32", {"ngf": 1}, "ngf"),  # 4·ngf must survive three halvings
+    ("generator", "stackgan.s2_32", {"in_size": 12}, "in_size"),
+    ("generator", "stackgan.s2_32", {"image_size": 8}, "image_size"),  # below in_size 16
+    ("discriminator", "stackgan.s1_16", {"ndf": 0}, "ndf"),
+    ("discriminator", "stackgan.s1_16", {"text_dim": 0}, "text_dim"),
+    ("discriminator", "stackgan.s1_16", {"cond_input": "caption"}, "cond_input"),
+    ("block", "stackgan.ca", {"act": "swish"}, "act"),
+    ("block", "stackgan.ca", {"cond_dim": 0}, "cond_dim"),
+    ("objective", "stackgan.s1_16", {"lr": 0.0}, "lr"),
+    ("objective", "stackgan.s1_16", {"betas": (0.5, 1.5)}, "betas"),
+    ("objective", "stackgan.s1_16", {"betas": (1.0, 0.999)}, "betas"),
+    ("objective", "stackgan.s1_16", {"generator_kwargs": {"ngf": 0}}, "ngf"),  # the nested create_generator
+    ("dataset", "stackgan.shapes", {"image_size": 8}, "image_size"),
+    ("dataset", "stackgan.shapes", {"n": 0}, "n"),
+    ("dataset", "stackgan.shapes", {"split": "val"}, "split"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), BELOW_RANGE)
+def test_every_number_refuses_a_negative_value(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(gz.ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **{field: value})
+
+
+@pytest.mark.parametrize(("kind", "name", "overrides", "field"), BAD_VALUES,
+                         ids=[f"{k}:{n}:{o}" for k, n, o, _ in BAD_VALUES])
+def test_bad_value_fails_at_create_naming_the_field(kind: str, name: str, overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(gz.ConfigError, match=rf"\b{field}\b"):
+        gz.create(kind, name, **overrides)
+
+
+@pytest.mark.parametrize(("name", "overrides"), [
+    ("stackgan.s1_16", {"ngf": 4, "nz": 1, "cond_dim": 1, "text_dim": 1}),  # 4 → 2 → 1 channels
+    ("stackgan.s2_32", {"ngf": 2, "n_res": 0, "cond_dim": 1}),  # 4·ngf = 8 → 4 → 2 → 1 over three up blocks
+])
+def test_smallest_widths(name: str, overrides: dict[str, Any]) -> None:
+    g = gz.create_generator(name, **overrides)
+    image, _, _ = g(*g.example_inputs(2))
+    assert tuple(image.shape) == g.output_shapes(2)[0]

@@ -5,8 +5,11 @@ permutation, the mask vector, the CelebA reader on files written here, and a lea
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
+from typing import Any
 
+import attrs
 import ganzoo_stargan.model as sg
 import numpy as np
 import pytest
@@ -31,6 +34,43 @@ def test_plugin_conformance() -> None:
     names = check_plugin("ganzoo_stargan")
     assert {"generator stargan.128", "discriminator stargan.128", "objective stargan.tiny32",
             "objective stargan.both128", "block stargan.res"} <= set(names)
+
+
+# -- validation at the edge: a bad override fails at create_*, naming the field ---------------------------------
+
+BAD_VALUES: dict[str, tuple[Any, ...]] = {  # field → values every registered config with that field refuses
+    "n_down": (0, -1), "image_size": (0, -1), "nc": (0, -1), "c_dim": (0, -1), "c2_dim": (-1,), "conv_dim": (0, -1),
+    "repeat_num": (-1,), "channels": (0, -1), "slope": (-0.1, 1.0), "eval_stats": ("batch",), "cls": ("mse",),
+    "cls2": ("mse",), "one_hot_groups": (((0, 99),), ((0, 0),)), "lambda_cls": (-1.0,), "lambda_rec": (-1.0,),
+    "lambda_gp": (-1.0,), "n_critic": (0, -1), "g_lr": (0.0, -1.0), "d_lr": (0.0, -1.0),
+    "betas": ((1.5, 0.999), (0.5, 1.0), (-0.1, 0.999)), "split": ("val",), "test_size": (-1,), "limit": (0, -1),
+    "n": (0, -1), "seed": (-1,),
+}
+WITH = {"one_hot_groups": {"cls": "bce"}}  # field → other overrides under which its values are checked (ce: ignored)
+REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="stargan")
+              if gz.get_entry(kind, name).cfg is not None]
+
+
+def numeric_fields(cfg: Any) -> list[str]:
+    """Fields annotated with int or float (alone, optional, or inside a tuple)."""
+    return [f.name for f in attrs.fields(type(cfg)) if re.search(r"\b(int|float)\b", str(f.type))]
+
+
+def test_every_numeric_field_has_bad_values() -> None:
+    assert {("generator", "stargan.128"), ("block", "stargan.res"), ("dataset", "stargan.joint")} <= set(REGISTERED)
+    missing = sorted({f for kind, name in REGISTERED for f in numeric_fields(gz.get_entry(kind, name).cfg)}
+                     - set(BAD_VALUES))
+    assert not missing, f"numeric fields without bad values to test (and maybe without a validator): {missing}"
+
+
+@pytest.mark.parametrize(("kind", "name", "field", "value"), [
+    pytest.param(kind, name, field, value, id=f"{name}-{field}={value!r}")
+    for kind, name in REGISTERED for field in attrs.fields_dict(type(gz.get_entry(kind, name).cfg))
+    if field in BAD_VALUES for value in BAD_VALUES[field]])
+def test_bad_override_fails_at_create(kind: str, name: str, field: str, value: Any) -> None:
+    with pytest.raises(gz.ConfigError) as info:
+        gz.create(kind, name, **{**WITH.get(field, {}), field: value})
+    assert re.search(rf"\b{field}\b", str(info.value)), str(info.value)
 
 
 # -- architecture ---------------------------------------------------------------------------------------------------
