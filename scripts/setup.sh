@@ -7,7 +7,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
 "${PIP[@]}" torch torchvision                      # pinned in constraints.txt
-"${PIP[@]}" hatchling editables build pytest pytest-benchmark ruff tensorboard scipy timm
+"${PIP[@]}" hatchling editables build pytest pytest-benchmark hypothesis ruff tensorboard scipy timm
 plugins=()
 for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
 "${PIP[@]}" --no-build-isolation -e . "${plugins[@]}"
