@@ -142,3 +142,85 @@ def test_pickled_code_is_never_run(tmp_path: Path) -> None:
 def test_saving_a_module_the_registry_did_not_build(tmp_path: Path) -> None:
     with pytest.raises(gz.CheckpointError, match="not built by the registry"):
         gz.save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
+
+
+def _rewrite_metadata(path: Path, **changes: str) -> None:
+    """Rewrite a safetensors file with changed metadata, keeping its tensors (what an attacker can do)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = dict(handle.metadata())
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    meta.update(changes)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def test_the_tensor_hash_catches_changed_bytes(tmp_path: Path) -> None:
+    path = gz.save(gz.create_generator("dcgan.28", ngf=4), tmp_path / "g.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x40  # one bit of the last tensor's last bytes: still a valid file
+    path.write_bytes(bytes(data))
+    with pytest.raises(gz.CheckpointError, match=r"g\.safetensors.*does not match the hash.*verify=False"):
+        gz.load(path)
+    with pytest.raises(gz.CheckpointError, match="does not match the hash"):
+        gz.create_generator("dcgan.28", ngf=4, weights=path)
+    assert gz.load(path, verify=False).cfg.ngf == 4  # the user's explicit choice
+
+
+def test_a_checkpoint_naming_a_path_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    g = gz.create_generator("dcgan.28", ngf=4)
+    path = gz.save(g, tmp_path / "g.safetensors")
+    config = dict(gz.read_info(path).config)
+    config["weights_file"] = str(tmp_path / "evil")  # a field this config does not even have
+    _rewrite_metadata(path, **{"ganzoo.config": json.dumps(config)})
+    with pytest.raises(gz.CheckpointError, match=r"names a file path in 'weights_file'"):
+        gz.load(path)
+    objective = gz.create_objective("dcgan.28", generator_kwargs={"ngf": 4}, discriminator_kwargs={"ndf": 4})
+    path = gz.save(objective, tmp_path / "o.safetensors")
+    config = dict(gz.read_info(path).config)
+    config["generator_kwargs"] = {"ngf": 4, "original_dir": "/somewhere/else"}
+    _rewrite_metadata(path, **{"ganzoo.config": json.dumps(config)})
+    with pytest.raises(gz.CheckpointError, match=r"'generator_kwargs\.original_dir' = '/somewhere/else'.*never opens"):
+        gz.load(path)
+    config["generator_kwargs"] = {"ngf": 4, "weights": "/x.pth"}  # create_*(weights=) would read it
+    _rewrite_metadata(path, **{"ganzoo.config": json.dumps(config)})
+    with pytest.raises(gz.CheckpointError, match="generator_kwargs.weights"):
+        gz.load(path)
+
+
+def test_save_never_replaces_without_overwrite_nor_writes_to_devices(tmp_path: Path) -> None:
+    g = gz.create_generator("dcgan.28", ngf=4)
+    path = gz.save(g, tmp_path / "g.safetensors")
+    before = path.read_bytes()
+    with pytest.raises(gz.OutputExistsError, match=r"g\.safetensors' already exists; pass --overwrite"):
+        gz.save(gz.create_generator("dcgan.28", ngf=8), path)
+    assert path.read_bytes() == before
+    gz.save(gz.create_generator("dcgan.28", ngf=8), path, overwrite=True)
+    assert gz.load(path).cfg.ngf == 8
+    for target in (Path("/dev/null"), tmp_path):
+        with pytest.raises(gz.OutputPathError, match="ganzoo writes only regular files"):
+            gz.save(g, target, overwrite=True)
+    assert Path("/dev/null").is_char_device()
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "missing" / "x")
+    with pytest.raises(gz.OutputPathError, match="dangling symbolic link"):
+        gz.save(g, link)
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from ganzoo_core import checkpoints
+
+    path = gz.save(gz.create_generator("dcgan.28", ngf=4), tmp_path / "g.safetensors")
+    before = path.read_bytes()
+
+    def full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_file", full)
+    with pytest.raises(gz.CheckpointError, match=r"could not write checkpoint .*g\.safetensors.*free disk space"):
+        gz.save(gz.create_generator("dcgan.28", ngf=8), path, overwrite=True)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors"]

@@ -119,3 +119,73 @@ def test_train_policy_flags_reach_the_checkpoint(tmp_path: Path, capsys) -> None
     code, _, err = run(["train", "dcgan.28", "--precision", "fp16", "--steps", "1", "--data-set",
                         f"root={str(root)!r}", "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and "fp16 needs a CUDA device" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import ganzoo_core as gz
+
+    path = tmp_path_factory.mktemp("ck") / "g.safetensors"
+    return gz.save(gz.create_objective("dcgan.28", generator_kwargs={"ngf": 4}, discriminator_kwargs={"ndf": 4}),
+                   path)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--n", "0"], "argument --n: must be at least 1, got 0"),
+    (["--n", "-1"], "argument --n: must be at least 1, got -1"),
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (["--device", "cuda:7"], "'cuda:7'"),
+    (["--device", "gpu"], "'gpu' is not a device name"),
+    (["--out", "/proc/ganzoo.png"], "/proc/ganzoo.png"),
+    (["--out", "/dev/full"], "'/dev/full' is not a regular file"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_sample_arguments_are_one_line(args: list[str], says: str, tiny_checkpoint: Path, capsys) -> None:
+    try:
+        code = main(["sample", str(tiny_checkpoint), *args])
+    except SystemExit as done:  # argparse's own one-line errors
+        code = done.code
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if not ln.startswith(("usage:", " "))]
+    assert code == 2 and len(lines) == 1 and says in lines[0] and "Traceback" not in err, err
+
+
+def test_sample_never_replaces_and_draws_in_batches(tiny_checkpoint: Path, tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    from ganzoo_core import checkpoints
+
+    out = tmp_path / "s.png"
+    out.write_bytes(b"mine")
+    code, _, err = run(["sample", str(tiny_checkpoint), "--n", "4", "--out", str(out)], capsys)
+    assert code == 2 and "already exists; pass --overwrite" in err and out.read_bytes() == b"mine"
+    sizes: list[int] = []
+    real_load = checkpoints.load
+
+    def spy_load(*a, **k):
+        module = real_load(*a, **k)
+        real_sample = module.sample
+        module.sample = lambda n, **kw: (sizes.append(n), real_sample(n, **kw))[1]
+        return module
+
+    monkeypatch.setattr(checkpoints, "load", spy_load)
+    code, stdout, err = run(["sample", str(tiny_checkpoint), "--n", "10", "--batch-size", "4", "--out", str(out),
+                             "--overwrite"], capsys)
+    assert code == 0, err
+    assert sizes == [4, 4, 2] and "wrote 10 samples" in stdout
+    assert Image.open(out).size == (4 * 30 + 2, 3 * 30 + 2)
+
+
+def test_train_into_a_held_folder_is_one_line_and_debug_shows_the_traceback(tmp_path: Path, capsys) -> None:
+    (tmp_path / "data").mkdir()
+    root = write_animal(tmp_path / "data")
+    args = ["train", "dcgan.28", "--steps", "1", "--batch-size", "8", "--no-progress",
+            "--set", "generator_kwargs={'ngf': 4}", "--set", "discriminator_kwargs={'ndf': 4}",
+            "--data-set", f"root={str(root)!r}", "--out", str(tmp_path / "run")]
+    assert run(args, capsys)[0] == 0
+    code, _, err = run(args, capsys)
+    assert code == 2 and err.count("\n") == 1 and "already holds a run" in err
+    code, _, err = run([*args, "--resume", "--set", "lr=0.001"], capsys)
+    assert code == 2 and "lr: 0.0002 -> 0.001" in err and "--accept-changes lr" in err
+    code, _, err = run([*args, "--data-set", "channels=3"], capsys)
+    assert code == 2 and "channels=3 does not fit 'dcgan.28'" in err
+    with pytest.raises(Exception, match="already holds a run"):
+        main(["--debug", *args])

@@ -150,3 +150,51 @@ def test_list_plugins_reports_versions_hooks_and_entries() -> None:
     assert infos["dcgan"].hooks == ("ganzoo_convert_checkpoint",)
     assert "generator dcgan.64" in infos["dcgan"].entries
     assert gz.list_plugin_failures() == []
+
+
+def test_a_plugin_that_exits_or_raises_base_exceptions_is_isolated(make_dist) -> None:
+    make_dist("ganzoo-test-exits", {"ganzoo_test_exits/__init__.py": "import sys\nsys.exit(3)\n"}, entry="exits")
+    make_dist("ganzoo-test-good", {"ganzoo_test_good/__init__.py": GOOD.format(family="tgood")}, entry="good")
+    host = PluginHost()
+    host.load_entry_points(only={"exits", "good"})
+    assert set(host.plugins) == {"good"}
+    assert "SystemExit: 3" in next(f.error for f in host.failures if f.name == "exits")
+
+
+def test_a_plugin_taking_a_first_party_name_is_the_one_rejected(make_dist, capsys) -> None:
+    """A third-party plugin that loads first (alphabetically) and registers 'dcgan.28' must not knock out
+    ganzoo-dcgan: the thief is rejected, whole, and 'ganzoo plugins' names both."""
+    thief = GOOD.format(family="athief") + """
+    @gz.register_generator("dcgan.28")
+    class Fake(nn.Module):
+        '''Not DCGAN.'''
+    """
+    make_dist("ganzoo-test-thief", {"ganzoo_test_thief/__init__.py": thief}, entry="athief")
+    host = PluginHost()
+    host.load_defaults()
+    host.load_entry_points(only={"athief", "dcgan"})
+    assert "dcgan" in host.plugins and "athief" not in host.plugins
+    assert host.registry.get("generator", "dcgan.28").plugin == "dcgan"
+    assert host.registry.names("block", "athief.*") == []  # rolled back as a whole
+    error = next(f.error for f in host.failures if f.name == "athief")
+    assert "'dcgan.28'" in error and "ganzoo-dcgan" in error
+    from ganzoo_core._plugins import use_host
+    from ganzoo_core.cli import main
+
+    with use_host(host):
+        assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "loaded  dcgan" in out and "FAILED  athief" in out and "ganzoo-dcgan" in out.split("FAILED  athief")[1]
+
+
+def test_the_install_hint_knows_a_plugin_left_out_by_the_filter(monkeypatch) -> None:
+    from ganzoo_core._plugins import _plugin_filter, use_host
+
+    monkeypatch.setenv("GANZOO_LOAD_PLUGINS", "")
+    host = PluginHost()
+    host.load_defaults()
+    host.load_entry_points(_plugin_filter())
+    with use_host(host), pytest.raises(gz.UnknownNameError) as err:
+        gz.create_generator("dcgan.28")
+    assert "ganzoo-dcgan is installed but not loaded: GANZOO_LOAD_PLUGINS" in str(err.value)
+    assert "pip install" not in str(err.value)

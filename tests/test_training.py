@@ -288,3 +288,97 @@ def test_a_phase_skips_weight_gradients_of_networks_no_later_phase_updates(skip:
     assert all(g is None for g in d_grads) if skip else all(g is not None for g in d_grads)
     assert all(p.requires_grad for p in objective.parameters()), "parameters stayed frozen after the phase"
     assert any(not torch.equal(a, p) for a, p in zip(g_before, objective.networks["G"].parameters())), "G not updated"
+
+
+# -- a run folder belongs to one run ------------------------------------------------------------------------------
+
+
+def test_a_folder_holding_a_run_needs_resume_or_overwrite(data, tmp_path: Path) -> None:
+    first = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2))
+    before = first.checkpoint.read_bytes()
+    with pytest.raises(gz.RunFolderError, match=r"already holds a run \(a checkpoint at step 2\).*--resume.*--overwrite"):
+        train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=3))
+    assert first.checkpoint.read_bytes() == before  # nothing replaced, nothing appended
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in rows] == [1, 2]
+    (tmp_path / "notes.txt").write_text("mine")
+    again = train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=3, overwrite=True))
+    assert [r["step"] for r in again.history] == [1, 2, 3]
+    assert [json.loads(r)["step"] for r in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert (tmp_path / "notes.txt").read_text() == "mine"  # overwrite deletes the run's files only
+    with pytest.raises(gz.GanzooError, match="exclude each other"):
+        attrs.evolve(FAST, resume=True, overwrite=True)
+
+
+def test_a_locked_folder_is_refused(data, tmp_path: Path) -> None:
+    import fcntl
+
+    with open(tmp_path / ".ganzoo.lock", "w") as handle:  # another process's lock (flock is per open file)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write("4242")
+        handle.flush()
+        with pytest.raises(gz.RunFolderError, match=r"in use by another ganzoo process \(pid 4242\)"):
+            train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=1))
+    assert not (tmp_path / "metrics.jsonl").exists()
+    assert train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=1)).step == 1  # released: trains
+
+
+def test_resume_refuses_changed_settings_and_applies_accepted_ones(data, tmp_path: Path) -> None:
+    train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2))
+    saved = tmp_path / "checkpoint.safetensors"
+    before = saved.read_bytes()
+    with pytest.raises(gz.RunFolderError) as err:
+        train(tiny_dcgan(lr=1e-3), data, tmp_path, attrs.evolve(FAST, steps=4, batch_size=4, resume=True))
+    message = str(err.value)
+    assert "lr: 0.0002 -> 0.001" in message and "batch_size: 8 -> 4" in message
+    assert "--accept-changes batch_size,lr" in message
+    assert saved.read_bytes() == before
+    with pytest.raises(gz.RunFolderError, match="--accept-changes batch_size"):  # lr accepted, batch_size not
+        train(tiny_dcgan(lr=1e-3), data, tmp_path, attrs.evolve(FAST, steps=4, batch_size=4, resume=True,
+                                                                 accept_changes=("lr",)))
+    seen: list[float] = []
+    trainer = Trainer(tiny_dcgan(lr=1e-3), data, tmp_path,
+                      attrs.evolve(FAST, steps=4, batch_size=4, resume=True, accept_changes=("lr", "batch_size")),
+                      on_log=lambda row: seen.append(trainer.optimizers["D"].param_groups[0]["lr"]))
+    result = trainer.run()
+    assert result.step == 4 and seen == [1e-3, 1e-3]  # the new learning rate really drives the optimizer
+    meta = train_meta(saved)
+    assert meta["train_cfg"]["batch_size"] == 4
+    assert meta["changes"] == [{"step": 2, "changed": {"batch_size": [8, 4], "lr": [2e-4, 1e-3]}}]
+    assert gz.load(saved).cfg.lr == 1e-3  # what the checkpoint records is what was used
+    # the same settings again resume without complaint, and the change history is kept
+    train(tiny_dcgan(lr=1e-3), data, tmp_path, attrs.evolve(FAST, steps=5, batch_size=4, resume=True))
+    assert train_meta(saved)["changes"] == meta["changes"]
+
+
+def test_resume_keeps_the_optimizer_moments_when_the_learning_rate_changes(data, tmp_path: Path) -> None:
+    train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2))
+    objective = tiny_dcgan(lr=1e-3)
+    trainer = Trainer(objective, data, tmp_path, attrs.evolve(FAST, steps=2, resume=True, accept_changes=("lr",)))
+    trainer._claim_folder()
+    try:
+        assert trainer._resume() == 2
+    finally:
+        trainer._release_folder()
+    state = trainer.optimizers["G"].state_dict()
+    assert state["param_groups"][0]["lr"] == 1e-3
+    assert all(s["step"] == 2 for s in state["state"].values())  # Adam's step count and moments restored
+
+
+def test_nan_at_the_first_steps_says_no_checkpoint_exists(data, tmp_path: Path) -> None:
+    gz.register_objective("nantest.obj", cfg=NanCfg())(NanObjective)
+    try:
+        with pytest.raises(gz.NonFiniteLossError) as err:
+            train(gz.create_objective("nantest.obj"), data, tmp_path, FAST)
+        assert "no checkpoint had been written yet" in str(err.value) and "was kept" not in str(err.value)
+    finally:
+        from ganzoo_core._plugins import get_host
+
+        get_host().registry.remove_plugin("test_training")
+
+
+def test_a_diverging_run_is_reported_and_an_empty_dataset_refused(data, tmp_path: Path) -> None:
+    with pytest.warns(RuntimeWarning, match=r"losses above 1e\+06 at step \d+ .*lower the learning rate"):
+        train(tiny_dcgan(lr=1e10), data, tmp_path / "hot", attrs.evolve(FAST, steps=6))
+    with pytest.raises(gz.GanzooError, match=r"dataset is empty \(0 items\)"):
+        train(tiny_dcgan(), torch.utils.data.Subset(data, []), tmp_path / "empty", FAST)
