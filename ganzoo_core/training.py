@@ -138,8 +138,12 @@ def run_phase(
     gradients, which pytorch/examples computes and throws away. (A network a later phase updates keeps them: its
     graph, e.g. the D phase's fake batch, may be reused there.) Off under DDP, whose reducer expects every gradient.
     """
+    first = next(iter(batch.values()), None)
+    if first is None or len(first) == 0:
+        raise GanzooError(f"phase {phase.name!r} got an empty batch (0 items) at step {step}; a loss over no items "
+                          "is NaN: check the dataset and the batch size")
     optimizer.zero_grad(set_to_none=True)
-    device = next(iter(batch.values())).device
+    device = first.device
     with _frozen_outside(objective, phase, skip_frozen_grads and not info.enabled):
         with policy.autocast(device):
             loss, terms = objective.loss(phase.name, batch, ctx)

@@ -382,3 +382,13 @@ def test_a_diverging_run_is_reported_and_an_empty_dataset_refused(data, tmp_path
         train(tiny_dcgan(lr=1e10), data, tmp_path / "hot", attrs.evolve(FAST, steps=6))
     with pytest.raises(gz.GanzooError, match=r"dataset is empty \(0 items\)"):
         train(tiny_dcgan(), torch.utils.data.Subset(data, []), tmp_path / "empty", FAST)
+
+
+def test_an_empty_batch_is_refused_before_it_becomes_nan() -> None:
+    objective = tiny_dcgan()
+    phase = objective.phases[0]
+    optimizer = torch.optim.Adam(objective.networks["D"].parameters())
+    with pytest.raises(gz.GanzooError, match=r"empty batch \(0 items\) at step 7"):
+        from ganzoo_core.training import run_phase
+
+        run_phase(objective, phase, optimizer, {"image": torch.empty(0, 1, 28, 28)}, {}, 7)
