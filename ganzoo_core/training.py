@@ -333,9 +333,14 @@ class Trainer:
         if spec is not None and saved_info.name != spec[1]:
             raise RunFolderError(f"run folder {str(self.out)!r} holds a run of {saved_info.name!r}, not {spec[1]!r}; "
                                  "train into another --out")
-        old = {**saved_info.config, **{k: v for k, v in train.get("train_cfg", {}).items() if k in _compared(self.cfg)}}
-        new = {**cfg_to_dict(getattr(self.module, "cfg", None)),
-               **{k: v for k, v in cfg_to_dict(self.cfg).items() if k in _compared(self.cfg)}}
+        objective_cfg = cfg_to_dict(getattr(self.module, "cfg", None))
+
+        def settings(train_cfg: Mapping[str, Any]) -> dict[str, Any]:  # "train.seed" where the objective has a seed
+            return {(f"train.{k}" if k in objective_cfg else k): v for k, v in train_cfg.items()
+                    if k in _compared(self.cfg)}
+
+        old = {**saved_info.config, **settings(train.get("train_cfg", {}))}
+        new = {**objective_cfg, **settings(cfg_to_dict(self.cfg))}
         diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
                 if _jsonable(old.get(k)) != _jsonable(new.get(k))}
         if not diff:
