@@ -21,6 +21,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from ganzoo_core.errors import GanzooError
 from ganzoo_core.ops import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
 from ganzoo_core.policy import Policy
 
@@ -45,6 +46,8 @@ def _sync(device: torch.device) -> None:
 
 def time_call(fn: Callable[[], Any], device: torch.device, *, warmup: int = 2, repeat: int = 7) -> list[float]:
     """Milliseconds of each of ``repeat`` calls after ``warmup`` calls."""
+    if repeat < 1 or warmup < 0:
+        raise GanzooError(f"repeat must be at least 1 and warmup at least 0, got repeat={repeat}, warmup={warmup}")
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -102,6 +105,9 @@ def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16
               device: str = "cpu", repeat: int = 7, warmup: int = 2, shapes: Sequence[str] = (),
               impls: Sequence[str] = (), log: Callable[[str], None] | None = None) -> list[Row]:
     """Each op's available implementations side by side at its model shapes, forward + backward."""
+    unknown = [dt for dt in dtypes if dt not in DTYPES]
+    if unknown:
+        raise GanzooError(f"unknown dtype(s) {unknown}; choose from {', '.join(DTYPES)}")
     dev = torch.device(device)
     rows: list[Row] = []
     for spec in list_op_specs():
@@ -316,9 +322,11 @@ def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any], *, overw
     return path
 
 
-def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Path:
-    """Horizontal bars of speed-up over the reference, one cluster per group."""
+def draw_chart(rows: Sequence[Row], path: Path, title: str, *, overwrite: bool = True) -> Path:
+    """Horizontal bars of speed-up over the reference, one cluster per group (written atomically)."""
     import matplotlib
+
+    from ganzoo_core.checkpoints import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -334,7 +342,8 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str) -> Path:
     ax.set_xlabel("speed-up over the reference (same run)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")  # long labels stay whole
+    with atomic_path(path, overwrite=overwrite, what="benchmark chart") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # long labels stay whole
     plt.close(fig)
     return path
 

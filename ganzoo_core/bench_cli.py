@@ -15,10 +15,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from ganzoo_core import bench
+    from ganzoo_core._atomic import check_destination
     from ganzoo_core.ops import list_ops
 
     if args.write_cache and args.suite != "ops":  # before anything is measured
         raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
+    for suffix in ("json", "png"):  # before anything is measured, not after
+        check_destination(args.out / f"bench-{args.suite}.{suffix}", overwrite=args.overwrite, what="benchmark result")
     if args.threads:
         torch.set_num_threads(args.threads)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -27,7 +30,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         unknown = [op for op in args.op if op not in known]
         if unknown:
             raise GanzooError(f"unknown op(s) {', '.join(map(repr, unknown))}; ops: {', '.join(known)}")
-        rows = bench.bench_ops(args.op, dtypes=args.dtype.split(","), channels_last=args.channels_last,
+        rows = bench.bench_ops(args.op, dtypes=list(args.dtype), channels_last=args.channels_last,
                                device=args.device, repeat=args.repeat, warmup=args.warmup, shapes=args.shape,
                                impls=args.impl, log=log)
         title = "op implementations vs reference (forward + backward)"
@@ -42,9 +45,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench.format_table(rows))
     meta = bench.run_meta(args.device) | {"suite": args.suite, "argv": sys.argv[1:]}
     args.out.mkdir(parents=True, exist_ok=True)
-    json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta)
+    json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta, overwrite=args.overwrite)
     png_path = bench.draw_chart(rows, args.out / f"bench-{args.suite}.png",
-                                f"{title}\n{meta['device_name']}, torch {meta['torch_version']}")
+                                f"{title}\n{meta['device_name']}, torch {meta['torch_version']}", overwrite=args.overwrite)
     print(f"\nsaved {json_path} and {png_path}")
     if args.write_cache:
         path, choices = bench.write_impl_cache(rows)
@@ -52,7 +55,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def dtype_list(text: str) -> tuple[str, ...]:
+    """An argparse ``type=``: comma-separated dtype names, each one of ``bench.DTYPES``."""
+    from ganzoo_core.bench import DTYPES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in DTYPES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown dtype(s) {', '.join(unknown) or repr(text)}; choose from "
+                                         f"{', '.join(DTYPES)} (comma-separated)")
+    return names
+
+
 def add_bench_commands(sub: Any) -> None:
+    from ganzoo_core._args import int_at_least
+
     p = sub.add_parser(
         "bench", help="compare op implementations or model policies",
         description="Time every op implementation against its reference at real model shapes (suite 'ops'), or a "
@@ -63,17 +80,18 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--op", action="append", default=[], help="ops suite: only this op (repeatable)")
     p.add_argument("--impl", action="append", default=[], help="ops suite: only this implementation (and ref)")
     p.add_argument("--shape", action="append", default=[], help="ops suite: only this shape name")
-    p.add_argument("--dtype", default="fp32,bf16", help="ops suite: comma-separated fp32,bf16")
+    p.add_argument("--dtype", type=dtype_list, default="fp32,bf16", help="ops suite: comma-separated fp32,bf16")
     p.add_argument("--channels-last", action="store_true", help="ops suite: channels_last inputs")
     p.add_argument("--model", action="append", help="models suite: objective name (default dcgan.64)")
     p.add_argument("--generator", action="append", help="models suite: generator name (default: as --model)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int_at_least(1), default=64)
     p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--repeat", type=int, default=7, help="timed calls per row (the median is reported)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, help="torch.set_num_threads")
+    p.add_argument("--repeat", type=int_at_least(1), default=7, help="timed calls per row (the median is reported)")
+    p.add_argument("--warmup", type=int_at_least(0), default=2)
+    p.add_argument("--threads", type=int_at_least(1), help="torch.set_num_threads")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier result of the same suite in --out")
     p.add_argument("--write-cache", action="store_true",
                    help="ops suite: store the fastest implementation per op for impl='auto'")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ganzoo_core import __version__
 from ganzoo_core._api import create, get_entry, list_names
+from ganzoo_core._args import int_at_least, positive_float
 from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import KINDS, Entry
 from ganzoo_core.config import cfg_to_dict
@@ -32,28 +33,6 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             out[key] = raw
     return out
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (argparse turns the ValueError into one line naming the option)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -256,17 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an objective", description="Train a registered objective on a dataset.")
     p.add_argument("objective", help="objective name, e.g. dcgan.28")
     p.add_argument("--data", help="dataset name (default: the objective's own)")
-    p.add_argument("--steps", type=positive_int, default=2000)
+    p.add_argument("--steps", type=int_at_least(1), default=2000)
     p.add_argument("--max-minutes", type=positive_float, metavar="M",
                    help="also stop after M minutes of training (checkpointed; --resume continues to --steps)")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=int_at_least(1), default=64)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
-    p.add_argument("--sample-every", type=non_negative_int, default=500, help="0: only at the end")
-    p.add_argument("--checkpoint-every", type=non_negative_int, default=1000, help="0: only at the end")
-    p.add_argument("--log-every", type=positive_int, default=50)
-    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes")
+    p.add_argument("--sample-every", type=int_at_least(0), default=500, help="0: only at the end")
+    p.add_argument("--checkpoint-every", type=int_at_least(0), default=1000, help="0: only at the end")
+    p.add_argument("--log-every", type=int_at_least(1), default=50)
+    p.add_argument("--workers", type=int_at_least(0), default=0, help="DataLoader worker processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
     g = p.add_argument_group("precision and speed")
@@ -292,10 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate images from a checkpoint",
                        description="Generate an image grid from a ganzoo checkpoint.")
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--n", type=positive_int, default=64, help="number of images (with --text: per caption)")
-    p.add_argument("--batch-size", type=positive_int, default=64,
+    p.add_argument("--n", type=int_at_least(1), default=64, help="number of images (with --text: per caption)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64,
                    help="images generated per forward pass (memory grows with this, not with --n)")
-    p.add_argument("--seed", type=non_negative_int, default=1)
+    p.add_argument("--seed", type=int_at_least(0), default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

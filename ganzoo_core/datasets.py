@@ -41,22 +41,26 @@ FASHION_CLASSES = (
 
 
 def _opt_int_tuple(value: Any) -> tuple[int, ...] | None:
-    return None if value is None else tuple(int(v) for v in value)
+    if value is None:
+        return None
+    return (value,) if isinstance(value, int) else tuple(int(v) for v in value)  # classes=3 means (3,)
+
+
+_OPT_SIZE = attrs.validators.optional(attrs.validators.ge(4))  # an image side to resize to; None keeps the source's
+_OPT_COUNT = attrs.validators.optional(attrs.validators.ge(1))
+_OPT_LABELS = attrs.validators.optional(attrs.validators.deep_iterable(attrs.validators.ge(0)))
 
 
 @attrs.frozen(kw_only=True)
 class ImageDatasetCfg:
-    split: str = "train"  # "train" or "test"
+    split: str = attrs.field(default="train", validator=attrs.validators.in_(("train", "test")))  # "train" or "test"
     root: str | None = None  # folder with the source files; None: where the installed package puts them
-    image_size: int | None = None  # resize (bilinear, antialiased) to this square size; None keeps 28
-    channels: int = attrs.field(default=1)  # 1 (grey) or 3 (grey repeated to RGB)
-    classes: tuple[int, ...] | None = attrs.field(default=None, converter=_opt_int_tuple)  # keep only these labels
-    limit: int | None = None  # keep the first N images after filtering
-
-    @channels.validator
-    def _check_channels(self, _: Any, value: int) -> None:
-        if value not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {value}")
+    image_size: int | None = attrs.field(default=None, validator=_OPT_SIZE)  # resize (bilinear, antialiased) to
+    # this square size; None keeps 28
+    channels: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))  # 1 (grey) or 3 (grey repeated to RGB)
+    classes: tuple[int, ...] | None = attrs.field(default=None, converter=_opt_int_tuple,
+                                                  validator=_OPT_LABELS)  # keep only these labels
+    limit: int | None = attrs.field(default=None, validator=_OPT_COUNT)  # keep the first N images after filtering
 
 
 class ImageArrayDataset(Dataset[dict[str, Tensor]]):
@@ -69,6 +73,10 @@ class ImageArrayDataset(Dataset[dict[str, Tensor]]):
             images = images.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
         if len(images) != len(labels):
             raise GanzooError(f"{len(images)} images but {len(labels)} labels; the source files do not belong together")
+        unknown = sorted(set(cfg.classes or ()) - set(range(len(class_names))))
+        if unknown:
+            raise GanzooError(f"classes {unknown} do not exist: this dataset's labels are 0..{len(class_names) - 1} "
+                              f"({', '.join(class_names)})")
         keep = np.ones(len(labels), bool) if cfg.classes is None else np.isin(labels, cfg.classes)
         index = np.flatnonzero(keep)[: cfg.limit]
         self.images = torch.from_numpy(np.ascontiguousarray(images[index]))  # (N, C, H, W) uint8

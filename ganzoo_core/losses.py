@@ -14,7 +14,8 @@ GANZOO_API_VERSION = "1.0"
 
 @attrs.frozen(kw_only=True)
 class BCECfg:
-    real_label: float = 1.0  # 0.9 gives one-sided label smoothing (used by some GAN-CLS ports, by no original)
+    real_label: float = attrs.field(default=1.0, validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])  # 0.9
+    # gives one-sided label smoothing (used by some GAN-CLS ports, by no original)
 
 
 @register_loss("gan.bce", cfg=BCECfg(), default=True, paper="Goodfellow et al. 2014, arXiv:1406.2661")

@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -190,17 +191,43 @@ class MiniLmEncoder(nn.Module):
         return (batch_size, self.embed_dim)
 
 
+MAX_CAPTION_CHARS = 1000
+"""The longest caption ``encode_texts`` (and so ``ganzoo encode``, ``ganzoo sample --text`` and the caption datasets'
+``encoder=``) embeds, in characters: a longer one is cut to its first ``MAX_CAPTION_CHARS`` characters, with a
+warning naming it. Real captions are a sentence or two, and minilm.l6_v2 reads at most ``max_length`` (256) tokens
+anyway; without the limit one 10 MB caption took 48 s and 0.9 GB to embed."""
+
+
+def cut_captions(texts: Sequence[str], what: str = "encode_texts", limit: int = MAX_CAPTION_CHARS) -> list[str]:
+    """``texts`` with every text longer than ``limit`` characters cut to its first ``limit``; one warning names the
+    cut ones (index and length)."""
+    out = list(texts)
+    long = [(i, len(t)) for i, t in enumerate(out) if len(t) > limit]
+    if long:
+        shown = ", ".join(f"caption {i} ({n:,} characters)" for i, n in long[:5])
+        more = f" and {len(long) - 5:,} more" if len(long) > 5 else ""
+        warnings.warn(f"{what}: {shown}{more} cut to the first {limit:,} characters (ganzoo_core.text.MAX_CAPTION_CHARS)",
+                      stacklevel=3)
+        out = [t[:limit] for t in out]
+    return out
+
+
 def encode_texts(encoder: str | nn.Module, texts: Sequence[str], *, batch_size: int = 256,
                  progress: Any = None) -> Tensor:
-    """Embed ``texts`` with a registered encoder (by name or instance), each distinct text once, in batches.
+    """Embed ``texts`` with a registered encoder (by name or instance), each distinct text once, in batches of
+    ``batch_size`` distinct texts. A text longer than ``MAX_CAPTION_CHARS`` characters is embedded from its first
+    ``MAX_CAPTION_CHARS`` (with a warning naming it).
 
     ``progress(done, total)`` is called after each batch. Returns (len(texts), D) float32 on the CPU."""
     from ganzoo_core._api import create  # late: the registry imports the built-in modules
 
+    if batch_size < 1:
+        raise GanzooError(f"encode_texts: batch_size must be at least 1, got {batch_size}")
     module = create("encoder", encoder) if isinstance(encoder, str) else encoder
     if not hasattr(module, "encode"):
         raise GanzooError(f"encoder {encoder!r} has no encode(list of str); it embeds images, not text")
-    texts = check_sentences(texts, str(encoder) if isinstance(encoder, str) else type(module).__name__)
+    what = str(encoder) if isinstance(encoder, str) else type(module).__name__
+    texts = cut_captions(check_sentences(texts, what), what)
     unique = list(dict.fromkeys(texts))  # caption sets repeat: templated captions, several images of one class
     rows = []
     for start in range(0, len(unique), batch_size):
@@ -238,5 +265,6 @@ def apply_text_norm(t: Tensor, text_norm: str) -> Tensor:
     return unit_rms(t) if text_norm == "rms" else t
 
 
-__all__ = ["TEXT_NORMS", "HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder", "apply_text_norm",
-           "check_sentences", "check_text_norm", "encode_texts", "minilm_folder", "unit_rms"]
+__all__ = ["MAX_CAPTION_CHARS", "TEXT_NORMS", "HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder",
+           "apply_text_norm", "check_sentences", "check_text_norm", "cut_captions", "encode_texts", "minilm_folder",
+           "unit_rms"]

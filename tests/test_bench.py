@@ -12,6 +12,7 @@ import torch
 
 from ganzoo_core import bench
 from ganzoo_core.cli import main
+from ganzoo_core.errors import GanzooError
 from ganzoo_core.ops._dispatch import measured_choice
 
 
@@ -58,6 +59,38 @@ def test_bench_rejects_unknown_ops_and_cache_from_the_models_suite(capsys: pytes
     assert main(["bench", "models", "--write-cache", "--out", str(tmp_path)]) == 2
     assert "--write-cache needs the ops suite" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before measuring or writing anything
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit status, whether a usage error returns it or raises SystemExit as argparse does."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dtype", "fp64"], "argument --dtype: unknown dtype(s) fp64; choose from fp32, bf16"),
+    (["--dtype", "fp32,fp16"], "unknown dtype(s) fp16"),
+    (["--dtype", ","], "unknown dtype(s) ','"),
+    (["--repeat", "0"], "argument --repeat: expected an integer >= 1, got '0'"),
+    (["--warmup", "-1"], "argument --warmup: expected an integer >= 0, got '-1'"),
+    (["--threads", "0"], "argument --threads: expected an integer >= 1, got '0'"),
+    (["--batch-size", "-4"], "argument --batch-size: expected an integer >= 1, got '-4'"),
+])
+def test_bench_refuses_bad_arguments_before_measuring(args: list[str], message: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code(["bench", "ops", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_api_refuses_what_the_command_refuses() -> None:
+    with pytest.raises(GanzooError, match="unknown dtype"):
+        bench.bench_ops(["bias_act"], dtypes=["fp64"])
+    with pytest.raises(GanzooError, match="repeat must be at least 1"):
+        bench.time_call(lambda: None, torch.device("cpu"), repeat=0)
 
 
 @pytest.mark.parametrize("mp", [bench.TRAIN_POLICIES[0], bench.TRAIN_POLICIES[-1]], ids=lambda p: p.name)

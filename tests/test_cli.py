@@ -131,9 +131,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["--n", "0"], "argument --n: must be at least 1, got 0"),
-    (["--n", "-1"], "argument --n: must be at least 1, got -1"),
-    (["--batch-size", "0"], "argument --batch-size: must be at least 1"),
+    (["--n", "0"], "argument --n: expected an integer >= 1, got '0'"),
+    (["--n", "-1"], "argument --n: expected an integer >= 1, got '-1'"),
+    (["--batch-size", "0"], "argument --batch-size: expected an integer >= 1"),
     (["--device", "cuda:7"], "'cuda:7'"),
     (["--device", "gpu"], "'gpu' is not a device name"),
     (["--out", "/proc/ganzoo.png"], "/proc/ganzoo.png"),

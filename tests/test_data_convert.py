@@ -292,6 +292,8 @@ def test_captions_cub_layout_with_class_folders(tmp_path: Path) -> None:
     assert "2 images, 4 captions, 2 classes" in bundle.source
     with pytest.raises(DataError, match=r"Albatross_0001\.txt' has 2 captions, expected 10 \(captions_per_image\)"):
         from_captions(images, text, captions_per_image=10)
+    with pytest.raises(DataError, match=r"captions_per_image must be a positive int .*got -1"):
+        from_captions(images, text, captions_per_image=-1)
 
 
 def test_captions_flowers_layout_takes_classes_from_caption_folders(tmp_path: Path) -> None:
@@ -422,3 +424,34 @@ def test_data_build_errors_are_one_line_exit_2(tmp_path: Path, capsys) -> None:
     assert code == 2 and "did you mean 'cyclegan'" in err
     code, _, err = run_data(["info", str(tmp_path / "missing.h5")], capsys)
     assert code == 2 and "does not exist" in err
+
+
+def test_data_build_refuses_an_existing_file_without_overwrite(tmp_path: Path, capsys) -> None:
+    from ganzoo_core.cli import main
+
+    out_file = tmp_path / "shapes.h5"
+    build = ["data", "build", "shapes.32", str(out_file), "--set", "n=10"]
+    assert main(build) == 0
+    before = out_file.read_bytes()
+    capsys.readouterr()
+    assert main([*build[:-1], "n=12"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganzoo: error: dataset file") and "already exists" in err and "--overwrite" in err
+    assert len(err.strip().splitlines()) == 1 and out_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shapes.h5"]  # no temporary file left
+    assert main([*build[:-1], "n=12", "--overwrite"]) == 0
+    assert read_h5_info(out_file).datasets["images"][0] == (12, 32, 32, 3)
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/null", "/dev/full"])
+def test_data_build_refuses_a_folder_or_device_without_touching_it(target: str, tmp_path: Path, capsys) -> None:
+    from ganzoo_core.cli import main
+
+    out = tmp_path if target == "folder" else Path(target)
+    if not out.exists():
+        pytest.skip(f"{target} does not exist here")
+    for extra in ([], ["--overwrite"]):
+        assert main(["data", "build", "shapes.32", str(out), "--set", "n=10", *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"dataset file {str(out)!r} is" in err and "regular file" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # refused before building: no temporary file either

@@ -22,6 +22,7 @@ from ganzoo_core.data.schema import (
     read_h5_info,
     write_h5,
 )
+from ganzoo_core.errors import OutputExistsError, OutputPathError
 
 N = 6
 
@@ -228,9 +229,178 @@ def test_failed_write_keeps_the_previous_file(full_file: tuple[Path, ArrayBundle
         return real(self, name, *args, **kwargs)
 
     monkeypatch.setattr(h5py.Group, "create_dataset", failing)
-    with pytest.raises(OSError, match="No space left"):
-        write_h5(ArrayBundle(images=bundle.images[:2], labels=np.array([0, 1])), path, name="new.one", source="t")
+    with pytest.raises(OutputPathError, match=r"cannot write dataset file .*full\.h5.*No space left.*nothing was replaced"):
+        write_h5(ArrayBundle(images=bundle.images[:2], labels=np.array([0, 1])), path, name="new.one", source="t",
+                 overwrite=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["full.h5"]  # no temporary file left behind
     monkeypatch.undo()
     assert read_h5_info(path).name == "test.full"
+
+
+# -- hand-made files: the right schema version, the wrong arrays ------------------------------------------------------
+
+STR = h5py.string_dtype(encoding="utf-8")
+
+
+def handmade(path: Path, **arrays: object) -> Path:
+    """A schema-v1 file written with h5py directly: 4 grey 5×5 images and labels, changed by ``arrays`` (None drops
+    one; a str value makes a group of that name)."""
+    parts: dict[str, object] = {"images": np.zeros((4, 5, 5, 1), np.uint8), "labels": np.arange(4, dtype=np.int64)}
+    parts.update(arrays)
+    with h5py.File(path, "w") as f:
+        f.attrs["ganzoo.schema_version"] = SCHEMA_VERSION
+        f.attrs["ganzoo.name"], f.attrs["ganzoo.source"], f.attrs["ganzoo.meta"] = "hand.made", "a test", "{}"
+        for key, value in parts.items():
+            if isinstance(value, str):
+                f.create_group(key)
+            elif isinstance(value, np.ndarray) and value.dtype == object:
+                f.create_dataset(key, data=value, dtype=STR)
+            elif value is not None:
+                f.create_dataset(key, data=value)
+    return path
+
+
+CAPTIONS = {"captions/text": np.array(["a", "b", "c"], dtype=object), "captions/index": np.array([0, 1, 2, 3, 3])}
+
+BAD_LAYOUTS = {
+    "images float64": ({"images": np.zeros((4, 5, 5, 1))}, "images", r"float64 \(4, 5, 5, 1\)", r"uint8 \(N, H, W, C\)"),
+    "images as strings": ({"images": np.array(["x"] * 4, dtype=object)}, "images", r"variable-length str \(4,\)",
+                          r"uint8 \(N, H, W, C\)"),
+    "images without channels": ({"images": np.zeros((4, 5, 5), np.uint8)}, "images", r"uint8 \(4, 5, 5\)", "C = 1 or 3"),
+    "images with 2 channels": ({"images": np.zeros((4, 5, 5, 2), np.uint8)}, "images", r"uint8 \(4, 5, 5, 2\)",
+                               "C = 1 or 3"),
+    "images a group": ({"images": "group"}, "images", "a group", "an array"),
+    "no images": ({"images": np.zeros((0, 5, 5, 1), np.uint8), "labels": np.zeros(0, np.int64)}, "images",
+                  r"uint8 \(0, 5, 5, 1\)", "at least one image"),
+    "labels too short": ({"labels": np.arange(3)}, "labels", r"int64 \(3,\)",
+                         r"a first dimension of 4, one row per image \('images' holds 4\)"),
+    "labels float": ({"labels": np.zeros(4)}, "labels", r"float64 \(4,\)", r"integers \(N,\)"),
+    "labels 2-d": ({"labels": np.zeros((4, 2), np.int64)}, "labels", r"int64 \(4, 2\)", r"integers \(N,\)"),
+    "paired images of another count": ({"images_b": np.zeros((3, 5, 5, 1), np.uint8)}, "images_b",
+                                       r"uint8 \(3, 5, 5, 1\)", "a first dimension of 4"),
+    "attributes 1-d": ({"attributes": np.zeros(4, np.uint8)}, "attributes", r"uint8 \(4,\)", r"\(N, K\)"),
+    "caption index too short": ({**CAPTIONS, "captions/index": np.array([0, 1, 3])}, "captions/index",
+                                r"int64 \(3,\)", r"\(5,\)"),
+    "captions as numbers": ({**CAPTIONS, "captions/text": np.zeros(3)}, "captions/text", r"float64 \(3,\)",
+                            "variable-length str"),
+    "embeddings of the wrong rows": ({**CAPTIONS, "text_embeddings/bow.hashed": np.zeros((2, 8), np.float32)},
+                                     "text_embeddings/bow.hashed", r"float32 \(2, 8\)", r"float32 \(3, D\)"),
+    "embeddings as integers": ({**CAPTIONS, "text_embeddings/bow.hashed": np.zeros((3, 8), np.int64)},
+                               "text_embeddings/bow.hashed", r"int64 \(3, 8\)", r"float32 \(3, D\)"),
+    "float split": ({"splits/train": np.array([0.0, 1.0])}, "splits/train", r"float64 \(2,\)", r"integers \(M,\)"),
+}
+
+
+@pytest.mark.parametrize(("arrays", "key", "found", "expected"), BAD_LAYOUTS.values(), ids=BAD_LAYOUTS.keys())
+def test_a_handmade_file_with_wrong_arrays_is_refused_at_open(tmp_path: Path, arrays: dict, key: str, found: str,
+                                                              expected: str) -> None:
+    path = handmade(tmp_path / "hand.h5", **arrays)
+    pattern = rf"hand\.h5'?: dataset '{key}' is {found}; expected .*{expected}.*ganzoo data build"
+    for opener in (lambda: gz.create_dataset("h5.file", path=path), lambda: open_h5(path), lambda: read_h5_info(path)):
+        with pytest.raises(DataError, match=pattern) as info:
+            opener()
+        assert "\n" not in str(info.value)
+
+
+def test_a_handmade_file_that_follows_the_schema_is_read(tmp_path: Path) -> None:
+    path = handmade(tmp_path / "hand.h5", labels=np.arange(4, dtype=np.int32), **CAPTIONS,
+                    **{"text_embeddings/e": np.ones((3, 2), np.float64), "splits/train": np.array([0, 2], np.int32)})
+    ds = gz.create_dataset("h5.file", path=path, split="train", encoder="e")
+    assert len(ds) == 2 and ds[1]["label"] == 2 and ds[1]["text_emb"].shape == (2,)
+
+
+@pytest.mark.parametrize(("arrays", "cfg", "message"), [
+    ({"splits/train": np.array([0, 9])}, {"split": "train"}, r"split 'train' has indices in 0\.\.9, outside the 4 images"),
+    ({**CAPTIONS, "captions/index": np.array([0, 2, 1, 3, 3]), "text_embeddings/e": np.zeros((3, 2), np.float32)},
+     {"encoder": "e"}, r"'captions/index' must rise from 0 to 3"),
+    ({"labels": np.array([0, 1, 2, 3], np.int64), "labels_names": ["a", "b"]}, {},
+     r"dataset 'labels' holds ids 0\.\.3; expected 0\.\.1 \(2 names\)"),
+    ({"domains": np.array([0, -1, 0, 1])}, {}, r"dataset 'domains' holds ids -1\.\.1; expected 0 or more"),
+    ({"labels": np.arange(4)}, {}, None),
+], ids=["split outside the images", "caption index falling", "labels beyond the names", "negative domain",
+        "control"])
+def test_indices_that_point_outside_the_file_are_refused_at_open(tmp_path: Path, arrays: dict, cfg: dict,
+                                                                 message: str | None) -> None:
+    names = arrays.pop("labels_names", None)
+    path = handmade(tmp_path / "hand.h5", **arrays)
+    if names is not None:
+        with h5py.File(path, "a") as f:
+            f["labels"].attrs["names"] = json.dumps(names)
+    if message is None:
+        assert len(gz.create_dataset("h5.file", path=path, **cfg)) == 4
+        return
+    with pytest.raises(DataError, match=rf"hand\.h5'?: {message}"):
+        gz.create_dataset("h5.file", path=path, **cfg)
+
+
+def test_bad_names_attribute_is_refused(tmp_path: Path) -> None:
+    path = handmade(tmp_path / "hand.h5")
+    with h5py.File(path, "a") as f:
+        f["labels"].attrs["names"] = "not json ["
+    with pytest.raises(DataError, match=r"'names' attribute of 'labels' is 'not json \['; expected a JSON list"):
+        gz.create_dataset("h5.file", path=path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4, np.random.default_rng(0).bytes(4096)],
+                         ids=["empty", "signature then junk", "random bytes"])
+def test_a_corrupt_file_is_one_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "corrupt.h5"
+    path.write_bytes(content)
+    for opener in (lambda: gz.create_dataset("h5.file", path=path), lambda: read_h5_info(path)):
+        with pytest.raises(DataError, match=r"corrupt\.h5.*(not a readable HDF5 file|damaged)"):
+            opener()
+
+
+def test_a_folder_is_not_a_dataset_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is a folder"):
+        gz.create_dataset("h5.file", path=tmp_path)
+
+
+def test_a_damaged_chunk_is_a_data_error_naming_the_file_and_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = write_h5(ArrayBundle(images=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)), tmp_path / "d.h5",
+                    name="d.d", source="t")
+    ds = gz.create_dataset("h5.file", path=path)
+    with h5py.File(path, "r") as f:
+        offset, size = f["images"].id.get_chunk_info(5).byte_offset, f["images"].id.get_chunk_info(5).size
+    data = bytearray(path.read_bytes())
+    data[offset:offset + size] = bytes(size)  # zeros: not a gzip stream
+    path.write_bytes(bytes(data))
+    assert ds[4]["image"].shape == (3, 32, 32)  # the other images still read
+    with pytest.raises(DataError, match=r"cannot read image 5 of .*d\.h5.*damaged"):
+        ds[5]
+
+
+# -- writing: never over what is not ours -----------------------------------------------------------------------------
+
+
+def test_write_refuses_an_existing_file_unless_overwrite(full_file: tuple[Path, ArrayBundle]) -> None:
+    path, bundle = full_file
+    before = path.read_bytes()
+    small = ArrayBundle(images=bundle.images[:2])
+    with pytest.raises(OutputExistsError, match=r"full\.h5.*already exists.*--overwrite"):
+        write_h5(small, path, name="new.one", source="t")
+    assert path.read_bytes() == before
+    write_h5(small, path, name="new.one", source="t", overwrite=True)
+    assert read_h5_info(path).name == "new.one"
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/null", "/dev/full"])
+def test_write_refuses_what_is_not_a_regular_file(tmp_path: Path, target: str) -> None:
+    path = tmp_path if target == "folder" else Path(target)
+    if not path.exists():
+        pytest.skip(f"{target} does not exist here")
+    before = sorted(tmp_path.iterdir())
+    for overwrite in (False, True):
+        with pytest.raises(OutputPathError, match="not a regular file|is a folder"):
+            write_h5(ArrayBundle(images=IMAGES), path, name="x.y", source="t", overwrite=overwrite)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_channels_the_reader_cannot_serve_are_a_config_error(full_file: tuple[Path, ArrayBundle]) -> None:
+    path, _ = full_file
+    for bad in (2, 0, 4):
+        with pytest.raises(gz.ConfigError, match=rf"channels.*\(1, 3\).*{bad}"):
+            gz.create_dataset("h5.file", path=path, channels=bad)
+    assert gz.create_dataset("h5.file", path=path, channels=3)[0]["image"].shape[0] == 3

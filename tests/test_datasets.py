@@ -107,9 +107,28 @@ def test_animal_files_never_unpickle_code(tmp_path: Path) -> None:
         gz.create_dataset("animal_mnist.train", root=str(tmp_path))
 
 
-def test_bad_dataset_options() -> None:
-    with pytest.raises(gz.ConfigError, match="channels must be 1 or 3"):
-        gz.create_dataset("animal_mnist.train", channels=2)
+@pytest.mark.parametrize(("name", "option", "value", "message"), [
+    ("animal_mnist.train", "channels", 2, r"'channels' must be in \(1, 3\).*\b2\b"),
+    ("fashion_mnist.test", "channels", 0, r"'channels' must be in \(1, 3\).*\b0\b"),
+    ("h5.file", "channels", 2, r"'channels' must be in \(1, 3\).*\b2\b"),
+    ("fashion_mnist.test", "split", "val", r"'split' must be in \('train', 'test'\).*'val'"),
+    ("animal_mnist.test", "limit", 0, r"'limit' must be >= 1: 0"),
+    ("animal_mnist.test", "image_size", 2, r"'image_size' must be >= 4: 2"),
+    ("animal_mnist.test", "classes", (1, -2), r"'classes' must be >= 0: -2"),
+    ("shapes.32", "seed", -1, r"'seed' must be >= 0: -1"),
+], ids=lambda v: str(v))
+def test_bad_dataset_options_name_the_value_and_what_is_allowed(name: str, option: str, value: object,
+                                                                 message: str) -> None:
+    with pytest.raises(gz.ConfigError, match=message):
+        gz.create_dataset(name, **{option: value})
+
+
+def test_classes_the_dataset_does_not_have_are_an_error(fashion_root: Path) -> None:
+    with pytest.raises(gz.GanzooError, match=r"classes \[10, 12\] do not exist: this dataset's labels are 0\.\.9 "
+                                             r"\(t-shirt/top, trouser"):
+        gz.create_dataset("fashion_mnist.test", root=str(fashion_root), classes=(1, 10, 12))
+    one = gz.create_dataset("fashion_mnist.test", root=str(fashion_root), classes=3)  # --data-set classes=3
+    assert one.cfg.classes == (3,) and set(one.labels.tolist()) == {3}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("animal_mnist") is None, reason="needs the animal-mnist package")

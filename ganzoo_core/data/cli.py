@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo_core._api import create, get_entry, is_name, list_names
+from ganzoo_core._args import int_at_least
+from ganzoo_core._atomic import check_destination
 from ganzoo_core._registry import Entry
 from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
 from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, open_h5, read_h5_info, write_h5
@@ -70,10 +72,11 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     from ganzoo_core.cli import _parse_overrides  # here, not at the top: ganzoo_core.cli imports this module
 
     options = _parse_overrides(args.set)
+    check_destination(args.out, overwrite=args.overwrite, what="dataset file")  # before the (long) build
     bundle, source, registered = build_bundle(args.name, options)
     meta = {"built_from": args.name, "options": {k: _jsonable(v) for k, v in options.items()}}
     name = args.file_name or registered or args.out.stem
-    path = write_h5(bundle, args.out, name=name, source=source, meta=meta)
+    path = write_h5(bundle, args.out, name=name, source=source, meta=meta, overwrite=args.overwrite)
     shape = "" if bundle.images is None else f", images of shape {bundle.images.shape[1:]} (H, W, C)"
     print(f"wrote {path}: {len(bundle)} items{shape}; see 'ganzoo data info {path}'")
     return 0
@@ -138,7 +141,9 @@ def add_data_commands(subparsers: Any) -> None:
                        description="Write a registered dataset or a converted folder as a schema-v1 HDF5 file.")
     p.add_argument("name", metavar="NAME", help="a registered dataset (animal_mnist.test) or a converter (folder, "
                    "pix2pix-ab, cyclegan, celeba, captions)")
-    p.add_argument("out", metavar="OUT.h5", type=Path, help="the file to write (replaced atomically)")
+    p.add_argument("out", metavar="OUT.h5", type=Path, help="the file to write (atomically; an existing file only "
+                   "with --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.h5 if it exists")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset or converter option, e.g. --set root=imgs --set image_size=64")
     p.add_argument("--name", dest="file_name",
@@ -151,11 +156,13 @@ def add_data_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser("encode", help="embed a dataset file's captions",
                               description="Embed every caption of a dataset file with a registered text encoder and "
-                              "store them in the file as text_embeddings/<encoder> (h5.file serves them as text_emb).")
+                              "store them in the file as text_embeddings/<encoder> (h5.file serves them as text_emb). "
+                              "Captions longer than ganzoo_core.text.MAX_CAPTION_CHARS characters are cut, with a "
+                              "warning.")
     p.add_argument("file", metavar="FILE.h5", type=Path)
     p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, "
                    "skipthought.combine, ...")
-    p.add_argument("--batch-size", type=int, default=256, help="distinct captions per encoder call")
+    p.add_argument("--batch-size", type=int_at_least(1), default=256, help="distinct captions per encoder call")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")
     p.add_argument("--no-progress", action="store_true")

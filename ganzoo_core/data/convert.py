@@ -488,6 +488,8 @@ def from_captions(images_dir: PathLike, captions_dir: PathLike, *, captions_per_
                   image_size: int | None = None, channels: int | None = None,
                   background: Background = "white") -> ConvertedBundle:
     """Images with one caption file each (same stem + .txt, a caption a line), as text_c10 folders."""
+    if captions_per_image is not None and (not isinstance(captions_per_image, int) or captions_per_image < 1):
+        raise DataError(f"captions_per_image must be a positive int (or None for any number), got {captions_per_image!r}")
     images_root, captions_root = _folder(images_dir, "images folder"), _folder(captions_dir, "captions folder")
     paths, labels, names = scan_classes(images_root, skip=(".txt",))  # captions may sit beside their images
     files = _caption_files(paths, index_captions(captions_root), captions_root)

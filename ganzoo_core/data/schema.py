@@ -33,9 +33,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganzoo_core._atomic import atomic_path
 from ganzoo_core._registry import register_dataset
-from ganzoo_core.checkpoints import atomic_path
-from ganzoo_core.errors import GanzooError
+from ganzoo_core.errors import GanzooError, OutputPathError
 
 SCHEMA_VERSION = 1
 _STR = h5py.string_dtype(encoding="utf-8")
@@ -132,10 +132,22 @@ def _check_images(images: np.ndarray, where: str, name: str) -> None:
 
 
 def write_h5(bundle: ArrayBundle, path: str | Path, *, name: str, source: str,
-             meta: Mapping[str, Any] | None = None) -> Path:
-    """Write ``bundle`` as a schema-v1 file, atomically (a half-written file never replaces a good one)."""
+             meta: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write ``bundle`` as a schema-v1 file, atomically (a half-written file never replaces a good one).
+
+    An existing ``path`` is replaced only with ``overwrite=True``; a folder or device (``/dev/null``) never is."""
     bundle.validate(str(path))
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    try:
+        with atomic_path(path, overwrite=overwrite, what="dataset file") as tmp:
+            _write(bundle, tmp, name=name, source=source, meta=meta)
+    except OSError as err:  # a full disk, a vanished folder: the previous file (if any) is untouched
+        raise OutputPathError(f"cannot write dataset file {str(path)!r}: {err.strerror or err}; nothing was "
+                              "replaced") from err
+    return Path(path)
+
+
+def _write(bundle: ArrayBundle, tmp: Path, *, name: str, source: str, meta: Mapping[str, Any] | None) -> None:
+    with h5py.File(tmp, "w") as f:
         f.attrs["ganzoo.schema_version"] = SCHEMA_VERSION
         f.attrs["ganzoo.name"] = name
         f.attrs["ganzoo.source"] = source
@@ -165,26 +177,156 @@ def write_h5(bundle: ArrayBundle, path: str | Path, *, name: str, source: str,
                 docs.attrs["names"] = json.dumps(list(bundle.doc_names))
         for split, index in bundle.splits.items():
             f.create_dataset(f"splits/{split}", data=np.asarray(index, np.int64))
-    return Path(path)
+
+
+REBUILD = "rebuild it with 'ganzoo data build' (docs/data.md)"
 
 
 def open_h5(path: str | Path) -> h5py.File:
-    """Open a schema file for reading, with errors that say what is wrong with it."""
+    """Open a schema file for reading, with errors that say what is wrong with it.
+
+    Checks the schema version and the dtype and shape of every schema dataset the file holds (``check_layout``), so
+    a file that does not follow the schema is refused here, in one line naming the file and the dataset, and never
+    halfway through training."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"dataset file {str(path)!r} is a folder; give the .h5 file inside it (or build one with "
+                        "'ganzoo data build')")
     if not path.is_file():
         raise DataError(f"dataset file {str(path)!r} does not exist")
     try:
         f = h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(f"{str(path)!r} is not a readable HDF5 file ({err}); it may be truncated: rebuild it with "
-                        "'ganzoo data build'") from err
-    version = f.attrs.get("ganzoo.schema_version")
-    if version != SCHEMA_VERSION:
+    except (OSError, RuntimeError, ValueError) as err:
+        raise DataError(f"{str(path)!r} is not a readable HDF5 file ({err}); it may be truncated: {REBUILD}") from err
+    try:
+        version = f.attrs.get("ganzoo.schema_version")
+        if np.ndim(version) != 0 or version != SCHEMA_VERSION:
+            found = "no ganzoo schema version" if version is None else f"schema version {version}"
+            raise DataError(f"{str(path)!r} has {found}; this ganzoo reads version {SCHEMA_VERSION}; {REBUILD}")
+        check_layout(f, path)
+    except DataError:
         f.close()
-        found = "no ganzoo schema version" if version is None else f"schema version {version}"
-        raise DataError(f"{str(path)!r} has {found}; this ganzoo reads version {SCHEMA_VERSION}: rebuild it with "
-                        "'ganzoo data build'")
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py's errors for damaged metadata
+        f.close()
+        raise DataError(f"{str(path)!r} is damaged ({type(err).__name__}: {err}); {REBUILD}") from err
     return f
+
+
+# what each schema dataset must be: (dtype kinds, description, ndim); the row counts are checked in check_layout
+_INTEGER, _FLOAT = "iu", "f"
+_LAYOUT: dict[str, tuple[str, str, int]] = {
+    "images": ("u", "uint8 (N, H, W, C) with C = 1 or 3", 4),
+    "images_b": ("u", "uint8 (N, H, W, C) with C = 1 or 3, N as images", 4),
+    "labels": (_INTEGER, "integers (N,), one per image", 1),
+    "domains": (_INTEGER, "integers (N,), one per image", 1),
+    "attributes": (_INTEGER, "uint8 0/1 (N, K), one row per image", 2),
+    "captions/text": ("str", "variable-length str (T,)", 1),
+    "captions/index": (_INTEGER, "integers (N + 1,), captions of image i are text[index[i]:index[i + 1]]", 1),
+    "sentences/text": ("str", "variable-length str (S,)", 1),
+    "sentences/doc": (_INTEGER, "integers (S,), one per sentence", 1),
+}
+
+
+def _describe(ds: h5py.Dataset) -> str:
+    """A dataset's dtype and shape as an error message shows them: ``float64 (10, 28, 28, 1)``."""
+    info = h5py.check_string_dtype(ds.dtype)
+    if info is not None:
+        kind = "variable-length str" if info.length is None else f"fixed-length bytes[{info.length}]"
+    else:
+        kind = str(ds.dtype)
+    return f"{kind} {tuple(ds.shape)}"
+
+
+def _members(f: h5py.File, key: str, where: str) -> Mapping[str, Any]:
+    """The members of group ``key`` (empty when absent); a dataset where the schema has a group is an error."""
+    obj = f.get(key)
+    if obj is None:
+        return {}
+    if not isinstance(obj, h5py.Group):
+        raise DataError(f"{where!r}: {key!r} is {_describe(obj)}; expected a group of arrays; {REBUILD}")
+    return obj
+
+
+def _names(ds: h5py.Dataset, where: str) -> list[str]:
+    """The JSON ``names`` attribute of a labels/attributes/domains dataset ([] when absent)."""
+    raw = ds.attrs.get("names", "[]")
+    try:
+        names = json.loads(raw)
+    except (TypeError, ValueError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{where!r}: the 'names' attribute of {ds.name.lstrip('/')!r} is {str(raw)[:80]!r}; expected a "
+                        f"JSON list of str; {REBUILD}")
+    return names
+
+
+def _check_ids(ids: np.ndarray, names: Sequence[str], key: str, where: str) -> None:
+    """Class or domain ids are 0.. and, when the file names them, below the number of names."""
+    if not len(ids):
+        return
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or (names and hi >= len(names)):
+        allowed = f"0..{len(names) - 1} ({len(names)} names)" if names else "0 or more"
+        raise DataError(f"{where!r}: dataset {key!r} holds ids {lo}..{hi}; expected {allowed}; {REBUILD}")
+
+
+def check_layout(f: h5py.File, path: str | Path) -> None:
+    """Raise ``DataError`` unless every schema dataset in ``f`` has the schema's dtype and shape, and they agree on the
+    number of images (N), captions (T) and sentences (S). Reads metadata only, no arrays."""
+    where = str(path)
+
+    def bad(key: str, expected: str, found: str | None = None) -> DataError:
+        found = found if found is not None else _describe(f[key])
+        return DataError(f"{where!r}: dataset {key!r} is {found}; expected {expected}; {REBUILD}")
+
+    def dataset(key: str) -> h5py.Dataset | None:
+        obj = f.get(key)
+        if obj is not None and not isinstance(obj, h5py.Dataset):
+            raise bad(key, "an array", found="a group")
+        return obj
+
+    for key, (kinds, expected, ndim) in _LAYOUT.items():
+        ds = dataset(key)
+        if ds is None:
+            continue
+        is_str = h5py.check_string_dtype(ds.dtype) is not None
+        if (kinds == "str") != is_str or (not is_str and ds.dtype.kind not in kinds) or ds.ndim != ndim:
+            raise bad(key, expected)
+        if key.startswith("images") and (ds.dtype != np.uint8 or ds.shape[-1] not in (1, 3) or 0 in ds.shape):
+            raise bad(key, expected + ", at least one image of at least 1×1")
+    images, sentences = dataset("images"), dataset("sentences/text")
+    if images is None and sentences is None:
+        raise DataError(f"{where!r} holds neither 'images' nor 'sentences/text'; {REBUILD}")
+    n = None if images is None else images.shape[0]
+    if n is not None:
+        for key in ("images_b", "labels", "domains", "attributes"):
+            if key in f and f[key].shape[0] != n:
+                raise bad(key, f"a first dimension of {n}, one row per image ('images' holds {n})")
+    if "captions/text" in f or "captions/index" in f:
+        if n is None or "captions/text" not in f or "captions/index" not in f:
+            raise DataError(f"{where!r}: captions need 'images', 'captions/text' and 'captions/index' together; "
+                            f"{REBUILD}")
+        if f["captions/index"].shape != (n + 1,):
+            raise bad("captions/index", f"integers ({n + 1},), one more than the {n} images")
+    text_rows = f["captions/text"].shape[0] if "captions/text" in f else None
+    for name, ds in _members(f, "text_embeddings", where).items():
+        key = f"text_embeddings/{name}"
+        if not isinstance(ds, h5py.Dataset):
+            raise bad(key, "an array", found="a group")
+        if text_rows is None:
+            raise DataError(f"{where!r}: {key!r} without captions/text; {REBUILD}")
+        if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind != _FLOAT or ds.ndim != 2 \
+                or ds.shape[0] != text_rows:
+            raise bad(key, f"float32 ({text_rows}, D), one row per caption")
+    if sentences is not None and "sentences/doc" in f and f["sentences/doc"].shape != sentences.shape:
+        raise bad("sentences/doc", f"integers ({sentences.shape[0]},), one per sentence")
+    for name, ds in _members(f, "splits", where).items():
+        key = f"splits/{name}"
+        if not isinstance(ds, h5py.Dataset) or h5py.check_string_dtype(ds.dtype) is not None \
+                or ds.dtype.kind not in _INTEGER or ds.ndim != 1:
+            raise bad(key, "integers (M,), indices of the split's items",
+                      found="a group" if not isinstance(ds, h5py.Dataset) else None)
 
 
 @attrs.frozen(kw_only=True)
@@ -203,13 +345,21 @@ def read_h5_info(path: str | Path) -> H5Info:
         datasets: dict[str, tuple[tuple[int, ...], str]] = {}
         f.visititems(lambda key, obj: datasets.__setitem__(key, (obj.shape, str(obj.dtype)))
                      if isinstance(obj, h5py.Dataset) else None)
-        return H5Info(path=Path(path), name=str(f.attrs["ganzoo.name"]), source=str(f.attrs["ganzoo.source"]),
-                      meta=json.loads(f.attrs.get("ganzoo.meta", "{}")), datasets=datasets,
-                      splits={k: len(v) for k, v in f.get("splits", {}).items()})
+        try:
+            meta = json.loads(f.attrs.get("ganzoo.meta", "{}"))
+        except (TypeError, ValueError):
+            meta = {"unreadable": str(f.attrs.get("ganzoo.meta"))[:200]}
+        return H5Info(path=Path(path), name=str(f.attrs.get("ganzoo.name", "")),
+                      source=str(f.attrs.get("ganzoo.source", "")), meta=meta if isinstance(meta, dict) else {"meta": meta},
+                      datasets=datasets, splits={k: len(v) for k, v in _members(f, "splits", str(path)).items()})
 
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+_OPT_CHANNELS = attrs.validators.optional(attrs.validators.in_((1, 3)))
+_OPT_SIZE = attrs.validators.optional(attrs.validators.ge(4))
 
 
 @attrs.frozen(kw_only=True)
@@ -218,8 +368,10 @@ class H5Cfg:
     split: str | None = None  # a name under /splits; None: every item
     encoder: str | None = None  # text_embeddings/<encoder> to serve as "text_emb" (a random caption's, per item)
     wrong_image: bool = False  # also serve "image_wrong": a random image of another label (any other without labels)
-    channels: int | None = None  # 1 or 3 (grey repeated to RGB, RGB averaged to grey); None keeps the file's
-    image_size: int | None = None  # resize (bilinear, antialiased); None keeps the file's
+    channels: int | None = attrs.field(default=None, validator=_OPT_CHANNELS)  # 1 or 3 (grey repeated to RGB, RGB
+    # averaged to grey); None keeps the file's
+    image_size: int | None = attrs.field(default=None, validator=_OPT_SIZE)  # resize (bilinear, antialiased); None
+    # keeps the file's
 
 
 class H5Dataset(Dataset[dict[str, Tensor]]):
@@ -241,6 +393,9 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
                 self.index = np.arange(n)
             elif f"splits/{cfg.split}" in f:
                 self.index = f[f"splits/{cfg.split}"][()]
+                if len(self.index) and (self.index.min() < 0 or self.index.max() >= n):
+                    raise DataError(f"{str(self.path)!r}: split {cfg.split!r} has indices in {self.index.min()}.."
+                                    f"{self.index.max()}, outside the {n} images 0..{n - 1}; {REBUILD}")
             else:
                 raise DataError(f"{str(self.path)!r} has no split {cfg.split!r}; it has {sorted(f.get('splits', {}))}")
             if cfg.encoder is not None and f"text_embeddings/{cfg.encoder}" not in f:
@@ -248,9 +403,16 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
                                 f"{sorted(f.get('text_embeddings', {}))}: write them under text_embeddings/<encoder>, "
                                 "one row per caption")
             self.keys = [k for k in ("labels", "attributes", "domains", "images_b") if k in f]
-            self.names = {k: json.loads(f[k].attrs.get("names", "[]")) for k in ("labels", "attributes", "domains")
-                          if k in f}
+            self.names = {k: _names(f[k], str(self.path)) for k in ("labels", "attributes", "domains") if k in f}
             self.caption_index = f["captions/index"][()] if cfg.encoder is not None else None
+            if self.caption_index is not None:
+                texts = f["captions/text"].shape[0]
+                if self.caption_index[0] != 0 or self.caption_index[-1] != texts or (np.diff(self.caption_index) < 0).any():
+                    raise DataError(f"{str(self.path)!r}: 'captions/index' must rise from 0 to {texts} (the number "
+                                    f"of captions), got {self.caption_index[0]}..{self.caption_index[-1]}; {REBUILD}")
+            for key in ("labels", "domains"):  # out-of-range ids would fail inside an embedding, mid-training
+                if key in f:
+                    _check_ids(f[key][()], self.names[key], key, str(self.path))
             self.labels = f["labels"][()][self.index] if "labels" in f else None
             if cfg.wrong_image and len(self.index) < 2:
                 raise DataError(f"{str(self.path)!r}: wrong_image=True needs at least 2 images")
@@ -275,7 +437,14 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
         return image.div(127.5).sub(1.0)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
-        f, j = self._handle(), int(self.index[i])
+        j = int(self.index[i])
+        try:
+            return self._read(self._handle(), i, j)
+        except (OSError, RuntimeError, KeyError) as err:  # a damaged chunk is only found when it is read
+            raise DataError(f"cannot read image {j} of {str(self.path)!r} ({type(err).__name__}: {err}); the file is "
+                            f"damaged; {REBUILD}") from err
+
+    def _read(self, f: h5py.File, i: int, j: int) -> dict[str, Tensor]:
         item = {"image": self._image(f["images"][j])}
         if "labels" in self.keys:
             item["label"] = torch.tensor(int(f["labels"][j]))

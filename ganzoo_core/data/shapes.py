@@ -164,7 +164,7 @@ def _check_split(_: Any, attribute: attrs.Attribute, value: str) -> None:
 class ShapesCfg:
     n: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))  # images (train + test)
     image_size: int = attrs.field(default=32, validator=attrs.validators.ge(16))
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # numpy seeds are non-negative
     split: str = attrs.field(default="all", validator=_check_split)  # "all" (with splits in bundle()), "train", "test"
     captions_per_image: int = attrs.field(default=5, validator=attrs.validators.in_(range(1, len(_TEMPLATES) + 1)))
     encoder: str | None = None  # a text encoder's name: items carry "text_emb", one random caption's embedding

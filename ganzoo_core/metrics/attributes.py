@@ -49,7 +49,8 @@ from ganzoo_core.metrics.extractors import (
     FeatureExtractor,
     InputProtocol,
     _conv_bn_relu,
-    read_weights,
+    _widths,
+    metadata_value,
 )
 
 GANZOO_API_VERSION = "1.0"  # lets the module load alone as a plugin too
@@ -104,6 +105,22 @@ def gaussian_blur(x: Tensor, sigma: Tensor) -> Tensor:
 # -- the network ---------------------------------------------------------------------------------------------------
 
 
+def _accuracies(text: str) -> dict[str, float]:
+    """The ``test_accuracy`` metadata of a weights file: a JSON object of block → accuracy."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object of block → accuracy")
+    return {str(b): float(v) for b, v in value.items()}
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    """The ``attribute_names`` metadata of a weights file: a JSON list of str."""
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a JSON list of 'block=value' names")
+    return tuple(value)
+
+
 def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
@@ -118,8 +135,9 @@ class AttributeCfg:
     shipped_file: str = "attrs_shapes.safetensors"  # the file in ganzoo_core/metrics/weights/ "shipped" means
     attribute_names: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)  # (): the weights file's, or
     # for random weights the shapes dataset's; given and different from the file's: an error
-    widths: tuple[int, ...] = attrs.field(default=(32, 64, 64), converter=_int_tuple)
-    embed_dim: int = 128
+    widths: tuple[int, ...] = attrs.field(default=(32, 64, 64), converter=_int_tuple, validator=_widths(3))  # the
+    # three conv stages
+    embed_dim: int = attrs.field(default=128, validator=attrs.validators.ge(1))
 
 
 class AttributeNet(nn.Module):
@@ -163,7 +181,7 @@ class AttributeClassifier(FeatureExtractor):
                 raise GanzooError(f"attribute classifier weights {str(path)!r} are missing; {TRAIN_HINT} (with "
                                   f"--out ganzoo_core/metrics/weights/{shipped.name}), or pass "
                                   "weights_file='random' for an untrained network")
-            metadata = read_weights(path)[1]
+            metadata = self._read_file(path)[1]
             if metadata.get("format", FORMAT) != FORMAT:
                 raise GanzooError(f"{str(path)!r} is a {metadata['format']!r} file, not an attribute classifier "
                                   f"({FORMAT!r}); {TRAIN_HINT}")
@@ -182,20 +200,24 @@ class AttributeClassifier(FeatureExtractor):
             if cfg.weights_file == SHIPPED:
                 self.weights_info["path"] = f"ganzoo_core/metrics/weights/{path.name} (shipped)"
             if "test_accuracy" in metadata:
-                self.trained_accuracy = {b: float(v) for b, v in json.loads(metadata["test_accuracy"]).items()}
+                self.trained_accuracy = metadata_value(metadata, "test_accuracy", path, _accuracies)
                 self.weights_info["test_accuracy"] = dict(self.trained_accuracy)
             if "test_all_blocks" in metadata:
-                self.trained_all_blocks = float(metadata["test_all_blocks"])
+                self.trained_all_blocks = metadata_value(metadata, "test_all_blocks", path, float)
                 self.weights_info["test_all_blocks"] = self.trained_all_blocks
         self._freeze()
 
     @staticmethod
     def _names(cfg: AttributeCfg, metadata: Mapping[str, str], path: Path | None) -> tuple[str, ...]:
-        from_file = tuple(json.loads(metadata["attribute_names"])) if "attribute_names" in metadata else ()
+        from_file = metadata_value(metadata, "attribute_names", path, _name_list) if "attribute_names" in metadata else ()
         if cfg.attribute_names and from_file and cfg.attribute_names != from_file:
             raise GanzooError(f"attribute_names {list(cfg.attribute_names)} differ from those of the weights file "
                               f"{str(path)!r} ({list(from_file)}); leave attribute_names empty to use the file's")
         return from_file or cfg.attribute_names or SHAPES_ATTRIBUTE_NAMES
+
+    def _expected_weights(self) -> str:
+        return (f"an attribute classifier ({FORMAT!r}, widths {self.cfg.widths}, embed_dim {self.cfg.embed_dim}) as "
+                f"{TRAIN_HINT.removeprefix('train it with ')} writes it")
 
     def _run(self, x: Tensor) -> tuple[Tensor, None]:
         return self.net(x)[0], None  # no single softmax over all logits (that would be meaningless for IS)

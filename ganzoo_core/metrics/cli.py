@@ -56,13 +56,15 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from ganzoo_core._atomic import check_destination
     from ganzoo_core.checkpoints import load
     from ganzoo_core.metrics.evaluate import evaluate
 
+    out = args.out or args.checkpoint.with_name(f"{args.checkpoint.stem}.eval.json")
+    check_destination(out, overwrite=args.overwrite, what="result file")  # before minutes of evaluation
     module = load(args.checkpoint, device=args.device, ema=args.ema)
     extractor = args.extractor or default_extractor(args.reference)
     kwargs = {"weights_file": str(args.extractor_weights)} if args.extractor_weights else None
-    out = args.out or args.checkpoint.with_name(f"{args.checkpoint.stem}.eval.json")
     result = evaluate(
         module, args.reference, extractor=extractor, extractor_kwargs=kwargs, n_samples=args.n,
         n_reference=args.n_reference, batch_size=args.batch_size, seed=args.seed, metrics=args.metrics.split(","),
@@ -76,6 +78,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_eval_commands(subparsers: Any) -> None:
     """Add ``eval`` to ``subparsers`` (the object ``ArgumentParser.add_subparsers()`` returns)."""
+    from ganzoo_core._args import int_at_least
     p = subparsers.add_parser(
         "eval", help="score a checkpoint's samples against a dataset",
         description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
@@ -84,15 +87,16 @@ def add_eval_commands(subparsers: Any) -> None:
     p.add_argument("--reference", required=True, help="reference dataset, e.g. fashion_mnist.test")
     p.add_argument("--extractor", help="feature extractor (encoder name); default: domain.<reference family>")
     p.add_argument("--extractor-weights", type=Path, help="local weights file for the extractor (weights_file)")
-    p.add_argument("--n", type=int, default=5000, help="number of samples")
-    p.add_argument("--n-reference", type=int, help="use the first N reference images (default: all)")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int_at_least(2), default=5000, help="number of samples (drawn --batch-size at a time)")
+    p.add_argument("--n-reference", type=int_at_least(2), help="use the first N reference images (default: all)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=250, help="samples and reference images per batch")
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
     p.add_argument("--device", default="cpu")
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
     p.add_argument("--floor", action="store_true", help="also score two halves of the reference (the floor)")
     p.add_argument("--out", type=Path, help="result JSON (default: CHECKPOINT.eval.json beside the checkpoint)")
+    p.add_argument("--overwrite", action="store_true", help="replace the result JSON if it exists")
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="reference feature cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
     p.set_defaults(func=cmd_eval)

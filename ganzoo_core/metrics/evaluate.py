@@ -220,6 +220,16 @@ def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
     return wanted
 
 
+def check_counts(*, batch_size: int, seed: int, n_reference: int | None) -> None:
+    """``batch_size`` >= 1, ``seed`` >= 0 (numpy seed sequences), ``n_reference`` None or >= 2; else a GanzooError."""
+    if batch_size < 1:
+        raise GanzooError(f"batch_size must be at least 1, got {batch_size}")
+    if seed < 0:
+        raise GanzooError(f"seed must be 0 or more, got {seed}")
+    if n_reference is not None and n_reference < 2:
+        raise GanzooError(f"n_reference must be at least 2 (or None for all), got {n_reference}")
+
+
 def compute_scores(real: FeatureSet, fake: FeatureSet, metrics: Sequence[str], opts: ScoreOptions
                    ) -> dict[str, Any]:
     """The requested scores of ``fake`` against ``real`` (IS uses ``fake``'s probabilities only)."""
@@ -335,6 +345,7 @@ def evaluate(
     wanted = check_metrics(metrics)
     if n_samples < 2:
         raise GanzooError(f"n_samples must be at least 2, got {n_samples}")
+    check_counts(batch_size=batch_size, seed=seed, n_reference=n_reference)
     net, fingerprint, real, ref_info = _extractor_and_reference(
         extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
     t_ref = time.perf_counter()
@@ -399,6 +410,7 @@ def real_vs_real(
 ) -> dict[str, Any]:
     """The floor of every score: one seeded half of the reference scored against the other, disjoint half."""
     wanted = check_metrics(metrics)
+    check_counts(batch_size=batch_size, seed=seed, n_reference=n_reference)
     net, fingerprint, real, ref_info = _extractor_and_reference(
         extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
     half_a, half_b = split_halves(real, seed)

@@ -20,6 +20,7 @@ module stays in eval mode even when ``train()`` is called (batch-norm statistics
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import attrs
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from ganzoo_core._api import SPEC_ATTR
@@ -76,8 +77,12 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not path.is_file():
         raise CheckpointError(f"weights file {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata() or {})
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata() or {})
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:  # a truncated, random or foreign file
+            raise CheckpointError(f"weights file {str(path)!r} is not a readable safetensors file "
+                                  f"({type(err).__name__}: {err})") from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for bad zips and disallowed pickles
@@ -89,6 +94,16 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(f"{str(path)!r} does not hold a state dict (a mapping of names to tensors)")
     return {k.removeprefix("module."): v for k, v in obj.items()}, {}
+
+
+def metadata_value(metadata: Mapping[str, str], key: str, path: str | Path, parse: Any = json.loads) -> Any:
+    """``parse(metadata[key])`` of a weights file's metadata; a value ganzoo did not write is a ``CheckpointError``."""
+    try:
+        return parse(metadata[key])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"weights file {str(path)!r}: its metadata {key!r} is {str(metadata[key])[:80]!r}, "
+                              f"which ganzoo did not write ({err}); give a file written by ganzoo's training "
+                              "scripts") from err
 
 
 def fill_batch_counts(tensors: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -123,6 +138,10 @@ class FeatureExtractor(nn.Module):
 
     def _normalize(self, x: Tensor) -> Tensor:
         return x
+
+    def _expected_weights(self) -> str:
+        """What a weights file for this extractor holds, for error messages."""
+        return f"the state dict of this {type(self).__name__}"
 
     # -- public --
     def train(self, mode: bool = True) -> FeatureExtractor:
@@ -193,12 +212,22 @@ class FeatureExtractor(nn.Module):
         self.requires_grad_(False)
         self.train(False)
 
+    def _read_file(self, path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+        """``read_weights(path)``; a file that cannot be read also says what this extractor expects."""
+        try:
+            return read_weights(path)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; {type(self).__name__} expects {self._expected_weights()}") from err
+
     def _load_file(self, path: str | Path, target: nn.Module | None = None) -> dict[str, str]:
         """Load a weights file strictly into ``target`` (default: self) and record its provenance."""
         path = Path(path)
-        tensors, metadata = read_weights(path)
+        tensors, metadata = self._read_file(path)
         target = self if target is None else target
-        load_into(target, fill_batch_counts(tensors, target.state_dict()), path)
+        try:
+            load_into(target, fill_batch_counts(tensors, target.state_dict()), path)
+        except CheckpointError as err:  # missing or unexpected keys, wrong shapes
+            raise CheckpointError(f"{err}; {type(self).__name__} expects {self._expected_weights()}") from err
         self.weights_info = {"kind": "file", "random": False, "path": str(path), "sha256": sha256_of(path)}
         return metadata
 
@@ -217,12 +246,24 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 # -- domain classifiers --------------------------------------------------------------------------------------------
 
 
+def _optional_ge(minimum: int) -> Any:
+    """attrs validator: None, or a number >= ``minimum``."""
+    return attrs.validators.optional(attrs.validators.ge(minimum))
+
+
+def _widths(count: int) -> Any:
+    """attrs validator: ``count`` layer widths, each at least 1."""
+    return attrs.validators.deep_iterable(attrs.validators.ge(1), attrs.validators.and_(
+        attrs.validators.min_len(count), attrs.validators.max_len(count)))
+
+
 @attrs.frozen(kw_only=True)
 class DomainCfg:
     domain: str = "fashion_mnist"  # the dataset family it was trained on; names the shipped weights file
     weights_file: str | None = SHIPPED  # "shipped": weights/domain_<domain>.safetensors; a path; "random" (or None)
-    widths: tuple[int, int, int, int] = attrs.field(default=(16, 32, 64, 128), converter=tuple)
-    num_classes: int = 10
+    widths: tuple[int, int, int, int] = attrs.field(default=(16, 32, 64, 128), converter=tuple,
+                                                    validator=_widths(4))  # channels of the four conv layers
+    num_classes: int = attrs.field(default=10, validator=attrs.validators.ge(2))
     channels: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))  # 1: grey (RGB averaged); 3: RGB
     image_size: int = attrs.field(default=28, validator=attrs.validators.ge(8))  # inputs are resized to this side
 
@@ -286,8 +327,13 @@ class DomainClassifier(FeatureExtractor):
         if weights == SHIPPED:
             self.weights_info["path"] = f"ganzoo_core/metrics/weights/{path.name} (shipped)"
         if "test_accuracy" in metadata:
-            self.trained_accuracy = float(metadata["test_accuracy"])
+            self.trained_accuracy = metadata_value(metadata, "test_accuracy", path, float)
             self.weights_info["test_accuracy"] = self.trained_accuracy
+
+    def _expected_weights(self) -> str:
+        c = self.cfg
+        return (f"a {c.domain} domain classifier (widths {c.widths}, {c.num_classes} classes, {c.channels} input "
+                f"channel(s)) as {TRAIN_HINT.format(domain=c.domain).removeprefix('train it with ')} writes it")
 
     def _run(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.net(x)
@@ -300,8 +346,9 @@ class DomainClassifier(FeatureExtractor):
 class TimmCfg:
     model: str = "resnet18"  # any timm model name; built with pretrained=False (never downloads)
     weights_file: str | None = None  # a local timm state dict (.safetensors / .pth); None or "random": random init
-    image_size: int | None = None  # None: the model's default input size
-    num_classes: int | None = None  # None: timm's default head; 0: no head (no probs)
+    image_size: int | None = attrs.field(default=None, validator=_optional_ge(8))  # None: the model's default input size
+    num_classes: int | None = attrs.field(default=None, validator=_optional_ge(0))  # None: timm's default head; 0: no
+    # head (no probs)
 
 
 @register_encoder("timm.backbone", cfg=TimmCfg())
@@ -342,6 +389,10 @@ class TimmBackbone(FeatureExtractor):
 
     def _normalize(self, x: Tensor) -> Tensor:
         return ((x + 1) / 2 - self.mean) / self.std
+
+    def _expected_weights(self) -> str:
+        head = "timm's default head" if self.cfg.num_classes is None else f"num_classes={self.cfg.num_classes}"
+        return f"a state dict of timm model {self.cfg.model!r} ({head})"
 
     def _run(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         model: Any = self.model
@@ -530,6 +581,9 @@ class FidInceptionV3(FeatureExtractor):
     def _resize(self, x: Tensor, size: int) -> Tensor:
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
+    def _expected_weights(self) -> str:
+        return "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (the FID Inception-v3 weights)"
+
     def _run(self, x: Tensor) -> tuple[Tensor, Tensor]:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, stride=2)))
@@ -547,6 +601,6 @@ class FidInceptionV3(FeatureExtractor):
 
 __all__ = [
     "RANDOM", "SHIPPED", "WEIGHTS_DIR", "DomainCfg", "DomainClassifier", "DomainNet", "FeatureExtractor", "FidInceptionV3",
-    "InceptionCfg", "InputProtocol", "TimmBackbone", "TimmCfg", "fill_batch_counts", "read_weights", "sha256_of",
-    "shipped_weights",
+    "InceptionCfg", "InputProtocol", "TimmBackbone", "TimmCfg", "fill_batch_counts", "metadata_value", "read_weights",
+    "sha256_of", "shipped_weights",
 ]

@@ -174,9 +174,12 @@ def read_grouped_h5(path: str | Path, *, image_size: int = 64, encoder_name: str
     ).validate(str(path))
 
 
-def convert_to_ganzoo(bundle: ArrayBundle, out: str | Path, *, name: str, source: str) -> Path:
-    """Write a bundle from either reader as a ganzoo schema file (``h5.file`` serves it)."""
-    return write_h5(bundle, out, name=name, source=source, meta={"converted_by": "ganzoo_gan_cls.readers"})
+def convert_to_ganzoo(bundle: ArrayBundle, out: str | Path, *, name: str, source: str, overwrite: bool = False
+                      ) -> Path:
+    """Write a bundle from either reader as a ganzoo schema file (``h5.file`` serves it); an existing ``out`` is
+    replaced only with ``overwrite=True``."""
+    return write_h5(bundle, out, name=name, source=source, meta={"converted_by": "ganzoo_gan_cls.readers"},
+                    overwrite=overwrite)
 
 
 __all__ = ["convert_to_ganzoo", "read_grouped_h5", "read_skipthought_h5"]

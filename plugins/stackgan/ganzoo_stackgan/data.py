@@ -268,11 +268,13 @@ def read_char_cnn_rnn(root: str | Path, *, splits: Sequence[str] = ("train", "te
     ).validate(str(root))
 
 
-def convert_char_cnn_rnn(root: str | Path, out: str | Path, *, name: str = "stackgan.birds", **kwargs: Any) -> Path:
+def convert_char_cnn_rnn(root: str | Path, out: str | Path, *, name: str = "stackgan.birds", overwrite: bool = False,
+                         **kwargs: Any) -> Path:
     """``read_char_cnn_rnn(root, **kwargs)`` written as a schema file at ``out`` (then ``h5.file`` with
-    ``encoder="char_cnn_rnn"`` serves ``text_emb``)."""
+    ``encoder="char_cnn_rnn"`` serves ``text_emb``); an existing ``out`` is replaced only with ``overwrite=True``."""
     bundle = read_char_cnn_rnn(root, **kwargs)
     filenames = [n for s in kwargs.get("splits", ("train", "test")) if (Path(root) / s).is_dir()
                  for n in _names(read_pickle(Path(root) / s / FILENAMES), Path(root) / s / FILENAMES)]
     return write_h5(bundle, out, name=name, source=f"StackGAN char-CNN-RNN pickles at {root}",
-                    meta={"filenames": filenames, "embeddings": kwargs.get("embedding_name", "char_cnn_rnn")})
+                    meta={"filenames": filenames, "embeddings": kwargs.get("embedding_name", "char_cnn_rnn")},
+                    overwrite=overwrite)
