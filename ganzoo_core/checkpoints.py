@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ganzoo_core._api import SPEC_ATTR, get_entry
 from ganzoo_core._atomic import atomic_path
 from ganzoo_core._plugins import get_host
+from ganzoo_core._registry import NETWORK_KINDS
 from ganzoo_core.config import cfg_from_dict, cfg_to_json
 from ganzoo_core.errors import CheckpointError, GanzooError
 
@@ -198,6 +199,9 @@ def read_info(path: str | Path) -> CheckpointInfo:
     )
 
 
+LOADABLE_KINDS = (*NETWORK_KINDS, "loss", "objective")
+"""The kinds a checkpoint may rebuild: modules with tensors, never datasets or ops."""
+
 RESERVED_PREFIXES = ("__train__.", "__ema__.")  # training state stored beside the weights (see _train_state)
 
 
@@ -232,6 +236,9 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
     Nothing in the file can make ganzoo open another path (see the module docstring).
     """
     info = read_info(path)
+    if info.kind not in LOADABLE_KINDS:  # a dataset or an op is never built from a file's say-so
+        raise CheckpointError(f"checkpoint {str(info.path)!r} says it holds a {info.kind!r}; ganzoo checkpoints hold "
+                              f"one of {', '.join(LOADABLE_KINDS)}")
     entry = get_entry(info.kind, info.name)
     refuse_paths(info.config, entry.cfg, f"checkpoint {str(info.path)!r}")
     try:

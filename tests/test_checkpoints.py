@@ -224,3 +224,11 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(tmp_path: Pa
     with pytest.raises(gz.CheckpointError, match=r"could not write checkpoint .*g\.safetensors.*free disk space"):
         gz.save(gz.create_generator("dcgan.28", ngf=8), path, overwrite=True)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["g.safetensors"]
+
+
+def test_a_checkpoint_cannot_ask_for_a_dataset_to_be_built(tmp_path: Path) -> None:
+    path = gz.save(gz.create_generator("dcgan.28", ngf=4), tmp_path / "g.safetensors")
+    _rewrite_metadata(path, **{"ganzoo.kind": "dataset", "ganzoo.name": "shapes.32",
+                               "ganzoo.config": json.dumps({"n": 10**12})})
+    with pytest.raises(gz.CheckpointError, match=r"says it holds a 'dataset'"):
+        gz.load(path)
