@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.errors import GanzooError
 
 
@@ -68,7 +69,7 @@ def dtype_list(text: str) -> tuple[str, ...]:
 
 
 def add_bench_commands(sub: Any) -> None:
-    from ganzoo_core._args import int_at_least
+    from ganzoo_core.argtypes import int_at_least
 
     p = sub.add_parser(
         "bench", help="compare op implementations or model policies",
@@ -86,7 +87,7 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--generator", action="append", help="models suite: generator name (default: as --model)")
     p.add_argument("--batch-size", type=int_at_least(1), default=64)
     p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--repeat", type=int_at_least(1), default=7, help="timed calls per row (the median is reported)")
     p.add_argument("--warmup", type=int_at_least(0), default=2)
     p.add_argument("--threads", type=int_at_least(1), help="torch.set_num_threads")

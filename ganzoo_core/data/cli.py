@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo_core._api import create, get_entry, is_name, list_names
-from ganzoo_core._args import int_at_least
 from ganzoo_core._atomic import check_destination
 from ganzoo_core._registry import Entry
+from ganzoo_core.argtypes import device as device_arg
+from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
 from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, open_h5, read_h5_info, write_h5
 from ganzoo_core.errors import GanzooError
@@ -163,7 +164,7 @@ def add_data_commands(subparsers: Any) -> None:
     p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, "
                    "skipthought.combine, ...")
     p.add_argument("--batch-size", type=int_at_least(1), default=256, help="distinct captions per encoder call")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_encode)

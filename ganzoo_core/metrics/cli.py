@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.errors import GanzooError
 
 
@@ -78,7 +79,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_eval_commands(subparsers: Any) -> None:
     """Add ``eval`` to ``subparsers`` (the object ``ArgumentParser.add_subparsers()`` returns)."""
-    from ganzoo_core._args import int_at_least
+    from ganzoo_core.argtypes import int_at_least
     p = subparsers.add_parser(
         "eval", help="score a checkpoint's samples against a dataset",
         description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
@@ -92,7 +93,7 @@ def add_eval_commands(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int_at_least(1), default=250, help="samples and reference images per batch")
     p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")
     p.add_argument("--floor", action="store_true", help="also score two halves of the reference (the floor)")
     p.add_argument("--out", type=Path, help="result JSON (default: CHECKPOINT.eval.json beside the checkpoint)")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import ganzoo_core as gz
+from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.schedules import ScheduleCfg
 from ganzoo_core.training import TrainCfg, TrainResult, train
 
@@ -153,7 +154,7 @@ def add_commands(subparsers: Any, prog: str) -> None:
     p.add_argument("--lr-step", type=int, default=None, help="halve the learning rates every N steps")
     p.add_argument("--lr-step2", type=int, default=None, help="Stage-II's --lr-step, when it differs")
     p.add_argument("--data", default="stackgan.shapes")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/stackgan"))
     p.set_defaults(func=cmd_train_stages)

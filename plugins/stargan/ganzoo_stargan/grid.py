@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 import ganzoo_core as gz
+from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.visual import save_grid
 
 
@@ -60,5 +61,5 @@ def ganzoo_add_commands(subparsers: argparse._SubParsersAction, context: Mapping
     p.add_argument("--seed", type=int, default=0, help="which inputs")
     p.add_argument("--data", help="dataset of the inputs (default: the objective's sample_dataset)")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset option")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_grid_command)

@@ -1,5 +1,5 @@
-"""argparse ``type=`` functions shared by every ``ganzoo`` command: a bad value is a one-line usage error (exit 2)
-naming the option, the value and what was expected."""
+"""argparse ``type=`` functions for the ``ganzoo`` commands and plugins' own commands: a bad value is a one-line usage error
+(exit 2) naming the option, the value and what was expected."""
 
 from __future__ import annotations
 
@@ -33,3 +33,15 @@ def positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def device(text: str) -> str:
+    """An argparse ``type=``: a device this machine has (``cpu``, ``cuda``, ``cuda:1``, ...)."""
+    from ganzoo_core.distributed import check_device
+    from ganzoo_core.errors import GanzooError
+
+    try:
+        check_device(text)
+    except GanzooError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
