@@ -416,8 +416,8 @@ class Trainer:
                 sched.step()
 
     def run(self) -> TrainResult:
-        self._claim_folder()
         try:
+            self._claim_folder()
             return self._run()
         except NonFiniteLossError as err:
             kept = str(self.checkpoint) if self.checkpoint.is_file() else None

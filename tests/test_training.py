@@ -392,3 +392,14 @@ def test_an_empty_batch_is_refused_before_it_becomes_nan() -> None:
         from ganzoo_core.training import run_phase
 
         run_phase(objective, phase, optimizer, {"image": torch.empty(0, 1, 28, 28)}, {}, 7)
+
+
+def test_a_refused_run_releases_the_folder_lock_at_once(data, tmp_path: Path) -> None:
+    import fcntl
+
+    train(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=1))
+    trainer = Trainer(tiny_dcgan(), data, tmp_path, attrs.evolve(FAST, steps=2))
+    with pytest.raises(gz.RunFolderError, match="already holds a run"):
+        trainer.run()
+    with open(tmp_path / ".ganzoo.lock") as handle:  # the trainer object is still alive, its lock must not be
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
