@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganzoo_core import validators as v
 from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle
@@ -47,8 +48,6 @@ def _opt_int_tuple(value: Any) -> tuple[int, ...] | None:
 
 
 _OPT_SIZE = attrs.validators.optional(attrs.validators.ge(4))  # an image side to resize to; None keeps the source's
-_OPT_COUNT = attrs.validators.optional(attrs.validators.ge(1))
-_OPT_LABELS = attrs.validators.optional(attrs.validators.deep_iterable(attrs.validators.ge(0)))
 
 
 @attrs.frozen(kw_only=True)
@@ -59,8 +58,8 @@ class ImageDatasetCfg:
     # this square size; None keeps 28
     channels: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))  # 1 (grey) or 3 (grey repeated to RGB)
     classes: tuple[int, ...] | None = attrs.field(default=None, converter=_opt_int_tuple,
-                                                  validator=_OPT_LABELS)  # keep only these labels
-    limit: int | None = attrs.field(default=None, validator=_OPT_COUNT)  # keep the first N images after filtering
+                                                  validator=v.optional(v.each(v.non_negative)))  # keep only these labels
+    limit: int | None = attrs.field(default=None, validator=v.optional(v.size))  # keep the first N images after filtering
 
 
 class ImageArrayDataset(Dataset[dict[str, Tensor]]):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganzoo_core import validators as v
 from ganzoo_core._registry import register_loss
 
 GANZOO_API_VERSION = "1.0"
@@ -14,7 +15,7 @@ GANZOO_API_VERSION = "1.0"
 
 @attrs.frozen(kw_only=True)
 class BCECfg:
-    real_label: float = attrs.field(default=1.0, validator=[attrs.validators.gt(0.0), attrs.validators.le(1.0)])  # 0.9
+    real_label: float = attrs.field(default=1.0, validator=[v.positive, attrs.validators.le(1.0)])  # 0.9
     # gives one-sided label smoothing (used by some GAN-CLS ports, by no original)
 
 

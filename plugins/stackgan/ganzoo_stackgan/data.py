@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.data.schema import ArrayBundle, DataError, write_h5
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -113,10 +114,10 @@ class CaptionedImages(Dataset[dict[str, Tensor]]):
 class CaptionedShapesCfg:
     image_size: int = attrs.field(default=32, validator=attrs.validators.ge(16))  # `ganzoo train` sets it to the
     # objective's image size; shapes.* draws at 16 or more
-    n: int = attrs.field(default=10_000, validator=attrs.validators.ge(1))
-    split: str = attrs.field(default="train", validator=attrs.validators.in_(("train", "test", "all")))  # "train",
+    n: int = attrs.field(default=10_000, validator=v.size)
+    split: str = attrs.field(default="train", validator=v.one_of(("train", "test", "all")))  # "train",
     # "test" or "all" (shapes: image i is test when i % 10 == 9)
-    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # numpy seeds are non-negative
+    seed: int = attrs.field(default=0, validator=v.non_negative)  # numpy seeds are non-negative
     encoder: str = "bow.hashed"  # any registered text encoder; its embed_dim must be the networks' text_dim
     wrong_image: bool = True
 

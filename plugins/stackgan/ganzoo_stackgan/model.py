@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core._api import SPEC_ATTR
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
 from ganzoo_core.layers import list_acts
@@ -56,14 +57,7 @@ def _power_of_two_from_4(_: Any, attribute: Any, value: int) -> None:
         raise ValueError(f"{attribute.name} must be a power of two of at least 8 (16, 32, 64, ...), got {value}")
 
 
-# Range and choice validators: a bad override fails at create_* naming the field and what it accepts.
-_SIZE = attrs.validators.ge(1)  # channels, widths, dims: at least 1 (the generators check ngf's divisibility)
-_POSITIVE = attrs.validators.gt(0.0)  # learning rates, init std
-_NON_NEGATIVE = attrs.validators.ge(0.0)  # loss weights
-_BETAS = attrs.validators.deep_iterable(  # Adam (β1, β2), each in [0, 1)
-    attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.lt(1.0)),
-    attrs.validators.and_(attrs.validators.min_len(2), attrs.validators.max_len(2)))
-_ACT = attrs.validators.in_(tuple(list_acts()))
+_ACT = v.one_of(list_acts())
 
 
 # text_norm "rms" (ganzoo_core.text.TEXT_NORMS): CA rescales each embedding to unit root-mean-square per entry
@@ -74,8 +68,8 @@ _ACT = attrs.validators.in_(tuple(list_acts()))
 
 @attrs.frozen(kw_only=True)
 class CaCfg:
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # φ_t: char-CNN-RNN 1024; bow.hashed 512; minilm.l6_v2 384
-    cond_dim: int = attrs.field(default=128, validator=_SIZE)  # Ng
+    text_dim: int = attrs.field(default=1024, validator=v.size)  # φ_t: char-CNN-RNN 1024; bow.hashed 512; minilm.l6_v2 384
+    cond_dim: int = attrs.field(default=128, validator=v.size)  # Ng
     act: str = attrs.field(default="relu", validator=_ACT)  # PyTorch code: ReLU after the FC; TF code: "lrelu" (0.2)
     augment: bool = True  # False: c = μ, no noise and no KL (the "without CA" ablation)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # see the note above CaCfg
@@ -84,14 +78,14 @@ class CaCfg:
 @attrs.frozen(kw_only=True)
 class StageICfg:
     image_size: int = attrs.field(default=64, validator=_power_of_two_from_4)
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)
-    cond_dim: int = attrs.field(default=128, validator=_SIZE)
-    nz: int = attrs.field(default=100, validator=_SIZE)
-    ngf: int = attrs.field(default=1024, validator=_SIZE)  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
+    text_dim: int = attrs.field(default=1024, validator=v.size)
+    cond_dim: int = attrs.field(default=128, validator=v.size)
+    nz: int = attrs.field(default=100, validator=v.size)
+    ngf: int = attrs.field(default=1024, validator=v.size)  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
     ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
     def ca(self) -> CaCfg:
         return CaCfg(text_dim=self.text_dim, cond_dim=self.cond_dim, act=self.ca_act, augment=self.augment,
@@ -102,14 +96,14 @@ class StageICfg:
 class StageIICfg:
     in_size: int = attrs.field(default=64, validator=_power_of_two_from_4)  # Stage-I images
     image_size: int = attrs.field(default=256, validator=_power_of_two_from_4)  # Stage-II output
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)
-    cond_dim: int = attrs.field(default=128, validator=_SIZE)
-    ngf: int = attrs.field(default=128, validator=_SIZE)  # encoder widths ngf, 2ngf, 4ngf; up blocks halve from 4ngf
-    n_res: int = attrs.field(default=4, validator=attrs.validators.ge(0))  # R_NUM (PyTorch COCO yml: 2)
+    text_dim: int = attrs.field(default=1024, validator=v.size)
+    cond_dim: int = attrs.field(default=128, validator=v.size)
+    ngf: int = attrs.field(default=128, validator=v.size)  # encoder widths ngf, 2ngf, 4ngf; up blocks halve from 4ngf
+    n_res: int = attrs.field(default=4, validator=v.non_negative)  # R_NUM (PyTorch COCO yml: 2)
     ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
     def __attrs_post_init__(self) -> None:
         if self.image_size < self.in_size:
@@ -123,14 +117,14 @@ class StageIICfg:
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
     image_size: int = attrs.field(default=64, validator=_power_of_two_from_4)
-    ndf: int = attrs.field(default=64, validator=_SIZE)  # first layer's channels; doubled by every stride-2 conv down to 4×4
-    cond_dim: int = attrs.field(default=128, validator=_SIZE)  # D's condition width, replicated at 4×4
-    cond_input: str = attrs.field(default="mu", validator=attrs.validators.in_(("mu", "text")))  # see the docstring
-    text_dim: int = attrs.field(default=1024, validator=_SIZE)  # cond_input="text": the embedding width D projects (the
+    ndf: int = attrs.field(default=64, validator=v.size)  # first layer's channels; doubled by every stride-2 conv down to 4×4
+    cond_dim: int = attrs.field(default=128, validator=v.size)  # D's condition width, replicated at 4×4
+    cond_input: str = attrs.field(default="mu", validator=v.one_of(("mu", "text")))  # see the docstring
+    text_dim: int = attrs.field(default=1024, validator=v.size)  # cond_input="text": the embedding width D projects (the
     # encoder's embed_dim)
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # cond_input="text": as CA normalises
     uncond_head: bool = False  # Stage-II (PyTorch): a second, unconditional real/fake logit
-    init_std: float = attrs.field(default=0.02, validator=_POSITIVE)
+    init_std: float = attrs.field(default=0.02, validator=v.positive)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,10 +379,10 @@ class ObjectiveCfg:
     stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained);
     # read once: the built objective's cfg names the loaded Stage-I in stage1 / stage1_kwargs and sets this to None
     loss: str = "gan.bce"
-    kl_coef: float = attrs.field(default=2.0, validator=_NON_NEGATIVE)  # λ; released code 2.0, paper 1
-    lr: float = attrs.field(default=2e-4, validator=_POSITIVE)  # Adam, G and D (the LR halving is the engine's:
+    kl_coef: float = attrs.field(default=2.0, validator=v.non_negative)  # λ; released code 2.0, paper 1
+    lr: float = attrs.field(default=2e-4, validator=v.positive)  # Adam, G and D (the LR halving is the engine's:
     # --lr-schedule step --step-size N)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_BETAS)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
 
@@ -598,7 +592,7 @@ D_VARIANTS = {
 }
 STAGE1_OF = {"s2_256": "s1_64", "s2_128": "s1_32", "s2_64": "s1_16", "s2_32": "s1_16"}
 OBJECTIVE_VARIANTS = {
-    **{v: ObjectiveCfg(generator=f"stackgan.{v}", discriminator=f"stackgan.{v}") for v in S1_VARIANTS},
+    **{name: ObjectiveCfg(generator=f"stackgan.{name}", discriminator=f"stackgan.{name}") for name in S1_VARIANTS},
     **{v: ObjectiveCfg(generator=f"stackgan.{v}", discriminator=f"stackgan.{v}", stage1=f"stackgan.{s1}")
        for v, s1 in STAGE1_OF.items()},
 }

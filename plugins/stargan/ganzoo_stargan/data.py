@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.data.convert import _select, decode, fit, parse_celeba_attributes
 from ganzoo_core.data.schema import DataError
 from ganzoo_stargan.model import SHAPES_ATTRIBUTES, SHAPES_WITH_SHAPE_ATTRIBUTES
@@ -34,20 +35,14 @@ CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young") 
 EMOJI_ATTRIBUTES = ("tone=none", "tone=light", "tone=medium-light", "tone=medium", "tone=medium-dark", "tone=dark",
                     "gender=man", "gender=woman")
 SPLITS = ("train", "test", "all")
-_v = attrs.validators
 
 
 def _str_tuple(value: Sequence[str] | str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(str(v) for v in value)
+    return tuple(a.strip() for a in value.split(",")) if isinstance(value, str) else tuple(str(a) for a in value)
 
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _split(_: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in SPLITS:
-        raise ValueError(f"{attribute.name} must be one of {SPLITS}, got {value!r}")
 
 
 def stargan_split(n: int, test_size: int = 1999, seed: int = 1234) -> dict[str, np.ndarray]:
@@ -66,12 +61,11 @@ class CelebACfg:
     root: str | None = attrs.field(default=None, converter=_opt_str)  # folder with list_attr_celeba.txt, or the file
     images_dir: str | None = attrs.field(default=None, converter=_opt_str)  # None: img_align_celeba beside it
     attributes: tuple[str, ...] = attrs.field(default=CELEBA_ATTRIBUTES, converter=_str_tuple)
-    image_size: int = attrs.field(default=128, validator=_v.ge(8))
-    split: str = attrs.field(default="train", validator=_split)
-    test_size: int = attrs.field(default=1999, validator=_v.ge(0))
+    image_size: int = attrs.field(default=128, validator=attrs.validators.ge(8))
+    split: str = attrs.field(default="train", validator=v.one_of(SPLITS))
+    test_size: int = attrs.field(default=1999, validator=v.non_negative)
     flip: bool = True  # random horizontal flip (p = 0.5) in the train split, as the official loader
-    limit: int | None = attrs.field(default=None, validator=_v.optional(_v.ge(1)))  # the first N rows of the attribute
-    # file only
+    limit: int | None = attrs.field(default=None, validator=v.optional(v.size))  # the first N rows of the attribute file only
 
 
 def _celeba_files(cfg: CelebACfg) -> tuple[Path, Path]:
@@ -168,11 +162,10 @@ class SelectedAttributes(Dataset[dict[str, Tensor]]):
 @attrs.frozen(kw_only=True)
 class ShapesCfg:
     attributes: tuple[str, ...] = attrs.field(default=SHAPES_ATTRIBUTES, converter=_str_tuple)
-    n: int = attrs.field(default=10_000, validator=_v.ge(1))  # images in train + test (shapes.32's ``n``; test:
-    # i % 10 == 9)
-    image_size: int = attrs.field(default=32, validator=_v.ge(16))  # shapes.32 draws at 16 or more
-    split: str = attrs.field(default="train", validator=_split)
-    seed: int = attrs.field(default=0, validator=_v.ge(0))  # numpy seeds are non-negative
+    n: int = attrs.field(default=10_000, validator=v.size)  # images in train + test (shapes.32's ``n``; test: i % 10 == 9)
+    image_size: int = attrs.field(default=32, validator=attrs.validators.ge(16))  # shapes.32 draws at 16 or more
+    split: str = attrs.field(default="train", validator=v.one_of(SPLITS))
+    seed: int = attrs.field(default=0, validator=v.non_negative)  # numpy seeds are non-negative
 
 
 @gz.register_dataset("stargan.shapes", cfg=ShapesCfg())
@@ -190,8 +183,8 @@ gz.register_dataset("stargan.shapes_with_shape", cfg=ShapesCfg(attributes=SHAPES
 @attrs.frozen(kw_only=True)
 class EmojiCfg:
     attributes: tuple[str, ...] = attrs.field(default=EMOJI_ATTRIBUTES, converter=_str_tuple)
-    image_size: int = attrs.field(default=32, validator=_v.ge(8))  # emoji.tones renders at 8 or more
-    split: str = attrs.field(default="train", validator=_split)
+    image_size: int = attrs.field(default=32, validator=attrs.validators.ge(8))  # emoji.tones renders at 8 or more
+    split: str = attrs.field(default="train", validator=v.one_of(SPLITS))
 
 
 @gz.register_dataset("stargan.emoji", cfg=EmojiCfg())
@@ -216,8 +209,7 @@ class JointCfg:
     b: str = "h5.file"  # dataset 2 (categorical domains: RaFD as `ganzoo data build folder` of expression folders)
     b_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_dict, hash=False)
     b_key: str = "label"  # served as "<b_key>_b"
-    image_size: int | None = attrs.field(default=None, validator=_v.optional(_v.ge(1)))  # passed to both datasets
-    # when given
+    image_size: int | None = attrs.field(default=None, validator=v.optional(v.size))  # passed to both datasets when given
 
 
 class JointDataset(Dataset[dict[str, Tensor]]):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import InstanceNormAct2d, gradient_penalty, norm_act
 
@@ -50,30 +51,19 @@ def _halvable(by: str) -> Any:
     return check
 
 
-def _eval_stats(_: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in ("instance", "running"):
-        raise ValueError(f"{attribute.name} must be 'instance' or 'running', got {value!r}")
-
-
-def _betas(_: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
-    if len(value) != 2 or not all(0.0 <= b < 1.0 for b in value):
-        raise ValueError(f"{attribute.name} must be Adam's (β1, β2), two numbers in [0, 1), got {value!r}")
-
-
-_ge, _gt, _lt = attrs.validators.ge, attrs.validators.gt, attrs.validators.lt
+_eval_stats = v.one_of(("instance", "running"))
 
 
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
-    n_down: int = attrs.field(default=2, validator=_ge(1))  # strided 4×4 convs before the residual
+    n_down: int = attrs.field(default=2, validator=v.size)  # strided 4×4 convs before the residual
     # blocks (official: 2, so they run at 1/4 resolution), mirrored by as many transposed convs after them
     image_size: int = attrs.field(default=128, validator=_halvable("n_down"))
-    nc: int = attrs.field(default=3, validator=_ge(1))  # image channels
-    c_dim: int = attrs.field(default=5, validator=_ge(1))  # label channels tiled onto the image;
+    nc: int = attrs.field(default=3, validator=v.size)  # image channels
+    c_dim: int = attrs.field(default=5, validator=v.size)  # label channels tiled onto the image;
     # multi-dataset training: c_dim + c2_dim + 2 (the mask vector)
-    conv_dim: int = attrs.field(default=64, validator=_ge(1))  # g_conv_dim: width of the first conv; ×2 per
-    # downsampling
-    repeat_num: int = attrs.field(default=6, validator=_ge(0))  # residual blocks at 1/2^n_down
+    conv_dim: int = attrs.field(default=64, validator=v.size)  # g_conv_dim: width of the first conv; ×2 per downsampling
+    repeat_num: int = attrs.field(default=6, validator=v.non_negative)  # residual blocks at 1/2^n_down
     eval_stats: str = attrs.field(default="instance", validator=_eval_stats)  # what InstanceNorm uses in eval mode:
     # "instance": each image's own statistics, as the official test path (which never calls .eval()) computes;
     # "running": the tracked running statistics (torch's eval behaviour; degrades outputs, yunjey/stargan#102)
@@ -81,18 +71,18 @@ class GeneratorCfg:
 
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
-    repeat_num: int = attrs.field(default=6, validator=_ge(1))  # d_repeat_num: strided 4×4 convs
+    repeat_num: int = attrs.field(default=6, validator=v.size)  # d_repeat_num: strided 4×4 convs
     image_size: int = attrs.field(default=128, validator=_halvable("repeat_num"))
-    nc: int = attrs.field(default=3, validator=_ge(1))
-    c_dim: int = attrs.field(default=5, validator=_ge(1))  # domain logits (both datasets' labels)
-    conv_dim: int = attrs.field(default=64, validator=_ge(1))  # d_conv_dim; ×2 per conv
-    slope: float = attrs.field(default=0.01, validator=[_ge(0.0), _lt(1.0)])  # LeakyReLU negative slope (official:
-    # 0.01, not DCGAN's 0.2)
+    nc: int = attrs.field(default=3, validator=v.size)
+    c_dim: int = attrs.field(default=5, validator=v.size)  # domain logits (both datasets' labels)
+    conv_dim: int = attrs.field(default=64, validator=v.size)  # d_conv_dim; ×2 per conv
+    slope: float = attrs.field(default=0.01, validator=[v.non_negative, attrs.validators.lt(1.0)])  # LeakyReLU
+    # negative slope (official: 0.01, not DCGAN's 0.2)
 
 
 @attrs.frozen(kw_only=True)
 class ResidualCfg:
-    channels: int = attrs.field(default=256, validator=_ge(1))
+    channels: int = attrs.field(default=256, validator=v.size)
     eval_stats: str = attrs.field(default="instance", validator=_eval_stats)
 
 
@@ -250,22 +240,22 @@ class ObjectiveCfg:
     discriminator: str = "stargan.128"
     generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    c_dim: int = attrs.field(default=5, validator=_ge(1))  # labels of dataset 1 (CelebA: 5)
+    c_dim: int = attrs.field(default=5, validator=v.size)  # labels of dataset 1 (CelebA: 5)
     cls: str = attrs.field(default="bce", validator=_cls_kind)  # its classification loss
-    c2_dim: int = attrs.field(default=0, validator=_ge(0))  # labels of dataset 2 (RaFD: 8); 0: one
+    c2_dim: int = attrs.field(default=0, validator=v.non_negative)  # labels of dataset 2 (RaFD: 8); 0: one
     cls2: str = attrs.field(default="ce", validator=_cls_kind)
     label_key: str | None = None  # batch key of dataset 1's labels; None: "attrs" (bce) or "label" (ce)
     label2_key: str | None = None  # dataset 2's; None: "attrs_b" (bce) or "label_b" (ce)
     dataset_key: str = "dataset"  # multi-dataset: which dataset (0 or 1) each image comes from
     one_hot_groups: tuple[tuple[int, ...], ...] = attrs.field(default=((0, 1, 2),), converter=_groups)  # bce labels
     # of dataset 1 that exclude each other (CelebA's hair colours): a sampling target sets one and clears the others
-    lambda_cls: float = attrs.field(default=1.0, validator=_ge(0.0))
-    lambda_rec: float = attrs.field(default=10.0, validator=_ge(0.0))
-    lambda_gp: float = attrs.field(default=10.0, validator=_ge(0.0))
-    n_critic: int = attrs.field(default=5, validator=_ge(1))  # D steps per G step
-    g_lr: float = attrs.field(default=1e-4, validator=_gt(0.0))
-    d_lr: float = attrs.field(default=1e-4, validator=_gt(0.0))
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=_betas)
+    lambda_cls: float = attrs.field(default=1.0, validator=v.non_negative)
+    lambda_rec: float = attrs.field(default=10.0, validator=v.non_negative)
+    lambda_gp: float = attrs.field(default=10.0, validator=v.non_negative)
+    n_critic: int = attrs.field(default=5, validator=v.size)  # D steps per G step
+    g_lr: float = attrs.field(default=1e-4, validator=v.positive)
+    d_lr: float = attrs.field(default=1e-4, validator=v.positive)
+    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     dataset: str = "stargan.celeba"  # what `ganzoo train` uses when --data is not given
     sample_dataset: str | None = None  # inputs of sample(n) without a batch (`ganzoo sample`); None: random images
     sample_dataset_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
