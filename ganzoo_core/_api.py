@@ -12,6 +12,7 @@ from torch import nn
 from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import Entry, check_kind
 from ganzoo_core.config import apply_overrides
+from ganzoo_core.errors import ConfigError
 
 SPEC_ATTR = "ganzoo_spec"
 """Attribute set on every module ``create_*`` builds: ``(kind, name)``, so checkpoints know what to rebuild."""
@@ -47,7 +48,13 @@ def create(
     """
     entry = get_entry(check_kind(kind), name)
     cfg = apply_overrides(entry.cfg, overrides, what=f"{kind} {entry.name!r}")
-    obj = entry.factory(cfg) if entry.cfg is not None else entry.factory()
+    try:
+        obj = entry.factory(cfg) if entry.cfg is not None else entry.factory()
+    except (MemoryError, RuntimeError) as err:  # torch's allocators raise RuntimeError (CUDA: OutOfMemoryError)
+        if not isinstance(err, MemoryError) and "alloc" not in str(err).lower():
+            raise
+        raise ConfigError(f"{kind} {entry.name!r} with {overrides or 'its defaults'} is too large to build here "
+                          f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); use smaller sizes") from err
     if isinstance(obj, nn.Module):
         setattr(obj, SPEC_ATTR, (kind, entry.name))
         if weights is not None:

@@ -7,21 +7,30 @@ import argparse
 import math
 from collections.abc import Callable
 
+SEED_MAX = 2**31 - 1
+"""The largest seed the commands take (torch's generators and the per-step seeds derived from it stay in range)."""
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type=``: an integer >= ``minimum``; anything else is a usage error (exit 2) naming the value."""
+
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=``: an integer >= ``minimum`` (and <= ``maximum``); anything else is a usage error (exit
+    2) naming the value."""
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
         try:
             value: int | None = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
-    parse.__name__ = f"integer >= {minimum}"
+    parse.__name__ = expected
     return parse
+
+
+seed = int_at_least(0, SEED_MAX)
+"""An argparse ``type=`` for ``--seed``: 0 to ``SEED_MAX``."""
 
 
 def positive_float(text: str) -> float:

@@ -90,7 +90,7 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--repeat", type=int_at_least(1), default=7, help="timed calls per row (the median is reported)")
     p.add_argument("--warmup", type=int_at_least(0), default=2)
-    p.add_argument("--threads", type=int_at_least(1), help="torch.set_num_threads")
+    p.add_argument("--threads", type=int_at_least(1, 4096), help="torch.set_num_threads")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier result of the same suite in --out")
     p.add_argument("--write-cache", action="store_true",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,12 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
             f"checkpoint {str(info.path)!r} was saved with a config this version cannot read: {err} "
             f"(saved with {info.versions})"
         ) from err
-    module = entry.factory(cfg) if entry.cfg is not None else entry.factory()
+    _check_shapes_on_meta(entry, cfg, info)
+    try:
+        module = entry.factory(cfg) if entry.cfg is not None else entry.factory()
+    except (MemoryError, RuntimeError) as err:
+        raise CheckpointError(f"checkpoint {str(info.path)!r}: its {info.kind} {info.name!r} could not be built "
+                              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from err
     setattr(module, SPEC_ATTR, (info.kind, entry.name))
     everything = read_tensors(info.path, with_state=True, verify=verify)
     tensors = {k: v for k, v in everything.items() if not k.startswith(RESERVED_PREFIXES)}
@@ -260,6 +266,26 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
             tensors[f"networks.{key}" if f"networks.{key}" in tensors else key] = value
     load_into(module, tensors, info.path)
     return module.to(device)
+
+
+def _check_shapes_on_meta(entry: Any, cfg: Any, info: CheckpointInfo) -> None:
+    """Build the module on the meta device (no memory) and compare its tensor shapes with the file's, so a config
+    that does not match its tensors (``ngf=2**40``) is a CheckpointError before anything is allocated. A module whose
+    constructor cannot run on the meta device is checked after the real build (by ``load_into``) instead."""
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constructors that load weights warn that copies into meta are no-ops
+            ghost = entry.factory(cfg) if entry.cfg is not None else entry.factory()
+        expected = {k: tuple(t.shape) for k, t in ghost.state_dict().items()}
+    except Exception:  # reads a file, needs real values, ...: leave it to the real build
+        return
+    saved = {k: s for k, s in info.tensors.items() if not k.startswith(RESERVED_PREFIXES)}
+    wrong = [f"{k}: file {saved[k]} vs config {expected[k]}" for k in expected if k in saved and saved[k] != expected[k]]
+    unexpected = [k for k in saved if k not in expected]
+    if wrong or unexpected:
+        what = "; ".join(wrong[:3]) if wrong else f"tensors the config does not build: {', '.join(unexpected[:3])}"
+        raise CheckpointError(f"checkpoint {str(info.path)!r}: its config does not match its tensors ({what}); the "
+                              "metadata was changed or damaged: use an earlier copy")
 
 
 def load_into(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:

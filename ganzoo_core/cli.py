@@ -18,6 +18,7 @@ from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import KINDS, Entry
 from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.argtypes import int_at_least, positive_float
+from ganzoo_core.argtypes import seed as seed_arg
 from ganzoo_core.config import cfg_to_dict
 from ganzoo_core.errors import GanzooError
 
@@ -240,13 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=positive_float, metavar="M",
                    help="also stop after M minutes of training (checkpointed; --resume continues to --steps)")
     p.add_argument("--batch-size", type=int_at_least(1), default=64)
-    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
-    p.add_argument("--sample-every", type=int_at_least(0), default=500, help="0: only at the end")
-    p.add_argument("--checkpoint-every", type=int_at_least(0), default=1000, help="0: only at the end")
+    p.add_argument("--sample-every", type=seed_arg, default=500, help="0: only at the end")
+    p.add_argument("--checkpoint-every", type=seed_arg, default=1000, help="0: only at the end")
     p.add_argument("--log-every", type=int_at_least(1), default=50)
-    p.add_argument("--workers", type=int_at_least(0), default=0, help="DataLoader worker processes")
+    p.add_argument("--workers", type=seed_arg, default=0, help="DataLoader worker processes")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
     g = p.add_argument_group("precision and speed")
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int_at_least(1), default=64, help="number of images (with --text: per caption)")
     p.add_argument("--batch-size", type=int_at_least(1), default=64,
                    help="images generated per forward pass (memory grows with this, not with --n)")
-    p.add_argument("--seed", type=int_at_least(0), default=1)
+    p.add_argument("--seed", type=seed_arg, default=1)
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--out", type=Path, default=Path("samples.png"))
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")

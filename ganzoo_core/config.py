@@ -108,7 +108,10 @@ def _fits(value: Any, tp: Any) -> bool | None:
             inner = [_fits(v, args[0]) for v in value]
         return False if any(r is False for r in inner) else True
     if base in (dict, Mapping, typing.Mapping):
-        return isinstance(value, Mapping)
+        if not isinstance(value, Mapping):
+            return False
+        args = typing.get_args(tp)
+        return not (args and args[0] is str and not all(isinstance(k, str) for k in value))
     if isinstance(base, type) and attrs.has(base):
         return isinstance(value, base)
     return None

@@ -64,6 +64,10 @@ class RunFolderError(GanzooError):
     """A training run folder that holds another run, is in use by another process, or whose settings differ."""
 
 
+class InputError(GanzooError, ValueError):
+    """A value passed to a function that it cannot take (a blank caption, a NUL in a text, ...)."""
+
+
 class ShapeError(GanzooError, ValueError):
     """A tensor with the wrong shape was passed to a network."""
 

@@ -87,6 +87,8 @@ class TrainCfg:
             raise GanzooError(f"max_minutes must be positive, got {self.max_minutes}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise GanzooError(f"ema decay must be between 0 and 1, got {self.ema}")
+        if not 0 <= self.seed <= 2**31 - 1:
+            raise GanzooError(f"seed must be from 0 to {2**31 - 1}, got {self.seed}")
         for name in ("log_every", "sample_every", "checkpoint_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise GanzooError(f"{name} must be 0 or more, got {getattr(self, name)}")

@@ -20,6 +20,25 @@ size: Validator = attrs.validators.ge(1)
 non_negative: Validator = attrs.validators.ge(0)
 """Loss weights, penalty coefficients, pool sizes, seeds: 0 or more."""
 
+HALVINGS_MAX = 20
+"""The most ×2 downsamplings a network may stack (2**20: a million pixels a side); fields that are exponents of 2
+(``n_down``, ``n_downs``, ``n_layers`` of a PatchGAN) are checked against it before anything computes 2**value."""
+
+DEPTH_MAX = 1024
+"""The most repeated blocks or layers a network may have (residual blocks, ...)."""
+
+
+def at_most(limit: int) -> Validator:
+    """A value no larger than ``limit`` (an upper bound beside ``size``: ``validator=[v.size, v.at_most(20)]``)."""
+    return attrs.validators.le(limit)
+
+
+halvings: Validator = attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(HALVINGS_MAX))
+"""A count of ×2 downsamplings (an exponent of 2): 0 to ``HALVINGS_MAX``."""
+
+depth: Validator = attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(DEPTH_MAX))
+"""A count of repeated blocks: 0 to ``DEPTH_MAX``."""
+
 optional = attrs.validators.optional
 """``optional(size)``: None, or what the inner validator accepts."""
 

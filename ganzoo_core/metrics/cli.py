@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo_core.argtypes import device as device_arg
+from ganzoo_core.argtypes import seed as seed_arg
 from ganzoo_core.errors import GanzooError
 
 
@@ -91,7 +92,7 @@ def add_eval_commands(subparsers: Any) -> None:
     p.add_argument("--n", type=int_at_least(2), default=5000, help="number of samples (drawn --batch-size at a time)")
     p.add_argument("--n-reference", type=int_at_least(2), help="use the first N reference images (default: all)")
     p.add_argument("--batch-size", type=int_at_least(1), default=250, help="samples and reference images per batch")
-    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--metrics", default="fid,kid,is,pr", help="comma-separated: fid, kid, is, pr")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")

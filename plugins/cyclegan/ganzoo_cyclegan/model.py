@@ -49,6 +49,8 @@ def _check_size(_: Any, __: Any, value: int) -> None:
 
 def _check_patch(inst: Any, attribute: Any, value: int) -> None:
     """The PatchGAN's logit map is at least 1×1 at ``image_size`` (n_layers stride-2 convs, two k4 s1 p1)."""
+    if inst.n_layers > v.HALVINGS_MAX:
+        return  # n_layers's own validator (it runs next) names the field
     if patch_output_size(value, inst.n_layers) < 1:
         raise ValueError(f"{attribute.name} {value} is too small for n_layers={inst.n_layers}: the logit map would be "
                          "empty")
@@ -60,7 +62,7 @@ class GeneratorCfg:
     in_channels: int = attrs.field(default=3, validator=v.size)
     out_channels: int = attrs.field(default=3, validator=v.size)
     ngf: int = attrs.field(default=64, validator=v.size)  # width of the stem conv (c7s1-64); ×2 per downsampling
-    n_blocks: int = attrs.field(default=9, validator=v.size)  # residual blocks (9 at 256, 6 at 128)
+    n_blocks: int = attrs.field(default=9, validator=[v.size, v.depth])  # residual blocks (9 at 256, 6 at 128)
     norm: str = attrs.field(default="instance", validator=v.one_of(NORMS))  # InstanceNorm(affine=False), convs with bias
     use_dropout: bool = False  # Dropout(0.5) inside each residual block; off for CycleGAN (reference default)
     init_std: float = attrs.field(default=0.02, validator=v.positive)  # N(0, 0.02) weights, zero biases (reference
@@ -73,7 +75,7 @@ class DiscriminatorCfg:
     # output_shapes only
     in_channels: int = attrs.field(default=3, validator=v.size)
     ndf: int = attrs.field(default=64, validator=v.size)  # width of the first conv; ×2 per layer, at most ×8
-    n_layers: int = attrs.field(default=3, validator=v.size)  # 3: the 70×70 PatchGAN
+    n_layers: int = attrs.field(default=3, validator=[v.size, v.halvings])  # 3: the 70×70 PatchGAN
     norm: str = attrs.field(default="instance", validator=v.one_of(NORMS))
     init_std: float = attrs.field(default=0.02, validator=v.positive)
 

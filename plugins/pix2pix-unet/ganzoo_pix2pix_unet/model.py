@@ -72,7 +72,7 @@ def _patch_size(inst: PatchCfg, attribute: attrs.Attribute, value: int) -> None:
 
 @attrs.frozen(kw_only=True)
 class UnetCfg:
-    n_downs: int = attrs.field(default=8, validator=attrs.validators.ge(2))  # ×2 downsamplings: 8 for 256, 7 for 128
+    n_downs: int = attrs.field(default=8, validator=[attrs.validators.ge(2), v.halvings])  # ×2 downsamplings: 8 for 256, 7 for 128
     image_size: int = attrs.field(default=256, validator=_unet_size)  # of example_inputs; any multiple of
     # 2**n_downs works in forward
     in_channels: int = attrs.field(default=3, validator=v.size)  # A
@@ -103,7 +103,7 @@ class UnetCfg:
 
 @attrs.frozen(kw_only=True)
 class PatchCfg:
-    n_layers: int = attrs.field(default=3, validator=v.non_negative)  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
+    n_layers: int = attrs.field(default=3, validator=v.halvings)  # 3: 70×70, 1: 16×16, 5: 286×286, 0: 1×1
     image_size: int = attrs.field(default=256, validator=_patch_size)  # of example_inputs
     in_channels: int = attrs.field(default=3, validator=v.size)  # the conditional image A, concatenated first
     # (junyanz cat((A, B), 1))

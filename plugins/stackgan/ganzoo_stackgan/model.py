@@ -99,7 +99,7 @@ class StageIICfg:
     text_dim: int = attrs.field(default=1024, validator=v.size)
     cond_dim: int = attrs.field(default=128, validator=v.size)
     ngf: int = attrs.field(default=128, validator=v.size)  # encoder widths ngf, 2ngf, 4ngf; up blocks halve from 4ngf
-    n_res: int = attrs.field(default=4, validator=v.non_negative)  # R_NUM (PyTorch COCO yml: 2)
+    n_res: int = attrs.field(default=4, validator=v.depth)  # R_NUM (PyTorch COCO yml: 2)
     ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
     text_norm: str = attrs.field(default="rms", validator=check_text_norm)

@@ -56,14 +56,14 @@ _eval_stats = v.one_of(("instance", "running"))
 
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
-    n_down: int = attrs.field(default=2, validator=v.size)  # strided 4×4 convs before the residual
+    n_down: int = attrs.field(default=2, validator=[v.size, v.halvings])  # strided 4×4 convs before the residual
     # blocks (official: 2, so they run at 1/4 resolution), mirrored by as many transposed convs after them
     image_size: int = attrs.field(default=128, validator=_halvable("n_down"))
     nc: int = attrs.field(default=3, validator=v.size)  # image channels
     c_dim: int = attrs.field(default=5, validator=v.size)  # label channels tiled onto the image;
     # multi-dataset training: c_dim + c2_dim + 2 (the mask vector)
     conv_dim: int = attrs.field(default=64, validator=v.size)  # g_conv_dim: width of the first conv; ×2 per downsampling
-    repeat_num: int = attrs.field(default=6, validator=v.non_negative)  # residual blocks at 1/2^n_down
+    repeat_num: int = attrs.field(default=6, validator=v.depth)  # residual blocks at 1/2^n_down
     eval_stats: str = attrs.field(default="instance", validator=_eval_stats)  # what InstanceNorm uses in eval mode:
     # "instance": each image's own statistics, as the official test path (which never calls .eval()) computes;
     # "running": the tracked running statistics (torch's eval behaviour; degrades outputs, yunjey/stargan#102)
@@ -71,7 +71,7 @@ class GeneratorCfg:
 
 @attrs.frozen(kw_only=True)
 class DiscriminatorCfg:
-    repeat_num: int = attrs.field(default=6, validator=v.size)  # d_repeat_num: strided 4×4 convs
+    repeat_num: int = attrs.field(default=6, validator=[v.size, v.halvings])  # d_repeat_num: strided 4×4 convs
     image_size: int = attrs.field(default=128, validator=_halvable("repeat_num"))
     nc: int = attrs.field(default=3, validator=v.size)
     c_dim: int = attrs.field(default=5, validator=v.size)  # domain logits (both datasets' labels)
