@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ganzoo_core import validators as v
 from ganzoo_core._registry import register_encoder
-from ganzoo_core.errors import DatasetUnavailableError, GanzooError, ShapeError
+from ganzoo_core.errors import DatasetUnavailableError, GanzooError, InputError, ShapeError
 
 GANZOO_API_VERSION = "1.0"
 
@@ -33,15 +33,20 @@ _WORD = re.compile(r"[\w']+|[^\w\s]", re.UNICODE)
 
 
 def check_sentences(sentences: Sequence[str], what: str) -> list[str]:
-    """``sentences`` as a list of str; an empty or whitespace-only sentence is an error naming its index."""
+    """``sentences`` as a list of str; anything else, or an empty or whitespace-only sentence, is an ``InputError``
+    naming its index."""
     if isinstance(sentences, str):
-        raise TypeError(f"{what}.encode expects a list of sentences, got one str {sentences[:40]!r}; wrap it in a list")
-    out = list(sentences)
+        raise InputError(f"{what}.encode expects a list of sentences, got one str {sentences[:40]!r}; wrap it in a "
+                         "list")
+    try:
+        out = list(sentences)
+    except TypeError as err:
+        raise InputError(f"{what}.encode expects a list of sentences, got a {type(sentences).__name__}") from err
     for i, s in enumerate(out):
         if not isinstance(s, str):
-            raise TypeError(f"{what}.encode: sentence {i} is a {type(s).__name__}, expected str")
+            raise InputError(f"{what}.encode: sentence {i} is a {type(s).__name__}, expected str")
         if not s.strip():
-            raise ValueError(f"{what}.encode: sentence {i} is empty or whitespace only ({s!r}); drop it or give it "
+            raise InputError(f"{what}.encode: sentence {i} is empty or whitespace only ({s!r}); drop it or give it "
                              "text")
     return out
 

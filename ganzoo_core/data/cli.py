@@ -18,7 +18,7 @@ from ganzoo_core._registry import Entry
 from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
-from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, open_h5, read_h5_info, write_h5
+from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, read_h5_info, write_h5
 from ganzoo_core.errors import GanzooError
 
 
@@ -95,19 +95,10 @@ def _human(size: int) -> str:
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
 
 
-def _version_and_names(path: Path) -> tuple[int, dict[str, list[str]]]:
-    """The schema version and the ``names`` of labels, attributes, domains and documents."""
-    with open_h5(path) as f:
-        names = {key: json.loads(f[key].attrs["names"]) for key in ("labels", "attributes", "domains", "sentences/doc")
-                 if key in f and "names" in f[key].attrs}
-        return int(f.attrs["ganzoo.schema_version"]), names
-
-
 def cmd_data_info(args: argparse.Namespace) -> int:
     info = read_h5_info(args.file)
-    version, names = _version_and_names(args.file)
     print(f"{info.path}  ({_human(info.path.stat().st_size)})")
-    print(f"  name:    {info.name}\n  source:  {info.source}\n  schema:  version {version}")
+    print(f"  name:    {info.name}\n  source:  {info.source}\n  schema:  version {info.version}")
     if info.meta:
         print(f"  meta:    {json.dumps(info.meta, sort_keys=True)}")
     width = max((len(k) for k in info.datasets), default=0)
@@ -116,7 +107,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         print(f"    {key:<{width}}  {dtype:<8} {shape}")
     splits = ", ".join(f"{k} {n}" for k, n in info.splits.items())
     print(f"  splits:  {splits or 'none'}")
-    for key, values in names.items():
+    for key, values in info.names.items():
         print(f"  {key} names ({len(values)}): {', '.join(values)}")
     return 0
 

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ganzoo_core._atomic import atomic_path
-from ganzoo_core.data.schema import DataError, open_h5
+from ganzoo_core.data.schema import DataError, read_h5
 from ganzoo_core.errors import OutputPathError
 
 Progress = Callable[[int, int], None]
@@ -33,7 +33,7 @@ def encode_h5(path: str | Path, encoder: str, *, batch_size: int = 256, device: 
     path = Path(path)
     if batch_size < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
-    with open_h5(path) as f:  # checks existence, readability and the schema version
+    with read_h5(path) as f:  # checks existence, readability and the schema version
         if "captions/text" not in f:
             raise DataError(f"{str(path)!r} has no captions/text to encode; build it with captions (e.g. 'ganzoo "
                             "data build captions ...' or a captioned built-in such as shapes.32)")

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,8 @@ class ArrayBundle:
             if len(self.captions) != n:
                 raise DataError(f"{where}: {len(self.captions)} caption lists for {n} images; each image needs one "
                                 "list (possibly empty)")
-            if not all(isinstance(c, str) for caps in self.captions for c in caps):
-                raise DataError(f"{where}: every caption must be a str")
+            for i, caps in enumerate(self.captions):
+                _check_texts(caps, where, "caption", f" of image {i}")
             total = sum(len(c) for c in self.captions)
             for encoder, emb in self.text_embeddings.items():
                 if emb.ndim != 2 or emb.shape[0] != total:
@@ -111,6 +112,10 @@ class ArrayBundle:
                                     f"({total}, D): one row per caption")
         elif self.text_embeddings:
             raise DataError(f"{where}: text embeddings without captions")
+        _check_texts(() if self.sentences is None else self.sentences, where, "sentence")
+        for what, names in (("label name", self.label_names), ("attribute name", self.attribute_names),
+                            ("domain name", self.domain_names), ("document name", self.doc_names)):
+            _check_texts(names, where, what)
         if self.sentence_docs is not None and len(self.sentence_docs) != len(self.sentences or ()):
             raise DataError(f"{where}: {len(self.sentence_docs)} document ids for {len(self.sentences or ())} "
                             "sentences")
@@ -120,6 +125,17 @@ class ArrayBundle:
             if len(index) and (index.min() < 0 or index.max() >= n):
                 raise DataError(f"{where}: split {split!r} has indices outside 0..{n - 1}")
         return self
+
+
+def _check_texts(texts: Sequence[Any], where: str, what: str, of: str = "") -> None:
+    """Every one of ``texts`` is a str without NUL (HDF5 cannot store a NUL in a string); an error names the first bad
+    one as ``{what} {index}{of}``."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise DataError(f"{where}: {what} {i}{of} is not a str but {type(text).__name__} {text!r:.60}")
+        if "\0" in text:
+            raise DataError(f"{where}: {what} {i}{of} holds a NUL character ({text[:60]!r}); NUL is not allowed in "
+                            "a dataset's text: remove it from the source")
 
 
 def _check_images(images: np.ndarray, where: str, name: str) -> None:
@@ -139,10 +155,14 @@ def write_h5(bundle: ArrayBundle, path: str | Path, *, name: str, source: str,
     bundle.validate(str(path))
     try:
         with atomic_path(path, overwrite=overwrite, what="dataset file") as tmp:
-            _write(bundle, tmp, name=name, source=source, meta=meta)
-    except OSError as err:  # a full disk, a vanished folder: the previous file (if any) is untouched
-        raise OutputPathError(f"cannot write dataset file {str(path)!r}: {err.strerror or err}; nothing was "
-                              "replaced") from err
+            try:
+                _write(bundle, tmp, name=name, source=source, meta=meta)
+            except (ValueError, TypeError) as err:  # a value h5py cannot store (a NUL in name=, an object array)
+                raise DataError(f"cannot write dataset file {str(path)!r}: {err}; nothing was replaced") from err
+    except (OSError, ValueError) as err:  # a full disk, a vanished folder, a NUL in the path: the previous file (if
+        # any) is untouched
+        raise OutputPathError(f"cannot write dataset file {str(path)!r}: {getattr(err, 'strerror', None) or err}; "
+                              "nothing was replaced") from err
     return Path(path)
 
 
@@ -180,6 +200,22 @@ def _write(bundle: ArrayBundle, tmp: Path, *, name: str, source: str, meta: Mapp
 
 
 REBUILD = "rebuild it with 'ganzoo data build' (docs/data.md)"
+# what h5py raises for a damaged file's metadata or data (TypeError: a damaged datatype, "data type '<i9' not understood")
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+
+
+@contextmanager
+def h5_errors(path: str | Path, what: str = "") -> Iterator[None]:
+    """Turn h5py's errors for a damaged file (found only when the damaged part is read) into a ``DataError`` naming
+    ``path`` and, when given, ``what`` was being read; ganzoo's own errors pass unchanged."""
+    try:
+        yield
+    except GanzooError:
+        raise
+    except _H5_ERRORS as err:
+        part = f"{what} of " if what else ""
+        raise DataError(f"cannot read {part}{str(path)!r} ({type(err).__name__}: {err}); the file is damaged; "
+                        f"{REBUILD}") from err
 
 
 def open_h5(path: str | Path) -> h5py.File:
@@ -196,21 +232,27 @@ def open_h5(path: str | Path) -> h5py.File:
         raise DataError(f"dataset file {str(path)!r} does not exist")
     try:
         f = h5py.File(path, "r")
-    except (OSError, RuntimeError, ValueError) as err:
+    except _H5_ERRORS as err:
         raise DataError(f"{str(path)!r} is not a readable HDF5 file ({err}); it may be truncated: {REBUILD}") from err
     try:
-        version = f.attrs.get("ganzoo.schema_version")
-        if np.ndim(version) != 0 or version != SCHEMA_VERSION:
-            found = "no ganzoo schema version" if version is None else f"schema version {version}"
-            raise DataError(f"{str(path)!r} has {found}; this ganzoo reads version {SCHEMA_VERSION}; {REBUILD}")
-        check_layout(f, path)
-    except DataError:
+        with h5_errors(path):
+            version = f.attrs.get("ganzoo.schema_version")
+            if np.ndim(version) != 0 or version != SCHEMA_VERSION:
+                found = "no ganzoo schema version" if version is None else f"schema version {version}"
+                raise DataError(f"{str(path)!r} has {found}; this ganzoo reads version {SCHEMA_VERSION}; {REBUILD}")
+            check_layout(f, path)
+    except BaseException:
         f.close()
         raise
-    except (OSError, RuntimeError, KeyError, ValueError) as err:  # h5py's errors for damaged metadata
-        f.close()
-        raise DataError(f"{str(path)!r} is damaged ({type(err).__name__}: {err}); {REBUILD}") from err
     return f
+
+
+@contextmanager
+def read_h5(path: str | Path) -> Iterator[h5py.File]:
+    """``open_h5(path)`` for a ``with`` block, closed at its end: h5py's errors for damaged metadata or data read
+    in the block become a ``DataError`` naming the file (``h5_errors``)."""
+    with open_h5(path) as f, h5_errors(path):
+        yield f
 
 
 # what each schema dataset must be: (dtype kinds, description, ndim); the row counts are checked in check_layout
@@ -337,11 +379,13 @@ class H5Info:
     meta: dict[str, Any]
     datasets: dict[str, tuple[tuple[int, ...], str]]  # HDF5 path -> (shape, dtype)
     splits: dict[str, int]
+    version: int = SCHEMA_VERSION  # ganzoo.schema_version
+    names: dict[str, list[str]] = attrs.field(factory=dict)  # the 'names' of labels, attributes, domains, sentences/doc
 
 
 def read_h5_info(path: str | Path) -> H5Info:
     """What a schema file holds, without reading its arrays."""
-    with open_h5(path) as f:
+    with read_h5(path) as f:
         datasets: dict[str, tuple[tuple[int, ...], str]] = {}
         f.visititems(lambda key, obj: datasets.__setitem__(key, (obj.shape, str(obj.dtype)))
                      if isinstance(obj, h5py.Dataset) else None)
@@ -349,9 +393,12 @@ def read_h5_info(path: str | Path) -> H5Info:
             meta = json.loads(f.attrs.get("ganzoo.meta", "{}"))
         except (TypeError, ValueError):
             meta = {"unreadable": str(f.attrs.get("ganzoo.meta"))[:200]}
+        names = {key: _names(f[key], str(path)) for key in ("labels", "attributes", "domains", "sentences/doc")
+                 if key in f and "names" in f[key].attrs}
         return H5Info(path=Path(path), name=str(f.attrs.get("ganzoo.name", "")),
                       source=str(f.attrs.get("ganzoo.source", "")), meta=meta if isinstance(meta, dict) else {"meta": meta},
-                      datasets=datasets, splits={k: len(v) for k, v in _members(f, "splits", str(path)).items()})
+                      datasets=datasets, splits={k: len(v) for k, v in _members(f, "splits", str(path)).items()},
+                      version=int(f.attrs["ganzoo.schema_version"]), names=names)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -384,7 +431,7 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
         self.cfg, self.path = cfg, Path(cfg.path)
         self._file: h5py.File | None = None
         self._pid = -1
-        with open_h5(self.path) as f:
+        with read_h5(self.path) as f:
             if "images" not in f:
                 raise DataError(f"{str(self.path)!r} holds no images (a sentence corpus?); read it with "
                                 "ganzoo_core.data.schema.open_h5")
@@ -438,11 +485,8 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         j = int(self.index[i])
-        try:
+        with h5_errors(self.path, f"image {j}"):  # a damaged chunk is only found when it is read
             return self._read(self._handle(), i, j)
-        except (OSError, RuntimeError, KeyError) as err:  # a damaged chunk is only found when it is read
-            raise DataError(f"cannot read image {j} of {str(self.path)!r} ({type(err).__name__}: {err}); the file is "
-                            f"damaged; {REBUILD}") from err
 
     def _read(self, f: h5py.File, i: int, j: int) -> dict[str, Tensor]:
         item = {"image": self._image(f["images"][j])}

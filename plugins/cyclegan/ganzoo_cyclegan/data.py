@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import h5py
 import numpy as np
 import torch
 from torch import Tensor
@@ -31,7 +30,7 @@ from torch.utils.data import Dataset, Subset
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.data.convert import from_cyclegan
-from ganzoo_core.data.schema import BundleDataset, DataError, H5Cfg, H5Dataset, take
+from ganzoo_core.data.schema import BundleDataset, DataError, H5Cfg, H5Dataset, read_h5, take
 
 SOURCES = ("horse2zebra", "emoji2line", "folder", "h5")
 ANIMAL_HORSE, ANIMAL_ZEBRA = 7, 9  # indices in ganzoo_core.datasets.ANIMAL_CLASSES
@@ -127,7 +126,7 @@ def _folder(cfg: UnpairedCfg) -> tuple[Dataset, Dataset]:
 def _h5(cfg: UnpairedCfg) -> tuple[Dataset, Dataset]:
     if cfg.path is None:
         raise DataError("dataset cyclegan.h5 needs path=<file.h5> (build one with 'ganzoo data build cyclegan')")
-    with h5py.File(cfg.path, "r") as f:
+    with read_h5(cfg.path) as f:  # a DataError naming the file when it is missing, damaged or off the schema
         if "domains" not in f:
             raise DataError(f"{cfg.path!r} has no 'domains' array; an unpaired file marks each image A (0) or B (1): "
                             "build it with 'ganzoo data build cyclegan'")
