@@ -72,7 +72,8 @@ def _patch_size(inst: PatchCfg, attribute: attrs.Attribute, value: int) -> None:
 
 @attrs.frozen(kw_only=True)
 class UnetCfg:
-    n_downs: int = attrs.field(default=8, validator=[attrs.validators.ge(2), v.halvings])  # ×2 downsamplings: 8 for 256, 7 for 128
+    n_downs: int = attrs.field(default=8, validator=[attrs.validators.ge(2), v.halvings])  # ×2 downsamplings: 8 at 256
+    # px, 7 at 128
     image_size: int = attrs.field(default=256, validator=_unet_size)  # of example_inputs; any multiple of
     # 2**n_downs works in forward
     in_channels: int = attrs.field(default=3, validator=v.size)  # A
