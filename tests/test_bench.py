@@ -75,7 +75,7 @@ def _exit_code(argv: list[str]) -> int:
     (["--dtype", ","], "unknown dtype(s) ','"),
     (["--repeat", "0"], "argument --repeat: expected an integer >= 1, got '0'"),
     (["--warmup", "-1"], "argument --warmup: expected an integer >= 0, got '-1'"),
-    (["--threads", "0"], "argument --threads: expected an integer >= 1, got '0'"),
+    (["--threads", "0"], "argument --threads: expected an integer from 1 to 4096, got '0'"),
     (["--batch-size", "-4"], "argument --batch-size: expected an integer >= 1, got '-4'"),
 ])
 def test_bench_refuses_bad_arguments_before_measuring(args: list[str], message: str, tmp_path: Path,

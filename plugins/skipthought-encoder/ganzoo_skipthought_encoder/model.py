@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 import ganzoo_core as gz
 from ganzoo_core import validators as v
-from ganzoo_core.errors import GanzooError, ShapeError
+from ganzoo_core.errors import GanzooError, InputError, ShapeError
 from ganzoo_skipthought_encoder.tokenize import word_tokenize
 
 log = logging.getLogger("ganzoo.skipthought")
@@ -277,7 +277,7 @@ class SkipThoughtEncoder(nn.Module):
                 raise GanzooError(f"sentence {i} is a {type(sentence).__name__}, expected str")
             tokens = word_tokenize(sentence)
             if not tokens:
-                raise ValueError(f"sentence {i} ({sentence!r}) is empty or whitespace only; skip-thought cannot encode "
+                raise InputError(f"sentence {i} ({sentence!r}) is empty or whitespace only; skip-thought cannot encode "
                                  "an empty sentence: remove it or replace it with text")
             ids = [index.get(t, unk) for t in tokens]
             out.append(ids + [eos] if self.cfg.use_eos else ids)  # type: ignore[list-item]
