@@ -467,7 +467,7 @@ def _exit_code(argv: list[str]) -> int:
     ("--batch-size", "-8", "expected an integer >= 1, got '-8'"),
     ("--n", "1", "expected an integer >= 2, got '1'"),
     ("--n-reference", "0", "expected an integer >= 2"),
-    ("--seed", "-1", "expected an integer >= 0, got '-1'"),
+    ("--seed", "-1", "expected an integer from 0 to 2147483647, got '-1'"),
     ("--n", "many", "expected an integer >= 2, got 'many'"),
 ])
 def test_eval_refuses_bad_counts_before_loading_anything(option: str, value: str, message: str, tmp_path: Path,
