@@ -34,15 +34,21 @@ def apply_overrides(cfg: C, overrides: Mapping[str, Any], *, what: str = "config
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise ConfigError(f"{what} has no option(s) {unknown}; valid options: {', '.join(valid)}")
-    check_types(type(cfg), given, what=what)
+    return _evolve_checked(cfg, given, given, what=what, problem="bad option value for")
+
+
+def _evolve_checked(cfg: C, values: Mapping[str, Any], typed: Mapping[str, Any], *, what: str, problem: str) -> C:
+    """``attrs.evolve(cfg, **values)`` with the ``typed`` values checked against their annotations (before and after
+    converters) and validator errors turned into a ``ConfigError`` naming ``what``."""
+    check_types(type(cfg), typed, what=what)
     try:
-        new = attrs.evolve(cfg, **given)
-        check_types(type(cfg), {k: getattr(new, k) for k in given}, what=what, converted=True)
+        new = attrs.evolve(cfg, **values)
+        check_types(type(cfg), {k: getattr(new, k) for k in typed}, what=what, converted=True)
         return new
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad option value for {what}: {_validator_message(err)}") from err
+        raise ConfigError(f"{problem} {what}: {_validator_message(err)}") from err
 
 
 def _validator_message(err: BaseException) -> str:
@@ -152,16 +158,8 @@ def cfg_from_dict(template: C, data: Mapping[str, Any], *, what: str = "config")
     unknown = sorted(set(data) - set(values))
     if unknown:
         raise ConfigError(f"saved {what} has field(s) {unknown} that {type(template).__name__} does not know")
-    plain = {k: v for k, v in values.items() if not attrs.has(type(v))}
-    check_types(type(template), plain, what=what)
-    try:
-        new = attrs.evolve(template, **values)
-        check_types(type(template), {k: getattr(new, k) for k in plain}, what=what, converted=True)
-        return new
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"bad value in saved {what}: {_validator_message(err)}") from err
+    plain = {k: v for k, v in values.items() if not attrs.has(type(v))}  # nested configs were checked in _restore
+    return _evolve_checked(template, values, plain, what=what, problem="bad value in saved")
 
 
 def _restore(default: Any, value: Any, what: str) -> Any:
