@@ -9,8 +9,6 @@ Everything a user or a plugin author touches is importable from here::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from ganzoo_core._api import (
     create,
     create_block,
@@ -73,6 +71,7 @@ from ganzoo_core._registry import (
     register_loss,
     register_objective,
 )
+from ganzoo_core._version import __version__
 from ganzoo_core.checkpoints import CheckpointInfo, load, load_weights, read_info, save
 from ganzoo_core.distributed import batch_noise
 from ganzoo_core.errors import (

@@ -114,7 +114,7 @@ class PluginHost:
 
     # -- loading -------------------------------------------------------------------------------------------------
     def load_defaults(self) -> None:
-        from ganzoo_core import __version__
+        from ganzoo_core._version import __version__
 
         for module in DEFAULT_PLUGINS:
             self.load_module(module, name="core." + module.rsplit(".", 1)[1], distribution="ganzoo-core",

@@ -349,7 +349,7 @@ def draw_chart(rows: Sequence[Row], path: Path, title: str, *, overwrite: bool =
 
 
 def run_meta(device: str) -> dict[str, Any]:
-    from ganzoo_core import __version__
+    from ganzoo_core._version import __version__
     from ganzoo_core.ops._dispatch import device_name
 
     return {"ganzoo_version": __version__, "torch_version": torch.__version__, "device": device,

@@ -50,7 +50,7 @@ class CheckpointInfo:
 
 
 def _versions(module_name: str) -> dict[str, str]:
-    from ganzoo_core import __version__
+    from ganzoo_core._version import __version__
 
     versions = {"ganzoo-core": __version__}
     info = get_host().plugin_of_module(module_name)

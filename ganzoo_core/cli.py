@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganzoo_core import __version__
 from ganzoo_core._api import create, get_entry, list_names
 from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import KINDS, Entry
+from ganzoo_core._version import __version__
 from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.argtypes import int_at_least, positive_float
 from ganzoo_core.argtypes import seed as seed_arg

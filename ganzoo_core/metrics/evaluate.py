@@ -366,7 +366,7 @@ def evaluate(
 
 def _result(net: FeatureExtractor, fingerprint: str, wanted: Sequence[str], options: ScoreOptions,
             real: FeatureSet, fake: FeatureSet, ref_info: dict[str, Any], floor: bool, seed: int) -> dict[str, Any]:
-    from ganzoo_core import __version__
+    from ganzoo_core._version import __version__
 
     protocol = {**net.protocol(), "fingerprint": fingerprint}
     result: dict[str, Any] = {
