@@ -3,8 +3,8 @@
 Everything a user or a plugin author touches is importable from here::
 
     import ganzoo_core as gz
-    gz.list_generators("dcgan.*")
-    G = gz.create_generator("dcgan.64", ngf=32)
+    gz.list_losses("gan.*")
+    loss = gz.create_loss("gan.bce")
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from ganzoo_core._plugins import (
 from ganzoo_core._registry import (
     KINDS,
     Entry,
+    RetiredNameError,
     register,
     register_block,
     register_dataset,
@@ -70,6 +71,7 @@ from ganzoo_core._registry import (
     register_generator,
     register_loss,
     register_objective,
+    register_retired,
 )
 from ganzoo_core._version import __version__
 from ganzoo_core.checkpoints import CheckpointInfo, load, load_weights, read_info, save
@@ -88,6 +90,7 @@ from ganzoo_core.errors import (
     ShapeError,
     UnknownNameError,
 )
+from ganzoo_core.gan_objective import GanNetworksSpec, GanObjectiveCfg, build_gan_loss, build_gan_networks, gan_phases
 from ganzoo_core.hookspecs import hookimpl
 from ganzoo_core.interfaces import (
     Component,
@@ -99,8 +102,18 @@ from ganzoo_core.interfaces import (
     Objective,
     Phase,
     make_generator,
+    seeded_rng,
 )
-from ganzoo_core.layers import create_act, create_norm, get_act, get_norm, init_normal_
+from ganzoo_core.layers import (
+    create_act,
+    create_fused_norm_act,
+    create_norm,
+    create_norm_act,
+    default_alpha,
+    get_act,
+    get_norm,
+    init_normal_,
+)
 
 __all__ = [
     "API_VERSION",
@@ -116,6 +129,8 @@ __all__ = [
     "DuplicateNameError",
     "Encoder",
     "Entry",
+    "GanNetworksSpec",
+    "GanObjectiveCfg",
     "GanzooError",
     "Generator",
     "Loss",
@@ -128,21 +143,28 @@ __all__ = [
     "PluginFailure",
     "PluginHost",
     "PluginInfo",
+    "RetiredNameError",
     "RunFolderError",
     "ShapeError",
     "UnknownNameError",
     "__version__",
     "batch_noise",
+    "build_gan_loss",
+    "build_gan_networks",
     "create",
     "create_act",
     "create_block",
     "create_dataset",
     "create_discriminator",
     "create_encoder",
+    "create_fused_norm_act",
     "create_generator",
     "create_loss",
     "create_norm",
+    "create_norm_act",
     "create_objective",
+    "default_alpha",
+    "gan_phases",
     "get_act",
     "get_block",
     "get_block_cfg",
@@ -192,5 +214,7 @@ __all__ = [
     "register_generator",
     "register_loss",
     "register_objective",
+    "register_retired",
     "save",
+    "seeded_rng",
 ]

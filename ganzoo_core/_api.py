@@ -1,4 +1,6 @@
-"""The registry verbs users call: ``list_*``, ``is_*``, ``get_*``, ``get_*_cfg`` and ``create_*`` for every kind."""
+"""The registry verbs users call: ``list_*``, ``is_*``, ``get_*``, ``get_*_cfg`` and ``create_*`` for every kind
+but ``op`` (see ``ganzoo_core.ops``), each written out, on top of the generic ``list_names`` / ``is_name`` /
+``get_entry`` / ``create``."""
 
 from __future__ import annotations
 
@@ -8,14 +10,24 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from ganzoo_core._entries import SPEC_ATTR, Entry, check_kind
 from ganzoo_core._plugins import get_host
-from ganzoo_core._registry import Entry, check_kind
+from ganzoo_core.checkpoints import load_weights
 from ganzoo_core.config import apply_overrides
 from ganzoo_core.errors import ConfigError
+from ganzoo_core.interfaces import Loss
 
-SPEC_ATTR = "ganzoo_spec"
-"""Attribute set on every module ``create_*`` builds: ``(kind, name)``, so checkpoints know what to rebuild."""
+__all__ = [
+    "SPEC_ATTR", "create", "create_block", "create_dataset", "create_discriminator", "create_encoder",
+    "create_generator", "create_loss", "create_objective", "get_block", "get_block_cfg", "get_dataset",
+    "get_dataset_cfg", "get_discriminator", "get_discriminator_cfg", "get_encoder", "get_encoder_cfg", "get_entry",
+    "get_generator", "get_generator_cfg", "get_loss", "get_loss_cfg", "get_objective", "get_objective_cfg",
+    "is_block", "is_dataset", "is_discriminator", "is_encoder", "is_generator", "is_loss", "is_name", "is_objective",
+    "list_blocks", "list_datasets", "list_discriminators", "list_encoders", "list_generators", "list_losses",
+    "list_names", "list_objectives",
+]
 
 
 def list_names(
@@ -31,6 +43,7 @@ def get_entry(kind: str, name: str) -> Entry:
 
 
 def is_name(kind: str, name: str) -> bool:
+    """Whether ``name`` is registered as ``kind`` (a bare family name counts; a retired name does not)."""
     return get_host().registry.has(kind, name)
 
 
@@ -58,8 +71,6 @@ def create(
     if isinstance(obj, nn.Module):
         setattr(obj, SPEC_ATTR, (kind, entry.name))
         if weights is not None:
-            from ganzoo_core.checkpoints import load_weights
-
             load_weights(obj, weights)
         if device is not None:
             obj.to(device)
@@ -68,46 +79,223 @@ def create(
     return obj
 
 
-def _verbs(kind: str) -> tuple[Callable[..., list[str]], Callable[[str], bool], Callable[[str], Any],
-                              Callable[[str], Any], Callable[..., Any]]:
-    def list_(pattern: str | Sequence[str] = "*", *, plugin: str | None = None,
-              exclude: str | Sequence[str] = ()) -> list[str]:
-        return list_names(kind, pattern, plugin=plugin, exclude=exclude)
-
-    def is_(name: str) -> bool:
-        return is_name(kind, name)
-
-    def get(name: str) -> Any:
-        return get_entry(kind, name).factory
-
-    def get_cfg(name: str) -> Any:
-        return get_entry(kind, name).cfg
-
-    def create_(name: str, **kwargs: Any) -> Any:
-        return create(kind, name, **kwargs)
-
-    plural = {"loss": "losses"}.get(kind, kind + "s")
-    docs = {
-        f"list_{plural}": f"Sorted registered {kind} names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``).",
-        f"is_{kind}": f"Whether ``name`` is a registered {kind} (a bare family name counts).",
-        f"get_{kind}": f"The class or function registered as {kind} ``name``.",
-        f"get_{kind}_cfg": f"The frozen default config of {kind} ``name`` (None if it takes no options).",
-        f"create_{kind}": f"Build {kind} ``name`` with config overrides (see ``create``).",
-    }
-    funcs = (list_, is_, get, get_cfg, create_)
-    for func, (fname, doc) in zip(funcs, docs.items()):
-        func.__name__ = func.__qualname__ = fname
-        func.__doc__ = doc
-    return funcs
+# -- generator --------------------------------------------------------------------------------------------------------
 
 
-list_generators, is_generator, get_generator, get_generator_cfg, create_generator = _verbs("generator")
-list_discriminators, is_discriminator, get_discriminator, get_discriminator_cfg, create_discriminator = _verbs(
-    "discriminator"
-)
-list_encoders, is_encoder, get_encoder, get_encoder_cfg, create_encoder = _verbs("encoder")
-list_blocks, is_block, get_block, get_block_cfg, create_block = _verbs("block")
-list_losses, is_loss, get_loss, get_loss_cfg, create_loss = _verbs("loss")
-list_objectives, is_objective, get_objective, get_objective_cfg, create_objective = _verbs("objective")
-list_datasets, is_dataset, get_dataset, get_dataset_cfg, create_dataset = _verbs("dataset")
+def list_generators(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered generator names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("generator", pattern, plugin=plugin, exclude=exclude)
 
+
+def is_generator(name: str) -> bool:
+    """Whether ``name`` is a registered generator (a bare family name counts; a retired name does not)."""
+    return is_name("generator", name)
+
+
+def get_generator(name: str) -> Callable[..., Any]:
+    """The class or function registered as generator ``name``."""
+    return get_entry("generator", name).factory
+
+
+def get_generator_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of generator ``name``, or None if it takes no options."""
+    return get_entry("generator", name).cfg
+
+
+def create_generator(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> nn.Module:
+    """Build generator ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("generator", name, weights=weights, device=device, **overrides)
+
+
+# -- discriminator ----------------------------------------------------------------------------------------------------
+
+
+def list_discriminators(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered discriminator names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("discriminator", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_discriminator(name: str) -> bool:
+    """Whether ``name`` is a registered discriminator (a bare family name counts; a retired name does not)."""
+    return is_name("discriminator", name)
+
+
+def get_discriminator(name: str) -> Callable[..., Any]:
+    """The class or function registered as discriminator ``name``."""
+    return get_entry("discriminator", name).factory
+
+
+def get_discriminator_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of discriminator ``name``, or None if it takes no options."""
+    return get_entry("discriminator", name).cfg
+
+
+def create_discriminator(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> nn.Module:
+    """Build discriminator ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("discriminator", name, weights=weights, device=device, **overrides)
+
+
+# -- encoder ----------------------------------------------------------------------------------------------------------
+
+
+def list_encoders(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered encoder names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("encoder", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_encoder(name: str) -> bool:
+    """Whether ``name`` is a registered encoder (a bare family name counts; a retired name does not)."""
+    return is_name("encoder", name)
+
+
+def get_encoder(name: str) -> Callable[..., Any]:
+    """The class or function registered as encoder ``name``."""
+    return get_entry("encoder", name).factory
+
+
+def get_encoder_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of encoder ``name``, or None if it takes no options."""
+    return get_entry("encoder", name).cfg
+
+
+def create_encoder(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> nn.Module:
+    """Build encoder ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("encoder", name, weights=weights, device=device, **overrides)
+
+
+# -- block ------------------------------------------------------------------------------------------------------------
+
+
+def list_blocks(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered block names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("block", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_block(name: str) -> bool:
+    """Whether ``name`` is a registered block (a bare family name counts; a retired name does not)."""
+    return is_name("block", name)
+
+
+def get_block(name: str) -> Callable[..., Any]:
+    """The class or function registered as block ``name``."""
+    return get_entry("block", name).factory
+
+
+def get_block_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of block ``name``, or None if it takes no options."""
+    return get_entry("block", name).cfg
+
+
+def create_block(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> nn.Module:
+    """Build block ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("block", name, weights=weights, device=device, **overrides)
+
+
+# -- loss -------------------------------------------------------------------------------------------------------------
+
+
+def list_losses(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered loss names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("loss", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_loss(name: str) -> bool:
+    """Whether ``name`` is a registered loss (a bare family name counts; a retired name does not)."""
+    return is_name("loss", name)
+
+
+def get_loss(name: str) -> Callable[..., Any]:
+    """The class or function registered as loss ``name``."""
+    return get_entry("loss", name).factory
+
+
+def get_loss_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of loss ``name``, or None if it takes no options."""
+    return get_entry("loss", name).cfg
+
+
+def create_loss(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> Loss:
+    """Build loss ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("loss", name, weights=weights, device=device, **overrides)
+
+
+# -- objective --------------------------------------------------------------------------------------------------------
+
+
+def list_objectives(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered objective names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("objective", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_objective(name: str) -> bool:
+    """Whether ``name`` is a registered objective (a bare family name counts; a retired name does not)."""
+    return is_name("objective", name)
+
+
+def get_objective(name: str) -> Callable[..., Any]:
+    """The class or function registered as objective ``name``."""
+    return get_entry("objective", name).factory
+
+
+def get_objective_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of objective ``name``, or None if it takes no options."""
+    return get_entry("objective", name).cfg
+
+
+def create_objective(
+    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+) -> nn.Module:
+    """Build objective ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
+    return create("objective", name, weights=weights, device=device, **overrides)
+
+
+# -- dataset ----------------------------------------------------------------------------------------------------------
+
+
+def list_datasets(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered dataset names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("dataset", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_dataset(name: str) -> bool:
+    """Whether ``name`` is a registered dataset (a bare family name counts; a retired name does not)."""
+    return is_name("dataset", name)
+
+
+def get_dataset(name: str) -> Callable[..., Any]:
+    """The class or function registered as dataset ``name``."""
+    return get_entry("dataset", name).factory
+
+
+def get_dataset_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of dataset ``name``, or None if it takes no options."""
+    return get_entry("dataset", name).cfg
+
+
+def create_dataset(name: str, **overrides: Any) -> Dataset:
+    """Build dataset ``name`` with config ``overrides`` (see ``create``)."""
+    return create("dataset", name, **overrides)

@@ -4,6 +4,11 @@ Environment:
 - ``GANZOO_LOAD_PLUGINS=a,b`` loads only the named plugins (entry point or distribution names); ``""`` loads none.
   The core's own built-ins always load.
 - ``GANZOO_TRACE_PLUGINS=1`` logs every hook call.
+
+Every registration (a ``@register_*`` decorator, ``register_retired``, or the ``register`` callback of the
+``ganzoo_register`` hook) is filed by ``PluginHost.file``. A decorator's registrations are also remembered per module
+(``file_registrations``): a module is imported once per process, but every host that loads its plugin (tests build
+many) gets them, attributed to that plugin, whether the module was imported by the load or by hand before it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -27,16 +32,7 @@ import pluggy
 
 from ganzoo_core import hookspecs
 from ganzoo_core._catalogue import first_party_owner, install_hint
-from ganzoo_core._registry import (
-    Entry,
-    Registry,
-    _on_mark,
-    check_kind,
-    check_name,
-    entries_from_marks,
-    iter_marked,
-    summary_of,
-)
+from ganzoo_core._entries import Entry, Registration, Registry, check_kind, check_name, summary_of
 from ganzoo_core.errors import GanzooError, PluginError
 
 log = logging.getLogger("ganzoo.plugins")
@@ -97,6 +93,11 @@ def check_api_version(module: ModuleType) -> None:
 
 
 _loading: contextvars.ContextVar[bool] = contextvars.ContextVar("ganzoo_loading", default=False)
+"""True while a plugin's package is imported: its registrations are filed by the load (``PluginHost.load_module``)."""
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 class PluginHost:
@@ -143,7 +144,8 @@ class PluginHost:
         version: str = "",
         loader: Callable[[], Any] | None = None,
     ) -> bool:
-        """Import ``module`` as plugin ``name``, collect its registrations in one transaction; False on failure."""
+        """Import ``module`` as plugin ``name``; file what its modules registered (``recorded``), its pluggy hooks
+        and its ``ganzoo_register`` hook's registrations in one transaction; False on failure."""
         name = name or module
         distribution, version = distribution or _dist_of(module), version or _version_of(module)
         if name in self.plugins:
@@ -155,14 +157,15 @@ class PluginHost:
                 raise GanzooError(f"entry point must name a module, got {type(mod).__name__}")
             check_api_version(mod)
             with self.registry.transaction():
-                added = self._collect(mod, name)
+                filed = (self.file(item, plugin=name, package=mod.__name__) for item in recorded(mod.__name__))
+                added = [entry for entry in filed if entry is not None]
                 self.pm.register(mod, name)
                 try:
                     added += self._call_register(mod, name)
                 except BaseException:
                     self.pm.unregister(mod)
                     raise
-        except BaseException as err:  # a broken plugin (even one calling sys.exit) must never stop the others or the CLI
+        except BaseException as err:  # a broken plugin (even one calling sys.exit) must not stop the others or the CLI
             if isinstance(err, KeyboardInterrupt):
                 raise
             self._fail(name, module, distribution, version, _describe(err))
@@ -176,26 +179,32 @@ class PluginHost:
         )
         return True
 
-    def _collect(self, mod: ModuleType, plugin: str) -> list[Entry]:
-        prefix = mod.__name__
-        modules = [m for n, m in list(sys.modules.items()) if n == prefix or n.startswith(prefix + ".")]
-        added = []
-        for obj in iter_marked(modules):
-            for entry in entries_from_marks(obj, plugin):
-                self._add(entry, prefix)
-                added.append(entry)
-        return added
+    def file(self, item: Registration, *, plugin: str | None = None, package: str = "") -> Entry | None:
+        """File one registration: the one way into this host's registry. Returns the entry when it is now filed for
+        this plugin (None: a retired name, or the registry already held it).
 
-    def _add(self, entry: Entry, package: str) -> None:
-        """File ``entry`` for the plugin whose top package is ``package``; a first-party name is reserved for its
-        own plugin, so a third-party plugin taking one is the one rejected, whatever the load order."""
-        owner = first_party_owner(entry.kind, entry.name)
-        top = package.split(".", 1)[0]
-        if owner is not None and owner[1] and top != owner[1]:
-            raise GanzooError(f"registers {entry.kind} {entry.name!r}, a name that the first-party plugin {owner[0]} "
-                              "provides; the plugin was not loaded (and cannot replace it): rename its entry, e.g. "
-                              f"'{top.replace('_', '-').lower()}.{entry.variant}'")
-        self.registry.add(entry)
+        ``plugin`` (with its module ``package``) while that plugin loads; a first-party name is reserved for its
+        own plugin, so a third-party plugin taking one is the one rejected, whatever the load order. Without
+        ``plugin``, the registration is attributed by its module: to the loaded plugin that owns the module, else
+        (a script, a notebook, a plugin package imported by hand before its plugin loads) to the module's top
+        package, until that plugin's load claims it. A module of a plugin that failed to load files nothing."""
+        loose = plugin is None
+        if plugin is None:
+            info = self.plugin_of_module(item.module)
+            if info is None and any(_within(item.module, f.module) for f in self.failures if f.module != "?"):
+                return None
+            plugin, loose = (info.name, False) if info else (item.module.split(".", 1)[0] or "__main__", True)
+        elif package:
+            owner = first_party_owner(item.kind, item.name)
+            top = package.split(".", 1)[0]
+            if owner is not None and owner[1] and top != owner[1]:
+                variant = item.name.split(".", 1)[1]
+                raise GanzooError(f"registers {item.kind} {item.name!r}, a name that the first-party plugin {owner[0]} "
+                                  "provides; the plugin was not loaded (and cannot replace it): rename its entry, e.g. "
+                                  f"'{top.replace('_', '-').lower()}.{variant}'")
+        item = attrs.evolve(item, plugin=plugin)
+        filed = self.registry.add(item, loose=loose)
+        return item if filed and isinstance(item, Entry) else None
 
     def _call_register(self, mod: ModuleType, plugin: str) -> list[Entry]:
         added: list[Entry] = []
@@ -204,9 +213,9 @@ class PluginHost:
                      summary: str = "", paper: str = "") -> None:
             entry = Entry(kind=check_kind(kind), name=check_name(name), factory=factory, cfg=cfg, default=default,
                           summary=summary or summary_of(factory), paper=paper,
-                          module=getattr(factory, "__module__", ""), plugin=plugin)
-            self._add(entry, mod.__name__)
-            added.append(entry)
+                          module=getattr(factory, "__module__", ""))
+            if filed := self.file(entry, plugin=plugin, package=mod.__name__):
+                added.append(filed)
 
         others = [p for p in self.pm.get_plugins() if p is not mod]
         self.pm.subset_hook_caller("ganzoo_register", remove_plugins=others)(register=register)
@@ -218,14 +227,6 @@ class PluginHost:
             return
         self.failures.append(failure)
         warnings.warn(f"ganzoo plugin skipped: {failure}", RuntimeWarning, stacklevel=3)
-
-    def add_loose(self, obj: Any) -> None:
-        """Add marks made outside a plugin load (a script, a notebook), attributed to the object's top module."""
-        plugin = getattr(obj, "__module__", "__main__").split(".", 1)[0]
-        for entry in entries_from_marks(obj, plugin):
-            if self.registry.has(entry.kind, entry.name) and self.registry.get(entry.kind, entry.name).factory is obj:
-                continue  # a plugin module imported by hand before loading: the loader already claimed it
-            self.registry.add(entry)
 
     def add_commands(self, subparsers: Any, context: dict[str, Any]) -> None:
         """Let each plugin add CLI commands; one that raises or takes a used name is reported and skipped."""
@@ -287,7 +288,49 @@ def _version_of(module: str) -> str:
 
 _HOST: PluginHost | None = None
 _LOCK = threading.RLock()
-_PENDING: list[Any] = []
+_PENDING: list[Registration] = []  # made outside a load before any host was active
+
+
+@attrs.define
+class _ModuleRecord:
+    module: ModuleType | None  # the module object that registered (a re-imported module starts a new record)
+    items: list[Registration]
+
+
+_RECORDS: dict[str, _ModuleRecord] = {}  # module name -> what it registered, in order
+
+
+def file_registrations(items: Sequence[Registration]) -> None:
+    """File what one ``register_*`` call made, and remember it (by the module that made it) for hosts built later.
+
+    While a plugin loads, nothing more: each plugin's load files what its own modules recorded. Otherwise they go to
+    the active host, all or none, or wait until a host is active."""
+    with _LOCK:
+        for item in items:
+            live = sys.modules.get(item.module)
+            record = _RECORDS.get(item.module)
+            if record is None or record.module is not live:
+                record = _RECORDS[item.module] = _ModuleRecord(live, [])
+            if item not in record.items:
+                record.items.append(item)
+        if _loading.get():
+            return
+        if _HOST is None:
+            _PENDING.extend(items)
+            return
+        with _HOST.registry.transaction():
+            for item in items:
+                _HOST.file(item)
+
+
+def recorded(package: str) -> list[Registration]:
+    """What the modules of ``package`` (itself and its submodules, as imported now) registered, in order."""
+    return [
+        item
+        for name, record in list(_RECORDS.items())
+        if _within(name, package) and record.module is not None and sys.modules.get(name) is record.module
+        for item in record.items
+    ]
 
 
 def _plugin_filter() -> set[str] | None:
@@ -306,9 +349,16 @@ def get_host() -> PluginHost:
             host.load_defaults()
             host.load_entry_points(_plugin_filter())
             _HOST = host
-            for obj in _PENDING:
-                host.add_loose(obj)
+        if _PENDING:  # registrations made before any host was active: each on its own, the first error raised
+            pending, errors = list(_PENDING), []
             _PENDING.clear()
+            for item in pending:
+                try:
+                    _HOST.file(item)
+                except GanzooError as err:
+                    errors.append(err)
+            if errors:
+                raise errors[0]
         return _HOST
 
 
@@ -339,19 +389,6 @@ def make_host(modules: tuple[str, ...] = (), *, entry_points: bool = False) -> P
     if entry_points:
         host.load_entry_points(_plugin_filter())
     return host
-
-
-def _on_loose_mark(obj: Any) -> None:
-    if _loading.get():
-        return  # collected by the loader's scan
-    with _LOCK:
-        if _HOST is None:
-            _PENDING.append(obj)
-        else:
-            _HOST.add_loose(obj)
-
-
-_on_mark.append(_on_loose_mark)
 
 
 def list_plugins() -> list[PluginInfo]:

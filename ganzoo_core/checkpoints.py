@@ -4,6 +4,9 @@ Metadata keys (all strings): ``ganzoo.format`` ("1"), ``ganzoo.kind``, ``ganzoo.
 ``ganzoo.config_class``, ``ganzoo.versions`` (JSON: core and owning plugin distributions), ``ganzoo.sha256`` (the
 hash of every tensor's name, dtype, shape and bytes, checked on load), plus any ``extra``.
 
+A checkpoint saved under a name that was retired since (``register_retired``) is read as its replacement's: the
+replacement's factory rebuilds it from the checkpoint's own, complete config.
+
 A file is data, never code: the metadata may name registry entries and values, never a file path that loading would
 then open. A saved config whose path-like fields (``*_dir``, ``*_file``, ``*_path``, ``*checkpoint``, ``weights``,
 ... inside nested ``*_kwargs`` too) hold anything but their defaults is refused; what a network needs from outside is
@@ -26,10 +29,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from ganzoo_core._api import SPEC_ATTR, get_entry
 from ganzoo_core._atomic import atomic_path
+from ganzoo_core._entries import NETWORK_KINDS, SPEC_ATTR, Entry
 from ganzoo_core._plugins import get_host
-from ganzoo_core._registry import NETWORK_KINDS
 from ganzoo_core.config import cfg_from_dict, cfg_to_json
 from ganzoo_core.errors import CheckpointError, GanzooError
 
@@ -38,7 +40,8 @@ FORMAT = "1"
 
 @attrs.frozen(kw_only=True)
 class CheckpointInfo:
-    """What a checkpoint says about itself."""
+    """What a checkpoint says about itself. ``name`` is the registry name that rebuilds it: the saved name, or the
+    replacement of a saved name retired since (then ``saved_name`` holds the saved one)."""
 
     path: Path
     kind: str
@@ -47,6 +50,11 @@ class CheckpointInfo:
     versions: dict[str, str]
     extra: dict[str, str]
     tensors: dict[str, tuple[int, ...]]
+    saved_name: str = ""
+
+
+def _entry(kind: str, name: str) -> Entry:
+    return get_host().registry.get(kind, name)
 
 
 def _versions(module_name: str) -> dict[str, str]:
@@ -81,7 +89,7 @@ def checkpoint_metadata(module: nn.Module, *, extra: Mapping[str, str] | None = 
             "build it with ganzoo_core.create_*(name) or save its state_dict with safetensors directly"
         )
     kind, name = spec
-    entry = get_entry(kind, name)
+    entry = _entry(kind, name)
     metadata = {
         "ganzoo.format": FORMAT,
         "ganzoo.kind": kind,
@@ -126,7 +134,7 @@ def save(module: nn.Module, path: str | Path, *, extra: Mapping[str, str] | None
 
     An existing file at ``path`` is kept (``OutputExistsError``) unless ``overwrite=True``."""
     metadata = checkpoint_metadata(module, extra=extra)
-    refuse_paths(json.loads(metadata["ganzoo.config"]), get_entry(metadata["ganzoo.kind"], metadata["ganzoo.name"]).cfg,
+    refuse_paths(json.loads(metadata["ganzoo.config"]), _entry(metadata["ganzoo.kind"], metadata["ganzoo.name"]).cfg,
                  f"the config of {type(module).__name__}", saving=True)
     return write_checkpoint(state_tensors(module), metadata, path, overwrite=overwrite)
 
@@ -193,10 +201,13 @@ def read_info(path: str | Path) -> CheckpointInfo:
     if not isinstance(config, dict) or not isinstance(versions, dict):
         raise CheckpointError(f"checkpoint {str(path)!r} has damaged metadata: 'ganzoo.config' and 'ganzoo.versions' "
                               "must be JSON objects")
+    kind, name = meta.get("ganzoo.kind", ""), meta.get("ganzoo.name", "")
+    replacement = get_host().registry.replacement(kind, name)
     return CheckpointInfo(
-        path=path, kind=meta.get("ganzoo.kind", ""), name=meta.get("ganzoo.name", ""), config=config,
+        path=path, kind=kind, name=replacement or name, config=config,
         versions=versions, extra={k[6:]: v for k, v in meta.items() if k.startswith("extra.")},
         tensors={k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()},
+        saved_name=name if replacement else "",
     )
 
 
@@ -240,7 +251,7 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
     if info.kind not in LOADABLE_KINDS:  # a dataset or an op is never built from a file's say-so
         raise CheckpointError(f"checkpoint {str(info.path)!r} says it holds a {info.kind!r}; ganzoo checkpoints hold "
                               f"one of {', '.join(LOADABLE_KINDS)}")
-    entry = get_entry(info.kind, info.name)
+    entry = _entry(info.kind, info.name)
     refuse_paths(info.config, entry.cfg, f"checkpoint {str(info.path)!r}")
     try:
         cfg = cfg_from_dict(entry.cfg, info.config, what=f"{info.kind} {info.name!r} config")
@@ -280,7 +291,8 @@ def _check_shapes_on_meta(entry: Any, cfg: Any, info: CheckpointInfo) -> None:
     except Exception:  # reads a file, needs real values, ...: leave it to the real build
         return
     saved = {k: s for k, s in info.tensors.items() if not k.startswith(RESERVED_PREFIXES)}
-    wrong = [f"{k}: file {saved[k]} vs config {expected[k]}" for k in expected if k in saved and saved[k] != expected[k]]
+    wrong = [f"{k}: file {saved[k]} vs config {expected[k]}"
+             for k in expected if k in saved and saved[k] != expected[k]]
     unexpected = [k for k in saved if k not in expected]
     if wrong or unexpected:
         what = "; ".join(wrong[:3]) if wrong else f"tensors the config does not build: {', '.join(unexpected[:3])}"
@@ -302,7 +314,8 @@ def load_into(module: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> N
         parts = []
         for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)):
             if items:
-                parts.append(f"{label}: {', '.join(items[:5])}" + (f" (+{len(items) - 5} more)" if len(items) > 5 else ""))
+                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+                parts.append(f"{label}: {', '.join(items[:5])}{more}")
         raise CheckpointError(
             f"weights in {str(path)!r} do not fit {type(module).__name__}: " + "; ".join(parts)
             + "; check that the file was saved from the same registry name and config"

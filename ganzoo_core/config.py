@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -58,10 +57,10 @@ def _validator_message(err: BaseException) -> str:
 
 @functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
-    """Field name -> resolved annotation (``from __future__ import annotations`` makes them strings)."""
-    module = sys.modules.get(cls.__module__)
+    """Field name -> resolved annotation (``from __future__ import annotations`` makes them strings); each class of
+    the MRO resolves its own annotations in its own module, so a plugin config subclassing a core one checks too."""
     try:
-        hints = typing.get_type_hints(cls, globalns=vars(module) if module else None)
+        hints = typing.get_type_hints(cls)
     except Exception:  # an annotation that does not resolve here (a name imported under TYPE_CHECKING): no checks
         hints = {}
     return {f.name: hints.get(f.name, Any) for f in attrs.fields(cls)}

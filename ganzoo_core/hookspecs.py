@@ -24,7 +24,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def ganzoo_register(register: Callable[..., None]) -> None:
     """Register components whose names or configs are computed when the plugin loads.
 
-    Called once per plugin, right after its modules are imported and its ``@register_*`` marks are collected.
+    Called once per plugin, right after its modules are imported and their ``@register_*`` names are filed.
     Everything registered here belongs to the calling plugin and is rolled back with it if the plugin fails.
 
     :param register: ``register(kind, name, factory, *, cfg=None, default=False, summary="", paper="")``
@@ -42,7 +42,7 @@ def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> Mapping[str, 
     Stops at the first non-None result. Never unpickle arbitrary objects here (use ``weights_only=True``).
 
     :param kind: the registry kind of the component being loaded (``"generator"``, ...).
-    :param name: its registry name (``"pix2pix.unet_256"``).
+    :param name: its registry name (``"family.variant"``).
     :param path: the file the user gave.
     :return: a state dict that loads strictly into the component, or None if the file is not yours.
     """

@@ -7,6 +7,7 @@ Nothing here is a base class: a plugin's ``nn.Module`` conforms by having these 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -22,7 +23,7 @@ ShapeTree = Any
 
 
 class DiscOutput(NamedTuple):
-    """A discriminator output with a second head (StarGAN: source logits and domain logits)."""
+    """A discriminator output with a second head (e.g. real/fake logits and domain logits)."""
 
     logits: Tensor
     aux: Tensor
@@ -96,7 +97,7 @@ class Phase:
     lr: float = 2e-4
     betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=_tuple)
     weight_decay: float = 0.0
-    every: int = 1  # run on steps (counted from 1) divisible by this (StarGAN's G: every=5)
+    every: int = 1  # run on steps (counted from 1) divisible by this (every=5: once per five iterations)
 
 
 @runtime_checkable
@@ -124,8 +125,15 @@ class Objective(Protocol):
         ...
 
 
-def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A seeded ``torch.Generator`` on ``device``, for reproducible noise."""
+def seeded_rng(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A seeded ``torch.Generator`` (a random number generator, not a network) on ``device``, for reproducible noise."""
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Deprecated name of ``seeded_rng`` (easily taken for ``create_generator``, which builds a network)."""
+    warnings.warn("ganzoo_core.make_generator is deprecated: use ganzoo_core.seeded_rng (the same seeded "
+                  "torch.Generator)", DeprecationWarning, stacklevel=2)
+    return seeded_rng(seed, device)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import ganzoo_core as gz
 from ganzoo_core._plugins import PluginHost, check_api_version, parse_api_version
@@ -54,13 +55,13 @@ def test_broken_plugins_are_reported_and_skipped(make_dist) -> None:
               entry="broken", version="2.3.4")
     make_dist("ganzoo-test-old", {"ganzoo_test_old/__init__.py": GOOD.format(family="told").replace('"1.0"', '"0.9"')},
               entry="old")
-    make_dist("ganzoo-test-unversioned",
-              {"ganzoo_test_unversioned/__init__.py": GOOD.format(family="tunv").replace('GANZOO_API_VERSION = "1.0"', "")},
-              entry="unversioned")
+    unversioned = GOOD.format(family="tunv").replace('GANZOO_API_VERSION = "1.0"', "")
+    make_dist("ganzoo-test-unversioned", {"ganzoo_test_unversioned/__init__.py": unversioned}, entry="unversioned")
     make_dist("ganzoo-test-dup", {"ganzoo_test_dup/__init__.py": GOOD.format(family="tgood")}, entry="zdup")
     host = _host()
     failures = {f.name: f for f in host.failures}
-    assert set(host.plugins) == {"core.losses", "core.datasets", "core.data", "core.metrics", "core.ops", "core.text", "good"}
+    core = {"core.losses", "core.datasets", "core.data", "core.metrics", "core.ops", "core.text"}
+    assert set(host.plugins) == {*core, "good"}
     assert host.registry.names("block") == ["tgood.lin"]
 
     broken = failures["broken"]
@@ -141,7 +142,8 @@ def test_cli_keeps_working_with_a_broken_plugin_installed(make_dist) -> None:
     line = next(ln for ln in plugins.stdout.splitlines() if ln.startswith("FAILED"))
     assert "broken" in line and "ganzoo-test-broken 0.4.2" in line and "this plugin is broken" in line
     data = json.loads(_run_cli(["plugins", "--json"], site).stdout)
-    assert {"name": "broken", "distribution": "ganzoo-test-broken", "version": "0.4.2"}.items() <= data["failed"][0].items()
+    expected = {"name": "broken", "distribution": "ganzoo-test-broken", "version": "0.4.2"}
+    assert expected.items() <= data["failed"][0].items()
 
 
 def test_list_plugins_reports_versions_hooks_and_entries() -> None:
@@ -198,3 +200,100 @@ def test_the_install_hint_knows_a_plugin_left_out_by_the_filter(monkeypatch) -> 
         gz.create_generator("dcgan.28")
     assert "ganzoo-dcgan is installed but not loaded: GANZOO_LOAD_PLUGINS" in str(err.value)
     assert "pip install" not in str(err.value)
+
+
+HAND_INIT = """
+    from ganzoo_test_{tag}.model import Lin
+
+    GANZOO_API_VERSION = "1.0"
+"""
+
+
+def _hand_plugin(make_dist, tag: str) -> None:
+    """A plugin ``test-<tag>`` whose package registers block ``t<tag>.lin`` from its submodule ``model``."""
+    make_dist(f"ganzoo-test-{tag}", {f"ganzoo_test_{tag}/__init__.py": HAND_INIT.format(tag=tag),
+                                     f"ganzoo_test_{tag}/model.py": GOOD.format(family=f"t{tag}")}, entry=tag)
+
+
+def test_a_plugin_imported_by_hand_is_filed_under_its_plugin_in_every_host(make_dist) -> None:
+    """A package imported by hand (a script, a test) runs its decorators once; every host that loads the plugin
+    afterwards still gets its names, attributed to the plugin, once."""
+    import importlib
+
+    from ganzoo_core._plugins import make_host, use_host
+
+    _hand_plugin(make_dist, "hand")
+    with use_host(PluginHost()) as bare:
+        model = importlib.import_module("ganzoo_test_hand.model")  # by hand: the plugin is loaded nowhere yet
+    assert bare.registry.get("block", "thand.lin").plugin == "ganzoo_test_hand"  # by module, until its plugin loads
+    first, second = make_host(("ganzoo_test_hand",)), make_host(("ganzoo_test_hand",))
+    for host in (first, second):
+        entry = host.registry.get("block", "thand.lin")
+        assert entry.factory is model.Lin and entry.plugin == "test-hand" and entry.module == "ganzoo_test_hand.model"
+        assert host.plugins["test-hand"].entries == ("block thand.lin",)
+        assert not host.failures
+    assert bare.load_module("ganzoo_test_hand", name="test-hand")  # loaded where it was filed by module: claimed
+    assert bare.registry.get("block", "thand.lin").plugin == "test-hand"
+    assert bare.plugins["test-hand"].entries == ("block thand.lin",) and bare.registry.names("block") == ["thand.lin"]
+    with use_host(first):
+        assert gz.list_blocks(plugin="test-hand") == ["thand.lin"]
+
+
+def test_registrations_made_before_any_host_wait_for_the_first_one(make_dist) -> None:
+    import importlib
+
+    from ganzoo_core import _plugins
+    from ganzoo_core._plugins import get_host, make_host, set_host
+
+    _hand_plugin(make_dist, "early")
+    previous = set_host(None)
+    try:
+        model = importlib.import_module("ganzoo_test_early")  # no host exists: its names wait
+
+        @gz.register_block("tscript.lin", cfg=model.model.Cfg())
+        class ScriptLin(model.Lin):
+            """A block a script defines."""
+
+        assert [e.name for e in _plugins._PENDING][-2:] == ["tearly.lin", "tscript.lin"]
+        loaded = make_host(("ganzoo_test_early",))  # a host built now gets the plugin's names from its load
+        assert loaded.registry.get("block", "tearly.lin").plugin == "test-early"
+        assert not loaded.registry.has("block", "tscript.lin")  # a script's names go to the active host only
+        set_host(loaded)
+        assert get_host() is loaded and not _plugins._PENDING
+        assert loaded.registry.get("block", "tearly.lin").plugin == "test-early"  # the queued copy changed nothing
+        assert loaded.registry.get("block", "tscript.lin").factory is ScriptLin
+        assert loaded.registry.get("block", "tscript.lin").plugin == __name__.split(".")[0]
+        assert loaded.plugins["test-early"].entries == ("block tearly.lin",)
+    finally:
+        _plugins._PENDING.clear()
+        set_host(previous)
+
+
+def test_a_plugin_giving_one_name_two_meanings_fails_naming_both(make_dist) -> None:
+    twice = GOOD.format(family="ttwice") + """
+    @gz.register_block("ttwice.lin", cfg=Cfg(width=8))
+    class Wider(Lin):
+        '''The same name again, another class.'''
+    """
+    make_dist("ganzoo-test-twice", {"ganzoo_test_twice/__init__.py": twice}, entry="twice")
+    host = PluginHost()
+    host.load_entry_points(only={"twice"})
+    error = next(f.error for f in host.failures if f.name == "twice")
+    assert "'ttwice.lin' is registered twice" in error
+    assert "ganzoo_test_twice.Lin" in error and "ganzoo_test_twice.Wider" in error
+    assert host.registry.names("block") == [] and "twice" not in host.plugins
+
+
+def test_a_plugin_can_register_a_class_defined_elsewhere(make_dist) -> None:
+    """Registrations belong to the module that makes them, not to the module that defines the factory."""
+    from ganzoo_core._plugins import make_host
+
+    source = GOOD.format(family="tforeign") + """
+    gz.register_block("tforeign.identity")(nn.Identity)
+    """
+    make_dist("ganzoo-test-foreign", {"ganzoo_test_foreign/__init__.py": source}, entry="foreign")
+    for host in (make_host(("ganzoo_test_foreign",)), make_host(("ganzoo_test_foreign",))):
+        entry = host.registry.get("block", "tforeign.identity")
+        assert entry.factory is torch.nn.Identity and entry.plugin == "test-foreign"
+        assert entry.module == "ganzoo_test_foreign"
+        assert host.plugins["test-foreign"].entries == ("block tforeign.lin", "block tforeign.identity")

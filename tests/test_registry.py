@@ -120,11 +120,37 @@ def test_duplicate_name_names_both_plugins() -> None:
     assert err.value.plugins[0].startswith("plugin 'first'")
 
 
-def test_same_object_twice_is_idempotent() -> None:
+def test_same_object_twice_is_a_no_op_and_a_plugin_claims_a_loose_one() -> None:
     reg = Registry()
-    reg.add(_entry("toy.a", plugin="script"))
-    reg.add(_entry("toy.a", plugin="real"))  # the plugin loader claims what a script imported first
-    assert reg.get("generator", "toy.a").plugin == "real"
+    assert reg.add(_entry("toy.a", plugin="first"))
+    version = reg.version
+    assert not reg.add(_entry("toy.a", plugin="second"))  # the same factory and config again: nothing changes
+    assert reg.get("generator", "toy.a").plugin == "first" and reg.version == version
+    assert reg.add(_entry("toy.b", plugin="ganzoo_x"), loose=True)  # a plugin module imported by hand, before its load
+    assert not reg.add(_entry("toy.b", plugin="script"), loose=True)
+    assert reg.add(_entry("toy.b", plugin="x"))  # the plugin's load claims it
+    assert reg.get("generator", "toy.b").plugin == "x"
+    assert not reg.add(_entry("toy.b", plugin="y"))  # claimed once: another plugin cannot take it over
+    assert reg.get("generator", "toy.b").plugin == "x" and reg.names("generator") == ["toy.a", "toy.b"]
+
+
+def test_one_meaning_per_name_even_within_one_plugin() -> None:
+    reg = Registry()
+    reg.add(_entry("toy.a", plugin="p1"))
+
+    class Other(Toy):
+        pass
+
+    with pytest.raises(gz.DuplicateNameError) as err:  # a second class under the name, from the same plugin
+        reg.add(_entry("toy.a", factory=Other, plugin="p1"))
+    assert "m.Toy" in str(err.value) and "m.test_one_meaning_per_name_even_within_one_plugin.<locals>.Other" in str(
+        err.value
+    )
+    with pytest.raises(gz.DuplicateNameError, match="'toy.a' is registered twice"):  # the same class, another config
+        reg.add(_entry("toy.a", cfg=ToyCfg(width=5), plugin="p1"))
+    with pytest.raises(gz.DuplicateNameError):  # a loose registration does not replace a different one either
+        reg.add(_entry("toy.a", factory=Other, plugin="script"), loose=True)
+    assert reg.get("generator", "toy.a").factory is Toy and reg.get("generator", "toy.a").cfg == ToyCfg()
 
 
 def test_transaction_rolls_back() -> None:
@@ -148,17 +174,15 @@ def test_unknown_kind() -> None:
 
 
 def test_variants_register_one_name_each_with_default() -> None:
-    reg = Registry()
-    marked = register("generator", "toy", variants={"s": ToyCfg(width=2), "l": ToyCfg(width=8)}, default="l")(
-        type("Marked", (Toy,), {"__module__": __name__})
-    )
-    from ganzoo_core._registry import entries_from_marks
-
-    for e in entries_from_marks(marked, "p"):
-        reg.add(e)
+    with use_host(PluginHost()) as host:
+        marked = register("generator", "toy", variants={"s": ToyCfg(width=2), "l": ToyCfg(width=8)}, default="l")(
+            type("Marked", (Toy,), {"__module__": __name__})
+        )
+    reg = host.registry
     assert reg.names("generator") == ["toy.l", "toy.s"]
-    assert reg.get("generator", "toy").name == "toy.l"
+    assert reg.get("generator", "toy").name == "toy.l" and reg.get("generator", "toy").factory is marked
     assert reg.get("generator", "toy.s").cfg.width == 2
+    assert reg.get("generator", "toy.s").plugin == __name__.split(".")[0]  # made outside a load: by its module
 
 
 def test_loose_marks_outside_plugins_register_in_active_host() -> None:
@@ -199,3 +223,23 @@ def test_plugin_imported_by_hand_before_loading_keeps_its_plugin_name() -> None:
                          env={**__import__("os").environ, "GANZOO_LOAD_PLUGINS": "dcgan"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["dcgan", "dcgan"]
+
+
+def test_a_host_built_after_the_plugins_were_imported_still_gets_their_names(monkeypatch) -> None:
+    """Plugin modules run their decorators once per process; a host built later (here the process-wide one, built
+    again) still files their names under their plugins, from what each module registered."""
+    import ganzoo_dcgan
+
+    from ganzoo_core._plugins import set_host
+
+    monkeypatch.setenv("GANZOO_LOAD_PLUGINS", "dcgan")
+    previous = set_host(None)
+    try:
+        rebuilt = get_host()
+        assert rebuilt is not previous and get_host() is rebuilt
+        entry = rebuilt.registry.get("generator", "dcgan.64")
+        assert entry.factory is ganzoo_dcgan.DcganGenerator and entry.plugin == "dcgan"
+        assert rebuilt.plugins["dcgan"].entries == previous.plugins["dcgan"].entries
+        assert gz.list_losses() == ["gan.bce", "gan.hinge", "gan.lsgan", "gan.wgan"]  # the built-ins too
+    finally:
+        set_host(previous)

@@ -33,7 +33,6 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.errors import ConfigError, ShapeError
-from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
@@ -88,15 +87,9 @@ N_DOWN = 2  # stride-2 convs (d128, d256) and as many transposed convs (u128, u6
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def norm_act(norm: str, channels: int, act: str | None, alpha: float | None = None) -> list[nn.Module]:
-    """Norm then activation in two Sequential slots: ``[InstanceNormAct2d | BatchNormAct2d, Identity]`` (one fused
-    ``norm_act`` op; the Identity keeps the activation's index of the reference layout), or ``[norm]`` alone when
-    no activation follows (the second conv of a residual block)."""
-    if norm == "instance":
-        fused: nn.Module = InstanceNormAct2d(channels, act=act or "linear", alpha=alpha)  # affine=False, no stats
-    else:
-        fused = BatchNormAct2d(channels, act=act or "linear", alpha=alpha)
-    return [fused] if act is None else [fused, nn.Identity()]
+# Norm then activation come from gz.create_norm_act: InstanceNorm (or BatchNorm) with ReLU or LeakyReLU(0.2) runs as
+# one InstanceNormAct2d (the norm_act op) followed by nn.Identity() in the activation's slot, so module indices stay
+# those of the reference layout; act=None (a residual block's second norm) gives the fused norm alone.
 
 
 class ResnetBlock(nn.Module):
@@ -106,10 +99,11 @@ class ResnetBlock(nn.Module):
         super().__init__()
         bias = norm == "instance"  # InstanceNorm without affine has no shift: the convs carry the bias
         layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-                                   *norm_act(norm, channels, "relu")]
+                                   *gz.create_norm_act(norm, channels, "relu")]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), *norm_act(norm, channels, None)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+                   *gz.create_norm_act(norm, channels, None)]  # no activation: the fused norm alone
         self.conv_block = nn.Sequential(*layers)  # the reference's attribute name: conv_block.1 / conv_block.5
 
     def forward(self, x: Tensor) -> Tensor:
@@ -129,16 +123,17 @@ class ResnetGenerator(nn.Module):
         self.cfg = cfg
         bias, ngf = cfg.norm == "instance", cfg.ngf
         layers: list[nn.Module] = [  # c7s1-64: in×H×W → ngf×H×W
-            nn.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias), *norm_act(cfg.norm, ngf, "relu")]
+            nn.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
+            *gz.create_norm_act(cfg.norm, ngf, "relu")]
         for i in range(N_DOWN):  # d128, d256: → (ngf·2)×H/2×W/2 → (ngf·4)×H/4×W/4 (zero padding, as the reference)
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *norm_act(cfg.norm, 2 * c, "relu")]
+            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *gz.create_norm_act(cfg.norm, 2 * c, "relu")]
         width = ngf * 2**N_DOWN
         layers += [ResnetBlock(width, cfg.norm, cfg.use_dropout) for _ in range(cfg.n_blocks)]  # R256 × n_blocks
         for i in range(N_DOWN):  # u128, u64: back to ngf×H×W (output_padding 1 doubles exactly)
             c = width // 2**i
             layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
-                       *norm_act(cfg.norm, c // 2, "relu")]
+                       *gz.create_norm_act(cfg.norm, c // 2, "relu")]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
         self.model = nn.Sequential(*layers)  # one flat Sequential: the reference names ("model.1.weight", ...)
         gz.init_normal_(self, cfg.init_std)
@@ -184,7 +179,7 @@ class PatchDiscriminator(nn.Module):
         for i in range(1, cfg.n_layers + 1):  # stride 2 except the last (C512 at stride 1 gives the 70×70 field)
             stride = 2 if i < cfg.n_layers else 1
             layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=bias),
-                       *norm_act(cfg.norm, widths[i], "lrelu", 0.2)]
+                       *gz.create_norm_act(cfg.norm, widths[i], "lrelu")]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))  # 1 logit per patch, no sigmoid (LSGAN works on logits)
         self.model = nn.Sequential(*layers)
         gz.init_normal_(self, cfg.init_std)
@@ -251,21 +246,18 @@ class ImagePool(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# From gz.GanObjectiveCfg: generator / discriminator (+ _kwargs: G_A's, reversed for G_B), loss (+ loss_kwargs),
+# lr = 2e-4 for Adam in both phases (the decay is the engine's: --lr-schedule linear), betas = (0.5, 0.999).
 @attrs.frozen(kw_only=True)
-class ObjectiveCfg:
+class ObjectiveCfg(gz.GanObjectiveCfg):
     generator: str = "cyclegan.resnet_9blocks"  # both G_A and G_B; any image-to-image generator by name
     discriminator: str = "cyclegan.patch70"  # both D_A and D_B
-    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     loss: str = "gan.lsgan"  # least squares (reference gan_mode='lsgan')
     lambda_a: float = attrs.field(default=10.0, validator=v.non_negative)  # cycle A → B → A
     lambda_b: float = attrs.field(default=10.0, validator=v.non_negative)  # cycle B → A → B
     lambda_idt: float = attrs.field(default=0.5, validator=v.non_negative)  # identity weight, relative to lambda_a /
     # lambda_b; 0 turns identity off
     pool_size: int = attrs.field(default=50, validator=v.non_negative)  # per discriminator; 0: no pool
-    lr: float = attrs.field(default=2e-4, validator=v.positive)  # Adam, both phases; the decay is the engine's:
-    # --lr-schedule linear
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     dataset: str = "cyclegan.horse2zebra"  # what `ganzoo train` uses when --data is not given
 
 
@@ -288,7 +280,7 @@ class CycleGANObjective(nn.Module):
                               f"{shape_b[0]} (B); set lambda_idt=0 or give both domains the same channels")
         self.pool_a = ImagePool(cfg.pool_size, tuple(shape_a))  # fakes G_B(B) for D_B
         self.pool_b = ImagePool(cfg.pool_size, tuple(shape_b))  # fakes G_A(A) for D_A
-        self.gan_loss = gz.create_loss(cfg.loss)
+        self.gan_loss = gz.build_gan_loss(cfg)
         self.phases = (  # the reference order: G step first, then D on the pooled fakes of that step
             gz.Phase(name="G", networks=("G_A", "G_B"), lr=cfg.lr, betas=cfg.betas),
             gz.Phase(name="D", networks=("D_A", "D_B"), lr=cfg.lr, betas=cfg.betas),
@@ -367,7 +359,7 @@ class CycleGANObjective(nn.Module):
             real = batch["image"][:k].to(device)
         else:
             (example,) = g.example_inputs(1)
-            gen = gz.make_generator(seed)
+            gen = gz.seeded_rng(seed)
             real = (torch.rand(k, *example.shape[1:], generator=gen) * 2 - 1).to(device)
         fake = g(real)
         rec = self.networks["G_B"](fake)

@@ -29,7 +29,7 @@ needs a second trunk pass; ``mismatch="wrong_image"`` does that, and ``mismatch=
 Beyond the paper (defaults off, so the official networks and losses are unchanged): G ``upsample="nearest"`` and
 ``refine=True``, D ``head="projection"``, and in the objective an R1 penalty (``r1_gamma``) and MSGAN's mode-seeking
 term (``ms_weight``). Without the last, G ignores z on the captioned shapes (one image per caption) and draws the
-small shapes, whose place in their quadrant varies, as blobs; ``gan_cls.cls_32_ms`` is GAN-CLS with it (README).
+small shapes, whose place in their quadrant varies, as blobs (measured in experiments/gan-cls-ms).
 
 File order: configs → blocks → networks → objective → variants → registration.
 """
@@ -46,7 +46,7 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.errors import ConfigError, ShapeError
-from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d, gradient_penalty
+from ganzoo_core.ops import UpsampleConv2d, gradient_penalty
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
 REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
@@ -136,10 +136,11 @@ def reed_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
 
 
 def _bn_act(channels: int, act: str | None) -> nn.Module:
-    """BatchNorm2d, fused with its activation when it has one (``act`` None: the table's "no activation")."""
+    """BatchNorm2d, fused with its activation into one module when it has one (``act`` None: the table's "no
+    activation", a plain BatchNorm2d). One slot either way: the official layout has no separate activation module."""
     if act is None:
-        return nn.BatchNorm2d(channels)
-    return BatchNormAct2d(channels, act=act, alpha=0.2 if act == "lrelu" else None)
+        return gz.create_norm("batch", channels)
+    return gz.create_fused_norm_act("batch", channels, act)
 
 
 class ResidualBlock(nn.Module):
@@ -393,16 +394,14 @@ def nearest_other_class(text: Tensor, label: Tensor | None) -> Tensor:
     return torch.where(same.all(1), rolled, best)
 
 
+# From gz.GanObjectiveCfg: generator / discriminator (+ _kwargs), loss = "gan.bce" (+ loss_kwargs), lr = 2e-4 and
+# betas = (0.5, 0.999) for Adam on both networks (the official code's).
 @attrs.frozen(kw_only=True)
-class ObjectiveCfg:
+class ObjectiveCfg(gz.GanObjectiveCfg):
     generator: str = "gan_cls.64"  # any registered text-conditioned G; swap by name
     discriminator: str = "gan_cls.64"  # a D with trunk(image) and head(features, text) (or only forward)
     text_dim: int | None = attrs.field(default=None, validator=v.optional(v.size))  # when set, overrides
-    # both networks' text_dim (the encoder's embed_dim)
-    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    loss: str = "gan.bce"
-    loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    # both networks' text_dim (the encoder's embed_dim); generator_kwargs / discriminator_kwargs win over it
     matching: bool = True  # GAN-CLS: the mismatch term (real image, wrong text) → 0 in D
     cls_weight: float = attrs.field(default=0.5, validator=v.probability)
     mismatch: str = attrs.field(default="wrong_text", validator=v.one_of(MISMATCH))  # paper / code /
@@ -420,8 +419,6 @@ class ObjectiveCfg:
     interp_beta: float = attrs.field(default=0.5, validator=v.probability)  # t_int = β·t_i + (1 − β)·t_{i+B/2}
     interp_weight: float = attrs.field(default=1.0, validator=v.non_negative)  # per-sample weight of the interpolated
     # samples in G's loss
-    lr: float = attrs.field(default=2e-4, validator=v.positive)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
     dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
 
@@ -433,19 +430,13 @@ class GanClsObjective(nn.Module):
         super().__init__()
         self.cfg = cfg
         text = {} if cfg.text_dim is None else {"text_dim": cfg.text_dim}
-        self.networks = nn.ModuleDict({
-            "G": gz.create_generator(cfg.generator, **{**text, **cfg.generator_kwargs}),
-            "D": gz.create_discriminator(cfg.discriminator, **{**text, **cfg.discriminator_kwargs}),
-        })
+        self.networks = gz.build_gan_networks(cfg, generator_defaults=text, discriminator_defaults=text)
         g_dim, d_dim = self.networks["G"].cfg.text_dim, self.networks["D"].cfg.text_dim
         if g_dim != d_dim:
             raise ConfigError(f"G takes text of size {g_dim} but D of size {d_dim}; set text_dim= on the objective")
         self.text_dim: int = g_dim
-        self.gan_loss = gz.create_loss(cfg.loss, **cfg.loss_kwargs)
-        self.phases = (
-            gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),
-            gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),
-        )
+        self.gan_loss = gz.build_gan_loss(cfg)
+        self.phases = gz.gan_phases(cfg)  # Algorithm 1: the D step, then the G step
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -569,7 +560,7 @@ class GanClsObjective(nn.Module):
     def _texts(self, n: int, batch: Mapping[str, Tensor] | None, seed: int) -> Tensor:
         device = next(self.networks["G"].parameters()).device
         if batch is None or "text_emb" not in batch:  # smoke tests only: random unit-variance embeddings
-            return torch.randn(n, self.text_dim, generator=gz.make_generator(seed + 1)).to(device)
+            return torch.randn(n, self.text_dim, generator=gz.seeded_rng(seed + 1)).to(device)
         text = batch["text_emb"].to(device)
         return text.repeat((n + len(text) - 1) // len(text), 1)[:n]  # the batch's texts, cycled to n
 
@@ -578,7 +569,7 @@ class GanClsObjective(nn.Module):
                text_emb: Tensor | None = None) -> Tensor:
         """n images conditioned on ``text_emb`` (or the batch's ``text_emb``, cycled), noise fixed by ``seed``."""
         texts = self._texts(n, batch if text_emb is None else {"text_emb": text_emb}, seed)
-        return self.networks["G"](self._noise(n, {"noise": gz.make_generator(seed)}), texts)
+        return self.networks["G"](self._noise(n, {"noise": gz.seeded_rng(seed)}), texts)
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         images, text = self.networks["D"].example_inputs(batch_size)
@@ -592,8 +583,6 @@ class GanClsObjective(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size
-MS_WEIGHT = 0.02  # λ of cls_32_ms: real shapes of one caption differ by mean|Δx| ≈ 0.03 per unit mean|Δz|; λ = 1
-# (MSGAN's) made G trade the captions for noise (colour 0.29 after 2,000 steps), 0.02 keeps the ratio near 0.025
 G_REED = {"64": GeneratorCfg(), "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64)}
 D_REED = {"64": DiscriminatorCfg(), "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64)}
 G_PORT = {"port64": GeneratorCfg(ngf=64),
@@ -617,9 +606,6 @@ OBJECTIVE_VARIANTS = {
     **{f"{m}_32": _objective(m, "32", "shapes.32") for m in _METHODS},  # official layout, small, 32×32 (CPU)
     **{f"port_{m}": _objective(m, "port64", "shapes.64") for m in ("cls", "int_cls")},
     **{f"port_{m}_32": _objective(m, "port32", "shapes.32") for m in ("cls", "int_cls")},
-    # GAN-CLS with the mode-seeking term (MS_WEIGHT): without it G ignores z (one image per caption), and the small
-    # shapes, whose position in the quadrant varies, stay blobs; measured in the README
-    "cls_32_ms": attrs.evolve(_objective("cls", "32", "shapes.32"), ms_weight=MS_WEIGHT),
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -635,3 +621,7 @@ for _variant in G_PORT:  # one name per call: the family's default stays gan_cls
     gz.register_generator(f"gan_cls.{_variant}", cfg=G_PORT[_variant], paper=PORT)(PortGenerator)
     gz.register_discriminator(f"gan_cls.{_variant}", cfg=D_PORT[_variant], paper=PORT)(PortDiscriminator)
 gz.register_objective("gan_cls", variants=OBJECTIVE_VARIANTS, default="int_cls", paper=PAPER)(GanClsObjective)
+# a recipe beyond the paper (MSGAN's mode-seeking term) is an experiment config now; old checkpoints load as gan_cls.cls_32
+gz.register_retired("objective", "gan_cls.cls_32_ms", replacement="gan_cls.cls_32",
+                    note="now an experiment: ganzoo train --config experiments/gan-cls-ms/config.toml "
+                         "(gan_cls.cls_32 with ms_weight=0.02)")

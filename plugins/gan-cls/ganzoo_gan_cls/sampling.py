@@ -56,7 +56,7 @@ def caption_grid(objective: nn.Module, text_emb: Tensor, n_noise: int = 8, seed:
     text = _check_texts(text_emb, text_dim, "text_emb").to(device)
     if n_noise < 1:
         raise GanzooError(f"n_noise must be at least 1, got {n_noise}")
-    z = torch.randn(n_noise, nz, generator=gz.make_generator(seed)).to(device)  # (n_noise, nz)
+    z = torch.randn(n_noise, nz, generator=gz.seeded_rng(seed)).to(device)  # (n_noise, nz)
     rows = len(text)
     with _eval(g):
         return g(z.repeat(rows, 1), text.repeat_interleave(n_noise, dim=0))  # (rows · n_noise, C, H, W)
@@ -72,7 +72,7 @@ def interpolation_grid(objective: nn.Module, text_a: Tensor, text_b: Tensor, ste
         raise GanzooError(f"an interpolation needs at least 2 steps (its two ends), got {steps}")
     alpha = torch.linspace(0, 1, steps, device=device)[:, None]  # (steps, 1)
     texts = (1 - alpha) * a + alpha * b  # (steps, text_dim)
-    z = torch.randn(n_noise, nz, generator=gz.make_generator(seed)).to(device)
+    z = torch.randn(n_noise, nz, generator=gz.seeded_rng(seed)).to(device)
     with _eval(g):
         return g(z.repeat_interleave(steps, dim=0), texts.repeat(n_noise, 1))  # (n_noise · steps, C, H, W)
 

@@ -1,18 +1,14 @@
-"""Text conditioning without the core's text datasets: a tiny hashed bag-of-words encoder and a dataset wrapper.
+"""Text conditioning on top of any captioned dataset: registered text encoders by name and a dataset wrapper.
 
 The core's caption datasets take ``encoder=<name>`` (items carry ``text_emb``) and ``wrong_image=True`` (items
 carry ``image_wrong``). ``CaptionEmbeddings`` gives the same items on top of any dataset with ``caption(i)``
-(``shapes.32``, ``emoji.*``) and any encoder with ``encode(list[str]) -> (B, D)``, so this plugin's tests and
-evidence run whether or not those options exist. ``HashedBow`` is a stand-in encoder (not registered): every word
-and word bigram is hashed (CRC-32, stable across processes) to a fixed random ±1 vector; a sentence is the
-L2-normalised sum. Captions that share words get close embeddings, and the words of the shapes captions (colour,
-shape, size, position) are separate directions.
+(``shapes.32``, ``emoji.*``) and any encoder with ``encode(list[str]) -> (B, D)``, and adds the ``nearest`` wrong
+image. ``get_text_encoder`` builds a registered encoder by name: ``bow.hashed`` (the core's hashed bag of words and
+bigrams, no training) by default.
 """
 
 from __future__ import annotations
 
-import re
-import zlib
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -21,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+import ganzoo_core as gz
 from ganzoo_core.errors import GanzooError
 
 
@@ -31,39 +28,9 @@ class TextEncoder(Protocol):
 
 
 def get_text_encoder(name: str = "bow.hashed") -> TextEncoder:
-    """The registered encoder ``name`` when it exists, else (only for ``bow.hashed``) this module's ``HashedBow``."""
-    import ganzoo_core as gz
-
-    if name == "bow.hashed" and not gz.is_encoder(name):
-        return HashedBow()
-    return gz.create_encoder(name)  # an unknown name raises UnknownNameError with suggestions
-
-
-class HashedBow:
-    """Hashed bag of words and bigrams → (B, dim) L2-normalised float32; no training, no vocabulary."""
-
-    def __init__(self, dim: int = 512) -> None:
-        self.embed_dim = dim
-        self._cache: dict[str, np.ndarray] = {}
-
-    def _vector(self, token: str) -> np.ndarray:
-        if token not in self._cache:
-            rng = np.random.default_rng(zlib.crc32(token.encode("utf-8")))
-            self._cache[token] = rng.choice(np.array([-1.0, 1.0], np.float32), self.embed_dim)
-        return self._cache[token]
-
-    def encode(self, batch: Sequence[str]) -> Tensor:
-        if isinstance(batch, str):
-            raise GanzooError("encode takes a list of sentences, got one str; wrap it in a list")
-        rows = []
-        for sentence in batch:
-            words = re.findall(r"[a-z0-9]+", sentence.lower())
-            if not words:
-                raise GanzooError(f"cannot embed {sentence!r}: it has no words")
-            tokens = words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
-            v = np.sum([self._vector(t) for t in tokens], axis=0)
-            rows.append(v / np.linalg.norm(v))
-        return torch.from_numpy(np.stack(rows).astype(np.float32))
+    """The registered text encoder ``name`` (``bow.hashed``, ``minilm.l6_v2``, ...); an unknown name raises
+    ``UnknownNameError`` with suggestions."""
+    return gz.create_encoder(name)
 
 
 class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
@@ -161,4 +128,4 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-__all__ = ["WRONG_PICKS", "CaptionEmbeddings", "HashedBow", "TextEncoder", "get_text_encoder"]
+__all__ = ["WRONG_PICKS", "CaptionEmbeddings", "TextEncoder", "get_text_encoder"]

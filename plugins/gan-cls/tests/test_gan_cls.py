@@ -11,7 +11,7 @@ import pytest
 import torch
 from ganzoo_gan_cls import model as M
 from ganzoo_gan_cls.sampling import caption_grid, interpolation_grid, sample_from_text, save_png
-from ganzoo_gan_cls.text import HashedBow
+from ganzoo_gan_cls.text import get_text_encoder
 from torch import nn
 
 import ganzoo_core as gz
@@ -555,20 +555,25 @@ def test_sample_from_text() -> None:
     obj = small("gan_cls.cls_32")
     images = sample_from_text(obj, ["a small red circle in the top left", "big blue star"], "bow.hashed", 3, seed=0)
     assert images.shape == (6, 3, 32, 32)
-    expected = caption_grid(obj, HashedBow().encode(["a small red circle in the top left", "big blue star"]), 3)
-    if not gz.is_encoder("bow.hashed"):  # the core's encoder may differ from the fallback once it lands
-        assert torch.allclose(images, expected)
+    expected = caption_grid(obj, gz.create_encoder("bow.hashed").encode(["a small red circle in the top left",
+                                                                         "big blue star"]), 3)
+    assert torch.allclose(images, expected)  # the registered encoder, the seed's noise
     with pytest.raises(gz.ShapeError, match="512"):
         sample_from_text(small("gan_cls.cls_32", text_dim=384), ["red circle"], "bow.hashed", 1)
 
 
-def test_hashed_bow_is_stable_and_word_sensitive() -> None:
-    enc = HashedBow()
+def test_text_encoder_is_the_registered_one() -> None:
+    """``get_text_encoder`` builds registered encoders only: bow.hashed is the core's, stable and word-sensitive."""
+    enc = get_text_encoder()
+    assert isinstance(enc, gz.get_encoder("bow.hashed")) and enc.embed_dim == 512
     a, b, c = enc.encode(["a red circle", "a red circle", "a blue square"])
     assert torch.equal(a, b) and a.shape == (512,) and abs(float(a.norm()) - 1) < 1e-5
     assert float(a @ c) < 0.5
-    with pytest.raises(gz.GanzooError, match="no words"):
+    assert torch.equal(get_text_encoder("bow.hashed").encode(["a red circle"])[0], a)
+    with pytest.raises(gz.GanzooError, match="empty or whitespace"):
         enc.encode(["   "])
+    with pytest.raises(gz.UnknownNameError, match="bow.hashd"):
+        get_text_encoder("bow.hashd")
 
 
 class _Captioned:
@@ -596,7 +601,7 @@ def test_nearest_wrong_image_differs_in_the_label_only() -> None:
 
     rows = [(0, 0, 0), (0, 1, 0), (0, 2, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (0, 0, 0)]
     base = _Captioned(rows)
-    data = CaptionEmbeddings(base, HashedBow(), wrong_pick="nearest", seed=0)
+    data = CaptionEmbeddings(base, get_text_encoder(), wrong_pick="nearest", seed=0)
     seen: dict[int, set[int]] = {i: set() for i in range(len(rows))}
     for _ in range(60):
         for i in range(len(rows)):
@@ -606,16 +611,16 @@ def test_nearest_wrong_image_differs_in_the_label_only() -> None:
     assert seen[1] == {0, 2, 6}  # red small circles (0, 6) and the red small star
     assert seen[3] == {0, 2, 4, 6}  # blue small square: no other blue small shape; all four differ in two attributes
     assert all(base.labels[j] != base.labels[i] for i in seen for j in seen[i])
-    random_pick = CaptionEmbeddings(base, HashedBow(), seed=0)
+    random_pick = CaptionEmbeddings(base, get_text_encoder(), seed=0)
     assert any(int(random_pick[0]["image_wrong"][0, 0, 0]) not in (1, 2) for _ in range(60))
     with pytest.raises(gz.GanzooError, match="wrong_pick must be one of .*got 'hardest'"):
-        CaptionEmbeddings(base, HashedBow(), wrong_pick="hardest")
+        CaptionEmbeddings(base, get_text_encoder(), wrong_pick="hardest")
     one_label = _Captioned([(0, 1, 0), (1, 1, 1)])
     with pytest.raises(gz.GanzooError, match="at least two labels, got only label 1"):
-        CaptionEmbeddings(one_label, HashedBow(), wrong_pick="nearest")
+        CaptionEmbeddings(one_label, get_text_encoder(), wrong_pick="nearest")
     base.attributes = None
     with pytest.raises(gz.GanzooError, match="labels and attributes"):
-        CaptionEmbeddings(base, HashedBow(), wrong_pick="nearest")
+        CaptionEmbeddings(base, get_text_encoder(), wrong_pick="nearest")
 
 
 # -- learning outcome (slow) -------------------------------------------------------------------------------------

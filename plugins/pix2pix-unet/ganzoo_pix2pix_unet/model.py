@@ -46,7 +46,6 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.errors import ShapeError
-from ganzoo_core.ops import BatchNormAct2d, InstanceNormAct2d
 from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -123,15 +122,9 @@ class PatchCfg:
 # Blocks
 # ---------------------------------------------------------------------------------------------------------------
 
-_FUSED = {"batch": (BatchNormAct2d, {}), "instance": (InstanceNormAct2d, {})}  # junyanz: InstanceNorm affine=False
-
-
-def norm_act(norm: str, channels: int, act: str, after: nn.Module | None = None) -> list[nn.Module]:
-    """Norm + activation as one fused module, then ``after`` (a Dropout) or ``nn.Identity`` in the activation's
-    slot, so module indices and parameter names stay those of the two-module layout."""
-    cls, kwargs = _FUSED[norm]
-    fused = cls(channels, act=act, alpha=0.2 if act == "lrelu" else None, **kwargs)
-    return [fused, after if after is not None else nn.Identity()]
+# Norm + activation: gz.create_norm_act gives one fused BatchNormAct2d / InstanceNormAct2d (junyanz: InstanceNorm
+# affine=False) and, in the activation's slot, nn.Identity or the decoder's Dropout (``after``), so module indices
+# and parameter names stay those of the two-module layout.
 
 
 def _bias(norm: str) -> bool:
@@ -147,8 +140,9 @@ def encoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
     if level == 0:
         return nn.Sequential(conv, nn.LeakyReLU(0.2))
     if level == cfg.n_downs - 1:
-        return nn.Sequential(conv, *(norm_act(cfg.norm, w[level], "relu") if cfg.innermost_norm else [nn.ReLU()]))
-    return nn.Sequential(conv, *norm_act(cfg.norm, w[level], "lrelu"))
+        tail = gz.create_norm_act(cfg.norm, w[level], "relu") if cfg.innermost_norm else [nn.ReLU()]
+        return nn.Sequential(conv, *tail)
+    return nn.Sequential(conv, *gz.create_norm_act(cfg.norm, w[level], "lrelu"))
 
 
 def decoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
@@ -160,7 +154,7 @@ def decoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
         return nn.Sequential(nn.ConvTranspose2d(c_in, cfg.out_channels, 4, 2, 1, bias=True), nn.Tanh())
     drop = nn.Dropout(cfg.dropout) if level in cfg.dropout_levels() else None
     return nn.Sequential(nn.ConvTranspose2d(c_in, w[level - 1], 4, 2, 1, bias=_bias(cfg.norm)),
-                         *norm_act(cfg.norm, w[level - 1], "relu", after=drop))
+                         *gz.create_norm_act(cfg.norm, w[level - 1], "relu", after=drop))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,13 +207,14 @@ def patch_layers(cfg: PatchCfg) -> list[nn.Module]:
     c, ndf, bias = cfg.input_channels, cfg.ndf, _bias(cfg.norm)
     if cfg.n_layers == 0:  # 1×1 convs: every pixel judged on its own
         return [nn.Conv2d(c, ndf, 1), nn.LeakyReLU(0.2), nn.Conv2d(ndf, 2 * ndf, 1, bias=bias),
-                *norm_act(cfg.norm, 2 * ndf, "lrelu"), nn.Conv2d(2 * ndf, 1, 1, bias=bias)]
+                *gz.create_norm_act(cfg.norm, 2 * ndf, "lrelu"), nn.Conv2d(2 * ndf, 1, 1, bias=bias)]
     layers: list[nn.Module] = [nn.Conv2d(c, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]  # no norm on the input layer
     mult = 1
     for k in range(1, cfg.n_layers + 1):  # n_layers−1 stride-2 convs, then one stride-1 conv
         prev, mult = mult, min(2**k, 8)
         stride = 2 if k < cfg.n_layers else 1
-        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias), *norm_act(cfg.norm, ndf * mult, "lrelu")]
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias),
+                   *gz.create_norm_act(cfg.norm, ndf * mult, "lrelu")]
     layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))  # one logit per patch; no Sigmoid (the loss takes logits)
     return layers
 
@@ -365,18 +360,14 @@ def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> dict[str, Ten
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# From gz.GanObjectiveCfg: generator / discriminator (+ _kwargs), loss = "gan.bce" (junyanz gan_mode='vanilla': BCE on
+# logits, labels 1 / 0; + loss_kwargs), lr = 2e-4 and betas = (0.5, 0.999) for Adam on both networks (paper).
 @attrs.frozen(kw_only=True)
-class ObjectiveCfg:
+class ObjectiveCfg(gz.GanObjectiveCfg):
     generator: str = "pix2pix.unet_256"
     discriminator: str = "pix2pix.patch70"
-    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    loss: str = "gan.bce"  # junyanz gan_mode='vanilla': BCE on logits, labels 1 / 0
-    loss_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     lambda_l1: float = attrs.field(default=100.0, validator=v.non_negative)  # λ
     gan_weight: float = attrs.field(default=1.0, validator=v.non_negative)  # 0: L1 alone (no D phase), the paper's "L1" row
-    lr: float = attrs.field(default=2e-4, validator=v.positive)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     direction: str = attrs.field(default="AtoB", validator=v.one_of(("AtoB", "BtoA")))  # BtoA: image_b is the input
     # Test time (sample): the originals run G as in training, batch statistics and dropout as noise (Lua test.lua,
     # affinelayer, junyanz without --eval); sample_norm="running" with sample_dropout=False is junyanz --eval.
@@ -416,14 +407,9 @@ class Pix2pixObjective(nn.Module):
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        self.networks = nn.ModuleDict({
-            "G": gz.create_generator(cfg.generator, **cfg.generator_kwargs),
-            "D": gz.create_discriminator(cfg.discriminator, **cfg.discriminator_kwargs),
-        })
-        self.gan_loss = gz.create_loss(cfg.loss, **cfg.loss_kwargs)
-        g_phase = gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas)
-        d_phase = gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas)
-        self.phases = (d_phase, g_phase) if cfg.gan_weight > 0 else (g_phase,)
+        self.networks = gz.build_gan_networks(cfg)  # {"G": ..., "D": ...} by name
+        self.gan_loss = gz.build_gan_loss(cfg)
+        self.phases = gz.gan_phases(cfg, order=("D", "G") if cfg.gan_weight > 0 else ("G",))  # L1 alone: no D step
 
     def pair(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """(A, B): the input and the target, by ``direction``."""
@@ -462,7 +448,7 @@ class Pix2pixObjective(nn.Module):
         device = next(g.parameters()).device
         if batch is None:  # no data: seeded random A, enough for smoke tests and the engine's sample grid
             c, s = g.cfg.in_channels, g.cfg.image_size
-            return (torch.rand(n, c, s, s, generator=gz.make_generator(seed)) * 2 - 1).to(device)
+            return (torch.rand(n, c, s, s, generator=gz.seeded_rng(seed)) * 2 - 1).to(device)
         a, _ = self.pair(batch)
         index = torch.arange(n) % a.shape[0]  # repeat the batch when n exceeds it
         return a[index.to(a.device)].to(device)

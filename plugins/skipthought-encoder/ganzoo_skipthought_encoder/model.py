@@ -525,7 +525,7 @@ class SkipThoughtObjective(nn.Module):
         if batch is not None and "cur" in batch:
             cur = batch["cur"][torch.arange(n) % batch["cur"].shape[0]]
         else:
-            gen = gz.make_generator(seed)
+            gen = gz.seeded_rng(seed)
             cur = torch.randint(1, self.encoder.cfg.vocab_size, (n, 8), generator=gen)
         ids = self.greedy_next(cur.to(self.encoder.vocab_bytes.device))
         return (ids.float() / max(1, self.encoder.cfg.vocab_size - 1) * 2 - 1)[:, None, None, :]  # (n, 1, 1, 30)

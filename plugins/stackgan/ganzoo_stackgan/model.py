@@ -44,7 +44,7 @@ from ganzoo_core import validators as v
 from ganzoo_core._api import SPEC_ATTR
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
 from ganzoo_core.layers import list_acts
-from ganzoo_core.ops import BatchNormAct2d, UpsampleConv2d
+from ganzoo_core.ops import UpsampleConv2d
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,21 +167,22 @@ class CondAugment(nn.Module):
         return ((batch_size, self.cfg.cond_dim),) * 3
 
 
+# BatchNorm + activation run as one BatchNormAct2d (gz.create_fused_norm_act: the norm_act op), in one slot.
+
+
 def up_block(c_in: int, c_out: int) -> nn.Sequential:
     """upBlock: nearest ×2 + conv3×3 (no bias) as one ``upsample_conv`` op, then BatchNorm + ReLU fused."""
-    return nn.Sequential(UpsampleConv2d(c_in, c_out, bias=False), BatchNormAct2d(c_out, act="relu"))
+    return nn.Sequential(UpsampleConv2d(c_in, c_out, bias=False), gz.create_fused_norm_act("batch", c_out, "relu"))
 
 
 def down_block(c_in: int, c_out: int, norm: bool = True, act: str = "lrelu") -> nn.Sequential:
     """conv k4 s2 p1 (no bias) → [BatchNorm] → activation (LeakyReLU 0.2 in D, ReLU in the Stage-II encoder)."""
-    alpha = 0.2 if act == "lrelu" else None
-    tail: nn.Module = BatchNormAct2d(c_out, act=act, alpha=alpha) if norm else gz.create_act(act)
+    tail: nn.Module = gz.create_fused_norm_act("batch", c_out, act) if norm else gz.create_act(act)
     return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), tail)
 
 
 def conv3x3_bn_act(c_in: int, c_out: int, act: str) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),
-                         BatchNormAct2d(c_out, act=act, alpha=0.2 if act == "lrelu" else None))
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), gz.create_fused_norm_act("batch", c_out, act))
 
 
 class ResBlock(nn.Module):
@@ -368,21 +369,17 @@ class StackDiscriminator(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# From gz.GanObjectiveCfg: generator / discriminator (+ _kwargs), loss = "gan.bce" (+ loss_kwargs), lr = 2e-4 for
+# Adam on G and D (the LR halving is the engine's: --lr-schedule step --step-size N), betas = (0.5, 0.999).
 @attrs.frozen(kw_only=True)
-class ObjectiveCfg:
+class ObjectiveCfg(gz.GanObjectiveCfg):
     generator: str = "stackgan.s1_64"  # Stage-I G for a Stage-I objective, Stage-II G for a Stage-II one
     discriminator: str = "stackgan.s1_64"
-    generator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    discriminator_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     stage1: str | None = None  # Stage-II: the Stage-I generator's name (None: this is a Stage-I objective)
     stage1_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
     stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained);
     # read once: the built objective's cfg names the loaded Stage-I in stage1 / stage1_kwargs and sets this to None
-    loss: str = "gan.bce"
     kl_coef: float = attrs.field(default=2.0, validator=v.non_negative)  # λ; released code 2.0, paper 1
-    lr: float = attrs.field(default=2e-4, validator=v.positive)  # Adam, G and D (the LR halving is the engine's:
-    # --lr-schedule step --step-size N)
-    betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
 
@@ -396,10 +393,7 @@ class StackObjective(nn.Module):
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        self.networks = nn.ModuleDict({
-            "G": gz.create_generator(cfg.generator, **cfg.generator_kwargs),
-            "D": gz.create_discriminator(cfg.discriminator, **cfg.discriminator_kwargs),
-        })
+        self.networks = gz.build_gan_networks(cfg)  # {"G": ..., "D": ...} by name
         self.stage1 = self._build_stage1(cfg)  # outside networks: no phase, no optimizer, frozen
         if cfg.stage1_checkpoint is not None:
             # The Stage-I weights are this module's now: what checkpoints save is how to rebuild the Stage-I network
@@ -407,11 +401,8 @@ class StackObjective(nn.Module):
             # and its metadata cannot make ganzoo open a path the user did not give.
             self.cfg = attrs.evolve(cfg, stage1=getattr(self.stage1, SPEC_ATTR)[1],
                                     stage1_kwargs=attrs.asdict(self.stage1.cfg), stage1_checkpoint=None)
-        self.gan_loss = gz.create_loss(cfg.loss)
-        self.phases = (
-            gz.Phase(name="D", networks=("D",), lr=cfg.lr, betas=cfg.betas),
-            gz.Phase(name="G", networks=("G",), lr=cfg.lr, betas=cfg.betas),
-        )
+        self.gan_loss = gz.build_gan_loss(cfg)
+        self.phases = gz.gan_phases(cfg)  # the D step, then the G step
         self._check_widths()
 
     @staticmethod
@@ -530,7 +521,7 @@ class StackObjective(nn.Module):
                       ) -> tuple[Tensor, Tensor | None]:
         """(final images, Stage-I images or None) for ``n`` conditions (the batch's ``text_emb``, cycled; random
         embeddings without a batch), the same for the same seed."""
-        gen = gz.make_generator(seed)
+        gen = gz.seeded_rng(seed)
         text = self._conditions(n, batch, gen)
         image, _, _, low = self.generate(text, {"noise": gen})
         return image, low

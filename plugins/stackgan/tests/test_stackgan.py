@@ -235,12 +235,12 @@ def test_wrong_images_default_to_the_batch_rolled_by_one() -> None:
     obj = _small("stackgan.s1_16")
     batch = obj.example_batch(6)
     batch["image_wrong"] = batch["image"].roll(1, 0)
-    with_key, _ = obj.loss("D", batch, {"noise": gz.make_generator(1)})
+    with_key, _ = obj.loss("D", batch, {"noise": gz.seeded_rng(1)})
     del batch["image_wrong"]
-    rolled, _ = obj.loss("D", batch, {"noise": gz.make_generator(1)})
+    rolled, _ = obj.loss("D", batch, {"noise": gz.seeded_rng(1)})
     assert torch.allclose(with_key, rolled, atol=1e-5)  # same images, same BN statistics: the same term
     other = dict(batch, image_wrong=torch.rand_like(batch["image"]) * 2 - 1)
-    assert not torch.allclose(obj.loss("D", other, {"noise": gz.make_generator(1)})[0], rolled, atol=1e-3)
+    assert not torch.allclose(obj.loss("D", other, {"noise": gz.seeded_rng(1)})[0], rolled, atol=1e-3)
 
 
 def test_d_conditions_on_detached_mu() -> None:
@@ -257,9 +257,9 @@ def test_d_can_read_the_text_embedding_as_the_tf_code_does() -> None:
     D = obj.networks["D"]
     assert D.cond_width == 512 and D.text_fc is not None
     batch = obj.example_batch(4)
-    _, t = obj.loss("D", batch, {"noise": gz.make_generator(1)})
+    _, t = obj.loss("D", batch, {"noise": gz.seeded_rng(1)})
     other = dict(batch, text_emb=torch.randn_like(batch["text_emb"]))
-    _, t2 = obj.loss("D", other, {"noise": gz.make_generator(1)})
+    _, t2 = obj.loss("D", other, {"noise": gz.seeded_rng(1)})
     assert abs(float(t["real"] - t2["real"])) > 1e-5  # the same real images, other captions
     g, _ = obj.loss("G", batch, {})
     g.backward()

@@ -1,7 +1,7 @@
 """ganzoo-stargan: StarGAN generator, discriminator, objective and datasets (Choi et al., CVPR 2018).
 
 Importing this package registers the networks ``stargan.128`` / ``.both128`` / ``.64`` / ``.32`` / ``.tiny32``, the objectives
-``stargan.celeba128`` / ``.both128`` / ``.shapes32`` / ``.shapes32_with_shape`` / ``.tiny32`` / ``.emoji32``, the
+``stargan.celeba128`` / ``.both128`` / ``.shapes32`` / ``.tiny32`` / ``.emoji32``, the
 block ``stargan.res`` and the datasets ``stargan.celeba`` / ``.shapes`` / ``.shapes_with_shape`` / ``.emoji`` /
 ``.joint``; it adds the command ``ganzoo stargan-grid``.
 """

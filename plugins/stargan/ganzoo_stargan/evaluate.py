@@ -20,7 +20,7 @@ N_COLOURS = 7  # the first 7 labels of stargan.shapes' default label vector (and
 
 def colour_targets(attrs: Tensor, seed: int = 0) -> Tensor:
     """Target labels: a random colour other than each image's own (one-hot over the first 7 labels), rest kept."""
-    gen = gz.make_generator(seed)
+    gen = gz.seeded_rng(seed)
     own = attrs[:, :N_COLOURS].argmax(1)
     shift = torch.randint(1, N_COLOURS, (len(attrs),), generator=gen)  # 1..6: never the same colour
     target = attrs.clone()

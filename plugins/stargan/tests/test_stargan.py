@@ -276,9 +276,9 @@ def test_target_labels_permute_the_batch() -> None:
     obj = tiny()
     cond = torch.eye(8)[:6]  # six different label vectors
     ds = torch.zeros(6, dtype=torch.long)
-    trg = obj.target_labels(cond, ds, {"noise": gz.make_generator(1)})
+    trg = obj.target_labels(cond, ds, {"noise": gz.seeded_rng(1)})
     assert sorted(map(tuple, trg.tolist())) == sorted(map(tuple, cond.tolist())) and not torch.equal(trg, cond)
-    assert torch.equal(trg, obj.target_labels(cond, ds, {"noise": gz.make_generator(1)}))  # seeded by ctx
+    assert torch.equal(trg, obj.target_labels(cond, ds, {"noise": gz.seeded_rng(1)}))  # seeded by ctx
     groups = torch.tensor([0, 1, 0, 1, 0, 1])
     perm = sg.permute_within(groups, torch.randn(6))
     assert torch.equal(groups[perm], groups) and sorted(perm.tolist()) == list(range(6))
@@ -424,9 +424,16 @@ def test_shapes_and_emoji_label_vectors() -> None:
         gz.create_dataset("stargan.shapes", n=20, attributes="colour=pink")
 
 
+# The recipe of experiments/stargan-with-shape (formerly the objective stargan.shapes32_with_shape): stargan.shapes32
+# with its [set] overrides, the 4 shapes in the label vector
+STARGAN_WITH_SHAPE: dict[str, Any] = {"c_dim": 12, "one_hot_groups": ((0, 1, 2, 3, 4, 5, 6), (7, 8, 9, 10)),
+                                      "dataset": "stargan.shapes_with_shape",
+                                      "sample_dataset": "stargan.shapes_with_shape"}
+
+
 def test_shapes_with_shape_labels_match_the_objective_groups() -> None:
     data = gz.create_dataset("stargan.shapes_with_shape", n=200, split="test")  # 20 held-out images
-    obj = gz.create_objective("stargan.shapes32_with_shape")
+    obj = gz.create_objective("stargan.shapes32", **STARGAN_WITH_SHAPE)
     names = data.attribute_names
     assert len(names) == obj.cfg.c_dim == 12
     colours, shapes = obj.cfg.one_hot_groups
