@@ -82,12 +82,12 @@ UPSAMPLE = ("deconv", "nearest")
 D_HEADS = ("concat", "projection")
 
 
-# text_norm "rms" (ganzoo_core.text.TEXT_NORMS): each embedding is rescaled to unit root-mean-square
-# (‖t‖ = √text_dim) before the projection. The built-in encoders return unit-norm rows (entries ≈ 1/√text_dim),
-# which a default-initialised Linear turns into a projection far smaller than z, so G would start almost
-# unconditioned: measured on shapes.32 with bow.hashed, gan_cls.cls_32 had the judge's colour at 0.15 (untrained
-# level) after 1,500 steps without it, and at 0.42 after 1,500 and 0.97 after 4,000 with it (README). "none" feeds
-# the embedding as it is, as the official code does with its char-CNN-RNN vectors.
+# text_norm (ganzoo_core.text.TEXT_NORMS): "none" (default) feeds the embedding as it is, as the official code does
+# with its char-CNN-RNN vectors. "rms" (ours; set by the 32×32 CPU variants) rescales each embedding to unit
+# root-mean-square (‖t‖ = √text_dim) before the projection: the built-in encoders return unit-norm rows (entries
+# ≈ 1/√text_dim), which a default-initialised Linear turns into a projection far smaller than z, so G would start
+# almost unconditioned: measured on shapes.32 with bow.hashed, gan_cls.cls_32 had the judge's colour at 0.15
+# (untrained level) after 1,500 steps without it, and at 0.42 after 1,500 and 0.97 after 4,000 with it.
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +100,7 @@ class GeneratorCfg:
     text_dim: int = attrs.field(default=1024, validator=v.size)  # size of the text embedding: follows the encoder
     # (char-CNN-RNN 1024, MiniLM 384, ...)
     nt: int = attrs.field(default=128, validator=v.size)  # size of the projected text
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
     upsample: str = attrs.field(default="deconv", validator=v.one_of(UPSAMPLE))  # each ×2 stage
     refine: bool = False  # a hidden stage at full resolution (ngf channels, BN, ReLU) before a 3×3 conv to nc
@@ -113,7 +113,7 @@ class DiscriminatorCfg:
     ndf: int = attrs.field(default=64, validator=v.size)  # width of the first layer; ×2 per stage
     text_dim: int = attrs.field(default=1024, validator=v.size)
     nt: int = attrs.field(default=128, validator=v.size)
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
     head: str = attrs.field(default="concat", validator=v.one_of(D_HEADS))
 
@@ -163,7 +163,7 @@ class TextProjection(nn.Sequential):
     """φ(t) (B, text_dim) → (B, nt): [unit_rms,] Linear, [BatchNorm1d,] LeakyReLU(0.2). The scaling has no
     parameters and is not a layer, so the state-dict names are the same with and without it."""
 
-    def __init__(self, text_dim: int, nt: int, *, norm: bool, text_norm: str = "rms") -> None:
+    def __init__(self, text_dim: int, nt: int, *, norm: bool, text_norm: str = "none") -> None:
         layers: list[nn.Module] = [nn.Linear(text_dim, nt)]
         if norm:
             layers.append(nn.BatchNorm1d(nt))
@@ -582,13 +582,15 @@ class GanClsObjective(nn.Module):
 # Variants
 # ---------------------------------------------------------------------------------------------------------------
 
-SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size
-G_REED = {"64": GeneratorCfg(), "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64)}
-D_REED = {"64": DiscriminatorCfg(), "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64)}
+SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size, rescaled (text_norm="rms", see above)
+G_REED = {"64": GeneratorCfg(),  # official: the embedding as given
+          "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
+D_REED = {"64": DiscriminatorCfg(),
+          "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
 G_PORT = {"port64": GeneratorCfg(ngf=64),
-          "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64)}
+          "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
 D_PORT = {"port64": DiscriminatorCfg(),
-          "port32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64)}
+          "port32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
 
 _METHODS = {  # objective variant → (matching-aware D, GAN-INT)
     "gan": (False, False), "cls": (True, False), "int": (False, True), "int_cls": (True, True),

@@ -213,9 +213,21 @@ def test_small_variants_are_32() -> None:
 
 
 @pytest.mark.parametrize("kind", ["generator", "discriminator"])
+@pytest.mark.parametrize("name", ["gan_cls.64", "gan_cls.port64"])
+def test_released_networks_take_the_embedding_as_given(kind: str, name: str) -> None:
+    """The networks named after a release compute the official function by default: no text rescaling."""
+    create = gz.create_generator if kind == "generator" else gz.create_discriminator
+    net = create(name).eval()
+    assert net.cfg.text_norm == "none"
+    x, t = net.example_inputs(2)
+    with torch.no_grad():
+        assert (net(x, t) - net(x, 3 * t)).abs().max() > 1e-4  # the scale of t reaches the output
+
+
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
 @pytest.mark.parametrize("name", ["gan_cls.32", "gan_cls.port32"])
 def test_text_norm_rms_makes_the_networks_blind_to_embedding_scale(kind: str, name: str) -> None:
-    """text_norm="rms" (default): t and 40·t give the same output (unit-norm encoders would otherwise feed a
+    """text_norm="rms" (the small variants'): t and 40·t give the same output (unit-norm encoders would otherwise feed a
     projection ≈ 1/√D the size of z); "none" (the official code) does not; the state-dict names are the same."""
     create = gz.create_generator if kind == "generator" else gz.create_discriminator
     torch.manual_seed(0)

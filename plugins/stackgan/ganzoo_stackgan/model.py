@@ -60,10 +60,10 @@ def _power_of_two_from_4(_: Any, attribute: Any, value: int) -> None:
 _ACT = v.one_of(list_acts())
 
 
-# text_norm "rms" (ganzoo_core.text.TEXT_NORMS): CA rescales each embedding to unit root-mean-square per entry
-# (‖φ_t‖ = √text_dim) before its FC. The built-in encoders give unit-norm rows (entries ≈ 1/√D), so μ would differ
-# between captions by far less than the σ·ε ≥ 1 noise that CA adds (log σ² comes out of a ReLU); "none" feeds φ_t
-# as given, as the released code does with char-CNN-RNN vectors.
+# text_norm (ganzoo_core.text.TEXT_NORMS): "none" (default) feeds φ_t to CA as given, as the released code does with
+# char-CNN-RNN vectors. "rms" (ours; set by the CPU variants below) rescales each embedding to unit root-mean-square
+# per entry (‖φ_t‖ = √text_dim) first: the built-in encoders give unit-norm rows (entries ≈ 1/√D), so μ would
+# differ between captions by far less than the σ·ε ≥ 1 noise that CA adds (log σ² comes out of a ReLU).
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +72,7 @@ class CaCfg:
     cond_dim: int = attrs.field(default=128, validator=v.size)  # Ng
     act: str = attrs.field(default="relu", validator=_ACT)  # PyTorch code: ReLU after the FC; TF code: "lrelu" (0.2)
     augment: bool = True  # False: c = μ, no noise and no KL (the "without CA" ablation)
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # see the note above CaCfg
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)  # see the note above CaCfg
 
 
 @attrs.frozen(kw_only=True)
@@ -84,7 +84,7 @@ class StageICfg:
     ngf: int = attrs.field(default=1024, validator=v.size)  # channels at 4×4; halved by every up block (PyTorch: GF_DIM·8)
     ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
 
     def ca(self) -> CaCfg:
@@ -102,7 +102,7 @@ class StageIICfg:
     n_res: int = attrs.field(default=4, validator=v.depth)  # R_NUM (PyTorch COCO yml: 2)
     ca_act: str = attrs.field(default="relu", validator=_ACT)
     augment: bool = True
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
 
     def __attrs_post_init__(self) -> None:
@@ -122,7 +122,7 @@ class DiscriminatorCfg:
     cond_input: str = attrs.field(default="mu", validator=v.one_of(("mu", "text")))  # see the docstring
     text_dim: int = attrs.field(default=1024, validator=v.size)  # cond_input="text": the embedding width D projects (the
     # encoder's embed_dim)
-    text_norm: str = attrs.field(default="rms", validator=check_text_norm)  # cond_input="text": as CA normalises
+    text_norm: str = attrs.field(default="none", validator=check_text_norm)  # cond_input="text": as CA normalises
     uncond_head: bool = False  # Stage-II (PyTorch): a second, unconditional real/fake logit
     init_std: float = attrs.field(default=0.02, validator=v.positive)
 
@@ -558,19 +558,20 @@ def load_stage1(path: str | Path) -> nn.Module:
 # Variants
 # ---------------------------------------------------------------------------------------------------------------
 
-BOW = 512  # bow.hashed embeddings, for the CPU variants trained on captioned shapes
-TEXT_D: dict[str, Any] = {"cond_input": "text", "text_dim": BOW}  # CPU variants: D reads the text (TF code)
+BOW = 512  # bow.hashed embeddings, for the CPU variants trained on captioned shapes (with text_norm="rms")
+TEXT_D: dict[str, Any] = {"cond_input": "text", "text_dim": BOW, "text_norm": "rms"}  # CPU variants: D reads the
+# text (TF code), rescaled as the CPU generators rescale it (text_norm, see above CaCfg)
 
 S1_VARIANTS = {  # Stage-I G
     "s1_64": StageICfg(),  # official (birds defaults): 10,301,248 parameters
-    "s1_32": StageICfg(image_size=32, text_dim=BOW, ngf=256),
-    "s1_16": StageICfg(image_size=16, text_dim=BOW, ngf=128),
+    "s1_32": StageICfg(image_size=32, text_dim=BOW, ngf=256, text_norm="rms"),
+    "s1_16": StageICfg(image_size=16, text_dim=BOW, ngf=128, text_norm="rms"),
 }
 S2_VARIANTS = {  # Stage-II G
     "s2_256": StageIICfg(),  # official: 26,290,080 parameters (Stage-I not included)
-    "s2_128": StageIICfg(in_size=32, image_size=128, text_dim=BOW, ngf=32, n_res=2),
-    "s2_64": StageIICfg(in_size=16, image_size=64, text_dim=BOW, ngf=32, n_res=2),
-    "s2_32": StageIICfg(in_size=16, image_size=32, text_dim=BOW, ngf=32, n_res=2),
+    "s2_128": StageIICfg(in_size=32, image_size=128, text_dim=BOW, ngf=32, n_res=2, text_norm="rms"),
+    "s2_64": StageIICfg(in_size=16, image_size=64, text_dim=BOW, ngf=32, n_res=2, text_norm="rms"),
+    "s2_32": StageIICfg(in_size=16, image_size=32, text_dim=BOW, ngf=32, n_res=2, text_norm="rms"),
 }
 D_VARIANTS = {
     "s1_64": DiscriminatorCfg(),  # official: 5,715,713 parameters

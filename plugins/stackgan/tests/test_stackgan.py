@@ -183,9 +183,26 @@ def test_ca_mu_and_logvar_halves() -> None:
     assert mu.tolist() == [[1.0, 2.0]] and logvar.tolist() == [[-3.0, 0.0]]  # first half μ, second log σ²
 
 
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
+@pytest.mark.parametrize("name", ["stackgan.s1_64", "stackgan.s2_256"])
+def test_released_networks_take_the_embedding_as_given(kind: str, name: str) -> None:
+    """The networks named after the release compute the official function by default: no text rescaling."""
+    cfg = (gz.get_generator_cfg if kind == "generator" else gz.get_discriminator_cfg)(name)
+    assert cfg.text_norm == "none"
+
+
+def test_released_stage1_mu_follows_the_embedding_scale() -> None:
+    torch.manual_seed(0)
+    g = gz.create_generator("stackgan.s1_64").eval()
+    x, t = g.example_inputs(2)
+    eps = torch.zeros(2, g.cfg.cond_dim)
+    with torch.no_grad():
+        assert (g(x, t, eps=eps)[1] - g(x, 3 * t, eps=eps)[1]).abs().max() > 1e-4  # μ, as the released CA gives it
+
+
 @pytest.mark.parametrize("name", ["stackgan.s1_16", "stackgan.s2_32"])
 def test_text_norm_rms_makes_the_generator_blind_to_embedding_scale(name: str) -> None:
-    """text_norm="rms" (default): CA sees t and 40·t alike (unit-norm encoders give entries ≈ 1/√D, which would
+    """text_norm="rms" (the CPU variants'): CA sees t and 40·t alike (unit-norm encoders give entries ≈ 1/√D, which would
     leave μ far below CA's σ·ε noise); "none" (the released code) does not; unknown values are named."""
     torch.manual_seed(0)
     g = gz.create_generator(name).eval()
