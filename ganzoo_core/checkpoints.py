@@ -336,14 +336,15 @@ def _alias_groups(module: nn.Module) -> dict[str, tuple[str, ...]]:
 
 
 def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
-    """Load plain weights into ``module``: a ganzoo checkpoint, a safetensors state dict, or a ``.pt``/``.pth``
-    state dict (read with ``weights_only=True``). When the file cannot be read that way or does not fit exactly,
-    plugins get to convert it (``ganzoo_convert_checkpoint``) before an error is raised."""
+    """Load plain weights into ``module``: a ganzoo checkpoint, a safetensors state dict, or a ``torch.save`` state
+    dict (read with ``weights_only=True``; told by content, whatever the extension: ``.ckpt``, ``.pth``, ...).
+    When the file cannot be read that way or does not fit exactly, plugins get to convert it
+    (``ganzoo_convert_checkpoint``) before an error is raised."""
     path = Path(path)
     tensors: dict[str, Tensor] | None = None
     error: CheckpointError | None = None
     try:
-        tensors = _torch_state_dict(path) if path.suffix in (".pt", ".pth", ".bin") else read_tensors(path)
+        tensors = _torch_state_dict(path) if _is_torch_file(path) else read_tensors(path)
     except CheckpointError as err:
         error = err
     spec = getattr(module, SPEC_ATTR, None)
@@ -362,6 +363,22 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
         raise error
     load_into(module, tensors, path)
     return module
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` holds a ``torch.save`` file, told by its first bytes (a zip archive, or a legacy pickle
+    stream), not by its name: released checkpoints come as ``.ckpt``, ``.pth``, ``.pt``, ``.bin`` or ``.pkl``. A
+    safetensors file starts with an 8-byte header length and ``{``."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError:
+        return path.suffix in (".pt", ".pth", ".bin", ".ckpt")
+    if head.startswith(b"PK\x03\x04"):
+        return True
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
+    return head[:1] == b"\x80" or path.suffix in (".pt", ".pth", ".bin", ".ckpt")
 
 
 def _fits(module: nn.Module, tensors: Mapping[str, Tensor]) -> bool:

@@ -232,3 +232,18 @@ def test_a_checkpoint_cannot_ask_for_a_dataset_to_be_built(tmp_path: Path) -> No
                                "ganzoo.config": json.dumps({"n": 10**12})})
     with pytest.raises(gz.CheckpointError, match=r"says it holds a 'dataset'"):
         gz.load(path)
+
+
+@pytest.mark.parametrize(("writer", "name"), [("torch", "weights.ckpt"), ("torch", "weights.bin"),
+                                              ("safetensors", "weights.pth"), ("safetensors", "weights.pt")])
+def test_weights_format_is_told_by_content(tmp_path: Path, writer: str, name: str) -> None:
+    """Released files come under many names (.ckpt, .pth, .bin): the reader goes by the first bytes."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    source = gz.create_generator("dcgan.28", ngf=8)
+    path = tmp_path / name
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    torch.save(state, path) if writer == "torch" else save_file(state, str(path))
+    loaded = gz.create_generator("dcgan.28", ngf=8, weights=path)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
