@@ -1,6 +1,8 @@
-"""Benchmarks that compare: every op implementation against its reference at the shapes of real model layers, and
-whole training steps and generation of a registered model under each policy against eager fp32 on reference ops.
+"""Benchmarks that compare: every op implementation against its reference at benchmark shapes, and whole training
+steps and generation of a registered model under each policy against eager fp32 on reference ops.
 
+The ops' own benchmark shapes are generic layers; a shapes file (TOML, ``read_bench_shapes``) gives others, e.g.
+``benchmarks/shapes.toml``, which holds the layers of this repository's models (``ganzoo bench ops --shapes FILE``).
 Everything in one table is measured in the same process, one row after another, so ratios are comparable; absolute
 times are printed for context only. ``ganzoo bench`` is the command; ``benchmarks/`` holds the same cases as
 pytest-benchmark suites.
@@ -9,9 +11,11 @@ pytest-benchmark suites.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,9 +25,15 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from ganzoo_core.errors import GanzooError
-from ganzoo_core.ops import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
+from ganzoo_core.config import check_types
+from ganzoo_core.errors import ConfigError, GanzooError
+from ganzoo_core.ops._dispatch import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
 from ganzoo_core.policy import Policy
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -31,7 +41,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 @attrs.frozen(kw_only=True)
 class Row:
     suite: str  # "ops" or "models"
-    group: str  # what is compared within: "bias_act dcgan64.d1 bf16", "dcgan.64 train"
+    group: str  # what is compared within: "<op> <shape> bf16", "<objective> train step"
     name: str  # the implementation or policy
     ms: float  # median milliseconds per call
     spread: float  # (max - min) / median over the repeats
@@ -73,6 +83,82 @@ def _rows(suite: str, group: str, timed: Sequence[tuple[str, list[float], Mappin
 # -- ops -----------------------------------------------------------------------------------------------------------
 
 
+@attrs.frozen(kw_only=True)
+class BenchShape:
+    """One benchmark shape of an op: its name, what it stands for, and the op's parameters (its ``spec.shape_type``)."""
+
+    op: str
+    name: str
+    layer: str
+    params: Any
+
+
+def builtin_shapes(op: str) -> list[BenchShape]:
+    """The benchmark shapes an op's spec carries (generic layers)."""
+    spec = get_op_spec(op)
+    return [BenchShape(op=op, name=name, layer=layer, params=None) for name, layer in spec.shapes.items()]
+
+
+def _shape_params(where: str, cls: type, table: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in attrs.fields(cls)}
+    unknown = [k for k in table if k not in fields]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}{hint} (valid keys: layer, {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in table]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    check_types(cls, table, what=where)
+    try:
+        params = cls(**table)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err.args[0] if err.args and isinstance(err.args[0], str) else err}") from None
+    check_types(cls, {k: getattr(params, k) for k in table}, what=where, converted=True)
+    return params
+
+
+def read_bench_shapes(path: str | Path) -> list[BenchShape]:
+    """The benchmark shapes of a TOML file: one table per op, one sub-table per shape, holding ``layer`` (what the
+    shape stands for) and the op's shape parameters (the fields of its ``spec.shape_type``)::
+
+        [bias_act."g.out"]
+        layer = "the generator's output, tanh"
+        x = [64, 3, 64, 64]
+        act = "tanh"
+        bias = false
+
+    Raises ``ConfigError`` (one line naming the file, op and shape) for an unknown op or key, a missing or mistyped
+    value; ``OSError`` when the file cannot be read.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not a valid TOML file: {err}") from None
+    known = [s.name for s in list_op_specs()]
+    shapes = []
+    for op, table in data.items():
+        if op not in known:
+            close = difflib.get_close_matches(op, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}: no op {op!r}{hint} (ops: {', '.join(known)})")
+        spec = get_op_spec(op)
+        if not isinstance(table, Mapping) or spec.shape_type is None:
+            raise ConfigError(f"{path}: [{op}] must hold one table per shape, e.g. [{op}.\"name\"]"
+                              if spec.shape_type is not None else f"{path}: op {op!r} takes no shapes from a file")
+        for name, entry in table.items():
+            where = f"{path}: [{op}.{name!r}]"
+            if not isinstance(entry, Mapping):
+                raise ConfigError(f"{where} must be a table (layer = ..., and the shape's parameters)")
+            layer = entry.get("layer", "")
+            if not isinstance(layer, str):
+                raise ConfigError(f"{where}: layer = {layer!r} must be a string")
+            params = _shape_params(where, spec.shape_type, {k: v for k, v in entry.items() if k != "layer"})
+            shapes.append(BenchShape(op=op, name=name, layer=layer, params=params))
+    return shapes
+
+
 def op_step(op: str, impl: str, case: Case, seed: int = 0) -> Callable[[], Any]:
     """One forward (and backward, for differentiable ops) of ``op`` with ``impl`` on fixed random inputs."""
     spec = get_op_spec(op)
@@ -103,8 +189,10 @@ def op_step(op: str, impl: str, case: Case, seed: int = 0) -> Callable[[], Any]:
 
 def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16"), channels_last: bool = False,
               device: str = "cpu", repeat: int = 7, warmup: int = 2, shapes: Sequence[str] = (),
-              impls: Sequence[str] = (), log: Callable[[str], None] | None = None) -> list[Row]:
-    """Each op's available implementations side by side at its model shapes, forward + backward."""
+              impls: Sequence[str] = (), bench_shapes: Sequence[BenchShape] | None = None,
+              log: Callable[[str], None] | None = None) -> list[Row]:
+    """Each op's available implementations side by side, forward + backward, at the ops' own benchmark shapes or,
+    when given, at ``bench_shapes`` (``read_bench_shapes``) instead; ``ops``, ``shapes`` and ``impls`` filter."""
     unknown = [dt for dt in dtypes if dt not in DTYPES]
     if unknown:
         raise GanzooError(f"unknown dtype(s) {unknown}; choose from {', '.join(DTYPES)}")
@@ -114,12 +202,15 @@ def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16
         if ops and spec.name not in ops:
             continue
         names = [i for i in available_impls(spec.name, dev) if not impls or i == "ref" or i in impls]
-        for shape in spec.shapes:
+        op_shapes = builtin_shapes(spec.name) if bench_shapes is None else [
+            s for s in bench_shapes if s.op == spec.name]
+        for bs in op_shapes:
+            shape = bs.name
             if shapes and shape not in shapes:
                 continue
             for dt in dtypes:
                 case = Case(dtype=DTYPES[dt], device=device, channels_last=channels_last, shape=shape,
-                            variant=spec.variants[0])
+                            variant=spec.variants[0], params=bs.params)
                 group = f"{spec.name} {shape} {dt}{' cl' if channels_last else ''}"
                 timed = []
                 for impl in names:
@@ -127,7 +218,7 @@ def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16
                         log(f"  {group}: {impl}")
                     times = time_call(op_step(spec.name, impl, case), dev, warmup=warmup, repeat=repeat)
                     timed.append((impl, times, {"op": spec.name, "shape": shape, "dtype": dt,
-                                                "layer": spec.shapes[shape], "device": device}))
+                                                "layer": bs.layer, "device": device}))
                 rows += _rows("ops", group, timed)
     return rows
 

@@ -1,5 +1,6 @@
 """``ganzoo bench ops|models``: measure, print ratios against the reference, save JSON and a PNG chart, and
-optionally write the cache ``impl="auto"`` reads."""
+optionally write the cache ``impl="auto"`` reads. The built-in plugin ``ganzoo_core.ops`` adds the command through
+the ``ganzoo_add_commands`` hook."""
 
 from __future__ import annotations
 
@@ -17,10 +18,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from ganzoo_core import bench
     from ganzoo_core._atomic import check_destination
-    from ganzoo_core.ops import list_ops
+    from ganzoo_core.ops._dispatch import list_ops
 
     if args.write_cache and args.suite != "ops":  # before anything is measured
         raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
+    if args.suite == "models" and not args.model:
+        raise GanzooError("'ganzoo bench models' needs --model NAME (an objective, repeatable; see 'ganzoo list --kind "
+                          "objective')")
+    if args.shapes is not None and args.suite != "ops":
+        raise GanzooError("--shapes applies to the ops suite: 'ganzoo bench ops --shapes FILE'")
+    bench_shapes = bench.read_bench_shapes(args.shapes) if args.shapes is not None else None
     for suffix in ("json", "png"):  # before anything is measured, not after
         check_destination(args.out / f"bench-{args.suite}.{suffix}", overwrite=args.overwrite, what="benchmark result")
     if args.threads:
@@ -33,16 +40,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise GanzooError(f"unknown op(s) {', '.join(map(repr, unknown))}; ops: {', '.join(known)}")
         rows = bench.bench_ops(args.op, dtypes=list(args.dtype), channels_last=args.channels_last,
                                device=args.device, repeat=args.repeat, warmup=args.warmup, shapes=args.shape,
-                               impls=args.impl, log=log)
+                               impls=args.impl, bench_shapes=bench_shapes, log=log)
         title = "op implementations vs reference (forward + backward)"
     else:
-        objectives = args.model or ["dcgan.64"]
+        objectives = args.model
         generators = args.generator if args.generator is not None else objectives
         rows = bench.bench_models(objectives, generators, device=args.device, batch_size=args.batch_size,
                                   repeat=args.repeat, warmup=args.warmup, compile=args.compile, log=log)
         title = f"training step and generation, batch {args.batch_size}, vs fp32 eager on reference ops"
     if not rows:
-        raise GanzooError("nothing was measured: check --op/--shape/--model")
+        raise GanzooError("nothing was measured: check --op, --shape (names: the ops' own or those of --shapes FILE) "
+                          "and --impl")
     print(bench.format_table(rows))
     meta = bench.run_meta(args.device) | {"suite": args.suite, "argv": sys.argv[1:]}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -73,17 +81,21 @@ def add_bench_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "bench", help="compare op implementations or model policies",
-        description="Time every op implementation against its reference at real model shapes (suite 'ops'), or a "
-                    "model's training step and generation under each precision/speed policy (suite 'models'). "
-                    "Prints ratios measured in the same run, saves JSON and a PNG chart.",
+        description="Time every op implementation against its reference at benchmark shapes (suite 'ops': the "
+                    "ops' generic ones, or those of a --shapes file such as benchmarks/shapes.toml), or a model's "
+                    "training step and generation under each precision/speed policy (suite 'models'). Prints ratios "
+                    "measured in the same run, saves JSON and a PNG chart.",
     )
     p.add_argument("suite", choices=("ops", "models"))
     p.add_argument("--op", action="append", default=[], help="ops suite: only this op (repeatable)")
     p.add_argument("--impl", action="append", default=[], help="ops suite: only this implementation (and ref)")
     p.add_argument("--shape", action="append", default=[], help="ops suite: only this shape name")
+    p.add_argument("--shapes", type=Path, metavar="FILE",
+                   help="ops suite: measure at the shapes of this TOML file (e.g. benchmarks/shapes.toml) instead of "
+                        "the ops' generic ones")
     p.add_argument("--dtype", type=dtype_list, default="fp32,bf16", help="ops suite: comma-separated fp32,bf16")
     p.add_argument("--channels-last", action="store_true", help="ops suite: channels_last inputs")
-    p.add_argument("--model", action="append", help="models suite: objective name (default dcgan.64)")
+    p.add_argument("--model", action="append", help="models suite: objective name (required; repeatable)")
     p.add_argument("--generator", action="append", help="models suite: generator name (default: as --model)")
     p.add_argument("--batch-size", type=int_at_least(1), default=64)
     p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")

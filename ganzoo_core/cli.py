@@ -1,40 +1,28 @@
-"""The ``ganzoo`` command line: list, info, plugins, train, sample (plugins can add commands)."""
+"""The ``ganzoo`` command line: list, info, plugins, train, sample here; the core's ``data``, ``encode``, ``eval``
+and ``bench`` come from its built-in plugins (``ganzoo_core.data``, ``.metrics``, ``.ops``) through the
+``ganzoo_add_commands`` hook, as any plugin's commands do."""
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganzoo_core._api import create, get_entry, list_names
+from ganzoo_core._api import get_entry, list_names
 from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import KINDS, Entry
 from ganzoo_core._version import __version__
 from ganzoo_core.argtypes import device as device_arg
-from ganzoo_core.argtypes import int_at_least, positive_float
+from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.argtypes import seed as seed_arg
 from ganzoo_core.config import cfg_to_dict
 from ganzoo_core.errors import GanzooError
-
-
-def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are Python literals when they parse as one (``lr=1e-4``, ``betas=(0.5,0.99)``)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise GanzooError(f"--set expects key=value, got {item!r}")
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
+from ganzoo_core.runconfig import parse_args_with_config
+from ganzoo_core.train_cli import add_train_arguments, cmd_train
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -95,66 +83,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"loaded  {p.name:<16} {p.distribution} {p.version}  ({len(p.entries)} names){hooks}")
     for f in host.failures:
         print(f"FAILED  {f.name:<16} {f.distribution} {f.version}: {f.error}")
-    return 0
-
-
-def train_cfg_from_args(args: argparse.Namespace) -> Any:
-    from ganzoo_core.policy import Policy
-    from ganzoo_core.schedules import ScheduleCfg
-    from ganzoo_core.training import TrainCfg
-
-    try:
-        policy = Policy(precision=args.precision, channels_last=args.channels_last, compile=args.compile)
-        schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start, step_size=args.step_size,
-                               gamma=args.gamma)
-    except ValueError as err:
-        raise GanzooError(str(err)) from err
-    accept = tuple(k.strip() for k in (args.accept_changes or "").split(",") if k.strip())
-    if accept and not args.resume:
-        raise GanzooError("--accept-changes applies to --resume only")
-    return TrainCfg(steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, seed=args.seed,
-                    device=args.device, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every,
-                    num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
-                    overwrite=args.overwrite, accept_changes=accept, progress=not args.no_progress)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
-    from ganzoo_core.training import train
-
-    cfg = train_cfg_from_args(args)
-    torch.manual_seed(args.seed)
-    objective = create("objective", args.objective, **_parse_overrides(args.set))
-    data_name = args.data or getattr(objective.cfg, "dataset", None)
-    if not data_name:
-        raise GanzooError(f"objective {args.objective!r} names no default dataset; pass --data NAME")
-    data_entry = get_entry("dataset", data_name)
-    data_kwargs = _parse_overrides(args.data_set)
-    shape = getattr(objective, "image_shape", None)
-    fields = set(cfg_to_dict(data_entry.cfg))
-    if shape is not None:  # make the data fit the networks unless the user said otherwise
-        for key, value in (("channels", shape[0]), ("image_size", shape[-1])):
-            if key in fields:
-                given = data_kwargs.setdefault(key, value)
-                if given != value:
-                    raise GanzooError(f"--data-set {key}={given!r} does not fit {args.objective!r}, whose networks "
-                                      f"take {key} {value}; change the objective instead (--set ...)")
-    dataset = create("dataset", data_name, **data_kwargs)
-    main_process = os.environ.get("RANK", "0") == "0"
-    if main_process:
-        print(f"training {args.objective} on {data_name} ({len(dataset)} images) for {cfg.steps} steps, "
-              f"policy {cfg.policy.name} → {args.out}")
-    result = train(objective, dataset, args.out, cfg)
-    if result.interrupted:
-        if main_process:
-            print(f"interrupted at step {result.step}; checkpoint: {result.checkpoint}; continue with the same "
-                  "command plus --resume", file=sys.stderr)
-        return 130
-    if main_process:
-        print(f"checkpoint: {result.checkpoint}\nsamples:    {result.out_dir / 'samples.png'}\n"
-              f"loss curve: {result.out_dir / 'loss_curve.png'}")
     return 0
 
 
@@ -220,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("list", help="list registered names", description="List registered names, by kind.")
-    p.add_argument("pattern", nargs="?", help="wildcard pattern, e.g. 'dcgan.*'")
+    p.add_argument("pattern", nargs="?", help="wildcard pattern, e.g. 'gan.*'")
     p.add_argument("--kind", choices=KINDS, help="only this kind")
     p.add_argument("--plugin", help="only names registered by this plugin")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="describe a name", description="Options, defaults, paper and plugin of a name.")
-    p.add_argument("name", help="a registry name, e.g. dcgan.64")
+    p.add_argument("name", help="a registry name, e.g. gan.hinge (see 'ganzoo list')")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plugins", help="loaded and failed plugins", description="Plugins: loaded, failed and why.")
@@ -235,39 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("train", help="train an objective", description="Train a registered objective on a dataset.")
-    p.add_argument("objective", help="objective name, e.g. dcgan.28")
-    p.add_argument("--data", help="dataset name (default: the objective's own)")
-    p.add_argument("--steps", type=int_at_least(1), default=2000)
-    p.add_argument("--max-minutes", type=positive_float, metavar="M",
-                   help="also stop after M minutes of training (checkpointed; --resume continues to --steps)")
-    p.add_argument("--batch-size", type=int_at_least(1), default=64)
-    p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--out", type=Path, default=Path("runs/latest"), help="output folder")
-    p.add_argument("--sample-every", type=int_at_least(0), default=500, help="0: only at the end")
-    p.add_argument("--checkpoint-every", type=int_at_least(0), default=1000, help="0: only at the end")
-    p.add_argument("--log-every", type=int_at_least(1), default=50)
-    p.add_argument("--workers", type=int_at_least(0), default=0, help="DataLoader worker processes")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
-    p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
-    g = p.add_argument_group("precision and speed")
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="bf16: autocast on CPU or CUDA; fp16: autocast with a grad scaler, CUDA only")
-    g.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    g.add_argument("--compile", action="store_true", help="torch.compile every network")
-    g = p.add_argument_group("schedule and averaging")
-    g.add_argument("--lr-schedule", choices=("constant", "linear", "step"), default="constant")
-    g.add_argument("--decay-start", type=int, help="linear: first step of the decay to 0 (default: half way)")
-    g.add_argument("--step-size", type=int, default=1000, help="step: steps between LR multiplications")
-    g.add_argument("--gamma", type=float, default=0.5, help="step: the LR factor")
-    g.add_argument("--ema", type=float, help="keep an EMA of the generator with this decay (e.g. 0.999)")
-    g = p.add_argument_group("runs")
-    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors if it exists")
-    g.add_argument("--overwrite", action="store_true",
-                   help="OUT holds a run: delete its checkpoint, metrics and samples and start again")
-    g.add_argument("--accept-changes", metavar="KEY[,KEY]",
-                   help="with --resume: settings allowed to differ from the saved run's (e.g. lr,batch_size; 'all')")
-    g.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
@@ -287,14 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="with --text: the text encoder (default: the objective's cfg.encoder)")
     p.set_defaults(func=cmd_sample)
 
-    from ganzoo_core.bench_cli import add_bench_commands
-    from ganzoo_core.data.cli import add_data_commands
-    from ganzoo_core.metrics.cli import add_eval_commands
-
-    add_data_commands(sub)
-    add_eval_commands(sub)
-    add_bench_commands(sub)
-    get_host().add_commands(sub, {"prog": parser.prog})
+    get_host().add_commands(sub, {"prog": parser.prog})  # the core's data, encode, eval, bench, then plugins
     return parser
 
 
@@ -332,8 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         warnings.filterwarnings("ignore", message="ganzoo plugin skipped")  # 'ganzoo plugins' reports them
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args_with_config(build_parser(), argv)  # --config FILE: the file's options, then the flags
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `ganzoo list | head` (an OSError: handled before the others)
+        sys.stderr.close()
+        return 0
     except _expected_errors() as err:
         if verbose:
             raise
@@ -342,9 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganzoo: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `ganzoo list | head`
-        sys.stderr.close()
-        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -631,3 +631,29 @@ def train(objective: Objective, dataset: Dataset, out_dir: str | Path, cfg: Trai
     ``NonFiniteLossError`` naming the step and the loss, and leaves the last checkpoint as it was. A folder holding
     another run needs ``cfg.resume`` or ``cfg.overwrite``; see the module docstring."""
     return Trainer(objective, dataset, out_dir, cfg, on_log=on_log).run()
+
+
+def dataset_for(objective: Objective, name: str | None = None, **overrides: Any) -> Dataset:
+    """The registered dataset ``name`` (default: the objective's ``cfg.dataset``) built to fit ``objective``'s
+    networks, as ``ganzoo train`` builds it: where the dataset's config has ``channels`` / ``image_size`` fields and
+    ``overrides`` leave them out, they are set from ``objective.image_shape`` (C, H, W); an override that contradicts
+    the networks is a ``GanzooError`` (change the objective instead). Other ``overrides`` are the dataset's options.
+    """
+    from ganzoo_core._api import SPEC_ATTR, create, get_entry
+
+    label = getattr(objective, SPEC_ATTR, ("objective", type(objective).__name__))[1]
+    data_name = name or getattr(getattr(objective, "cfg", None), "dataset", None)
+    if not data_name:
+        raise GanzooError(f"objective {label!r} names no default dataset; pass --data NAME")
+    entry = get_entry("dataset", data_name)
+    kwargs = dict(overrides)
+    shape = getattr(objective, "image_shape", None)
+    fields = set(cfg_to_dict(entry.cfg))
+    if shape is not None:  # make the data fit the networks unless the caller said otherwise
+        for key, value in (("channels", shape[0]), ("image_size", shape[-1])):
+            if key in fields:
+                given = kwargs.setdefault(key, value)
+                if given != value:
+                    raise GanzooError(f"--data-set {key}={given!r} does not fit {label!r}, whose networks take "
+                                      f"{key} {value}; change the objective instead (--set ...)")
+    return create("dataset", entry.name, **kwargs)

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from ganzoo_core import bench
 from ganzoo_core.cli import main
-from ganzoo_core.errors import GanzooError
+from ganzoo_core.errors import ConfigError, GanzooError
+from ganzoo_core.ops import Case, get_op_spec, list_op_specs
 from ganzoo_core.ops._dispatch import measured_choice
+
+SHAPES_FILE = REPO / "benchmarks" / "shapes.toml"
 
 
 def _row(op: str, name: str, ratio: float, shape: str = "s1") -> bench.Row:
@@ -35,14 +39,16 @@ def test_bench_ops_prints_ratios_saves_json_and_chart_and_writes_the_cache(
     cache = tmp_path / "impls.json"
     monkeypatch.setenv("GANZOO_IMPL_CACHE", str(cache))
     out = tmp_path / "bench"
-    rc = main(["bench", "ops", "--op", "bias_act", "--shape", "dcgan64.d1", "--dtype", "fp32", "--impl", "fused",
-               "--repeat", "2", "--warmup", "1", "--out", str(out), "--write-cache", "--quiet"])
+    rc = main(["bench", "ops", "--op", "bias_act", "--shapes", str(SHAPES_FILE), "--shape", "dcgan64.d1", "--dtype",
+               "fp32", "--impl", "fused", "--repeat", "2", "--warmup", "1", "--out", str(out), "--write-cache",
+               "--quiet"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "bias_act dcgan64.d1 fp32" in printed and "x ref" in printed
+    assert "bias_act dcgan64.d1 fp32" in printed and "x ref" in printed  # the groups earlier results have
     data = json.loads((out / "bench-ops.json").read_text())
     rows = data["rows"]
     assert [r["name"] for r in rows] == ["ref", "fused"]
+    assert rows[0]["extra"]["layer"].startswith("DCGAN-64 D, first conv")
     assert rows[0]["ratio"] == 1.0 and rows[1]["ratio"] == pytest.approx(rows[0]["ms"] / rows[1]["ms"])
     assert data["meta"]["torch_version"] == torch.__version__ and data["meta"]["suite"] == "ops"
     assert (out / "bench-ops.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -56,9 +62,58 @@ def test_bench_rejects_unknown_ops_and_cache_from_the_models_suite(capsys: pytes
                                                                    tmp_path: Path) -> None:
     assert main(["bench", "ops", "--op", "bias_akt", "--out", str(tmp_path)]) == 2
     assert "unknown op(s) 'bias_akt'" in capsys.readouterr().err
-    assert main(["bench", "models", "--write-cache", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "models", "--model", "dcgan.28", "--write-cache", "--out", str(tmp_path)]) == 2
     assert "--write-cache needs the ops suite" in capsys.readouterr().err
+    assert main(["bench", "models", "--out", str(tmp_path)]) == 2
+    assert "'ganzoo bench models' needs --model NAME" in capsys.readouterr().err
+    assert main(["bench", "models", "--model", "dcgan.28", "--shapes", str(SHAPES_FILE), "--out", str(tmp_path)]) == 2
+    assert "--shapes applies to the ops suite" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # refused before measuring or writing anything
+
+
+def test_the_ops_own_shapes_are_generic_and_the_shapes_file_has_the_model_layers() -> None:
+    """Core carries generic benchmark shapes; the model layers (same names as before they left the core) are in
+    benchmarks/shapes.toml, and each builds inputs through the op's own sample function."""
+    shapes = bench.read_bench_shapes(SHAPES_FILE)
+    assert {(s.op, s.name) for s in shapes} >= {("bias_act", "dcgan64.d1"), ("norm_act", "cyclegan.res"),
+                                                 ("upsample_conv", "stackgan2.up1"), ("conv_bn", "dcgan64.g4"),
+                                                 ("gradient_penalty", "stargan.d128")}
+    for spec in list_op_specs():
+        assert spec.shapes and spec.shape_type is not None, spec.name  # `ganzoo bench ops` works without a file
+    small = {s.op: s for s in shapes if s.name in ("dcgan64.g2", "cyclegan.res", "stackgan1.up1")}
+    for op, shape in small.items():
+        case = Case(shape=shape.name, params=shape.params, variant=get_op_spec(op).variants[0],
+                          requires_grad=False)
+        args, _ = get_op_spec(op).sample(case, torch.Generator().manual_seed(0))
+        x_shape = tuple(args[0].shape)
+        expected = {"conv_bn": (64, 512, 4, 4), "norm_act": (1, 256, 64, 64), "bias_act": (1, 256, 64, 64),
+                    "upsample_conv": (64, 1024, 4, 4)}[op]
+        assert x_shape == expected, (op, x_shape)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[bias_akt."a"]\nx = [1, 2]\n', "no op 'bias_akt'; did you mean 'bias_act'?"),
+    ('[bias_act."a"]\nx = [1, 2]\nactt = "relu"\n', "[bias_act.'a']: unknown key 'actt'; did you mean 'act'?"),
+    ('[bias_act."a"]\nact = "relu"\n', "[bias_act.'a']: missing key(s) x"),
+    ('[bias_act."a"]\nx = [1, 0]\n', "x must be a list of positive integers, got [1, 0]"),
+    ('[bias_act."a"]\nx = [2, 2]\nbias = "yes"\n', "option 'bias' must be bool, got 'yes'"),
+    ('[bias_act."a"]\nx = [2, 2]\nact = "swish"\n', "'act' must be in"),
+    ('[norm_act."a"]\nx = [2, 2, 3]\nvariant = "batch-train"\n', "variant must be '' or KIND-MODE-ACT"),
+    ('[upsample_conv."a"]\nx = [2, 2, 3]\nout_channels = 2\n', "x must have 4 sizes, got [2, 2, 3]"),
+    ('[conv_bn."a"]\nbatch = 1\nin_channels = 2\nout_channels = 2\nsize = 4.5\n', "'size' must be int"),
+    ('[gradient_penalty]\nx = 1\n', "[gradient_penalty.'x'] must be a table"),
+    ("[bias_act\n", "not a valid TOML file"),
+], ids=lambda v: v.split("\n")[0][:40] if "\n" in v else "")
+def test_a_bad_shapes_file_is_one_line_naming_file_op_and_shape(text: str, says: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "shapes.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        bench.read_bench_shapes(path)
+    assert says in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    assert main(["bench", "ops", "--shapes", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before measuring
 
 
 def _exit_code(argv: list[str]) -> int:

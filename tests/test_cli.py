@@ -189,3 +189,21 @@ def test_train_into_a_held_folder_is_one_line_and_debug_shows_the_traceback(tmp_
     assert code == 2 and "channels=3 does not fit 'dcgan.28'" in err
     with pytest.raises(Exception, match="already holds a run"):
         main(["--debug", *args])
+
+
+def test_the_cores_own_commands_come_through_the_plugin_hook(capsys) -> None:
+    """data, encode, eval and bench are added by the core's built-in plugins (``ganzoo_add_commands``), like any
+    plugin's commands: a host without the built-ins has only the commands of ``cli.py`` itself."""
+    from ganzoo_core._plugins import PluginHost, get_host, use_host
+
+    assert {"list", "info", "plugins", "train", "sample", "data", "encode", "eval", "bench"} <= set(_subcommands())
+    hooks = {name: info.hooks for name, info in get_host().plugins.items()}
+    assert all("ganzoo_add_commands" in hooks[p] for p in ("core.data", "core.metrics", "core.ops"))
+    with use_host(PluginHost()):  # no built-in plugin loaded
+        assert _subcommands() == ["info", "list", "plugins", "sample", "train"]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "data", "encode",
+                                                       "eval", "bench")]
+    assert order == sorted(order)  # the order 'ganzoo --help' always had

@@ -3,7 +3,9 @@ warning when a fast path cannot run, ``use_impls``, and implementations added by
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,19 @@ from conftest import FIRST_PARTY
 
 from ganzoo_core._plugins import make_host, use_host
 from ganzoo_core.errors import UnknownNameError
-from ganzoo_core.ops import OpUnavailableError, bias_act, list_ops, register_op, use_impls, write_cache
+from ganzoo_core.ops import (
+    BatchNormAct2d,
+    InstanceNormAct2d,
+    OpUnavailableError,
+    UpsampleConv2d,
+    bias_act,
+    list_ops,
+    refresh_impls,
+    register_op,
+    reload_impl_cache,
+    use_impls,
+    write_cache,
+)
 from ganzoo_core.ops import _dispatch as dispatch_mod
 
 
@@ -57,6 +71,8 @@ def test_auto_follows_the_measured_cache_of_this_machine(cache: Path) -> None:
     data = json.loads(cache.read_text())
     data["choices"]["bias_act/cpu"]["device_name"] = "some other CPU"  # another machine's measurement
     cache.write_text(json.dumps(data))
+    assert _chosen() == other  # the file is read once, not per call: a change by hand needs reload_impl_cache
+    reload_impl_cache()
     assert _chosen() == _unmeasured_default()
 
 
@@ -155,3 +171,101 @@ def test_fused_keeps_less_for_backward_than_the_reference() -> None:
 
     ref, fused = saved_bytes("ref"), saved_bytes("fused")
     assert fused * 2 <= ref, (fused, ref)
+
+
+# -- when impl="auto" is resolved ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def file_touches(cache: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts of what touches the measured cache: reads of its table, and os.stat / Path.stat of the file."""
+    counts = {"read": 0, "stat": 0}
+    real_read, real_stat, real_path_stat = dispatch_mod._read_cache, os.stat, Path.stat
+
+    def read(path: Path) -> dict[str, str]:
+        counts["read"] += 1
+        return real_read(path)
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if str(path) == str(cache):
+            counts["stat"] += 1
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def path_stat(self: Path, *args: object, **kwargs: object) -> os.stat_result:
+        if str(self) == str(cache):
+            counts["stat"] += 1
+        return real_path_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(dispatch_mod, "_read_cache", read)
+    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(Path, "stat", path_stat)
+    return counts
+
+
+def test_functional_auto_reads_the_cache_once_and_never_stats_it(cache: Path, file_touches: dict[str, int]) -> None:
+    write_cache({"bias_act/cpu": "ref"}, path=cache)  # a file that exists: there would be something to stat
+    file_touches.update(read=0, stat=0)
+    x = torch.randn(2, 3, 4, 4)
+    for _ in range(5):
+        out = bias_act(x, act="relu")
+    torch.testing.assert_close(out, torch.relu(x))
+    assert file_touches == {"read": 1, "stat": 0}
+    write_cache({"bias_act/cpu": "fused"}, path=cache)  # the API that changes the file: read again, once
+    file_touches.update(read=0, stat=0)
+    for _ in range(3):
+        bias_act(x, act="relu")
+    assert file_touches == {"read": 1, "stat": 0}
+    assert _chosen() == "fused"
+
+
+def _modules() -> list[tuple[torch.nn.Module, torch.Tensor]]:
+    torch.manual_seed(0)
+    return [(BatchNormAct2d(4, act="lrelu"), torch.randn(3, 4, 5, 5)),
+            (InstanceNormAct2d(4, act="relu"), torch.randn(3, 4, 5, 5)),
+            (UpsampleConv2d(4, 3, bias=True), torch.randn(2, 4, 5, 5))]
+
+
+@pytest.mark.parametrize("index", range(3), ids=["BatchNormAct2d", "InstanceNormAct2d", "UpsampleConv2d"])
+def test_an_op_module_resolves_auto_once_and_its_forward_touches_no_file(
+        index: int, cache: Path, file_touches: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    module, x = _modules()[index]
+    reference = copy.deepcopy(module)
+    reference.impl = "ref"
+    resolutions: list[str] = []
+    real_auto = dispatch_mod.auto_impl
+    monkeypatch.setattr(dispatch_mod, "auto_impl", lambda op, dev: resolutions.append(op) or real_auto(op, dev))
+    module.train(False)
+    reference.train(False)
+    with torch.no_grad():
+        first = module(x)
+        file_touches.update(read=0, stat=0)
+        for _ in range(4):
+            again = module(x)
+    assert resolutions == [module.op_name] and file_touches == {"read": 0, "stat": 0}
+    torch.testing.assert_close(again, first)
+    torch.testing.assert_close(first, reference(x), rtol=1e-4, atol=1e-5)  # the same result as the reference
+    assert "_ganzoo_impls" not in str(list(module.state_dict()))  # the choice is no part of the checkpoint
+
+
+def test_an_op_module_keeps_its_choice_until_refreshed_or_the_cache_changes(cache: Path, host: object) -> None:
+    module, x = BatchNormAct2d(4, act="relu"), torch.randn(3, 4, 5, 5)
+    module(x)
+    kept = module.resolved_impl(x.device)
+    calls: list[int] = []
+
+    @register_op("norm_act.counted", auto=("cpu",), priority=10_000)
+    def _counted(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return dispatch_mod.get_impl_entry("norm_act", "ref").factory(*args)
+
+    module(x)
+    assert not calls and module.resolved_impl(x.device) == kept  # registered after the choice: not seen
+    assert refresh_impls(torch.nn.Sequential(module)) == 1
+    module(x)
+    assert calls == [1] and module.resolved_impl(x.device) == "counted"
+    write_cache({"norm_act/cpu": "ref"}, path=cache)  # a measurement written through the API reaches modules
+    module(x)
+    assert calls == [1] and module.resolved_impl(x.device) == "ref"
+    with use_impls(norm_act="counted"):  # use_impls still applies at every forward
+        module(x)
+    assert calls == [1, 1]

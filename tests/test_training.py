@@ -403,3 +403,26 @@ def test_a_refused_run_releases_the_folder_lock_at_once(data, tmp_path: Path) ->
         trainer.run()
     with open(tmp_path / ".ganzoo.lock") as handle:  # the trainer object is still alive, its lock must not be
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_dataset_for_fits_the_data_to_the_objective_from_python(tmp_path: Path) -> None:
+    """``dataset_for`` is what ``ganzoo train`` builds: channels and image size from the objective's networks."""
+    from ganzoo_core.training import dataset_for
+
+    root = str(write_animal(tmp_path))
+    rgb32 = gz.create_objective("dcgan.32", **TINY)
+    assert rgb32.image_shape == (3, 32, 32) and rgb32.cfg.dataset == "animal_mnist.train"
+    data = dataset_for(rgb32, root=root)  # the objective's own dataset, fitted
+    assert tuple(data[0]["image"].shape) == (3, 32, 32)
+    assert tuple(dataset_for(tiny_dcgan(), "animal_mnist.test", root=root)[0]["image"].shape) == (1, 28, 28)
+    assert len(dataset_for(rgb32, "animal_mnist", root=root, limit=7)) == 7  # other options pass through
+    with pytest.raises(gz.GanzooError, match=r"channels=1 does not fit 'dcgan.32', whose networks take channels 3"):
+        dataset_for(rgb32, root=root, channels=1)
+    with pytest.raises(gz.GanzooError, match="image_size=64 does not fit 'dcgan.32'"):
+        dataset_for(rgb32, root=root, image_size=64)
+    with pytest.raises(gz.GanzooError, match=r"objective 'dcgan.32' names no default dataset; pass --data NAME"):
+        dataset_for(gz.create_objective("dcgan.32", dataset="", **TINY), root=root)
+    with pytest.raises(gz.UnknownNameError, match="animal_mnistt"):
+        dataset_for(rgb32, "animal_mnistt")
+    trained = train(rgb32, data, tmp_path / "run", attrs.evolve(FAST, steps=1))  # and it trains as it comes
+    assert trained.step == 1

@@ -20,6 +20,7 @@ from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
 from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, read_h5_info, write_h5
 from ganzoo_core.errors import GanzooError
+from ganzoo_core.overrides import parse_overrides
 
 
 def availability(entry: Entry) -> str:
@@ -70,9 +71,7 @@ def build_bundle(name: str, options: dict[str, Any]) -> tuple[ArrayBundle, str, 
 
 
 def cmd_data_build(args: argparse.Namespace) -> int:
-    from ganzoo_core.cli import _parse_overrides  # here, not at the top: ganzoo_core.cli imports this module
-
-    options = _parse_overrides(args.set)
+    options = parse_overrides(args.set)
     check_destination(args.out, overwrite=args.overwrite, what="dataset file")  # before the (long) build
     bundle, source, registered = build_bundle(args.name, options)
     meta = {"built_from": args.name, "options": {k: _jsonable(v) for k, v in options.items()}}
@@ -152,8 +151,8 @@ def add_data_commands(subparsers: Any) -> None:
                               "Captions longer than ganzoo_core.text.MAX_CAPTION_CHARS characters are cut, with a "
                               "warning.")
     p.add_argument("file", metavar="FILE.h5", type=Path)
-    p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, "
-                   "skipthought.combine, ...")
+    p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, ... "
+                   "(see 'ganzoo list --kind encoder')")
     p.add_argument("--batch-size", type=int_at_least(1), default=256, help="distinct captions per encoder call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")

@@ -4,13 +4,14 @@ the feature extractors they run on (registered as ``encoder``s), ``evaluate`` an
 - ``scores``: plain functions on feature tensors and class probabilities.
 - ``extractors``: ``domain.fashion_mnist``, ``domain.animal_mnist``, ``timm.backbone``, ``fid.inception_v3``.
 - ``evaluate``: samples → features → scores, with the full protocol in a JSON result.
-- ``cli``: ``add_eval_commands(subparsers)`` adds ``ganzoo eval``.
+- ``cli``: ``add_eval_commands(subparsers)`` adds ``ganzoo eval`` (this module's ``ganzoo_add_commands`` hook calls it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -34,6 +35,14 @@ from ganzoo_core.metrics.scores import (
 GANZOO_API_VERSION = "1.0"
 
 _FAMILIES = ("domain.", "fid.", "timm.")
+
+
+@hookimpl
+def ganzoo_add_commands(subparsers: Any, context: Mapping[str, Any]) -> None:
+    """``ganzoo eval``."""
+    from ganzoo_core.metrics.cli import add_eval_commands
+
+    add_eval_commands(subparsers)
 
 
 @hookimpl

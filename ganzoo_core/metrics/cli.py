@@ -1,6 +1,7 @@
 """``ganzoo eval CKPT --reference DATASET``: score a checkpoint's samples and write the result as JSON.
 
-``add_eval_commands(subparsers)`` adds the command to any argparse sub-parser set (the ``ganzoo`` CLI wires it).
+``add_eval_commands(subparsers)`` adds the command to any argparse sub-parser set; the built-in plugin
+``ganzoo_core.metrics`` adds it to ``ganzoo`` through the ``ganzoo_add_commands`` hook.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ganzoo_core.checkpoints import load
     from ganzoo_core.metrics.evaluate import evaluate
 
+    if not args.reference:
+        raise GanzooError("eval needs a reference dataset: --reference NAME, or reference = \"NAME\" in the [eval] "
+                          "table of the --config file")
     out = args.out or args.checkpoint.with_name(f"{args.checkpoint.stem}.eval.json")
     check_destination(out, overwrite=args.overwrite, what="result file")  # before minutes of evaluation
     module = load(args.checkpoint, device=args.device, ema=args.ema)
@@ -78,15 +82,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_eval_commands(subparsers: Any) -> None:
-    """Add ``eval`` to ``subparsers`` (the object ``ArgumentParser.add_subparsers()`` returns)."""
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``ganzoo eval`` (their dests are the keys of a run config's ``[eval]`` table)."""
     from ganzoo_core.argtypes import int_at_least
-    p = subparsers.add_parser(
-        "eval", help="score a checkpoint's samples against a dataset",
-        description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
-                    "dataset, with the full protocol written to a JSON file.")
+
     p.add_argument("checkpoint", type=Path, help="a ganzoo checkpoint of an objective or a generator")
-    p.add_argument("--reference", required=True, help="reference dataset, e.g. fashion_mnist.test")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="a run config (TOML) whose [eval] table gives these options by name; flags override it")
+    p.add_argument("--reference", help="reference dataset, e.g. fashion_mnist.test (required, here or in --config)")
     p.add_argument("--extractor", help="feature extractor (encoder name); default: domain.<reference family>")
     p.add_argument("--extractor-weights", type=Path, help="local weights file for the extractor (weights_file)")
     p.add_argument("--n", type=int_at_least(2), default=5000, help="number of samples (drawn --batch-size at a time)")
@@ -101,7 +104,16 @@ def add_eval_commands(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the result JSON if it exists")
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="reference feature cache")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
+
+
+def add_eval_commands(subparsers: Any) -> None:
+    """Add ``eval`` to ``subparsers`` (the object ``ArgumentParser.add_subparsers()`` returns)."""
+    p = subparsers.add_parser(
+        "eval", help="score a checkpoint's samples against a dataset",
+        description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
+                    "dataset, with the full protocol written to a JSON file.")
+    add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
 
 
-__all__ = ["add_eval_commands", "cmd_eval", "default_cache_dir", "default_extractor", "format_table"]
+__all__ = ["add_eval_arguments", "add_eval_commands", "cmd_eval", "default_cache_dir", "default_extractor", "format_table"]

@@ -6,17 +6,25 @@ the plain-PyTorch reference first, then the fast ones.
     y = ops.bias_act(x, b, act="lrelu", impl="ref")  # the reference
     ops.list_ops()                                   # {"bias_act": ["ref", "compiled", "fused", "triton"], ...}
     with ops.use_impls("ref"): ...                   # every op on its reference, e.g. to check a model
+    ops.refresh_impls(G)                             # G's op modules choose their impl="auto" again
 
 Implementations are registry entries of kind ``op`` named ``op.impl``; a plugin adds one with ``register_op``.
+This built-in plugin also adds the ``ganzoo bench`` command (``ganzoo_core.bench_cli``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from ganzoo_core.hookspecs import hookimpl
 from ganzoo_core.ops._dispatch import (
+    AutoImpl,
     Case,
     ImplSpec,
     OpSpec,
     OpUnavailableError,
+    auto_impl,
     available_impls,
     cache_path,
     define_op,
@@ -24,7 +32,9 @@ from ganzoo_core.ops._dispatch import (
     get_op_spec,
     list_op_specs,
     list_ops,
+    refresh_impls,
     register_op,
+    reload_impl_cache,
     use_impls,
     why_not,
     write_cache,
@@ -37,7 +47,17 @@ from ganzoo_core.ops.upsample_conv import UpsampleConv2d, upsample_conv
 
 GANZOO_API_VERSION = "1.0"
 
+
+@hookimpl
+def ganzoo_add_commands(subparsers: Any, context: Mapping[str, Any]) -> None:
+    """``ganzoo bench ops | models``."""
+    from ganzoo_core.bench_cli import add_bench_commands
+
+    add_bench_commands(subparsers)
+
+
 __all__ = [
+    "AutoImpl",
     "BatchNormAct2d",
     "Case",
     "ImplSpec",
@@ -45,6 +65,7 @@ __all__ = [
     "OpSpec",
     "OpUnavailableError",
     "UpsampleConv2d",
+    "auto_impl",
     "available_impls",
     "bias_act",
     "cache_path",
@@ -57,7 +78,9 @@ __all__ = [
     "list_op_specs",
     "list_ops",
     "norm_act",
+    "refresh_impls",
     "register_op",
+    "reload_impl_cache",
     "upsample_conv",
     "use_impls",
     "why_not",

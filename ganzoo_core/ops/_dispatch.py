@@ -1,7 +1,7 @@
-"""The op layer's plumbing: implementations filed in the registry as ``op.impl``, chosen per call by ``impl=``.
+"""The op layer's plumbing: implementations filed in the registry as ``op.impl``, chosen by ``impl=``.
 
 Every op has exactly one reference implementation (plain PyTorch, the ground truth of the parity tests) and any
-number of others. ``impl="auto"`` chooses, for the device of the call:
+number of others. ``impl="auto"`` chooses, for the device type of the call:
 
 1. the process-wide choice made with ``use_impls(...)``, if any (then it behaves like an explicit ``impl=``);
 2. the implementation the measured cache names for this op on this device (``ganzoo bench ops --write-cache``),
@@ -11,13 +11,19 @@ number of others. ``impl="auto"`` chooses, for the device of the call:
    for ``torch.compile``), the reference runs and one warning says why.
 
 An explicit ``impl=`` that cannot run raises ``OpUnavailableError`` with the reason and the implementations that can.
+
+When the choice is made: a functional call (``bias_act(x, impl="auto")``) looks its choice up per call in a table kept
+in memory; the measured cache file is read once and read again only after ``write_cache`` or ``reload_impl_cache``
+(never stat-ed per call). An op module (``BatchNormAct2d(impl="auto")``, ...) resolves ``auto`` once per device type,
+on its first forward there (the choice depends on the device type of its input, which a module without parameters
+cannot know before), and keeps that choice until ``refresh_impls(module)``, ``write_cache`` or
+``reload_impl_cache``. ``use_impls`` applies to modules too, at each forward.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import json
 import os
 import platform
@@ -25,10 +31,11 @@ import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import torch
+from torch import nn
 
 from ganzoo_core._registry import Entry, register
 from ganzoo_core.errors import GanzooError
@@ -90,6 +97,26 @@ class Case:
     shape: str = "small"  # "small", "odd" (sizes not a multiple of anything), or one of the op's benchmark shapes
     variant: str = ""  # one of the op's variants (an activation, a norm kind); "" for the first
     requires_grad: bool = True
+    params: Any = None  # the shape's parameters (an instance of the op's ``shape_type``) given directly, e.g. from a
+    # benchmark shapes file; ``shape`` is then only its name
+
+
+def _positive_dims(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise ValueError(f"{attribute.name} must be a list of positive integers, got {list(value)}")
+
+
+def dims_field(ndim: int | None = None) -> Any:
+    """An ``attrs`` field of a shape type: a tensor shape (positive integers, ``ndim`` of them when given), a list
+    in a shapes file."""
+    validators: list[Any] = [_positive_dims]
+    if ndim is not None:
+        def _ndim(_: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+            if len(value) != ndim:
+                raise ValueError(f"{attribute.name} must have {ndim} sizes, got {list(value)}")
+
+        validators.append(_ndim)
+    return attrs.field(converter=tuple, validator=validators)
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +127,8 @@ class OpSpec:
     call: Callable[..., Any]  # the public dispatcher, taking impl=
     sample: Callable[[Case, torch.Generator], tuple[tuple[Any, ...], dict[str, Any]]]  # fresh random inputs
     variants: tuple[str, ...] = ("",)  # settings every implementation is tested under (activations, norm kinds)
-    shapes: Mapping[str, str] = attrs.field(factory=dict)  # benchmark shape name -> the model layer it comes from
+    shapes: Mapping[str, str] = attrs.field(factory=dict)  # built-in benchmark shape name -> what it stands for
+    shape_type: type | None = None  # the attrs class of a shape's parameters (what a benchmark shapes file gives)
     grad: bool = True  # compare gradients (False: an inference-only op)
     double_grad: bool = False  # the op's output is built from a gradient (a penalty): backward is second order
     tol: Mapping[torch.dtype, tuple[float, float]] = attrs.field(
@@ -208,17 +236,19 @@ def device_name(device_type: str) -> str:
     return platform.processor() or platform.machine()
 
 
-@functools.lru_cache(maxsize=4)
-def _read_cache(path: str, mtime: float) -> dict[str, str]:
+def _read_cache(path: Path) -> dict[str, str]:
+    """``{"op/device type": impl}`` of the cache file at ``path`` measured on this machine ({} when there is none)."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
     except (OSError, ValueError) as err:
         warnings.warn(f"ignoring the op implementation cache {path}: {err}; rewrite it with "
-                      "'ganzoo bench ops --write-cache'", stacklevel=3)
+                      "'ganzoo bench ops --write-cache'", stacklevel=4)
         return {}
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
         warnings.warn(f"ignoring the op implementation cache {path}: not version {CACHE_VERSION}; rewrite it "
-                      "with 'ganzoo bench ops --write-cache'", stacklevel=3)
+                      "with 'ganzoo bench ops --write-cache'", stacklevel=4)
         return {}
     choices = {}
     for key, row in (data.get("choices") or {}).items():
@@ -228,13 +258,28 @@ def _read_cache(path: str, mtime: float) -> dict[str, str]:
     return choices
 
 
+_tables: dict[str, dict[str, str]] = {}  # cache file path -> its choices, read once
+_generation = 0  # counts write_cache / reload_impl_cache calls: resolutions made before are stale
+
+
+def reload_impl_cache() -> None:
+    """Forget the measured choices read so far: the next ``impl="auto"`` resolution reads the cache file again, and
+    op modules resolve again on their next forward. ``write_cache`` does this itself; call it after changing the file
+    by other means (or after pointing ``$GANZOO_IMPL_CACHE`` elsewhere in a running process)."""
+    global _generation
+    _tables.clear()
+    _resolved.clear()
+    _generation += 1
+
+
 def measured_choice(op: str, device_type: str) -> str | None:
-    path = cache_path()
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        return None
-    return _read_cache(str(path), mtime).get(f"{op}/{device_type}")
+    """The implementation the measured cache names for ``op`` on ``device_type`` on this machine, or None. The file
+    is read on first use and kept in memory (see ``reload_impl_cache``)."""
+    key = str(cache_path())
+    table = _tables.get(key)
+    if table is None:
+        table = _tables[key] = _read_cache(Path(key))
+    return table.get(f"{op}/{device_type}")
 
 
 def write_cache(choices: Mapping[str, str], measurements: Mapping[str, Any] | None = None,
@@ -257,34 +302,42 @@ def write_cache(choices: Mapping[str, str], measurements: Mapping[str, Any] | No
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, overwrite=True, what="kernel choice cache") as tmp:
         Path(tmp).write_text(json.dumps({"version": CACHE_VERSION, "choices": rows}, indent=2, sort_keys=True))
+    reload_impl_cache()
     return path
 
 
 # -- resolution ----------------------------------------------------------------------------------------------------
 
-_resolved: dict[tuple[Any, ...], Callable[..., Any]] = {}
+_resolved: dict[tuple[Any, ...], Entry] = {}
 _warned: set[tuple[str, str, str]] = set()
+
+
+def _resolve_entry(op: str, impl: str, device_type: str) -> Entry:
+    """The registry entry implementing ``op`` on ``device_type`` for ``impl=`` (``auto`` after ``use_impls``), memoised
+    per registry state and measured-cache generation: no file is touched once a choice is known."""
+    if impl == "auto":
+        forced = _forced.get()
+        impl = forced.get(op, forced.get("*", "auto"))
+    registry = _registry()
+    key = (op, impl, device_type, id(registry), registry.version, os.environ.get("TRITON_INTERPRET"),
+           str(cache_path()) if impl == "auto" else None)
+    entry = _resolved.get(key)
+    if entry is None:
+        entry = _resolved[key] = _choose(op, impl, device_type)
+    return entry
 
 
 def resolve(op: str, impl: str, device: torch.device) -> Callable[..., Any]:
     """The function implementing ``op`` for a call on ``device`` with ``impl=`` (see the module docstring)."""
-    forced = _forced.get()
-    if impl == "auto":
-        impl = forced.get(op, forced.get("*", "auto"))
-    registry = _registry()
-    path = cache_path()
-    try:
-        stamp = path.stat().st_mtime if impl == "auto" else 0.0
-    except OSError:
-        stamp = -1.0
-    key = (op, impl, device.type, id(registry), registry.version, stamp, os.environ.get("TRITON_INTERPRET"))
-    fn = _resolved.get(key)
-    if fn is None:
-        fn = _resolved[key] = _resolve(op, impl, device.type)
-    return fn
+    return _resolve_entry(op, impl, device.type).factory
 
 
-def _resolve(op: str, impl: str, dev: str) -> Callable[..., Any]:
+def auto_impl(op: str, device: torch.device | str) -> str:
+    """The implementation name ``impl="auto"`` chooses for ``op`` on ``device``'s type here, ``use_impls`` included."""
+    return _resolve_entry(op, "auto", torch.device(device).type).variant
+
+
+def _choose(op: str, impl: str, dev: str) -> Entry:
     impls = list_ops(op).get(op)
     if not impls:
         raise GanzooError(f"no implementation of op {op!r} is registered; registered ops: "
@@ -298,24 +351,24 @@ def _resolve(op: str, impl: str, dev: str) -> Callable[..., Any]:
                 f"op {op!r} implementation {impl!r} cannot run on {dev}: {reason}; use impl='auto' or one of "
                 f"{', '.join(repr(i) for i in can)}"
             )
-        return entry.factory
+        return entry
     entries = [get_impl_entry(op, i) for i in impls]
     reference = next(e for e in entries if e.cfg.reference)
     measured = measured_choice(op, dev)
     if measured in impls and why_not(get_impl_entry(op, measured), dev) is None:
-        return get_impl_entry(op, measured).factory
+        return get_impl_entry(op, measured)
     candidates = sorted((e for e in entries if dev in e.cfg.auto), key=lambda e: -e.cfg.priority)
     if candidates:
         reason = why_not(candidates[0], dev)
         if reason is None:
-            return candidates[0].factory
+            return candidates[0]
         if (op, candidates[0].variant, dev) not in _warned:
             _warned.add((op, candidates[0].variant, dev))
             warnings.warn(
                 f"ganzoo op {op!r}: the faster implementation {candidates[0].variant!r} cannot run on {dev} "
-                f"({reason}); falling back to the reference implementation", RuntimeWarning, stacklevel=4,
+                f"({reason}); falling back to the reference implementation", RuntimeWarning, stacklevel=6,
             )
-    return reference.factory
+    return reference
 
 
 def dispatch(op: str, impl: str, device: torch.device, reference: Callable[..., Any]) -> Callable[..., Any]:
@@ -324,3 +377,49 @@ def dispatch(op: str, impl: str, device: torch.device, reference: Callable[..., 
     if torch.compiler.is_compiling():
         return reference
     return resolve(op, impl, device)
+
+
+# -- op modules: auto resolved once --------------------------------------------------------------------------------
+
+
+class AutoImpl:
+    """Mixin of the op modules (``BatchNormAct2d``, ``UpsampleConv2d``, ...): their ``impl="auto"`` is resolved once per
+    device type, on the first forward there, and kept (``resolved_impl``), instead of being looked up per call.
+
+    ``use_impls`` still applies at every forward. The kept choices are dropped by ``refresh_impls(module)`` and, for
+    every module, by ``write_cache`` / ``reload_impl_cache`` (so ``ganzoo bench ops --write-cache`` takes effect in a
+    running process). The choices are plain attributes: they are not part of the state dict.
+    """
+
+    op_name: ClassVar[str]  # the op the module runs
+    impl: str
+
+    def resolved_impl(self, device: torch.device) -> str:
+        """The ``impl=`` to pass to the op for an input on ``device``: ``self.impl`` unless it is ``"auto"``, else the
+        choice kept for the device type (made now if there is none yet)."""
+        if self.impl != "auto" or torch.compiler.is_compiling():  # compiling: dispatch() takes the reference
+            return self.impl
+        forced = _forced.get()
+        if self.op_name in forced or "*" in forced:
+            return "auto"  # the dispatcher applies use_impls
+        kept = self.__dict__.get("_ganzoo_impls")
+        if kept is None or kept[0] != _generation:
+            kept = (_generation, {})
+            self.__dict__["_ganzoo_impls"] = kept
+        choice = kept[1].get(device.type)
+        if choice is None:
+            choice = kept[1][device.type] = auto_impl(self.op_name, device)
+        return choice
+
+    def refresh_impl(self) -> None:
+        """Drop the kept choices: the next forward resolves ``impl="auto"`` again."""
+        self.__dict__.pop("_ganzoo_impls", None)
+
+
+def refresh_impls(module: nn.Module) -> int:
+    """Make every op module in ``module`` (itself included) resolve ``impl="auto"`` again on its next forward, e.g.
+    after registering a faster implementation; returns how many op modules there are."""
+    found = [m for m in module.modules() if isinstance(m, AutoImpl)]
+    for m in found:
+        m.refresh_impl()
+    return len(found)

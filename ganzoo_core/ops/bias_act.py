@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ganzoo_core.errors import ShapeError, UnknownNameError
 from ganzoo_core.ops._common import compile_requires, compiled, triton_interpret, triton_requires
-from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
+from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dims_field, dispatch, register_op
 
 # ---------------------------------------------------------------------------------------------------------------
 # Spec: one row per activation
@@ -367,19 +367,31 @@ def _bias_act_triton(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: flo
 # Test and benchmark specification
 # ---------------------------------------------------------------------------------------------------------------
 
-SHAPES = {  # name: (x shape, act, bias) from the models' hot layers
-    "small": ((4, 8, 6, 6), None, True),
-    "odd": ((3, 5, 7, 9), None, True),
-    "dcgan64.d1": ((64, 64, 32, 32), "lrelu", False),  # DCGAN-64 D, first conv (no norm)
-    "dcgan64.out": ((64, 3, 64, 64), "tanh", False),  # DCGAN-64 G, output
-    "cyclegan.res": ((1, 256, 64, 64), "relu", True),  # CycleGAN ResNet block at 256x256, conv with bias
+@attrs.frozen(kw_only=True)
+class BiasActShape:
+    """The inputs of one ``bias_act`` case (a test shape, or a benchmark shape of ``ganzoo bench ops --shapes``)."""
+
+    x: tuple[int, ...] = dims_field()  # the input's shape; the bias runs along dim 1
+    act: str | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.in_(ACTIVATIONS)))
+    # the activation; None: the case's variant
+    bias: bool = True  # with a bias
+
+
+SHAPES = {
+    "small": BiasActShape(x=(4, 8, 6, 6)),
+    "odd": BiasActShape(x=(3, 5, 7, 9)),
+    # benchmark shapes: a generic layer of each kind (benchmarks/shapes.toml has the zoo's model layers)
+    "lrelu.64x64x32x32": BiasActShape(x=(64, 64, 32, 32), act="lrelu", bias=False),
+    "tanh.64x3x64x64": BiasActShape(x=(64, 3, 64, 64), act="tanh", bias=False),
+    "relu.1x256x64x64": BiasActShape(x=(1, 256, 64, 64), act="relu"),
 }
 VARIANTS = ("linear", "relu", "lrelu", "tanh", "sigmoid", "silu", "lrelu+gain+clamp")
 
 
 def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    shape, act, with_bias = SHAPES[case.shape]
-    variant = case.variant if act is None else act
+    params = case.params if case.params is not None else SHAPES[case.shape]
+    shape, with_bias = params.x, params.bias
+    variant = case.variant if params.act is None else params.act
     act_name, _, extra = variant.partition("+")
     x = torch.randn(shape, generator=gen).to(case.device, case.dtype)
     if case.channels_last and x.ndim == 4:
@@ -402,5 +414,7 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
 
 SPEC = define_op(OpSpec(
     name="bias_act", call=bias_act, sample=_sample, variants=VARIANTS,
-    shapes={k: f"{v[1]} on {v[0]}" for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shapes={k: f"{v.act} on {v.x}{' with bias' if v.bias else ''}" for k, v in SHAPES.items()
+            if k not in ("small", "odd")},
+    shape_type=BiasActShape,
 ))

@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo_core.errors import GanzooError, ShapeError
-from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
+from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dispatch, register_op
 from ganzoo_core.ops.bias_act import bias_act
 
 
@@ -115,15 +116,18 @@ def _conv_bn_folded(x: Tensor, weight: Tensor, conv_bias: Tensor | None, bn_weig
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class Act(nn.Module):
-    """The activation a fused norm+activation module applied, kept after its norm was folded away."""
+class Act(AutoImpl, nn.Module):
+    """The activation a fused norm+activation module applied, kept after its norm was folded away (``bias_act``
+    without a bias; ``impl="auto"`` resolved once per device type, see ``AutoImpl``)."""
 
-    def __init__(self, act: str, alpha: float | None = None) -> None:
+    op_name = "bias_act"
+
+    def __init__(self, act: str, alpha: float | None = None, impl: str = "auto") -> None:
         super().__init__()
-        self.act, self.alpha = act, alpha
+        self.act, self.alpha, self.impl = act, alpha, impl
 
     def forward(self, x: Tensor) -> Tensor:
-        return bias_act(x, None, act=self.act, alpha=self.alpha)
+        return bias_act(x, None, act=self.act, alpha=self.alpha, impl=self.resolved_impl(x.device))
 
     def extra_repr(self) -> str:
         return f"act={self.act!r}" + (f", alpha={self.alpha}" if self.alpha is not None else "")
@@ -169,21 +173,40 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
 # Test and benchmark specification
 # ---------------------------------------------------------------------------------------------------------------
 
-SHAPES = {  # name: (batch, C_in, C_out, H, kernel, stride, padding, transposed)
-    "small": (2, 4, 6, 5, 3, 1, 1, False),
-    "odd": (3, 5, 7, 9, 3, 1, 1, False),
-    "dcgan64.g2": (64, 512, 256, 4, 4, 2, 1, True),  # DCGAN-64 G: ngf*8 x 4x4 -> ngf*4 x 8x8
-    "dcgan64.g4": (64, 128, 64, 16, 4, 2, 1, True),  # DCGAN-64 G: ngf*2 x 16x16 -> ngf x 32x32
+@attrs.frozen(kw_only=True)
+class ConvBnShape:
+    """The inputs of one ``conv_bn`` case (a test shape, or a benchmark shape of ``ganzoo bench ops --shapes``)."""
+
+    batch: int = attrs.field(validator=attrs.validators.ge(1))
+    in_channels: int = attrs.field(validator=attrs.validators.ge(1))
+    out_channels: int = attrs.field(validator=attrs.validators.ge(1))
+    size: int = attrs.field(validator=attrs.validators.ge(1))  # the input's height
+    width: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    # the input's width (None: ``size``)
+    kernel: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    stride: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    padding: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    transposed: bool | None = None  # None: the case's variant decides ("convT": a 4x4, stride 2, padding 1 one)
+
+
+SHAPES = {
+    "small": ConvBnShape(batch=2, in_channels=4, out_channels=6, size=5),
+    "odd": ConvBnShape(batch=3, in_channels=5, out_channels=7, size=9, width=10),
+    # benchmark shapes: generic generator upsampling layers (benchmarks/shapes.toml has the zoo's model layers)
+    "convT.64x512x4x4": ConvBnShape(batch=64, in_channels=512, out_channels=256, size=4, kernel=4, stride=2,
+                                    padding=1, transposed=True),
+    "convT.64x128x16x16": ConvBnShape(batch=64, in_channels=128, out_channels=64, size=16, kernel=4, stride=2,
+                                      padding=1, transposed=True),
 }
 VARIANTS = ("conv", "convT")
 
 
 def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    n, c_in, c_out, h, k, stride, pad, transposed = SHAPES[case.shape]
-    if case.shape in ("small", "odd"):
-        transposed = case.variant == "convT"
-        k, stride, pad = (4, 2, 1) if transposed else (k, stride, pad)
-    x = torch.randn(n, c_in, h, h + 1 if case.shape == "odd" else h, generator=gen).to(case.device, case.dtype)
+    p = case.params if case.params is not None else SHAPES[case.shape]
+    n, c_in, c_out, h = p.batch, p.in_channels, p.out_channels, p.size
+    transposed = case.variant == "convT" if p.transposed is None else p.transposed
+    k, stride, pad = (4, 2, 1) if p.transposed is None and transposed else (p.kernel, p.stride, p.padding)
+    x = torch.randn(n, c_in, h, p.width or h, generator=gen).to(case.device, case.dtype)
     if case.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     wshape = (c_in, c_out, k, k) if transposed else (c_out, c_in, k, k)
@@ -202,7 +225,8 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
 
 SPEC = define_op(OpSpec(
     name="conv_bn", call=conv_bn, sample=_sample, variants=VARIANTS, grad=False,
-    shapes={k: f"{'ConvTranspose2d' if v[7] else 'Conv2d'} {v[1]}->{v[2]} at {v[3]}x{v[3]}, batch {v[0]}"
-            for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shapes={k: f"{'ConvTranspose2d' if v.transposed else 'Conv2d'} {v.in_channels}->{v.out_channels} at "
+               f"{v.size}x{v.width or v.size}, batch {v.batch}" for k, v in SHAPES.items() if k not in ("small", "odd")},
     tol={torch.float32: (1e-4, 1e-4), torch.bfloat16: (3e-2, 3e-2)},
+    shape_type=ConvBnShape,
 ))

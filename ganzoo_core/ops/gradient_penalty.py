@@ -42,11 +42,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
 from ganzoo_core.errors import ShapeError
-from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
+from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dims_field, dispatch, register_op
 
 Critic = Callable[[Tensor], Any]
 
@@ -151,16 +152,27 @@ class _Critic(nn.Sequential):
         super().__init__(*layers)
 
 
-SHAPES = {  # name: (image batch shape, critic widths)
-    "small": ((4, 3, 8, 8), (8, 16)),
-    "odd": ((3, 3, 9, 7), (6, 10)),
-    "stargan.d128": ((16, 3, 128, 128), (64, 128, 256, 512, 1024, 2048)),  # StarGAN's D and batch at 128x128
+@attrs.frozen(kw_only=True)
+class PenaltyShape:
+    """The inputs of one ``gradient_penalty`` case (a test shape, or a benchmark shape of ``ganzoo bench ops
+    --shapes``): an image batch and the widths of a critic of strided 4x4 convolutions."""
+
+    x: tuple[int, ...] = dims_field(4)  # the image batch [B, C, H, W]
+    widths: tuple[int, ...] = dims_field()  # output channels of each strided convolution
+
+
+SHAPES = {
+    "small": PenaltyShape(x=(4, 3, 8, 8), widths=(8, 16)),
+    "odd": PenaltyShape(x=(3, 3, 9, 7), widths=(6, 10)),
+    # benchmark shape: a deep critic at 128x128 (benchmarks/shapes.toml has the zoo's model critics)
+    "critic6.16x3x128x128": PenaltyShape(x=(16, 3, 128, 128), widths=(64, 128, 256, 512, 1024, 2048)),
 }
 VARIANTS = ("lrelu", "tanh", "softplus")  # lrelu: StarGAN's; the smooth ones have nonzero second derivatives
 
 
 def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    shape, widths = SHAPES[case.shape]
+    params = case.params if case.params is not None else SHAPES[case.shape]
+    shape, widths = params.x, params.widths
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
     with torch.random.fork_rng(devices=[]):  # the critic's init from the case's seed, without touching global RNG
         torch.manual_seed(seed)
@@ -180,6 +192,8 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
 
 SPEC = define_op(OpSpec(
     name="gradient_penalty", call=gradient_penalty, sample=_sample, variants=VARIANTS, double_grad=True,
-    shapes={"stargan.d128": "StarGAN D (6 strided 4x4 convs to 2048 channels, LeakyReLU 0.01) at 128x128, batch 16"},
+    shapes={k: f"a critic of {len(v.widths)} strided 4x4 convs to {v.widths[-1]} channels at {v.x[2]}x{v.x[3]}, "
+               f"batch {v.x[0]}" for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shape_type=PenaltyShape,
     tol={torch.float32: (1e-4, 1e-5), torch.bfloat16: (5e-2, 5e-2)},
 ))

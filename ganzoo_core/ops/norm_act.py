@@ -47,13 +47,14 @@ import math
 import warnings
 from typing import Any
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo_core.errors import ShapeError, UnknownNameError
 from ganzoo_core.ops._common import compile_requires, compiled, triton_interpret, triton_requires
-from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
+from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dims_field, dispatch, register_op
 from ganzoo_core.ops.bias_act import ACTIVATIONS, _backward_torch, activate_
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -591,9 +592,11 @@ def _norm_act_triton(x: Tensor, weight: Tensor | None, bias: Tensor | None, runn
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _ActMixin:
-    """The activation half of the fused norm modules: ``act``, ``alpha`` and ``impl`` as ``norm_act`` takes them."""
+class _ActMixin(AutoImpl):
+    """The activation half of the fused norm modules: ``act``, ``alpha`` and ``impl`` as ``norm_act`` takes them
+    (``impl="auto"`` resolved once per device type, see ``AutoImpl``)."""
 
+    op_name = "norm_act"
     act: str
     alpha: float | None
     impl: str
@@ -634,7 +637,7 @@ class BatchNormAct2d(_ActMixin, nn.BatchNorm2d):
         tracked = not self.training or self.track_running_stats  # buffers are updated only when tracked
         return norm_act(x, self.weight, self.bias, self.running_mean if tracked else None,
                         self.running_var if tracked else None, kind="batch", training=training, momentum=momentum,
-                        eps=self.eps, act=self.act, alpha=self.alpha, impl=self.impl)
+                        eps=self.eps, act=self.act, alpha=self.alpha, impl=self.resolved_impl(x.device))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self._act_repr()
@@ -667,7 +670,7 @@ class InstanceNormAct2d(_ActMixin, nn.InstanceNorm2d):
         return norm_act(x, self.weight, self.bias, self.running_mean, self.running_var, kind="instance",
                         training=self.training or not self.track_running_stats,
                         momentum=0.0 if self.momentum is None else self.momentum, eps=self.eps, act=self.act,
-                        alpha=self.alpha, impl=self.impl)
+                        alpha=self.alpha, impl=self.resolved_impl(x.device))
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self._act_repr()
@@ -677,24 +680,42 @@ class InstanceNormAct2d(_ActMixin, nn.InstanceNorm2d):
 # Test and benchmark specification
 # ---------------------------------------------------------------------------------------------------------------
 
-SHAPES = {  # name: (x shape)
-    "small": (4, 6, 5, 5),
-    "odd": (3, 5, 7, 9),
-    "dcgan64.g3": (64, 128, 16, 16),  # DCGAN-64 G: BN + ReLU after ngf*2 x 16x16
-    "dcgan64.d2": (64, 128, 16, 16),  # DCGAN-64 D: BN + LeakyReLU(0.2) after ndf*2 x 16x16
-    "cyclegan.res": (1, 256, 64, 64),  # CycleGAN ResNet block: InstanceNorm + ReLU at 256x256
-}
 VARIANTS = ("batch-train-relu", "batch-train-lrelu", "batch-eval-relu", "instance-train-relu",
             "instance_affine-train-relu", "instance_affine-eval-linear", "batch-train-tanh",
             "instance_affine-train-lrelu", "batch-train-silu")
-_SHAPE_VARIANT = {"dcgan64.g3": "batch-train-relu", "dcgan64.d2": "batch-train-lrelu",
-                  "cyclegan.res": "instance-train-relu"}
+_VARIANT_PARTS = (("batch", "instance", "instance_affine"), ("train", "eval"), tuple(ACTIVATIONS))
+
+
+def _check_variant(_: Any, attribute: Any, value: str) -> None:
+    parts = value.split("-")
+    if value and (len(parts) != 3 or any(p not in allowed for p, allowed in zip(parts, _VARIANT_PARTS))):
+        raise ValueError(f"variant must be '' or KIND-MODE-ACT with KIND one of {', '.join(_VARIANT_PARTS[0])}, MODE "
+                         f"train or eval, ACT one of {', '.join(_VARIANT_PARTS[2])}; got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class NormActShape:
+    """The inputs of one ``norm_act`` case (a test shape, or a benchmark shape of ``ganzoo bench ops --shapes``)."""
+
+    x: tuple[int, ...] = dims_field()  # the input's shape [N, C, ...]
+    variant: str = attrs.field(default="", validator=_check_variant)  # e.g. "batch-train-relu"; "": the case's
+
+
+SHAPES = {
+    "small": NormActShape(x=(4, 6, 5, 5)),
+    "odd": NormActShape(x=(3, 5, 7, 9)),
+    # benchmark shapes: a generic layer of each kind (benchmarks/shapes.toml has the zoo's model layers)
+    "batch-relu.64x128x16x16": NormActShape(x=(64, 128, 16, 16), variant="batch-train-relu"),
+    "batch-lrelu.64x128x16x16": NormActShape(x=(64, 128, 16, 16), variant="batch-train-lrelu"),
+    "instance-relu.1x256x64x64": NormActShape(x=(1, 256, 64, 64), variant="instance-train-relu"),
+}
 
 
 def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """(x, weight, bias, running_mean, running_var): the running buffers are arguments, updated in place."""
-    shape = SHAPES[case.shape]
-    kind, mode, act = _SHAPE_VARIANT.get(case.shape, case.variant or VARIANTS[0]).split("-")
+    params = case.params if case.params is not None else SHAPES[case.shape]
+    shape = params.x
+    kind, mode, act = (params.variant or case.variant or VARIANTS[0]).split("-")
     c = shape[1]
     x = (torch.randn(shape, generator=gen) * 1.5 + 0.3).to(case.device, case.dtype)
     if case.channels_last:
@@ -735,6 +756,7 @@ def _off_the_kink(x: Tensor, weight: Tensor | None, bias: Tensor | None, running
 
 SPEC = define_op(OpSpec(
     name="norm_act", call=norm_act, sample=_sample, variants=VARIANTS,
-    shapes={k: f"{_SHAPE_VARIANT[k]} on {v}" for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shapes={k: f"{v.variant} on {v.x}" for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shape_type=NormActShape,
     tol={torch.float32: (1e-4, 1e-4), torch.bfloat16: (3e-2, 3e-2)},
 ))

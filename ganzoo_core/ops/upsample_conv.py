@@ -39,13 +39,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo_core.errors import ShapeError
 from ganzoo_core.ops._common import compile_requires, compiled
-from ganzoo_core.ops._dispatch import Case, OpSpec, define_op, dispatch, register_op
+from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dims_field, dispatch, register_op
 
 
 def upsample_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, impl: str = "auto") -> Tensor:
@@ -198,10 +199,13 @@ def _upsample_conv_compiled(*args: Any) -> Tensor:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class UpsampleConv2d(nn.Module):
+class UpsampleConv2d(AutoImpl, nn.Module):
     """``nn.Upsample(scale_factor=2, mode="nearest")`` then ``nn.Conv2d(in_channels, out_channels, 3, 1, 1)`` as one
     module running ``upsample_conv``. Its ``weight`` and ``bias`` have the names, shapes and initialisation of that
-    ``nn.Conv2d``'s, so official checkpoints load into it."""
+    ``nn.Conv2d``'s, so checkpoints of that layout load into it. ``impl="auto"`` is resolved once per device type
+    (see ``AutoImpl``)."""
+
+    op_name = "upsample_conv"
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = False, impl: str = "auto") -> None:
         super().__init__()
@@ -217,7 +221,7 @@ class UpsampleConv2d(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return upsample_conv(x, self.weight, self.bias, impl=self.impl)
+        return upsample_conv(x, self.weight, self.bias, impl=self.resolved_impl(x.device))
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, bias={self.bias is not None}, impl={self.impl!r}"
@@ -227,25 +231,30 @@ class UpsampleConv2d(nn.Module):
 # Test and benchmark specification
 # ---------------------------------------------------------------------------------------------------------------
 
-SHAPES = {  # name: (x shape, Cout, layer)
-    "small": ((2, 8, 6, 6), 6, ""),
-    "odd": ((3, 5, 7, 9), 3, ""),
-    # StackGAN Stage-II G (ngf=128) upBlocks, batch 8: 512x16 -> 256x32 -> 128x64 -> 64x128 -> 32x256
-    "stackgan2.up1": ((8, 512, 16, 16), 256, "StackGAN Stage-II G upBlock 1 (512x16x16 -> 256x32x32), batch 8"),
-    "stackgan2.up2": ((8, 256, 32, 32), 128, "StackGAN Stage-II G upBlock 2 (256x32x32 -> 128x64x64), batch 8"),
-    "stackgan2.up3": ((8, 128, 64, 64), 64, "StackGAN Stage-II G upBlock 3 (128x64x64 -> 64x128x128), batch 8"),
-    "stackgan2.up4": ((8, 64, 128, 128), 32, "StackGAN Stage-II G upBlock 4 (64x128x128 -> 32x256x256), batch 8"),
-    # StackGAN Stage-I G (birds, ngf=1024) upBlocks, batch 64: 1024x4 -> 512x8 -> 256x16 -> 128x32 -> 64x64
-    "stackgan1.up1": ((64, 1024, 4, 4), 512, "StackGAN Stage-I G upBlock 1 (1024x4x4 -> 512x8x8), batch 64"),
-    "stackgan1.up2": ((64, 512, 8, 8), 256, "StackGAN Stage-I G upBlock 2 (512x8x8 -> 256x16x16), batch 64"),
-    "stackgan1.up3": ((64, 256, 16, 16), 128, "StackGAN Stage-I G upBlock 3 (256x16x16 -> 128x32x32), batch 64"),
-    "stackgan1.up4": ((64, 128, 32, 32), 64, "StackGAN Stage-I G upBlock 4 (128x32x32 -> 64x64x64), batch 64"),
+@attrs.frozen(kw_only=True)
+class UpsampleConvShape:
+    """The inputs of one ``upsample_conv`` case (a test shape, or a benchmark shape of ``ganzoo bench ops --shapes``)."""
+
+    x: tuple[int, ...] = dims_field(4)  # the input's shape [N, Cin, H, W]
+    out_channels: int = attrs.field(validator=attrs.validators.ge(1))
+
+
+SHAPES = {
+    "small": UpsampleConvShape(x=(2, 8, 6, 6), out_channels=6),
+    "odd": UpsampleConvShape(x=(3, 5, 7, 9), out_channels=3),
+    # benchmark shapes: generic upsampling blocks halving the channels, from a tiny input to a large one
+    # (benchmarks/shapes.toml has the zoo's model layers)
+    "64x1024x4x4": UpsampleConvShape(x=(64, 1024, 4, 4), out_channels=512),
+    "64x256x16x16": UpsampleConvShape(x=(64, 256, 16, 16), out_channels=128),
+    "8x512x16x16": UpsampleConvShape(x=(8, 512, 16, 16), out_channels=256),
+    "8x128x64x64": UpsampleConvShape(x=(8, 128, 64, 64), out_channels=64),
 }
 VARIANTS = ("bias", "nobias")  # StackGAN's conv3x3 has no bias; a plain nn.Conv2d has one
 
 
 def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    shape, cout, _ = SHAPES[case.shape]
+    params = case.params if case.params is not None else SHAPES[case.shape]
+    shape, cout = params.x, params.out_channels
     x = torch.randn(shape, generator=gen).to(case.device, case.dtype)
     if case.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -259,5 +268,7 @@ def _sample(case: Case, gen: torch.Generator) -> tuple[tuple[Any, ...], dict[str
 
 SPEC = define_op(OpSpec(
     name="upsample_conv", call=upsample_conv, sample=_sample, variants=VARIANTS,
-    shapes={k: v[2] for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shapes={k: f"{v.x[1]}x{v.x[2]}x{v.x[3]} -> {v.out_channels}x{2 * v.x[2]}x{2 * v.x[3]}, batch {v.x[0]}"
+            for k, v in SHAPES.items() if k not in ("small", "odd")},
+    shape_type=UpsampleConvShape,
 ))

@@ -34,14 +34,14 @@ def write_translation_grid(objective: Any, path: str | Path, *, batch: Mapping[s
 
 
 def _grid_command(args: argparse.Namespace) -> int:
-    from ganzoo_core.cli import _parse_overrides  # the same KEY=VALUE parsing as `ganzoo train --data-set`
+    from ganzoo_core.overrides import parse_overrides  # the same KEY=VALUE parsing as `ganzoo train --data-set`
 
     objective = gz.load(args.checkpoint, device=args.device)
     if not hasattr(objective, "n_domains"):
         raise gz.GanzooError(f"{args.checkpoint} holds a {type(objective).__name__}, not a StarGAN objective")
     batch = None
     if args.data:
-        data = gz.create_dataset(args.data, **_parse_overrides(args.data_set))
+        data = gz.create_dataset(args.data, **parse_overrides(args.data_set, option="--data-set"))
         loader = DataLoader(data, batch_size=args.n_inputs, shuffle=True,
                             generator=torch.Generator().manual_seed(args.seed))
         batch = {k: v.to(args.device) for k, v in next(iter(loader)).items()}

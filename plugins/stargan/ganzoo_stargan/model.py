@@ -107,7 +107,7 @@ class StarInstanceNorm(InstanceNormAct2d):
         if self.training or self.eval_stats == "running":
             return super().forward(x)
         return norm_act(x, self.weight, self.bias, None, None, kind="instance", training=True, eps=self.eps,
-                        act=self.act, alpha=self.alpha, impl=self.impl)  # no buffers: nothing is updated
+                        act=self.act, alpha=self.alpha, impl=self.resolved_impl(x.device))  # no buffers: nothing updated
 
 
 def norm_relu(channels: int, eval_stats: str) -> list[nn.Module]:
