@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ganzoo_core.errors import DuplicateNameError, GanzooError, UnknownNameError
+from ganzoo_core.errors import DuplicateNameError, GanzooError, RetiredNameError, UnknownNameError
 
 KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block", "loss", "objective", "dataset", "op")
 """Every registry kind. Networks (generator, discriminator, encoder, block) are ``Component``s; an ``op`` entry is one
@@ -68,15 +68,6 @@ class Retired:
 
 Registration = Entry | Retired
 """What one registration files: a name with its factory, or a retired name."""
-
-
-class RetiredNameError(UnknownNameError):
-    """A registry name that was retired: the message says where it went."""
-
-    def __init__(self, retired: Retired) -> None:
-        self.name, self.kind, self.retired = retired.name, retired.kind, retired
-        self.suggestions, self.hint = (retired.replacement,), retired.note
-        GanzooError.__init__(self, f"{retired.kind} {retired.name!r} was retired: {retired.note}")
 
 
 def check_name(name: str) -> str:
@@ -195,7 +186,7 @@ class Registry:
         if entry is not None:
             return entry
         if name in self._retired[kind]:
-            raise RetiredNameError(self._retired[kind][name])
+            raise _retired_error(self._retired[kind][name])
         raise self._unknown(kind, name)
 
     def resolve(self, kind: str, name: str) -> Entry:
@@ -243,3 +234,7 @@ def _same(old: Registration, new: Registration) -> bool:
         return (isinstance(old, Retired) and isinstance(new, Retired)
                 and (old.replacement, old.note) == (new.replacement, new.note))
     return old.factory is new.factory and old.cfg == new.cfg
+
+
+def _retired_error(retired: Retired) -> RetiredNameError:
+    return RetiredNameError(retired.name, retired.kind, retired.replacement, retired.note)

@@ -25,6 +25,16 @@ class UnknownNameError(GanzooError, KeyError):
         return str(self.args[0])
 
 
+class RetiredNameError(UnknownNameError):
+    """A registry name that was retired (``register_retired``): the message says where it went. Checkpoints saved
+    under it still load, rebuilt by its replacement."""
+
+    def __init__(self, name: str, kind: str, replacement: str, note: str) -> None:
+        self.name, self.kind, self.replacement = name, kind, replacement
+        self.suggestions, self.hint = (replacement,), note
+        GanzooError.__init__(self, f"{kind} {name!r} was retired: {note}")
+
+
 class DuplicateNameError(GanzooError, ValueError):
     """Two plugins (or two objects) registered the same name for the same kind."""
 
