@@ -351,6 +351,8 @@ def load_weights(module: nn.Module, path: str | Path) -> nn.Module:
     if spec is not None and path.is_file() and (tensors is None or not _fits(module, tensors)):
         try:
             converted = get_host().pm.hook.ganzoo_convert_checkpoint(kind=spec[0], name=spec[1], path=path)
+        except CheckpointError:  # a converter that knows the layout says what does not fit: its own line
+            raise
         except Exception as err:  # a plugin's converter choked on the file
             raise CheckpointError(
                 f"{str(path)!r} could not be read ({error or 'its names or shapes do not fit'}) and a plugin's "
