@@ -371,6 +371,13 @@ class StackDiscriminator(nn.Module):
 
 # From gz.GanObjectiveCfg: generator / discriminator (+ _kwargs), loss = "gan.bce" (+ loss_kwargs), lr = 2e-4 for
 # Adam on G and D (the LR halving is the engine's: --lr-schedule step --step-size N), betas = (0.5, 0.999).
+
+# Wrong (mismatched) pairs when the dataset gives no ``image_wrong``: "released" pairs image i-1 with caption i for
+# i = 1..B-1 (the PyTorch code's real[:B-1] with cond[1:], B-1 pairs); "roll" (ours) adds the pair (image B-1,
+# caption 0), B pairs. Neither checks that the two captions differ.
+WRONG_PAIRS = ("released", "roll")
+
+
 @attrs.frozen(kw_only=True)
 class ObjectiveCfg(gz.GanObjectiveCfg):
     generator: str = "stackgan.s1_64"  # Stage-I G for a Stage-I objective, Stage-II G for a Stage-II one
@@ -380,15 +387,18 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained);
     # read once: the built objective's cfg names the loaded Stage-I in stage1 / stage1_kwargs and sets this to None
     kl_coef: float = attrs.field(default=2.0, validator=v.non_negative)  # λ; released code 2.0, paper 1
+    wrong_pairs: str = attrs.field(default="released", validator=v.one_of(WRONG_PAIRS))  # without image_wrong
+    stage1_train_mode: bool = True  # Stage-II: the frozen Stage-I runs in the objective's mode (released); False: eval
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
 
 class StackObjective(nn.Module):
     """Matching-aware D (real+right, real+wrong, fake+right) and G (+ kl_coef·KL); Stage-II runs a frozen Stage-I.
 
-    Wrong pairs use ``batch["image_wrong"]`` when the dataset gives it, else the real batch rolled by one (image
-    i-1 with caption i, as the PyTorch code pairs ``real[:-1]`` with ``cond[1:]``; it does not check that the two
-    captions differ)."""
+    Wrong pairs use ``batch["image_wrong"]`` when the dataset gives it, else the real batch shifted by one (image
+    i-1 with caption i, ``wrong_pairs``). As in the released STAGE2_G, the frozen Stage-I runs in the objective's
+    mode (``stage1_train_mode``): in training its BatchNorm layers use batch statistics and update their running
+    ones, though its weights never change."""
 
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
@@ -413,7 +423,7 @@ class StackObjective(nn.Module):
             stage1 = gz.create_generator(cfg.stage1, **cfg.stage1_kwargs)
         else:
             stage1 = load_stage1(cfg.stage1_checkpoint)
-        return stage1.requires_grad_(False).eval()
+        return stage1.requires_grad_(False)  # frozen weights; its mode follows the objective's (see train())
 
     def _check_widths(self) -> None:
         G, D = self.networks["G"], self.networks["D"]
@@ -433,8 +443,8 @@ class StackObjective(nn.Module):
 
     def train(self, mode: bool = True) -> StackObjective:
         super().train(mode)
-        if self.stage1 is not None:
-            self.stage1.eval()  # frozen: its BatchNorm statistics never change
+        if self.stage1 is not None and not self.cfg.stage1_train_mode:
+            self.stage1.eval()  # ours: its BatchNorm statistics never change
         return self
 
     @property
@@ -486,10 +496,14 @@ class StackObjective(nn.Module):
         ctx["fake"] = (fake, mu, logvar)  # reused by the G phase
         cond = self._d_condition(text, mu)
         h_real = D.features(real)
-        h_wrong = D.features(batch["image_wrong"]) if "image_wrong" in batch else h_real.roll(1, 0)
         h_fake = D.features(fake.detach())
         real_c = L.d_real(D.cond_logits(h_real, cond))
-        wrong = L.d_fake(D.cond_logits(h_wrong, cond))
+        if "image_wrong" in batch:
+            wrong = L.d_fake(D.cond_logits(D.features(batch["image_wrong"]), cond))
+        elif self.cfg.wrong_pairs == "released":  # image i-1 with caption i, i = 1..B-1
+            wrong = L.d_fake(D.cond_logits(h_real[:-1], cond[1:]))
+        else:  # roll: the same plus (image B-1, caption 0)
+            wrong = L.d_fake(D.cond_logits(h_real.roll(1, 0), cond))
         fake_c = L.d_fake(D.cond_logits(h_fake, cond))
         terms = {"real": real_c.detach(), "wrong": wrong.detach(), "fake": fake_c.detach()}
         if D.uncond is None:  # Stage-I: errD = real + (fake + wrong) / 2

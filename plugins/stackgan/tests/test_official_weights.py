@@ -362,9 +362,11 @@ def test_stage2_file_loads_stage2_and_its_embedded_stage1(stage2: tuple[Path, Pa
         assert same_buffers(official, s1) <= TOL and same_buffers(official, s2) <= tol
 
 
-def test_stage2_objective_runs_the_released_pipeline_in_eval_mode(stage2: tuple[Path, Path]) -> None:
-    """The Stage-II objective holds its Stage-I in eval mode (running statistics) in training too, where the release
-    runs it in the mode of the whole G; in eval mode the two are the same function."""
+@pytest.mark.parametrize("training", [False, True])
+def test_stage2_objective_runs_the_released_pipeline(stage2: tuple[Path, Path], training: bool) -> None:
+    """The Stage-II objective runs its frozen Stage-I in its own mode, as the released STAGE2_G does: the same
+    function in eval mode and in train mode (batch statistics in Stage-I too); stage1_train_mode=False (ours) keeps
+    Stage-I in eval mode."""
     path = stage2[0]
     official = released(stage2_g, path)
     obj = gz.create_objective("stackgan.s2_256")
@@ -375,13 +377,13 @@ def test_stage2_objective_runs_the_released_pipeline_in_eval_mode(stage2: tuple[
     z, eps1, eps2 = torch.randn(2, 100, generator=gen), torch.randn(2, 128, generator=gen), torch.randn(
         2, 128, generator=gen)
     with torch.no_grad(), ops.use_impls("ref"):
-        obj.eval(), official.eval()
+        obj.train(training), official.train(training)
         image, mu, _, low = obj.generate(text, {"noise": torch.Generator().manual_seed(5)})
         want_low, want, want_mu, _ = official(text, z, eps1, eps2)
-        assert low is not None
+        assert low is not None and obj.stage1.training == training
         assert max(max_diff(low, want_low), max_diff(image, want), max_diff(mu, want_mu)) <= TOL
-        obj.train()  # training: the objective's Stage-I stays in eval mode
-        assert not obj.stage1.training and obj.networks["G"].training
+    ours = gz.create_objective("stackgan.s2_256", stage1_train_mode=False).train()
+    assert not ours.stage1.training and ours.networks["G"].training
 
 
 def test_stage2_discriminator_loads_and_matches(stage2: tuple[Path, Path]) -> None:
