@@ -16,6 +16,7 @@ from ganzoo_gan_cls.model import (
     ReedDiscriminator,
     ReedGenerator,
 )
+from ganzoo_gan_cls.official import ganzoo_convert_checkpoint as ganzoo_convert_checkpoint
 
 GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 

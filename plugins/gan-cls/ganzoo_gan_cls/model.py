@@ -9,6 +9,9 @@ Two pairs of networks, both conditioned on a text embedding ``t`` (``B × text_d
   transposed convs and D's third and fourth convs have BatchNorm without an activation). The original zeroes every
   conv bias at the start of each step, so the convs here have no bias. Linear layers keep PyTorch's default init
   (as Torch's), convs N(0, 0.02), BatchNorm weights N(1, 0.02).
+- ``gan_cls.coco64``: the official networks of ``main_cls.lua`` as ``scripts/train_coco.sh`` runs it (the released
+  COCO GAN-CLS model): ngf=ndf=196, and D's ``layout="main_cls"`` (a LeakyReLU after the third conv's BN, no
+  BatchNorm1d in the text projection). The released Torch7 files load by ``weights=`` (``ganzoo_gan_cls.official``).
 - ``gan_cls.port64``: the DCGAN-bodied networks of the popular PyTorch port (aelnouby/Text-to-Image-Synthesis):
   pytorch/examples DCGAN G/D (ngf=ndf=64), text Linear+BN1d+LReLU in both, G input ``[t, z]``, D head one 4×4 conv
   on the 640-channel concat. G 4,756,736 and D 2,899,072 parameters.
@@ -80,6 +83,10 @@ UPSAMPLE = ("deconv", "nearest")
 # "projection" (Miyato & Koyama, ICLR 2018: logit = ψ(h) + ⟨V·proj(t), mean₄ₓ₄(h)⟩, the text enters as an inner
 # product with the pooled image features instead of as extra input channels).
 D_HEADS = ("concat", "projection")
+# The official D's two layouts (ReedDiscriminator): "main_cls_int" (main_cls_int.lua, the released CUB and flowers
+# models: no activation after the third conv's BN, BatchNorm1d in the text projection) or "main_cls" (main_cls.lua,
+# the released COCO model: LeakyReLU after the third conv's BN, no BatchNorm1d in the text projection).
+D_LAYOUTS = ("main_cls_int", "main_cls")
 
 
 # text_norm (ganzoo_core.text.TEXT_NORMS): "none" (default) feeds the embedding as it is, as the official code does
@@ -116,6 +123,7 @@ class DiscriminatorCfg:
     text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
     head: str = attrs.field(default="concat", validator=v.one_of(D_HEADS))
+    layout: str = attrs.field(default="main_cls_int", validator=v.one_of(D_LAYOUTS))  # official D only
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -334,12 +342,14 @@ class ReedDiscriminator(_TextDiscriminator):
             raise ConfigError(f"ndf must be at least {-(-4 // 2 ** (n - 1))} for image_size {cfg.image_size} (the "
                               f"residual block at 4×4 has ndf·2^{n - 1}/4 channels), got {cfg.ndf}")
         layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        bare = 2 if cfg.layout == "main_cls_int" else 1  # main_cls_int.lua: the last two convs have BN and no
+        # activation; main_cls.lua: only the last (its LeakyReLU follows the residual add)
         for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=1):
-            act = "lrelu" if i < n - 2 else None  # the code's last two convs have BN and no activation
+            act = "lrelu" if i < n - bare else None
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, act)]
         layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu"))  # (B, 512, 4, 4)
         self.body = nn.Sequential(*layers)
-        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
+        self.text = TextProjection(cfg.text_dim, cfg.nt, norm=cfg.layout == "main_cls_int", text_norm=cfg.text_norm)
         self.embed = _projection(cfg, widths[-1])
         self.joint = nn.Sequential(
             nn.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=False), _bn_act(widths[-1], "lrelu"),
@@ -353,6 +363,9 @@ class PortDiscriminator(_TextDiscriminator):
 
     def __init__(self, cfg: DiscriminatorCfg = DiscriminatorCfg()) -> None:
         super().__init__()
+        if cfg.layout != "main_cls_int":
+            raise ConfigError(f"layout={cfg.layout!r} is a layout of the official D; the port's D has one layout "
+                              "(leave layout at its default)")
         self.cfg = cfg
         n = n_stages(cfg.image_size)
         widths = [cfg.ndf * 2**i for i in range(n)]
@@ -584,8 +597,10 @@ class GanClsObjective(nn.Module):
 
 SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size, rescaled (text_norm="rms", see above)
 G_REED = {"64": GeneratorCfg(),  # official: the embedding as given
+          "coco64": GeneratorCfg(ngf=196),  # main_cls.lua as scripts/train_coco.sh runs it (the released COCO G)
           "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
 D_REED = {"64": DiscriminatorCfg(),
+          "coco64": DiscriminatorCfg(ndf=196, layout="main_cls"),  # main_cls.lua, scripts/train_coco.sh
           "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
 G_PORT = {"port64": GeneratorCfg(ngf=64),
           "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
