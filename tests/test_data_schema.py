@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -15,6 +17,7 @@ import ganzoo_core as gz
 from ganzoo_core.data.schema import (
     SCHEMA_VERSION,
     ArrayBundle,
+    BundleDataset,
     DataError,
     H5Cfg,
     H5Dataset,
@@ -404,3 +407,36 @@ def test_channels_the_reader_cannot_serve_are_a_config_error(full_file: tuple[Pa
         with pytest.raises(gz.ConfigError, match=rf"channels.*\(1, 3\).*{bad}"):
             gz.create_dataset("h5.file", path=path, channels=bad)
     assert gz.create_dataset("h5.file", path=path, channels=3)[0]["image"].shape[0] == 3
+
+
+@pytest.mark.parametrize("source", ["h5", "memory"])
+def test_caption_average_is_the_mean_of_distinct_captions(tmp_path: Path, source: str) -> None:
+    """caption_average=k: text_emb is the mean of min(k, n) distinct captions of the image (GAN-CLS's CUB scripts
+    use 4); k=1 gives one caption's row, as before."""
+    bundle = full_bundle()
+    bundle = ArrayBundle(**{**{f: getattr(bundle, f) for f in ("images", "labels", "label_names")},
+                            "captions": [[f"c{i}.{j}" for j in range(i % 3 + 1)] for i in range(N)],
+                            "text_embeddings": {"e.x": np.random.default_rng(1).standard_normal((12, 4)).astype(
+                                np.float32)}})
+    rows = torch.from_numpy(bundle.text_embeddings["e.x"])
+    starts = np.concatenate([[0], np.cumsum([len(c) for c in bundle.captions])])
+
+    def build(k: int) -> Any:
+        if source == "memory":
+            return BundleDataset(bundle, encoder="e.x", caption_average=k)
+        path = tmp_path / f"c{k}.h5"
+        if not path.exists():
+            write_h5(bundle, path, name="test.captions", source="test")
+        return gz.create_dataset("h5.file", path=str(path), encoder="e.x", caption_average=k)
+
+    torch.manual_seed(0)
+    for k in (1, 2, 3, 5):
+        ds = build(k)
+        for i in range(N):
+            own = rows[starts[i]:starts[i + 1]]
+            subsets = [own[list(c)].mean(0) for c in itertools.combinations(range(len(own)), min(k, len(own)))]
+            for _ in range(4):
+                emb = ds[i]["text_emb"]
+                assert any(torch.allclose(emb, s, atol=1e-6) for s in subsets), (k, i)
+    with pytest.raises((gz.ConfigError, DataError), match="caption_average"):
+        build(0)

@@ -394,6 +394,7 @@ class EmojiCfg:
     cldr_dir: str | None = attrs.field(default=None, converter=_opt_str)  # CLDR 'common' folder; None: dpkg -L
     encoder: str | None = attrs.field(default=None, converter=_opt_str)  # text encoder: items carry "text_emb"
     wrong_image: bool = False  # items carry "image_wrong", an emoji with other captions (matching-aware D)
+    caption_average: int = attrs.field(default=1, validator=v.size)  # captions averaged into text_emb (CAPTION_AVERAGE)
     category: bool = False  # items carry "domain": the CLDR emoji group (index into DOMAIN_NAMES)
 
 
@@ -401,4 +402,4 @@ class EmojiCfg:
 def emoji_dataset(cfg: EmojiCfg) -> BundleDataset:
     """Emoji rendered from Debian fonts (Noto Color Emoji, Symbola) with names, CLDR keywords, tone and gender."""
     return BundleDataset(make_emoji(cfg), cfg.split, where=f"emoji.{cfg.source}", encoder=cfg.encoder,
-                         wrong_image=cfg.wrong_image)
+                         wrong_image=cfg.wrong_image, caption_average=cfg.caption_average)

@@ -409,11 +409,17 @@ _OPT_CHANNELS = attrs.validators.optional(attrs.validators.in_((1, 3)))
 _OPT_SIZE = attrs.validators.optional(attrs.validators.ge(4))
 
 
+CAPTION_AVERAGE = """``text_emb`` is the mean of the embeddings of this many distinct captions of the image, drawn anew
+per access (all of them when it has fewer); 1: one caption's. GAN-CLS's CUB and flowers scripts average 4, its COCO
+script 3."""
+
+
 @attrs.frozen(kw_only=True)
 class H5Cfg:
     path: str | None = attrs.field(default=None, converter=_opt_str)  # the schema file
     split: str | None = None  # a name under /splits; None: every item
     encoder: str | None = None  # text_embeddings/<encoder> to serve as "text_emb" (a random caption's, per item)
+    caption_average: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # see CAPTION_AVERAGE
     wrong_image: bool = False  # also serve "image_wrong": a random image of another label (any other without labels)
     channels: int | None = attrs.field(default=None, validator=_OPT_CHANNELS)  # 1 or 3 (grey repeated to RGB, RGB
     # averaged to grey); None keeps the file's
@@ -502,8 +508,8 @@ class H5Dataset(Dataset[dict[str, Tensor]]):
             lo, hi = int(self.caption_index[j]), int(self.caption_index[j + 1])
             if hi == lo:
                 raise DataError(f"{str(self.path)!r}: image {j} has no caption to condition on")
-            k = lo + int(torch.randint(hi - lo, ()))
-            item["text_emb"] = torch.from_numpy(f[f"text_embeddings/{self.cfg.encoder}"][k])
+            rows = np.sort(pick_captions(lo, hi, self.cfg.caption_average))  # h5py reads increasing indices
+            item["text_emb"] = torch.from_numpy(f[f"text_embeddings/{self.cfg.encoder}"][rows]).mean(0)
         if self.cfg.wrong_image:
             item["image_wrong"] = self._image(f["images"][int(self.index[self._wrong_index(i)])])
         return item
@@ -546,13 +552,20 @@ def take(bundle: ArrayBundle, index: np.ndarray) -> ArrayBundle:
     )
 
 
+def pick_captions(lo: int, hi: int, k: int) -> np.ndarray:
+    """``min(k, hi - lo)`` distinct caption rows in ``[lo, hi)``, drawn with torch's RNG (seeded per worker)."""
+    if k == 1:
+        return np.array([lo + int(torch.randint(hi - lo, ()))])
+    return lo + torch.randperm(hi - lo)[:k].numpy()
+
+
 class BundleDataset(Dataset[dict[str, Tensor]]):
     """An in-memory image ``ArrayBundle`` as a torch Dataset: ``{"image": float C×H×W in [-1, 1], "label", "attrs"}``
     (plus ``"image_b"`` for paired sets, ``"domain"`` where the bundle has domains); ``caption(i)`` / ``captions``
     give the text; ``bundle()`` the arrays."""
 
     def __init__(self, bundle: ArrayBundle, split: str = "all", *, where: str = "dataset", encoder: str | None = None,
-                 wrong_image: bool = False) -> None:
+                 wrong_image: bool = False, caption_average: int = 1) -> None:
         bundle.validate(where)
         if bundle.images is None:
             raise DataError(f"{where}: a BundleDataset needs images")
@@ -569,7 +582,9 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
                 raise DataError(f"{where} has no split {split!r}; use one of {['all', *sorted(bundle.splits)]}")
             bundle = take(bundle, bundle.splits[split])
         self._bundle = bundle
-        self.encoder, self.wrong_image = encoder, wrong_image
+        if caption_average < 1:
+            raise DataError(f"{where}: caption_average must be >= 1, got {caption_average}")
+        self.encoder, self.wrong_image, self.caption_average = encoder, wrong_image, caption_average
         self.text_emb: Tensor | None = None
         if encoder is not None:
             assert bundle.captions is not None
@@ -607,9 +622,9 @@ class BundleDataset(Dataset[dict[str, Tensor]]):
             item["image_b"] = self.images_b[i].float().div(127.5).sub(1.0)
         if self.domains is not None:
             item["domain"] = self.domains[i]
-        if self.text_emb is not None:  # one of the image's captions, drawn anew each time
+        if self.text_emb is not None:  # the image's captions, drawn anew each time (CAPTION_AVERAGE)
             lo, hi = int(self.caption_starts[i]), int(self.caption_starts[i + 1])
-            item["text_emb"] = self.text_emb[lo + int(torch.randint(hi - lo, ()))]
+            item["text_emb"] = self.text_emb[pick_captions(lo, hi, self.caption_average)].mean(0)
         if self._wrong_key is not None:
             item["image_wrong"] = self.images[self._wrong_index(i)].float().div(127.5).sub(1.0)
         return item

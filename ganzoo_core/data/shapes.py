@@ -170,6 +170,7 @@ class ShapesCfg:
     captions_per_image: int = attrs.field(default=5, validator=attrs.validators.in_(range(1, len(_TEMPLATES) + 1)))
     encoder: str | None = None  # a text encoder's name: items carry "text_emb", one random caption's embedding
     wrong_image: bool = False  # items carry "image_wrong", an image with other captions (matching-aware D)
+    caption_average: int = attrs.field(default=1, validator=v.size)  # captions averaged into text_emb (CAPTION_AVERAGE)
 
 
 @register_dataset("shapes", variants={"32": ShapesCfg(image_size=32), "64": ShapesCfg(image_size=64)})
@@ -177,4 +178,4 @@ def captioned_shapes(cfg: ShapesCfg) -> BundleDataset:
     """Captioned shapes: one coloured shape per image, with exact captions and one-hot attributes (procedural)."""
     bundle = make_shapes(cfg.n, cfg.image_size, cfg.seed, cfg.captions_per_image)
     return BundleDataset(bundle, cfg.split, where=f"shapes.{cfg.image_size}", encoder=cfg.encoder,
-                         wrong_image=cfg.wrong_image)
+                         wrong_image=cfg.wrong_image, caption_average=cfg.caption_average)
