@@ -115,7 +115,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     from ganzoo_core.data.encode import encode_h5, print_progress
 
     rows, dim = encode_h5(args.file, args.encoder, batch_size=args.batch_size, device=args.device, force=args.force,
-                          progress=None if args.no_progress else print_progress)
+                          progress=None if args.no_progress else print_progress, weights=args.weights,
+                          overrides=parse_overrides(args.set))
     print(f"wrote text_embeddings/{args.encoder} ({rows} captions x {dim}) into {args.file}")
     return 0
 
@@ -153,6 +154,10 @@ def add_data_commands(subparsers: Any) -> None:
     p.add_argument("file", metavar="FILE.h5", type=Path)
     p.add_argument("--encoder", required=True, help="a registered text encoder: bow.hashed, minilm.l6_v2, ... "
                    "(see 'ganzoo list --kind encoder')")
+    p.add_argument("--weights", type=Path, metavar="PATH",
+                   help="the encoder's trained or released weights (safetensors, a torch state dict, or a format a "
+                   "plugin converts, e.g. Torch7); default: the registered encoder as built")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="encoder config option")
     p.add_argument("--batch-size", type=int_at_least(1), default=256, help="distinct captions per encoder call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")

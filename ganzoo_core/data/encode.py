@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -25,8 +26,12 @@ Progress = Callable[[int, int], None]
 
 
 def encode_h5(path: str | Path, encoder: str, *, batch_size: int = 256, device: str = "cpu", force: bool = False,
-              progress: Progress | None = None) -> tuple[int, int]:
-    """Write ``text_embeddings/<encoder>`` into the schema file ``path``; returns (captions, embedding size)."""
+              progress: Progress | None = None, weights: str | Path | None = None,
+              overrides: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Write ``text_embeddings/<encoder>`` into the schema file ``path``; returns (captions, embedding size).
+
+    ``weights`` (a trained or released encoder file, read as ``create_encoder(..., weights=)`` reads it) and
+    ``overrides`` (the encoder's config options) build the encoder; without them it is the registered default."""
     from ganzoo_core._api import create
     from ganzoo_core.text import encode_texts
 
@@ -41,7 +46,7 @@ def encode_h5(path: str | Path, encoder: str, *, batch_size: int = 256, device: 
             raise DataError(f"{str(path)!r} already holds text_embeddings/{encoder} "
                             f"{tuple(f[f'text_embeddings/{encoder}'].shape)}; pass --force to recompute them")
         texts = [_text(t, i, path) for i, t in enumerate(f["captions/text"][()])]
-    module = create("encoder", encoder)
+    module = create("encoder", encoder, weights=weights, **(overrides or {}))
     module.to(device)
     table = encode_texts(module, texts, batch_size=batch_size, progress=progress).numpy().astype(np.float32)
     try:
