@@ -43,7 +43,8 @@ def test_core_provides_what_the_catalogue_says() -> None:
 
 
 def test_every_first_party_plugin_is_catalogued() -> None:
-    expected = {"dcgan", "gan-cls", "stackgan", "pix2pix-unet", "cyclegan", "stargan", "skipthought-encoder"}
+    expected = {"dcgan", "gan-cls", "stackgan", "pix2pix-unet", "cyclegan", "stargan", "skipthought-encoder",
+                "char-cnn-rnn"}
     assert set(CATALOGUE["plugins"]) == expected
     for name, table in CATALOGUE["plugins"].items():
         assert table["distribution"] == f"ganzoo-{name}" and table["package"] == "ganzoo_" + name.replace("-", "_")
@@ -84,3 +85,82 @@ def test_readme_names_the_two_commands_and_ci_calls_the_test_one() -> None:
     readme = (REPO / "README.md").read_text()
     assert "scripts/demo.sh" in readme and "scripts/test.sh" in readme
     assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+# -- the READMEs' commands and size -------------------------------------------------------------------------------
+
+USER_DOCS = [REPO / "README.md", *sorted(REPO.glob("plugins/*/README.md")), *sorted(REPO.glob("experiments/*/README.md"))]
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]+$|\.\.\.|^\[|\|")  # synopsis words: NAME, CHECKPOINT, [--json], a|b
+
+
+def _code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def _ganzoo_commands(text: str) -> list[list[str]]:
+    """The ``ganzoo ...`` command lines of a document's code blocks (``$ `` prompts and ``\\`` continuations
+    joined, comments dropped), as argument lists without the program name; synopsis lines with placeholders left
+    out."""
+    import shlex
+
+    commands = []
+    for block in _code_blocks(text):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            words = shlex.split(line.removeprefix("$ "), comments=True)
+            if words[:1] == ["ganzoo"] and not any(PLACEHOLDER.search(w) for w in words[1:]):
+                commands.append(words[1:])
+    return commands
+
+
+COMMANDS = [(doc, argv) for doc in USER_DOCS for argv in _ganzoo_commands(doc.read_text())]
+
+
+def test_the_readmes_show_commands() -> None:
+    readme = [argv for doc, argv in COMMANDS if doc == REPO / "README.md"]
+    assert {argv[0] for argv in readme} >= {"train", "sample", "eval", "info", "stargan-grid"}
+    assert any("--config" in argv for argv in readme)
+
+
+@pytest.mark.parametrize(("doc", "argv"), COMMANDS, ids=lambda v: str(v.relative_to(REPO)) if isinstance(v, type(REPO))
+                         else " ".join(v)[:60])
+def test_readme_command_parses_and_names_registered_things(doc: object, argv: list[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``ganzoo`` line of a README parses with the command's own parser (a run config is read and checked
+    against the registry) and the objective and dataset it trains are registered names, not retired ones."""
+    import ganzoo_core as gz
+    from ganzoo_core.cli import build_parser
+    from ganzoo_core.runconfig import parse_args_with_config
+
+    monkeypatch.chdir(REPO)
+    # the READMEs also show GPU commands (--device cuda): check the device's spelling, not that this machine has one
+    monkeypatch.setattr("ganzoo_core.distributed.check_device", lambda text: __import__("torch").device(text))
+    try:
+        args = parse_args_with_config(build_parser(), argv)
+    except SystemExit as exit_:  # argparse's own refusal (exit status 2)
+        pytest.fail(f"{doc}: 'ganzoo {' '.join(argv)}' does not parse (exit {exit_.code})")
+    if args.command == "train":
+        objective = gz.get_entry("objective", args.objective)
+        if args.data:
+            gz.get_entry("dataset", args.data)
+        assert objective.name == args.objective
+
+
+def test_readme_error_example_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's ``$ ganzoo info <unknown>`` example shows the command's actual one-line error."""
+    from ganzoo_core.cli import main
+
+    block = next(b for b in _code_blocks((REPO / "README.md").read_text()) if b.startswith("$ ganzoo info "))
+    command, expected = block.strip().split("\n", 1)
+    assert main(command.removeprefix("$ ganzoo ").split()) == 2
+    assert capsys.readouterr().err.strip() == expected.strip()
+
+
+def test_readmes_are_for_users_not_run_logs() -> None:
+    """The README stays short; no README holds a run table longer than a few rows (those live in experiments/)."""
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 210 and max(map(len, readme.splitlines())) <= 200
+    for doc in [REPO / "README.md", *sorted(REPO.glob("plugins/*/README.md"))]:
+        tables = re.findall(r"(?:^ *\|.*\|\n)+", doc.read_text(), flags=re.M)
+        long = [t.splitlines()[0] for t in tables  # header and rule excluded; the catalogue grows with the zoo
+                if len(t.splitlines()) - 2 > 8 and not t.lstrip().startswith("| distribution |")]
+        assert not long, f"{doc.relative_to(REPO)}: tables over 8 rows: {long}"

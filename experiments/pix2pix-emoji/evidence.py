@@ -1,16 +1,20 @@
-"""pix2pix evidence: L1 + cGAN against L1 alone on the same step budget, and a colorization example grid.
+"""pix2pix experiment: L1 + cGAN against L1 alone on the same step budget, and a colorization example grid.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python plugins/pix2pix-unet/scripts/evidence.py --steps 1000 --out runs/pix2pix_evidence
+    HF_HUB_OFFLINE=1 .venv/bin/python experiments/pix2pix-emoji/evidence.py \
+        --config experiments/pix2pix-emoji/config.toml --out runs/pix2pix-emoji
 
-Both objectives train pix2pix.emoji_32 networks (U-Net 5 downs ngf 32, PatchGAN n_layers 2) on the emoji train split
-(Symbola line art → Noto colour, 32×32) with the same seed, batch and steps; held-out L1 and PSNR on the test split
-are measured with the generator in eval mode (running statistics, no dropout) and in the originals' test mode
-(batch statistics, dropout on), and so is the domain FID / KID: the translations of the held-out line art against
-the held-out colour emoji, in the feature space of ``domain.emoji`` (the shipped CLDR-group classifier of Noto emoji,
+The objective of ``--config`` (``pix2pix.emoji_32``: U-Net 5 downs ngf 32, PatchGAN n_layers 2, λ_L1 = 100) trains
+on the emoji train split (Symbola line art → Noto colour, 32×32), and so does the same objective with
+``gan_weight=0`` (L1 alone), with the config's seed, batch and steps. Held-out L1 and PSNR on the test split are
+measured with the generator in eval mode (running statistics, no dropout) and in the originals' test mode (batch
+statistics, dropout on), and so is the domain FID / KID: the translations of the held-out line art against the
+held-out colour emoji, in the feature space of ``domain.emoji`` (the shipped CLDR-group classifier of Noto emoji,
 trained on the emoji.noto train split, which holds none of the test emoji). ``real_floor`` is the same distance
 between the train and test colour emoji: what a perfect generator would score with this few test images.
-Then pix2pix.colorize_32 (L → ab) trains on emoji.noto and writes
-plugins/pix2pix-unet/docs/colorize_grid.png: rows of grey input, prediction, truth for held-out emoji.
+Then ``pix2pix.colorize_32`` (L → ab) trains on ``pix2pix.lab`` for ``--color-steps`` and writes
+``--grid`` (default ``OUT/colorize_grid.png``): rows of grey input, prediction, truth for held-out emoji (the grey
+and colour images of ``pix2pix.gray``, the same source images).
+Everything is written to ``OUT/evidence.json`` and printed.
 """
 
 from __future__ import annotations
@@ -21,14 +25,29 @@ import math
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 
 import ganzoo_core as gz
 from ganzoo_core.metrics.scores import fid, kid
-from ganzoo_core.training import TrainCfg, train
+from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
+from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
 
-HERE = Path(__file__).resolve().parents[1]
+COLORIZE = "pix2pix.colorize_32"  # L → ab on pix2pix.lab, the same networks with one / two channels
+GREY = "pix2pix.gray"  # (grey RGB, colour RGB) pairs of the same source images, in the same order as pix2pix.lab
+
+
+def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
+    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
+    builds from it."""
+    config = read_run_config(path)
+    validate_run_config(config, sections=("train",))
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    parser.set_defaults(**command_defaults(config, "train", parser))
+    return config, train_cfg_from_args(parser.parse_args([]))
 
 
 def stacked(data: Any) -> dict[str, torch.Tensor]:
@@ -63,54 +82,73 @@ def build(name: str, seed: int = 0, **overrides: Any) -> Any:
     return objective
 
 
-def run(name: str, steps: int, out: Path, data: str, test: dict[str, torch.Tensor],
-        extractor: Any = None, seed: int = 0) -> dict[str, Any]:
-    objective = build(name, seed)
+def split_of(objective: Any, config: RunConfig, split: str, data: str | None = None) -> Any:
+    """The objective's dataset (or ``data``) with the config's ``[data_set]`` options, at ``split``."""
+    options = {**config.data_set, "split": split} if data is None else {"split": split}
+    return dataset_for(objective, data or config.train.get("data"), **options)
+
+
+def run(name: str, overrides: dict[str, Any], out: Path, config: RunConfig, base: TrainCfg, test: dict[str, Any],
+        extractor: Any = None, data: str | None = None) -> dict[str, Any]:
+    objective = build(name, base.seed, **overrides)
     eval_modes = {"sample_norm": "running", "sample_dropout": False}
     untrained = scores(objective, test, extractor, **eval_modes)
-    train(objective, gz.create_dataset(data, split="train"), out / name,
-          TrainCfg(steps=steps, batch_size=16, seed=seed, log_every=max(steps // 5, 1), sample_every=0,
-                   checkpoint_every=0, progress=False, tensorboard=False))
-    return {"untrained_eval": untrained, "eval": scores(objective, test, extractor, **eval_modes),
-            "train_mode": scores(objective, test, extractor), "objective": objective}
+    cfg = attrs.evolve(base, log_every=max(base.steps // 5, 1), sample_every=0, checkpoint_every=0, progress=False,
+                       tensorboard=False)
+    train(objective, split_of(objective, config, "train", data), out, cfg)
+    return {"objective": name, "overrides": overrides, "untrained_eval": untrained,
+            "eval": scores(objective, test, extractor, **eval_modes), "train_mode": scores(objective, test, extractor),
+            "module": objective}
 
 
-def colorize_grid(objective: Any, n: int, path: Path) -> Path:
-    test = stacked(gz.create_dataset("pix2pix.lab", split="test"))
+def colorize_grid(objective: Any, test: dict[str, torch.Tensor], n: int, path: Path) -> Path:
+    """Rows: the grey input, the prediction (the objective's RGB output: input L with the predicted ab), the true
+    colour image; the first ``n`` held-out images (``test``: pix2pix.lab's test split)."""
     batch = {k: v[:n] for k, v in test.items()}
     objective.eval()
     pred = objective.sample(n, batch, seed=0)
-    from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
-
-    grey = pix2pix_to_rgb(batch["image"], torch.zeros_like(batch["image_b"]))
-    truth = pix2pix_to_rgb(batch["image"], batch["image_b"])
+    source = objective.cfg.dataset
+    cfg = gz.get_dataset_cfg(source)
+    pairs = gz.create_dataset(GREY, source=cfg.source, source_kwargs=dict(cfg.source_kwargs), split="test",
+                              image_size=cfg.image_size)
+    grey, truth = (torch.stack([pairs[i][key] for i in range(n)]) for key in ("image", "image_b"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     return save_grid(torch.cat([grey, pred, truth]).float(), path, nrow=n)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--config", type=Path, required=True, help="the experiment's run config (config.toml)")
+    parser.add_argument("--steps", type=int, help="steps of both emoji objectives (default: the config's; 0: none)")
     parser.add_argument("--color-steps", type=int, default=1000, help="0: no colorization run, no grid")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation and data order of both objectives")
-    parser.add_argument("--out", type=Path, default=Path("runs/pix2pix_evidence"))
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/<the config's folder name>)")
+    parser.add_argument("--grid", type=Path, help="the colorization grid (default: OUT/colorize_grid.png)")
     args = parser.parse_args()
-    test = stacked(gz.create_dataset("pix2pix.emoji", split="test"))
+    config, base = run_setting(args.config)
+    if args.steps is not None:
+        base = attrs.evolve(base, steps=max(args.steps, 1))
+    args.out = args.out or Path("runs") / args.config.resolve().parent.name
+    name = config.train["objective"]
+    probe = build(name, base.seed, **config.set)
+    test = stacked(split_of(probe, config, "test"))
     extractor = gz.create_encoder("domain.emoji")
-    train_b = stacked(gz.create_dataset("pix2pix.emoji", split="train"))["image_b"]
-    report: dict[str, Any] = {"steps": args.steps, "batch_size": 16, "seed": args.seed, "n_test": len(test["image"]),
-                              "extractor": extractor.protocol(),
+    train_b = stacked(split_of(probe, config, "train"))["image_b"]
+    report: dict[str, Any] = {"config": str(args.config), "steps": base.steps, "batch_size": base.batch_size,
+                              "seed": base.seed, "n_test": len(test["image"]), "extractor": extractor.protocol(),
                               "real_floor": domain_distance(extractor, test["image_b"], train_b)}
-    for name in ("pix2pix.emoji_32", "pix2pix.emoji_32_l1") if args.steps > 0 else ():  # --steps 0: colour only
-        result = run(name, args.steps, args.out, "pix2pix.emoji", test, extractor, args.seed)
-        result.pop("objective")
-        report[name] = result
-        print(name, json.dumps(result), flush=True)
-    if args.color_steps > 0:  # --color-steps 0: the emoji comparison only (the shipped grid is left as it is)
-        lab_test = stacked(gz.create_dataset("pix2pix.lab", split="test"))
-        color = run("pix2pix.colorize_32", args.color_steps, args.out, "pix2pix.lab", lab_test)
-        grid = colorize_grid(color.pop("objective"), 8, HERE / "docs" / "colorize_grid.png")
-        report["pix2pix.colorize_32"] = {**color, "steps": args.color_steps,
-                                         "grid": str(grid.relative_to(HERE.parents[1]))}
+    runs = {"l1_cgan": dict(config.set), "l1_only": {**config.set, "gan_weight": 0.0}}
+    for label, overrides in runs.items() if args.steps != 0 else ():  # --steps 0: colour only
+        result = run(name, overrides, args.out / label, config, base, test, extractor)
+        result.pop("module")
+        report[label] = result
+        print(label, json.dumps(result), flush=True)
+    if args.color_steps > 0:  # --color-steps 0: the emoji comparison only
+        probe = build(COLORIZE, base.seed)
+        lab_test = stacked(split_of(probe, config, "test", data=probe.cfg.dataset))
+        color = run(COLORIZE, {}, args.out / "colorize", config, attrs.evolve(base, steps=args.color_steps), lab_test,
+                    data=probe.cfg.dataset)
+        grid = colorize_grid(color.pop("module"), lab_test, 8, args.grid or args.out / "colorize_grid.png")
+        report["colorize"] = {**color, "steps": args.color_steps, "grid": str(grid)}
     print(json.dumps(report, indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evidence.json").write_text(json.dumps(report, indent=2))

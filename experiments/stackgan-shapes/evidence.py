@@ -1,24 +1,22 @@
 #!/usr/bin/env python
-"""Evidence on captioned shapes at reduced resolution (Stage-I 32 px → Stage-II 64 px by default):
+"""StackGAN experiment on captioned shapes at reduced resolution (Stage-I 32 px → Stage-II 64 px):
 
 1. Stage-II samples vs Stage-I samples upsampled to Stage-II size: FID and KID on the features of the shapes
    attribute classifier ``attrs.shapes`` (a domain extractor in ``ganzoo_core.metrics``; it reads 64 px images
-   resized to 32), against held-out images;
-   the untrained Stage-II as the baseline;
+   resized to 32), against held-out images; the untrained Stage-II as the baseline;
 2. caption accuracy (all four attributes right, ``caption_consistency`` of ``attrs.shapes``) of both;
 3. diversity (mean pairwise feature distance of 8 samples per caption) with and without Conditioning Augmentation,
    the same budget otherwise;
-4. a sample grid (held-out captions; rows: caption, columns: Stage-I upsampled, Stage-II, for 4 seeds) written to
-   ``plugins/stackgan/docs/samples.png``.
+4. a sample grid (held-out captions; rows: caption, columns: Stage-I upsampled, Stage-II, for 4 seeds).
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python plugins/stackgan/scripts/evidence.py --out runs/stackgan_evidence
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python experiments/stackgan-shapes/evidence.py \
+        --config experiments/stackgan-shapes/config.toml --stage2 experiments/stackgan-shapes/stage2.toml \
+        --out runs/stackgan-shapes
 
-Networks: Stage-I ``stackgan.s1_32`` with ngf 128 (D ndf 32); Stage-II the ``stackgan.s2_64`` objective (its D: 64
-px, ndf 16, unconditional head) with the 32 px-input generator of ``s2_128`` built at image_size 64, ngf 16. Both
-Ds read the text embedding (``cond_input="text"``, the small variants' default). Each stage halves its learning
-rates half way.
-
-Writes ``<out>/evidence.json`` and prints it.
+Stage-I is the objective of ``--config``, Stage-II that of ``--stage2`` (its Stage-I: the checkpoint Stage-I just
+wrote), each with its file's dataset options, steps, batch size, seed and schedule, as ``ganzoo train --config``
+reads them. The run without CA trains both stages again with ``augment=False`` added to both generators' kwargs.
+Writes ``<out>/evidence.json`` and the grid (``--grid``, default ``<out>/samples.png``) and prints the result.
 """
 
 from __future__ import annotations
@@ -26,82 +24,164 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 import torch
-from ganzoo_stackgan.pipeline import (
-    _condition_batch,
-    caption_accuracy,
-    compare_stages,
-    diversity,
-    train_stages,
-    upsample_to,
-)
+import torch.nn.functional as F
 
 import ganzoo_core as gz
+from ganzoo_core.metrics import evaluate
+from ganzoo_core.metrics.attributes import caption_consistency
+from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
+from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-REPO = DOCS.parents[2]
+EXTRACTOR = "attrs.shapes"
 
 
-def shown(path: Path) -> str:
-    """``path`` as a result file records it: relative to the repository when inside it."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
+    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
+    builds from it."""
+    config = read_run_config(path)
+    validate_run_config(config, sections=("train",))
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    parser.set_defaults(**command_defaults(config, "train", parser))
+    return config, train_cfg_from_args(parser.parse_args([]))
 
 
-def sample_grid(objective, dataset, path: Path, n_captions: int = 6, seeds: int = 4) -> list[str]:
-    batch, captions = _condition_batch(dataset, n_captions, seed=123)
-    text = batch["text_emb"].repeat_interleave(seeds, 0)
+def with_generator_kwargs(overrides: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {**overrides, "generator_kwargs": {**overrides.get("generator_kwargs", {}), **extra}}
+
+
+def train_stage(config: RunConfig, base: TrainCfg, out: Path, device: str, **overrides: Any) -> Path:
+    """Train the objective of ``config`` (plus ``overrides``) into ``out``; its checkpoint."""
+    torch.manual_seed(base.seed)
+    objective = gz.create_objective(config.train["objective"], **{**config.set, **overrides})
+    data = dataset_for(objective, config.train.get("data"), **config.data_set)
+    cfg = attrs.evolve(base, device=device, log_every=250, sample_every=0, checkpoint_every=0, progress=False,
+                       tensorboard=False)
+    result = train(objective, data, out, cfg)
+    if result.interrupted:
+        raise SystemExit(f"{out} was interrupted at step {result.step}; run the same command again")
+    return Path(result.checkpoint)
+
+
+# -- evaluation: core metrics on the objective's own sample_stages -------------------------------------------------
+
+
+def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Stage-I images brought to Stage-II size (bilinear, clamped to [-1, 1]): the baseline Stage-II must beat."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(-1, 1)
+
+
+def condition_batch(dataset: Any, n: int, seed: int) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """``n`` held-out (text_emb, caption) pairs drawn with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randint(len(dataset.embeddings), (n,), generator=gen)
+    return {"text_emb": dataset.embeddings[rows]}, [dataset.captions_flat[int(r)] for r in rows]
+
+
+def stage_sources(objective: Any, dataset: Any) -> dict[str, Callable[[int, int], torch.Tensor]]:
+    """Sample functions ``f(n, seed)`` (eval mode, held-out captions): Stage-II and upsampled Stage-I."""
+    size = objective.image_shape[-1]
+
+    def draw(n: int, seed: int, which: int) -> torch.Tensor:
+        objective.eval()
+        batch, _ = condition_batch(dataset, n, seed)
+        with torch.no_grad():
+            high, low = objective.sample_stages(n, batch, seed=seed)
+        return high.cpu() if which == 2 else upsample_to(low, size).cpu()
+
+    return {"stage2": lambda n, s: draw(n, s, 2), "stage1_upsampled": lambda n, s: draw(n, s, 1)}
+
+
+def compare_stages(objective: Any, dataset: Any, reference: Any, *, n_samples: int, device: str = "cpu"
+                   ) -> dict[str, dict[str, Any]]:
+    """FID / KID of Stage-II samples and of upsampled Stage-I samples against ``reference``."""
+    return {name: evaluate(source, reference, extractor=EXTRACTOR, n_samples=n_samples, metrics=("fid", "kid"),
+                           seed=0, batch_size=250, device=device, source_info={"stage": name})["scores"]
+            for name, source in stage_sources(objective, dataset).items()}
+
+
+def caption_accuracy(objective: Any, dataset: Any, *, n: int, seed: int = 0) -> dict[str, float]:
+    """All-attributes-right accuracy of Stage-II samples and of upsampled Stage-I samples for ``n`` captions."""
+    objective.eval()
+    batch, captions = condition_batch(dataset, n, seed)
+    with torch.no_grad():
+        high, low = objective.sample_stages(n, batch, seed=seed)
+    size = objective.image_shape[-1]
+    return {"stage2": caption_consistency(EXTRACTOR, high.cpu(), captions)["all_blocks"],
+            "stage1_upsampled": caption_consistency(EXTRACTOR, upsample_to(low, size).cpu(), captions)["all_blocks"]}
+
+
+def diversity(objective: Any, dataset: Any, *, n_captions: int = 50, per_caption: int = 8, seed: int = 0) -> float:
+    """Mean pairwise feature distance between samples of the same caption (higher: more varied), averaged over
+    ``n_captions`` held-out captions."""
+    net = gz.create_encoder(EXTRACTOR)
+    objective.eval()
+    batch, _ = condition_batch(dataset, n_captions, seed)
+    text = batch["text_emb"].repeat_interleave(per_caption, 0)  # (n·k, D): k samples per caption
+    images = objective.sample(len(text), {"text_emb": text}, seed=seed).cpu()
+    feats = net.encode(images).view(n_captions, per_caption, -1)
+    k = per_caption
+    return float(torch.cdist(feats, feats).sum() / (n_captions * k * (k - 1)))
+
+
+def sample_grid(objective: Any, dataset: Any, path: Path, n_captions: int = 6, seeds: int = 4) -> list[str]:
+    batch, captions = condition_batch(dataset, n_captions, seed=123)
     rows = []
     for s in range(seeds):  # one seed per column pair, every caption
-        high, low = objective.sample_stages(n_captions, batch, seed=s)
+        with torch.no_grad():
+            high, low = objective.sample_stages(n_captions, batch, seed=s)
         rows.append((upsample_to(low, high.shape[-1]).cpu(), high.cpu()))
-    del text
     cells = [img for c in range(n_captions) for s in range(seeds) for img in (rows[s][0][c], rows[s][1][c])]
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_grid(torch.stack(cells), path, nrow=2 * seeds)
     return captions
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage1", default="stackgan.s1_32")
-    p.add_argument("--stage2", default="stackgan.s2_64")
-    p.add_argument("--steps1", type=int, default=2500, help="Stage-I steps")
-    p.add_argument("--steps2", type=int, default=1500, help="Stage-II steps")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--n", type=int, default=3000, help="shapes images (train + test)")
+    p.add_argument("--config", type=Path, required=True, help="Stage-I run config (config.toml)")
+    p.add_argument("--stage2", type=Path, required=True, help="Stage-II run config (stage2.toml)")
     p.add_argument("--n-eval", type=int, default=500)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=Path("runs/stackgan_evidence"))
-    p.add_argument("--grid", type=Path, default=DOCS / "samples.png")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<the config's folder name>)")
+    p.add_argument("--grid", type=Path, help="the sample grid (default: OUT/samples.png)")
     args = p.parse_args()
-    small1 = {"generator_kwargs": {"ngf": 128}, "discriminator_kwargs": {"ndf": 32}}
-    small2 = {"generator": "stackgan.s2_128", "stage1": args.stage1, "generator_kwargs": {"image_size": 64, "ngf": 16},
-              "discriminator_kwargs": {"ndf": 16}}
+    args.out = args.out or Path("runs") / args.config.resolve().parent.name
+    args.grid = args.grid or args.out / "samples.png"
+    (c1, t1), (c2, t2) = run_setting(args.config), run_setting(args.stage2)
     t0 = time.perf_counter()
-    test = gz.create_dataset("stackgan.shapes", image_size=64, n=args.n, split="test", wrong_image=False)
     torch.manual_seed(0)
-    untrained = gz.create_objective(args.stage2, **small2, stage1_kwargs=small1["generator_kwargs"])
-    result: dict = {"protocol": {**vars(args), "out": shown(args.out), "grid": shown(args.grid), "reference":
-                                 "stackgan.shapes test split at 64 px", "extractor": "attrs.shapes",
-                                 "stage1_overrides": small1, "stage2_overrides": small2}}
+    untrained = gz.create_objective(c2.train["objective"], **c2.set,
+                                    stage1_kwargs=dict(c1.set.get("generator_kwargs", {})))
+    test = dataset_for(untrained, c2.train.get("data"), **{**c2.data_set, "split": "test", "wrong_image": False})
+    result: dict[str, Any] = {"protocol": {
+        "config": str(args.config), "stage2_config": str(args.stage2), "stage1": c1.train["objective"],
+        "stage2": c2.train["objective"], "steps1": t1.steps, "steps2": t2.steps, "batch_size": t1.batch_size,
+        "n_eval": args.n_eval, "device": args.device, "out": str(args.out), "grid": str(args.grid),
+        "reference": "the stage-II dataset's test split at Stage-II size", "extractor": EXTRACTOR,
+        "stage1_overrides": dict(c1.set), "stage2_overrides": dict(c2.set), "data_overrides": dict(c1.data_set)}}
     result["untrained"] = compare_stages(untrained, test, test.base, n_samples=args.n_eval)
     runs = {}
     for label, extra in (("ca", {}), ("no_ca", {"augment": False})):
-        o1 = {**small1, "generator_kwargs": {**small1["generator_kwargs"], **extra}}
-        o2 = {**small2, "generator_kwargs": {**small2["generator_kwargs"], **extra}}
-        _, s2 = train_stages(args.out / label, stage1=args.stage1, stage2=args.stage2, steps1=args.steps1,
-                             steps2=args.steps2, batch_size=args.batch_size, data_kwargs={"n": args.n},
-                             stage1_overrides=o1, stage2_overrides=o2, lr_step=max(1, args.steps1 // 2),
-                             lr_step2=max(1, args.steps2 // 2), device=args.device, log_every=250)
-        runs[label] = gz.load(s2.checkpoint, device=args.device).eval()
+        s1 = train_stage(c1, t1, args.out / label / "stage1", args.device,
+                         **with_generator_kwargs(dict(c1.set), **extra))
+        s2 = train_stage(c2, t2, args.out / label / "stage2", args.device,
+                         **with_generator_kwargs(dict(c2.set), **extra), stage1_checkpoint=str(s1))
+        runs[label] = gz.load(s2, device=args.device).eval()
     trained = runs["ca"]
     result["trained"] = compare_stages(trained, test, test.base, n_samples=args.n_eval, device=args.device)
     result["caption_accuracy"] = caption_accuracy(trained, test, n=args.n_eval)
     result["diversity"] = {k: diversity(v, test) for k, v in runs.items()}
-    args.grid.parent.mkdir(parents=True, exist_ok=True)
     result["grid_captions"] = sample_grid(trained, test, args.grid)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,20 @@
-"""Evidence for ganzoo-stargan: train on shapes attributes and judge the translations with ``attrs.shapes``;
-train on emoji skin tones and write the translation grid.
+"""StarGAN experiments: train the objective of a run config on shapes attributes and judge the translations with the
+shipped attribute classifiers, or train on emoji skin tones and write the translation grid.
 
-    OMP_NUM_THREADS=1 .venv/bin/python plugins/stargan/scripts/evidence.py shapes --steps 3000 --out runs/stargan_shapes
-    OMP_NUM_THREADS=1 .venv/bin/python plugins/stargan/scripts/evidence.py emoji --steps 3000 --out runs/stargan_emoji
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/stargan-shapes32/evidence.py shapes \
+        --config experiments/stargan-shapes32/config.toml --eval-at 2000 4000 --out runs/stargan-shapes32
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/stargan-shapes32/evidence.py emoji \
+        --config experiments/stargan-emoji-tones/config.toml --out runs/stargan-emoji-tones
 
-``shapes`` prints and writes ``scores.json`` (untrained and trained: target-colour accuracy, preserved shape /
-position / size, reconstruction L1) on the 1,000 held-out shapes images, read by each of ``--judges`` (the shipped
-``attrs.shapes`` and the blur-trained ``attrs.shapes_blur``) at each ``--eval-at`` mark; ``emoji`` writes ``grid.png`` (held-out
-emoji, then the 6 tones: none, light, medium-light, medium, medium-dark, dark). A checkpoint already under
-``--out`` is resumed (``train_seconds`` then counts this run only), so a run can be continued to later marks.
+The objective (name and ``[set]``), the dataset (``data``, ``[data_set]``), batch size, seed and the other training
+options come from ``--config``, as ``ganzoo train --config`` reads them. ``shapes`` prints and writes ``scores.json``
+(untrained and trained: target-colour accuracy, preserved shape / position / size, reconstruction L1) on the 1,000
+held-out images of the objective's dataset, read by each of ``--judges`` (the shipped ``attrs.shapes`` and the
+blur-trained ``attrs.shapes_blur``) at each ``--eval-at`` mark (default: the config's ``steps``), and ``grid.png``
+(input, then every target domain) at the end. ``emoji`` trains to the config's ``steps`` and writes ``grid.png``
+(held-out emoji, then the 6 tones: none, light, medium-light, medium, medium-dark, dark) and ``scores.json`` (the
+run's record). A checkpoint already under ``--out`` is resumed (``train_seconds`` then counts this run only), so a
+run can be continued to later marks.
 """
 
 from __future__ import annotations
@@ -19,35 +25,105 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
-from ganzoo_stargan.evaluate import shapes_translation_scores
-from ganzoo_stargan.grid import write_translation_grid
 
 import ganzoo_core as gz
-from ganzoo_core.checkpoints import atomic_path
-from ganzoo_core.metrics.attributes import JUDGES
-from ganzoo_core.training import TrainCfg, train
+from ganzoo_core.metrics.attributes import JUDGES, attribute_accuracy
+from ganzoo_core.metrics.evaluate import write_result
+from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
+from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.training import TrainCfg, dataset_for, train
+from ganzoo_core.visual import save_grid
+
+N_COLOURS = 7  # the first 7 labels of the shapes label vectors (and of the judges' attribute names)
 
 
-def _cfg(args: argparse.Namespace, steps: int | None = None) -> TrainCfg:
-    steps = args.steps if steps is None else steps
-    return TrainCfg(steps=steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                    log_every=max(1, steps // 20), sample_every=0, checkpoint_every=0, progress=False,
-                    tensorboard=False, resume=True)
+def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
+    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
+    builds from it."""
+    config = read_run_config(path)
+    validate_run_config(config, sections=("train",))
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    parser.set_defaults(**command_defaults(config, "train", parser))
+    return config, train_cfg_from_args(parser.parse_args([]))
+
+
+def colour_targets(attrs: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Target labels: a random colour other than each image's own (one-hot over the first 7 labels), rest kept."""
+    gen = gz.seeded_rng(seed)
+    own = attrs[:, :N_COLOURS].argmax(1)
+    shift = torch.randint(1, N_COLOURS, (len(attrs),), generator=gen)  # 1..6: never the same colour
+    target = attrs.clone()
+    target[:, :N_COLOURS] = torch.nn.functional.one_hot((own + shift) % N_COLOURS, N_COLOURS).float()
+    return target
+
+
+@torch.no_grad()
+def shapes_translation_scores(objective: Any, dataset: Any, *, judge: Any, seed: int = 0,
+                              batch_size: int = 250) -> dict[str, Any]:
+    """Each held-out image gets a target colour other than its own (its other labels kept); the translation should
+    show the target colour (``target``) and keep the source's shape, position and size (``preserved``), as ``judge``
+    reads them. ``rec_l1`` is mean |x − G(G(x, c_trg), c_org)| on [-1, 1] images; eval mode."""
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([it["image"] for it in items])
+    attrs, attrs_all = torch.stack([it["attrs"] for it in items]), torch.stack([it["attrs_all"] for it in items])
+    target = colour_targets(attrs, seed)
+    G = objective.networks["G"]
+    device = next(G.parameters()).device
+    was_training = objective.training
+    objective.eval()
+    fakes, rec = [], 0.0
+    try:
+        for s in range(0, len(items), batch_size):
+            x, c_org, c_trg = (t[s:s + batch_size].to(device) for t in (images, attrs, target))
+            fake = G(x, c_trg)
+            rec += float((x - G(fake, c_org)).abs().mean()) * len(x)
+            fakes.append(fake.cpu())
+    finally:
+        objective.train(was_training)
+    fake = torch.cat(fakes)
+    want = attrs_all.clone()
+    want[:, :N_COLOURS] = target[:, :N_COLOURS]  # the judges' names start with the 7 colours too
+    hit = attribute_accuracy(judge, fake, want, blocks=["colour"])
+    kept = attribute_accuracy(judge, fake, attrs_all, blocks=["shape", "pos", "size"])
+    real = attribute_accuracy(judge, images, attrs_all)  # the judge on the real held-out images
+    return {"n": len(items), "target": hit["per_block"]["colour"], "preserved": kept["per_block"],
+            "preserved_min": min(kept["per_block"].values()), "rec_l1": rec / len(items),
+            "judge_on_real": real["per_block"]}
+
+
+def _cfg(base: TrainCfg, steps: int, device: str) -> TrainCfg:
+    return attrs.evolve(base, steps=steps, device=device, log_every=max(1, steps // 20), sample_every=0,
+                        checkpoint_every=0, progress=False, tensorboard=False, resume=True)
 
 
 def write_scores(out: Path, report: dict[str, Any]) -> None:
-    with atomic_path(out / "scores.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=float))
+    write_result(report, out / "scores.json")  # atomically: an interrupted write leaves the previous file
 
 
-def shapes(args: argparse.Namespace) -> dict:
+def translation_grid(objective: Any, path: Path, batch: dict[str, torch.Tensor] | None = None,
+                     n_inputs: int = 8) -> Path:
+    """One row per input: the input, then its translation to every target domain (eval mode); without ``batch`` the
+    inputs come from the objective's ``sample_dataset`` (what ``ganzoo stargan-grid`` draws)."""
+    cols = 1 + objective.n_domains
+    objective.eval()
+    images = objective.sample(n_inputs * cols, batch=batch, seed=0)
+    objective.train()
+    return save_grid(images.float(), path, nrow=cols)
+
+
+def build(config: RunConfig, base: TrainCfg, device: str) -> Any:
+    torch.manual_seed(base.seed)
+    return gz.create_objective(config.train["objective"], **config.set).to(device)
+
+
+def shapes(args: argparse.Namespace, config: RunConfig, base: TrainCfg) -> dict:
     """Train to each ``--eval-at`` mark in turn (resuming exactly) and score the held-out translations there with
     every judge in ``--judges`` (the first one's numbers are the headline ``trained``)."""
-    torch.manual_seed(args.seed)
-    objective = gz.create_objective(args.objective).to(args.device)
-    data = objective.cfg.dataset  # the label vector the objective was built for (stargan.shapes, ...)
-    test = gz.create_dataset(data, split="test")
+    objective = build(config, base, args.device)
+    test = gz.create_dataset(objective.cfg.dataset, split="test")  # the label vector the objective was built for
     judges = {name: gz.create_encoder(name) for name in args.judges}
 
     def score() -> dict[str, Any]:
@@ -55,60 +131,59 @@ def shapes(args: argparse.Namespace) -> dict:
 
     untrained = score()
     t0 = time.perf_counter()
-    train_data = gz.create_dataset(data, split="train")
+    train_data = dataset_for(objective, config.train.get("data"), **config.data_set)
     curve: list[dict[str, Any]] = []
 
     def report() -> dict[str, Any]:
-        return {"objective": args.objective, "steps": curve[-1]["step"], "batch_size": args.batch_size,
-                "seed": args.seed, "train_seconds": curve[-1]["train_seconds"], "judges": args.judges,
+        return {"config": str(args.config), "objective": config.train["objective"], "overrides": dict(config.set),
+                "steps": curve[-1]["step"], "batch_size": base.batch_size, "seed": base.seed,
+                "train_seconds": curve[-1]["train_seconds"], "judges": args.judges,
                 "untrained": untrained[args.judges[0]], "trained": curve[-1]["by_judge"][args.judges[0]],
                 "untrained_by_judge": untrained, "curve": curve}
 
-    for mark in args.eval_at or [args.steps]:
-        if train(objective, train_data, args.out, _cfg(args, mark)).interrupted:
+    for mark in args.eval_at or [base.steps]:
+        if train(objective, train_data, args.out, _cfg(base, mark, args.device)).interrupted:
             raise SystemExit(f"stopped before the {mark}-step mark; run the same command again to resume")
         curve.append({"step": mark, "train_seconds": time.perf_counter() - t0, "by_judge": score()})
         for name, got in curve[-1]["by_judge"].items():
             print(f"step {mark} ({name}): target {got['target']:.3f} preserved {got['preserved']} "
                   f"rec L1 {got['rec_l1']:.3f}", flush=True)
         write_scores(args.out, report())  # after every mark: an interrupted run keeps the marks it reached
-    write_translation_grid(objective, args.out / "grid.png", batch=None, n_inputs=8)
+    translation_grid(objective, args.out / "grid.png")
     return report()
 
 
-def emoji(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
-    objective = gz.create_objective(args.objective).to(args.device)
+def emoji(args: argparse.Namespace, config: RunConfig, base: TrainCfg) -> dict:
+    objective = build(config, base, args.device)
     t0 = time.perf_counter()
-    result = train(objective, gz.create_dataset("emoji.tones", split="train", image_size=32), args.out, _cfg(args))
-    test = gz.create_dataset("emoji.tones", split="test", image_size=32)
+    data = dataset_for(objective, config.train.get("data"), **config.data_set)
+    result = train(objective, data, args.out, _cfg(base, base.steps, args.device))
+    test = dataset_for(objective, config.train.get("data"), **{**config.data_set, "split": "test"})
     batch = {k: torch.stack([test[i][k] for i in range(0, len(test), len(test) // 8)][:8]).to(args.device)
              for k in ("image", "label")}
-    grid = write_translation_grid(objective, args.out / "grid.png", batch=batch, n_inputs=8)
+    grid = translation_grid(objective, args.out / "grid.png", batch=batch)
     last = result.history[-1] if result.history else {}
-    return {"objective": args.objective, "steps": args.steps, "train_seconds": time.perf_counter() - t0,
-            "grid": str(grid), "last_log": last}
+    return {"config": str(args.config), "objective": config.train["objective"], "steps": base.steps,
+            "train_seconds": time.perf_counter() - t0, "grid": str(grid), "last_log": last}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=("shapes", "emoji"))
-    p.add_argument("--objective", default=None, help="default: stargan.tiny32 (shapes), stargan.emoji32 (emoji)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", type=Path, required=True, help="the experiment's run config (config.toml)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--eval-at", type=int, nargs="+", help="shapes: steps at which to score (ascending; default --steps)")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<the config's folder name>)")
+    p.add_argument("--eval-at", type=int, nargs="+",
+                   help="shapes: steps at which to score (ascending; default: the config's steps)")
     p.add_argument("--judges", nargs="+", default=list(JUDGES),
                    help="shapes: attribute classifiers that read the translations (the first is the headline)")
     args = p.parse_args()
     if args.eval_at and args.eval_at != sorted(args.eval_at):
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
-    args.objective = args.objective or {"shapes": "stargan.tiny32", "emoji": "stargan.emoji32"}[args.task]
-    args.out = args.out or Path(f"runs/stargan_{args.task}")
+    config, base = run_setting(args.config)
+    args.out = args.out or Path("runs") / args.config.resolve().parent.name
     args.out.mkdir(parents=True, exist_ok=True)
-    report = (shapes if args.task == "shapes" else emoji)(args)
+    report = (shapes if args.task == "shapes" else emoji)(args, config, base)
     write_scores(args.out, report)
     print(json.dumps(report, indent=2, default=float))
 
