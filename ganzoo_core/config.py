@@ -144,8 +144,16 @@ def cfg_to_dict(cfg: Any) -> dict[str, Any]:
     return attrs.asdict(cfg)  # tuples become lists, nested configs dicts
 
 
+SAVED_BEFORE = "ganzoo_saved_before"
+"""``attrs.field(metadata={SAVED_BEFORE: value})``: the value a saved config that lacks the field stands for. A field
+added to a config after checkpoints were saved (with the behaviour they had then as ``value``) takes ``value`` when
+such a checkpoint loads, and its default in a new config, so old checkpoints keep computing what they computed and a
+``--resume`` of an old run lists the field as a change."""
+
+
 def cfg_from_dict(template: C, data: Mapping[str, Any], *, what: str = "config") -> C:
-    """Rebuild a config from ``cfg_to_dict`` output, using ``template`` (same class) for types and defaults."""
+    """Rebuild a config from ``cfg_to_dict`` output, using ``template`` (same class) for types and defaults; a field
+    the saved config lacks keeps the template's value, or takes its ``SAVED_BEFORE`` metadata when it has one."""
     if template is None:
         if data:
             raise ConfigError(f"{what} takes no options, but the saved config has {sorted(data)}")
@@ -154,6 +162,8 @@ def cfg_from_dict(template: C, data: Mapping[str, Any], *, what: str = "config")
     for f in attrs.fields(type(template)):
         if f.name in data:
             values[f.name] = _restore(getattr(template, f.name), data[f.name], f"{what}.{f.name}")
+        elif SAVED_BEFORE in f.metadata:
+            values[f.name] = f.metadata[SAVED_BEFORE]
     unknown = sorted(set(data) - set(values))
     if unknown:
         raise ConfigError(f"saved {what} has field(s) {unknown} that {type(template).__name__} does not know")

@@ -12,6 +12,7 @@ Each ``check_*`` raises ``AssertionError`` with a message that names the entry a
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import tempfile
@@ -310,3 +311,20 @@ __all__ = [
     "check_refused", "check_round_trip", "check_validators", "config_field", "missing_validators", "numeric_fields",
     "plugin_host",
 ]
+
+
+def saved_without(path: str | Path, *fields: str) -> Path:
+    """A copy of the checkpoint at ``path`` (``old-<name>`` beside it) whose saved config lacks ``fields``, as a
+    version from before those fields existed wrote it: for testing that old checkpoints load (``SAVED_BEFORE``)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    config = json.loads(meta["ganzoo.config"])
+    for name in fields:
+        del config[name]
+    old = path.with_name("old-" + path.name)
+    save_file(tensors, str(old), metadata={**meta, "ganzoo.config": json.dumps(config, sort_keys=True)})
+    return old

@@ -247,3 +247,20 @@ def test_weights_format_is_told_by_content(tmp_path: Path, writer: str, name: st
     torch.save(state, path) if writer == "torch" else save_file(state, str(path))
     loaded = gz.create_generator("dcgan.28", ngf=8, weights=path)
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_fields_added_later_take_their_saved_before_value_in_old_checkpoints() -> None:
+    import attrs
+
+    from ganzoo_core.config import SAVED_BEFORE, cfg_from_dict, cfg_to_dict
+
+    @attrs.frozen(kw_only=True)
+    class Cfg:
+        size: int = 4
+        mode: str = attrs.field(default="new", metadata={SAVED_BEFORE: "old"})
+        plain: str = "x"
+
+    template = Cfg()
+    assert cfg_from_dict(template, {"size": 8}) == Cfg(size=8, mode="old")  # saved before 'mode' existed
+    assert cfg_from_dict(template, cfg_to_dict(template)) == template  # saved after: its own value
+    assert cfg_from_dict(template, {"mode": "new", "size": 4}).plain == "x"  # no metadata: the template's value

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core import validators as v
+from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import UpsampleConv2d, gradient_penalty
 from ganzoo_core.text import apply_text_norm, check_text_norm
@@ -415,6 +416,10 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     discriminator: str = "gan_cls.64"  # a D with trunk(image) and head(features, text) (or only forward)
     text_dim: int | None = attrs.field(default=None, validator=v.optional(v.size))  # when set, overrides
     # both networks' text_dim (the encoder's embed_dim); generator_kwargs / discriminator_kwargs win over it
+    text_norm: str | None = attrs.field(default=None, validator=v.optional(check_text_norm),
+                                        metadata={SAVED_BEFORE: "rms"})  # when set, both networks' text_norm
+    # (the *_kwargs win); None: each network's own. Checkpoints saved before the official networks' default became
+    # "none" ran with "rms", and load with it.
     matching: bool = True  # GAN-CLS: the mismatch term (real image, wrong text) → 0 in D
     cls_weight: float = attrs.field(default=0.5, validator=v.probability)
     mismatch: str = attrs.field(default="wrong_text", validator=v.one_of(MISMATCH))  # paper / code /
@@ -442,7 +447,7 @@ class GanClsObjective(nn.Module):
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        text = {} if cfg.text_dim is None else {"text_dim": cfg.text_dim}
+        text = {k: getattr(cfg, k) for k in ("text_dim", "text_norm") if getattr(cfg, k) is not None}
         self.networks = gz.build_gan_networks(cfg, generator_defaults=text, discriminator_defaults=text)
         g_dim, d_dim = self.networks["G"].cfg.text_dim, self.networks["D"].cfg.text_dim
         if g_dim != d_dim:

@@ -706,3 +706,19 @@ def test_bad_value_fails_at_create_naming_the_field(kind: str, name: str, overri
 def test_smallest_widths_build_working_networks(kind: str, name: str, overrides: dict[str, Any]) -> None:
     net = gz.create(kind, name, **overrides)
     assert tuple(net(*net.example_inputs(2)).shape) == net.output_shapes(2)
+
+
+
+def test_checkpoints_from_before_the_official_text_norm_default_keep_rms(tmp_path: Path) -> None:
+    """Objectives saved before the official networks' default became text_norm="none" ran with "rms": their saved
+    config lacks the objective's text_norm field, which then stands for "rms" (SAVED_BEFORE)."""
+    from ganzoo_core.testing import saved_without
+
+    small = {"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8}, "text_dim": 32}
+    torch.manual_seed(0)
+    new = gz.create_objective("gan_cls.int_cls", **small)
+    assert new.cfg.text_norm is None and new.networks["G"].cfg.text_norm == "none"
+    gz.save(new, tmp_path / "run.safetensors")
+    old = gz.load(saved_without(tmp_path / "run.safetensors", "text_norm"))
+    assert old.cfg.text_norm == "rms" and old.networks["G"].cfg.text_norm == old.networks["D"].cfg.text_norm == "rms"
+    assert gz.load(tmp_path / "run.safetensors").networks["G"].cfg.text_norm == "none"  # a new checkpoint: its own

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core._api import SPEC_ATTR
+from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
 from ganzoo_core.layers import list_acts
 from ganzoo_core.ops import UpsampleConv2d
@@ -387,8 +388,13 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     stage1_checkpoint: str | None = None  # Stage-II: a Stage-I objective or generator checkpoint (None: untrained);
     # read once: the built objective's cfg names the loaded Stage-I in stage1 / stage1_kwargs and sets this to None
     kl_coef: float = attrs.field(default=2.0, validator=v.non_negative)  # λ; released code 2.0, paper 1
-    wrong_pairs: str = attrs.field(default="released", validator=v.one_of(WRONG_PAIRS))  # without image_wrong
-    stage1_train_mode: bool = True  # Stage-II: the frozen Stage-I runs in the objective's mode (released); False: eval
+    wrong_pairs: str = attrs.field(default="released", validator=v.one_of(WRONG_PAIRS),  # without image_wrong
+                                   metadata={SAVED_BEFORE: "roll"})
+    stage1_train_mode: bool = attrs.field(default=True, metadata={SAVED_BEFORE: False})  # Stage-II: the frozen
+    # Stage-I runs in the objective's mode (released); False: always in eval mode
+    text_norm: str | None = attrs.field(default=None, validator=v.optional(check_text_norm),
+                                        metadata={SAVED_BEFORE: "rms"})  # when set, the text_norm of G, D and
+    # Stage-I (their *_kwargs win); None: each network's own
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
 
@@ -403,7 +409,8 @@ class StackObjective(nn.Module):
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        self.networks = gz.build_gan_networks(cfg)  # {"G": ..., "D": ...} by name
+        norm = {} if cfg.text_norm is None else {"text_norm": cfg.text_norm}
+        self.networks = gz.build_gan_networks(cfg, generator_defaults=norm, discriminator_defaults=norm)  # G, D
         self.stage1 = self._build_stage1(cfg)  # outside networks: no phase, no optimizer, frozen
         if cfg.stage1_checkpoint is not None:
             # The Stage-I weights are this module's now: what checkpoints save is how to rebuild the Stage-I network
@@ -420,7 +427,8 @@ class StackObjective(nn.Module):
         if cfg.stage1 is None and cfg.stage1_checkpoint is None:
             return None
         if cfg.stage1_checkpoint is None:
-            stage1 = gz.create_generator(cfg.stage1, **cfg.stage1_kwargs)
+            norm = {} if cfg.text_norm is None else {"text_norm": cfg.text_norm}
+            stage1 = gz.create_generator(cfg.stage1, **{**norm, **cfg.stage1_kwargs})
         else:
             stage1 = load_stage1(cfg.stage1_checkpoint)
         return stage1.requires_grad_(False)  # frozen weights; its mode follows the objective's (see train())

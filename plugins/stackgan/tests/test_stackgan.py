@@ -538,3 +538,17 @@ def test_smallest_widths(name: str, overrides: dict[str, Any]) -> None:
     g = gz.create_generator(name, **overrides)
     image, _, _ = g(*g.example_inputs(2))
     assert tuple(image.shape) == g.output_shapes(2)[0]
+
+
+def test_checkpoints_from_before_the_released_defaults_keep_their_behaviour(tmp_path: Path) -> None:
+    """Objectives saved before wrong_pairs / stage1_train_mode / text_norm existed rolled the wrong pairs, kept
+    Stage-I in eval mode and rescaled the text (rms): their saved configs load with those values."""
+    from ganzoo_core.testing import saved_without
+
+    obj = _small("stackgan.s2_32")
+    assert (obj.cfg.wrong_pairs, obj.cfg.stage1_train_mode, obj.cfg.text_norm) == ("released", True, None)
+    gz.save(obj, tmp_path / "s2.safetensors")
+    old = gz.load(saved_without(tmp_path / "s2.safetensors", "wrong_pairs", "stage1_train_mode", "text_norm"))
+    assert (old.cfg.wrong_pairs, old.cfg.stage1_train_mode, old.cfg.text_norm) == ("roll", False, "rms")
+    old.train()
+    assert not old.stage1.training and old.stage1.cfg.text_norm == old.networks["G"].cfg.text_norm == "rms"
