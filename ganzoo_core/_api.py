@@ -21,12 +21,12 @@ from ganzoo_core.interfaces import Loss
 
 __all__ = [
     "SPEC_ATTR", "create", "create_block", "create_dataset", "create_discriminator", "create_encoder",
-    "create_generator", "create_loss", "create_objective", "get_block", "get_block_cfg", "get_dataset",
-    "get_dataset_cfg", "get_discriminator", "get_discriminator_cfg", "get_encoder", "get_encoder_cfg", "get_entry",
-    "get_generator", "get_generator_cfg", "get_loss", "get_loss_cfg", "get_objective", "get_objective_cfg",
-    "is_block", "is_dataset", "is_discriminator", "is_encoder", "is_generator", "is_loss", "is_name", "is_objective",
-    "list_blocks", "list_datasets", "list_discriminators", "list_encoders", "list_generators", "list_losses",
-    "list_names", "list_objectives",
+    "create_generator", "create_loss", "create_metric", "create_objective", "get_block", "get_block_cfg",
+    "get_dataset", "get_dataset_cfg", "get_discriminator", "get_discriminator_cfg", "get_encoder", "get_encoder_cfg",
+    "get_entry", "get_generator", "get_generator_cfg", "get_loss", "get_loss_cfg", "get_metric", "get_metric_cfg",
+    "get_objective", "get_objective_cfg", "is_block", "is_dataset", "is_discriminator", "is_encoder", "is_generator",
+    "is_loss", "is_metric", "is_name", "is_objective", "list_blocks", "list_datasets", "list_discriminators",
+    "list_encoders", "list_generators", "list_losses", "list_metrics", "list_names", "list_objectives",
 ]
 
 
@@ -299,3 +299,33 @@ def get_dataset_cfg(name: str) -> Any:
 def create_dataset(name: str, **overrides: Any) -> Dataset:
     """Build dataset ``name`` with config ``overrides`` (see ``create``)."""
     return create("dataset", name, **overrides)
+
+
+# -- metric -----------------------------------------------------------------------------------------------------------
+
+
+def list_metrics(
+    pattern: str | Sequence[str] = "*", *, plugin: str | None = None, exclude: str | Sequence[str] = ()
+) -> list[str]:
+    """Sorted registered metric names matching ``pattern`` (wildcards; ``plugin=``, ``exclude=``)."""
+    return list_names("metric", pattern, plugin=plugin, exclude=exclude)
+
+
+def is_metric(name: str) -> bool:
+    """Whether ``name`` is a registered metric (a bare family name counts; a retired name does not)."""
+    return is_name("metric", name)
+
+
+def get_metric(name: str) -> Callable[..., Any]:
+    """The factory registered as metric ``name`` (``create_metric`` calls it to get the scoring callable)."""
+    return get_entry("metric", name).factory
+
+
+def get_metric_cfg(name: str) -> Any:
+    """The frozen default config (an attrs instance) of metric ``name``, or None if it takes no options."""
+    return get_entry("metric", name).cfg
+
+
+def create_metric(name: str, **overrides: Any) -> Callable[..., Any]:
+    """The scoring callable of metric ``name`` (its factory's result, with config ``overrides``; see ``create``)."""
+    return create("metric", name, **overrides)

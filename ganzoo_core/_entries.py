@@ -17,9 +17,12 @@ import attrs
 
 from ganzoo_core.errors import DuplicateNameError, GanzooError, RetiredNameError, UnknownNameError
 
-KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block", "loss", "objective", "dataset", "op")
-"""Every registry kind. Networks (generator, discriminator, encoder, block) are ``Component``s; an ``op`` entry is one
-implementation of a kernel, named ``op.impl`` (``bias_act.ref``), see ``ganzoo_core.ops``."""
+KINDS: tuple[str, ...] = (
+    "generator", "discriminator", "encoder", "block", "loss", "objective", "dataset", "metric", "op",
+)
+"""Every registry kind. Networks (generator, discriminator, encoder, block) are ``Component``s; a ``metric`` builds
+the callable that scores a trained objective or its samples; an ``op`` entry is one implementation of a kernel, named
+``op.impl`` (``bias_act.ref``), see ``ganzoo_core.ops``."""
 
 NETWORK_KINDS: tuple[str, ...] = ("generator", "discriminator", "encoder", "block")
 

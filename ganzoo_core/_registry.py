@@ -32,7 +32,8 @@ from ganzoo_core.errors import GanzooError
 __all__ = [
     "KINDS", "NETWORK_KINDS", "SPEC_ATTR", "Entry", "Registration", "Registry", "Retired", "RetiredNameError",
     "check_kind", "check_name", "register", "register_block", "register_dataset", "register_discriminator",
-    "register_encoder", "register_generator", "register_loss", "register_objective", "register_retired", "summary_of",
+    "register_encoder", "register_generator", "register_loss", "register_metric", "register_objective",
+    "register_retired", "summary_of",
 ]
 
 T = TypeVar("T")
@@ -185,6 +186,20 @@ def register_dataset(
 ) -> Callable[[T], T]:
     """Register a class or function as a dataset: ``register("dataset", name, ...)``."""
     return register("dataset", name, cfg=cfg, variants=variants, default=default, summary=summary, paper=paper)
+
+
+def register_metric(
+    name: str,
+    *,
+    cfg: Any = None,
+    variants: Mapping[str, Any] | None = None,
+    default: str | bool | None = None,
+    summary: str = "",
+    paper: str = "",
+) -> Callable[[T], T]:
+    """Register the factory of a metric (it returns the callable that scores an objective or its samples):
+    ``register("metric", name, ...)``."""
+    return register("metric", name, cfg=cfg, variants=variants, default=default, summary=summary, paper=paper)
 
 
 # ``register_op`` (an implementation of a kernel, with its devices and requirements) lives in ganzoo_core.ops

@@ -298,7 +298,24 @@ def parse_args_with_config(parser: argparse.ArgumentParser, argv: Sequence[str])
     return args
 
 
+def train_cfg_of(config: RunConfig, **changes: Any) -> Any:
+    """The ``TrainCfg`` that ``ganzoo train --config`` builds from ``config`` (checked against the registry first,
+    as that command does), with ``changes`` (``TrainCfg`` fields, e.g. ``seed=1``) on top."""
+    from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+
+    validate_run_config(config, sections=("train",))
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(parser)
+    parser.set_defaults(**command_defaults(config, "train", parser))
+    base = train_cfg_from_args(parser.parse_args([]))
+    unknown = sorted(set(changes) - {f.name for f in attrs.fields(type(base))})
+    if unknown:
+        raise ConfigError(f"{config.path}: {', '.join(map(repr, unknown))} are not TrainCfg fields; valid: "
+                          f"{', '.join(f.name for f in attrs.fields(type(base)))}")
+    return attrs.evolve(base, **changes)
+
+
 __all__ = [
     "EXPERIMENT_KEYS", "REFUSED", "SECTIONS", "TABLES", "RunConfig", "command_defaults", "option_names",
-    "parse_args_with_config", "read_run_config", "validate_run_config",
+    "parse_args_with_config", "read_run_config", "train_cfg_of", "validate_run_config",
 ]

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export HF_HUB_OFFLINE=1
-.venv/bin/ruff check ganzoo_core plugins tests scripts benchmarks
+.venv/bin/ruff check ganzoo_core plugins tests scripts benchmarks experiments
 .venv/bin/python -m pytest "$@"

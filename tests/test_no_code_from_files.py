@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(
-    p for base in ("ganzoo_core", "plugins", "scripts", "benchmarks") for p in (ROOT / base).rglob("*.py")
+    p for base in ("ganzoo_core", "plugins", "scripts", "benchmarks", "experiments") for p in (ROOT / base).rglob("*.py")
     if "tests" not in p.relative_to(ROOT).parts
 )
 FORBIDDEN_CALLS = {

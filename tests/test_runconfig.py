@@ -21,6 +21,7 @@ from ganzoo_core.runconfig import (
     RunConfig,
     option_names,
     read_run_config,
+    train_cfg_of,
     validate_run_config,
 )
 
@@ -230,6 +231,23 @@ def test_train_flags_win_over_the_file_and_the_files_other_keys_stay(tmp_path: P
     objective, dataset, _, _ = trained[-1]
     assert objective.image_shape == (3, 32, 32) and tuple(dataset[0]["image"].shape) == (3, 32, 32)
     assert "training dcgan.32 on animal_mnist.train (40 images) for 3 steps" in capsys.readouterr().out
+
+
+def test_train_cfg_of_is_what_ganzoo_train_builds_from_the_file(tmp_path: Path, trained: list) -> None:
+    root = write_animal(tmp_path)
+    text = FULL.replace("[data_set]\nlimit = 40\n", f"[data_set]\nlimit = 40\nroot = {str(root)!r}\n")
+    path = write(tmp_path, text, "base.toml")
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 0
+    built = trained[-1][3]
+    config = read_run_config(path)
+    assert train_cfg_of(config) == built and built.seed == 7 and built.policy.name == "bf16+channels_last"
+    changed = train_cfg_of(config, seed=1, steps=9)
+    assert (changed.seed, changed.steps, changed.batch_size) == (1, 9, built.batch_size)
+    with pytest.raises(ConfigError, match="'stepz' are not TrainCfg fields"):
+        train_cfg_of(config, stepz=9)
+    bad = write(tmp_path, 'objective = "no_such.objective"\n', "bad.toml")
+    with pytest.raises(ConfigError, match="no_such.objective"):  # checked against the registry, as the command is
+        train_cfg_of(read_run_config(bad))
 
 
 def test_eval_reads_its_table_and_its_flags_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

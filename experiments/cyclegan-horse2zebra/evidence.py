@@ -7,10 +7,10 @@ untrained networks.
 
 The objective (name and ``[set]``), the dataset, steps, batch size and the other training options come from
 ``--config``, as ``ganzoo train --config`` reads them; ``--seeds`` replaces the config's seed, one run per seed.
-Per seed: the scores of ``score`` (judge accuracy in both directions, cycle L1, KID to the target domain) before
-and after training, in eval mode on the 200 held-out test images; a JSON line per seed and a summary go to stdout
-and ``OUT/evidence.json``. ``--grid`` writes rows of (horse, → zebra, → horse again) and (zebra, → horse, → zebra
-again) for the first seed.
+Per seed: the scores of the metric ``cyclegan.horse2zebra`` (judge accuracy in both directions, cycle L1, KID to the
+target domain) before and after training, in eval mode on the 200 held-out test images; a JSON line per seed and a
+summary go to stdout and ``OUT/evidence.json``. ``--grid`` writes rows of (horse, → zebra, → horse again) and
+(zebra, → horse, → zebra again) for the first seed.
 """
 
 from __future__ import annotations
@@ -24,61 +24,10 @@ from typing import Any
 import attrs
 import torch
 
-# Not yet reachable through the registry (the only plugin import left here): the shipped horse/zebra judge.
-from ganzoo_cyclegan.judge import load_judge
-
 import ganzoo_core as gz
-from ganzoo_core.metrics.scores import mmd2_unbiased
-from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
-from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
-
-
-def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
-    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
-    builds from it."""
-    config = read_run_config(path)
-    validate_run_config(config, sections=("train",))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    parser.set_defaults(**command_defaults(config, "train", parser))
-    return config, train_cfg_from_args(parser.parse_args([]))
-
-
-HORSE, ZEBRA = 0, 1  # the judge's classes
-
-
-@torch.no_grad()
-def score(objective: Any, real_a: torch.Tensor, real_b: torch.Tensor, batch_size: int = 50) -> dict[str, float]:
-    """In eval mode on test horses ``real_a`` and zebras ``real_b``: ``acc_a2b`` / ``acc_b2a``, the fraction of
-    translations the horse/zebra judge puts in the target domain; ``cycle_l1``, mean |G_B(G_A(a)) − a| and
-    |G_A(G_B(b)) − b| over both directions on the [-1, 1] scale; ``kid_a2b`` / ``kid_b2a``, the unbiased squared MMD
-    (the KID kernel) between ``domain.animal_mnist`` features of the translations and of the real images of the
-    target domain (an extractor independent of the judge); ``real_acc``, the judge on the real images."""
-    was_training = objective.training
-    objective.eval()
-    device = next(objective.parameters()).device
-    try:
-        def run(net: str, x: torch.Tensor) -> torch.Tensor:
-            g = objective.networks[net]
-            return torch.cat([g(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)]).clamp(-1, 1)
-
-        fake_b, fake_a = run("G_A", real_a), run("G_B", real_b)
-        rec_a, rec_b = run("G_B", fake_b), run("G_A", fake_a)
-    finally:
-        objective.train(was_training)
-    judge = load_judge()
-    features = gz.create_encoder("domain.animal_mnist")
-    return {
-        "acc_a2b": float((judge.predict(fake_b) == ZEBRA).float().mean()),
-        "acc_b2a": float((judge.predict(fake_a) == HORSE).float().mean()),
-        "cycle_l1": 0.5 * float((rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()),
-        "kid_a2b": mmd2_unbiased(features.encode(real_b), features.encode(fake_b)),
-        "kid_b2a": mmd2_unbiased(features.encode(real_a), features.encode(fake_a)),
-        "real_acc": 0.5 * float((judge.predict(real_a) == HORSE).float().mean()
-                                + (judge.predict(real_b) == ZEBRA).float().mean()),
-    }
 
 
 def build(config: RunConfig, seed: int) -> torch.nn.Module:
@@ -89,6 +38,7 @@ def build(config: RunConfig, seed: int) -> torch.nn.Module:
 def run_seed(seed: int, args: argparse.Namespace, config: RunConfig, base: TrainCfg, real_a: torch.Tensor,
              real_b: torch.Tensor) -> dict:
     objective = build(config, seed)
+    score = gz.create_metric("cyclegan.horse2zebra")
     untrained = score(objective, real_a, real_b)
     t0 = time.perf_counter()
     cfg = attrs.evolve(base, seed=seed, device=args.device, log_every=100, sample_every=0, checkpoint_every=0,
@@ -119,7 +69,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<the config's folder name>)")
     parser.add_argument("--grid", type=Path, help="write a sample grid PNG of the first seed here")
     args = parser.parse_args()
-    config, base = run_setting(args.config)
+    config = read_run_config(args.config)
+    base = train_cfg_of(config)
     args.seeds = args.seeds or [base.seed]
     args.out = args.out or Path("runs") / args.config.resolve().parent.name
     probe = build(config, base.seed)  # the held-out images at the size and channels of the objective's networks

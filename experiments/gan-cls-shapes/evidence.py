@@ -33,55 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
-
-# Not yet reachable through the registry (the only plugin imports left here): the captioned-data wrapper of the
-# gan-cls plugin (one random caption per access, embedded once, and its wrong images), and skip-thought's
-# vocabulary expansion.
-from ganzoo_gan_cls.text import CaptionEmbeddings
 
 import ganzoo_core as gz
 from ganzoo_core.checkpoints import load
-from ganzoo_core.data.shapes import parse_caption
-from ganzoo_core.metrics.attributes import JUDGES, caption_consistency
+from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.overrides import parse_overrides
-from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
-from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import TrainCfg, train
 from ganzoo_core.visual import save_grid
 
 BLOCKS = ("colour", "shape", "pos", "size")
-
-
-def run_setting(path: Path, overrides: list[str]) -> tuple[RunConfig, TrainCfg]:
-    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
-    builds from it; ``overrides`` are ``ganzoo train`` flags that win over the file (``--seed 1``)."""
-    config = read_run_config(path)
-    validate_run_config(config, sections=("train",))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    parser.set_defaults(**command_defaults(config, "train", parser))
-    return config, train_cfg_from_args(parser.parse_args(overrides))
-
-
-def caption_accuracy(objective: Any, data: Any, *, n: int, seed: int, judge: Any) -> dict[str, Any]:
-    """Per-block accuracy of ``n`` samples, each conditioned on the first caption of a data item (the first ``n``
-    items), and ``both``: every block right at once (position and size are learnt first, so in practice colour and
-    shape both right); eval mode, noise fixed by ``seed``, read by the attribute ``judge``."""
-    n = min(n, len(data))
-    captions = [data.captions_of(i)[0] for i in range(n)]
-    text = data.embeddings[torch.from_numpy(np.asarray(data.offsets[:n], np.int64))]  # (n, D): each first caption
-    was = objective.training
-    objective.eval()
-    with torch.no_grad():
-        images = objective.sample(n, text_emb=text, seed=seed)
-    objective.train(was)
-    judge = judge.to(images.device)
-    result = caption_consistency(judge, images, captions)
-    truths, pred = [parse_caption(c) for c in captions], judge.describe(images)
-    both = float(np.mean([all(p[b] == t[b] for b in BLOCKS) for p, t in zip(pred, truths)]))
-    return {"n": n, **{b: result["per_block"][b] for b in BLOCKS}, "both": both, "all_blocks": result["all_blocks"]}
 
 
 def caption_grid(objective: Any, text: torch.Tensor, path: Path, n_noise: int = 8, seed: int = 0,
@@ -131,19 +93,12 @@ def chunked_train(objective: Any, data: Any, out: Path, marks: list[int], base: 
 def expanded_skipthought(name: str, source: str, captions: list[str]) -> Any:
     """Skip-thought encoder ``name`` with its vocabulary expanded to the words of ``captions``: the linear map is
     fitted from ``source``'s one-word embeddings of its own words to its word tables."""
-    # Not yet reachable through the registry: skip-thought's vocabulary expansion and its tokeniser.
-    from ganzoo_skipthought_encoder import expand_vocabulary, trained_words, word_tokenize, word_vectors
-
     encoder = gz.create_encoder(name)
-    if not hasattr(encoder, "word_index"):
+    if not hasattr(encoder, "expanded"):
         raise SystemExit(f"--expand-with needs a skip-thought encoder, got {name!r} ({type(encoder).__name__})")
-    index = encoder.word_index()
-    own = trained_words(encoder)
-    new = sorted({w for c in captions for w in word_tokenize(c) if w not in index})
-    words = [*own, *new]
-    result = expand_vocabulary(encoder, words, word_vectors(gz.create_encoder(source), words))
-    print(f"expanded {name}: {result.added} new words ({', '.join(new[:12])}{', ...' if len(new) > 12 else ''}), "
-          f"map fitted on {result.shared} shared words of {source}", flush=True)
+    result = encoder.expanded(captions, gz.create_encoder(source))
+    print(f"expanded {name}: {result.added} new words, map fitted on {result.shared} shared words of {source}",
+          flush=True)
     return result.encoder
 
 
@@ -166,13 +121,19 @@ def shapes(args: argparse.Namespace, config: RunConfig, base: TrainCfg, results:
         base_data = gz.create_dataset(f"shapes.{size}", n=n_images, split="train")
         encoder = expanded_skipthought(encoder_name, args.expand_with,
                                        [c for i in range(len(base_data)) for c in base_data.caption(i)])
-    train_data = CaptionEmbeddings(gz.create_dataset(f"shapes.{size}", n=n_images, split="train"), encoder,
-                                   wrong_image=True, wrong_pick=args.wrong_image, seed=base.seed)
-    test_data = CaptionEmbeddings(gz.create_dataset(f"shapes.{size}", n=n_images, split="test"), encoder,
-                                  wrong_image=True, seed=base.seed + 1)
+    train_data = gz.create_dataset("gan_cls.captions", base=f"shapes.{size}",
+                                   base_kwargs={"n": n_images, "split": "train"}, encoder=encoder, wrong_image=True,
+                                   wrong_pick=args.wrong_image, seed=base.seed)
+    test_data = gz.create_dataset("gan_cls.captions", base=f"shapes.{size}",
+                                  base_kwargs={"n": n_images, "split": "test"}, encoder=encoder, wrong_image=True,
+                                  seed=base.seed + 1)
     torch.manual_seed(base.seed)
     objective = gz.create_objective(name, text_dim=text_dim, encoder=encoder_name, **overrides)
     judges = {j: gz.create_encoder(j) for j in args.judges}
+    accuracy = gz.create_metric("gan_cls.caption_accuracy")
+
+    def caption_accuracy(objective: Any, data: Any, *, n: int, seed: int, judge: Any) -> dict[str, Any]:
+        return accuracy(objective, data, n=n, seed=seed, blocks=BLOCKS, judge=judge)
 
     def measure(checkpoint: Path | None = None) -> dict[str, Any]:
         """The first judge's numbers at the top level, every judge's under ``by_judge``; with an EMA the EMA
@@ -207,7 +168,8 @@ def emoji(args: argparse.Namespace, config: RunConfig, base: TrainCfg, results: 
     encoder = gz.create_encoder(encoder_name)
     source = config.train.get("data") or "emoji.noto"
     size = int(data.get("image_size", 32))
-    train_data = CaptionEmbeddings(gz.create_dataset(source, split="train", image_size=size), encoder,
+    train_data = gz.create_dataset("gan_cls.captions", base=source,
+                                   base_kwargs={"split": "train", "image_size": size}, encoder=encoder,
                                    seed=base.seed)
     test_base = gz.create_dataset(source, split="test", image_size=size)
     torch.manual_seed(base.seed)
@@ -249,7 +211,8 @@ def main() -> None:
     args = p.parse_args()
     if args.eval_at and args.eval_at != sorted(args.eval_at):
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
-    config, base = run_setting(args.config, [] if args.seed is None else ["--seed", str(args.seed)])
+    config = read_run_config(args.config)
+    base = train_cfg_of(config) if args.seed is None else train_cfg_of(config, seed=args.seed)
     if base.schedule.kind != "constant" and len(args.eval_at or [base.steps]) > 1:
         p.error("a decaying schedule spans the whole run: give one --eval-at mark with it")
     args.out = args.out or Path("runs") / args.config.resolve().parent.name

@@ -30,24 +30,12 @@ import torch
 
 import ganzoo_core as gz
 from ganzoo_core.metrics.scores import fid, kid
-from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
-from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
 
 COLORIZE = "pix2pix.colorize_32"  # L → ab on pix2pix.lab, the same networks with one / two channels
 GREY = "pix2pix.gray"  # (grey RGB, colour RGB) pairs of the same source images, in the same order as pix2pix.lab
-
-
-def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
-    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
-    builds from it."""
-    config = read_run_config(path)
-    validate_run_config(config, sections=("train",))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    parser.set_defaults(**command_defaults(config, "train", parser))
-    return config, train_cfg_from_args(parser.parse_args([]))
 
 
 def stacked(data: Any) -> dict[str, torch.Tensor]:
@@ -124,7 +112,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<the config's folder name>)")
     parser.add_argument("--grid", type=Path, help="the colorization grid (default: OUT/colorize_grid.png)")
     args = parser.parse_args()
-    config, base = run_setting(args.config)
+    config = read_run_config(args.config)
+    base = train_cfg_of(config)
     if args.steps is not None:
         base = attrs.evolve(base, steps=max(args.steps, 1))
     args.out = args.out or Path("runs") / args.config.resolve().parent.name

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +32,11 @@ import torch
 import torch.nn.functional as F
 
 import ganzoo_core as gz
-from ganzoo_core.metrics import evaluate
-from ganzoo_core.metrics.attributes import caption_consistency
-from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
-from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
 
 EXTRACTOR = "attrs.shapes"
-
-
-def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
-    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
-    builds from it."""
-    config = read_run_config(path)
-    validate_run_config(config, sections=("train",))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    parser.set_defaults(**command_defaults(config, "train", parser))
-    return config, train_cfg_from_args(parser.parse_args([]))
 
 
 def with_generator_kwargs(overrides: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -71,7 +56,7 @@ def train_stage(config: RunConfig, base: TrainCfg, out: Path, device: str, **ove
     return Path(result.checkpoint)
 
 
-# -- evaluation: core metrics on the objective's own sample_stages -------------------------------------------------
+# -- evaluation: the plugin's metrics (stackgan.stages / caption_accuracy / diversity); the grid ----------------
 
 
 def upsample_to(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -86,52 +71,6 @@ def condition_batch(dataset: Any, n: int, seed: int) -> tuple[dict[str, torch.Te
     gen = torch.Generator().manual_seed(seed)
     rows = torch.randint(len(dataset.embeddings), (n,), generator=gen)
     return {"text_emb": dataset.embeddings[rows]}, [dataset.captions_flat[int(r)] for r in rows]
-
-
-def stage_sources(objective: Any, dataset: Any) -> dict[str, Callable[[int, int], torch.Tensor]]:
-    """Sample functions ``f(n, seed)`` (eval mode, held-out captions): Stage-II and upsampled Stage-I."""
-    size = objective.image_shape[-1]
-
-    def draw(n: int, seed: int, which: int) -> torch.Tensor:
-        objective.eval()
-        batch, _ = condition_batch(dataset, n, seed)
-        with torch.no_grad():
-            high, low = objective.sample_stages(n, batch, seed=seed)
-        return high.cpu() if which == 2 else upsample_to(low, size).cpu()
-
-    return {"stage2": lambda n, s: draw(n, s, 2), "stage1_upsampled": lambda n, s: draw(n, s, 1)}
-
-
-def compare_stages(objective: Any, dataset: Any, reference: Any, *, n_samples: int, device: str = "cpu"
-                   ) -> dict[str, dict[str, Any]]:
-    """FID / KID of Stage-II samples and of upsampled Stage-I samples against ``reference``."""
-    return {name: evaluate(source, reference, extractor=EXTRACTOR, n_samples=n_samples, metrics=("fid", "kid"),
-                           seed=0, batch_size=250, device=device, source_info={"stage": name})["scores"]
-            for name, source in stage_sources(objective, dataset).items()}
-
-
-def caption_accuracy(objective: Any, dataset: Any, *, n: int, seed: int = 0) -> dict[str, float]:
-    """All-attributes-right accuracy of Stage-II samples and of upsampled Stage-I samples for ``n`` captions."""
-    objective.eval()
-    batch, captions = condition_batch(dataset, n, seed)
-    with torch.no_grad():
-        high, low = objective.sample_stages(n, batch, seed=seed)
-    size = objective.image_shape[-1]
-    return {"stage2": caption_consistency(EXTRACTOR, high.cpu(), captions)["all_blocks"],
-            "stage1_upsampled": caption_consistency(EXTRACTOR, upsample_to(low, size).cpu(), captions)["all_blocks"]}
-
-
-def diversity(objective: Any, dataset: Any, *, n_captions: int = 50, per_caption: int = 8, seed: int = 0) -> float:
-    """Mean pairwise feature distance between samples of the same caption (higher: more varied), averaged over
-    ``n_captions`` held-out captions."""
-    net = gz.create_encoder(EXTRACTOR)
-    objective.eval()
-    batch, _ = condition_batch(dataset, n_captions, seed)
-    text = batch["text_emb"].repeat_interleave(per_caption, 0)  # (n·k, D): k samples per caption
-    images = objective.sample(len(text), {"text_emb": text}, seed=seed).cpu()
-    feats = net.encode(images).view(n_captions, per_caption, -1)
-    k = per_caption
-    return float(torch.cdist(feats, feats).sum() / (n_captions * k * (k - 1)))
 
 
 def sample_grid(objective: Any, dataset: Any, path: Path, n_captions: int = 6, seeds: int = 4) -> list[str]:
@@ -158,7 +97,10 @@ def main() -> int:
     args = p.parse_args()
     args.out = args.out or Path("runs") / args.config.resolve().parent.name
     args.grid = args.grid or args.out / "samples.png"
-    (c1, t1), (c2, t2) = run_setting(args.config), run_setting(args.stage2)
+    c1, c2 = read_run_config(args.config), read_run_config(args.stage2)
+    t1, t2 = train_cfg_of(c1), train_cfg_of(c2)
+    compare_stages, caption_accuracy, diversity = (gz.create_metric(f"stackgan.{name}")
+                                                   for name in ("stages", "caption_accuracy", "diversity"))
     t0 = time.perf_counter()
     torch.manual_seed(0)
     untrained = gz.create_objective(c2.train["objective"], **c2.set,
@@ -170,7 +112,7 @@ def main() -> int:
         "n_eval": args.n_eval, "device": args.device, "out": str(args.out), "grid": str(args.grid),
         "reference": "the stage-II dataset's test split at Stage-II size", "extractor": EXTRACTOR,
         "stage1_overrides": dict(c1.set), "stage2_overrides": dict(c2.set), "data_overrides": dict(c1.data_set)}}
-    result["untrained"] = compare_stages(untrained, test, test.base, n_samples=args.n_eval)
+    result["untrained"] = compare_stages(untrained, test, test.base, extractor=EXTRACTOR, n_samples=args.n_eval)
     runs = {}
     for label, extra in (("ca", {}), ("no_ca", {"augment": False})):
         s1 = train_stage(c1, t1, args.out / label / "stage1", args.device,
@@ -179,9 +121,10 @@ def main() -> int:
                          **with_generator_kwargs(dict(c2.set), **extra), stage1_checkpoint=str(s1))
         runs[label] = gz.load(s2, device=args.device).eval()
     trained = runs["ca"]
-    result["trained"] = compare_stages(trained, test, test.base, n_samples=args.n_eval, device=args.device)
-    result["caption_accuracy"] = caption_accuracy(trained, test, n=args.n_eval)
-    result["diversity"] = {k: diversity(v, test) for k, v in runs.items()}
+    result["trained"] = compare_stages(trained, test, test.base, extractor=EXTRACTOR, n_samples=args.n_eval,
+                                        device=args.device)
+    result["caption_accuracy"] = caption_accuracy(trained, test, n=args.n_eval, classifier=EXTRACTOR)
+    result["diversity"] = {k: diversity(v, test, extractor=EXTRACTOR) for k, v in runs.items()}
     result["grid_captions"] = sample_grid(trained, test, args.grid)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     args.out.mkdir(parents=True, exist_ok=True)

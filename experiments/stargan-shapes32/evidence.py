@@ -29,69 +29,11 @@ import attrs
 import torch
 
 import ganzoo_core as gz
-from ganzoo_core.metrics.attributes import JUDGES, attribute_accuracy
+from ganzoo_core.metrics.attributes import JUDGES
 from ganzoo_core.metrics.evaluate import write_result
-from ganzoo_core.runconfig import RunConfig, command_defaults, read_run_config, validate_run_config
-from ganzoo_core.train_cli import add_train_arguments, train_cfg_from_args
+from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import TrainCfg, dataset_for, train
 from ganzoo_core.visual import save_grid
-
-N_COLOURS = 7  # the first 7 labels of the shapes label vectors (and of the judges' attribute names)
-
-
-def run_setting(path: Path) -> tuple[RunConfig, TrainCfg]:
-    """The run config at ``path`` (checked against the registry) and the ``TrainCfg`` that ``ganzoo train --config``
-    builds from it."""
-    config = read_run_config(path)
-    validate_run_config(config, sections=("train",))
-    parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    parser.set_defaults(**command_defaults(config, "train", parser))
-    return config, train_cfg_from_args(parser.parse_args([]))
-
-
-def colour_targets(attrs: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Target labels: a random colour other than each image's own (one-hot over the first 7 labels), rest kept."""
-    gen = gz.seeded_rng(seed)
-    own = attrs[:, :N_COLOURS].argmax(1)
-    shift = torch.randint(1, N_COLOURS, (len(attrs),), generator=gen)  # 1..6: never the same colour
-    target = attrs.clone()
-    target[:, :N_COLOURS] = torch.nn.functional.one_hot((own + shift) % N_COLOURS, N_COLOURS).float()
-    return target
-
-
-@torch.no_grad()
-def shapes_translation_scores(objective: Any, dataset: Any, *, judge: Any, seed: int = 0,
-                              batch_size: int = 250) -> dict[str, Any]:
-    """Each held-out image gets a target colour other than its own (its other labels kept); the translation should
-    show the target colour (``target``) and keep the source's shape, position and size (``preserved``), as ``judge``
-    reads them. ``rec_l1`` is mean |x − G(G(x, c_trg), c_org)| on [-1, 1] images; eval mode."""
-    items = [dataset[i] for i in range(len(dataset))]
-    images = torch.stack([it["image"] for it in items])
-    attrs, attrs_all = torch.stack([it["attrs"] for it in items]), torch.stack([it["attrs_all"] for it in items])
-    target = colour_targets(attrs, seed)
-    G = objective.networks["G"]
-    device = next(G.parameters()).device
-    was_training = objective.training
-    objective.eval()
-    fakes, rec = [], 0.0
-    try:
-        for s in range(0, len(items), batch_size):
-            x, c_org, c_trg = (t[s:s + batch_size].to(device) for t in (images, attrs, target))
-            fake = G(x, c_trg)
-            rec += float((x - G(fake, c_org)).abs().mean()) * len(x)
-            fakes.append(fake.cpu())
-    finally:
-        objective.train(was_training)
-    fake = torch.cat(fakes)
-    want = attrs_all.clone()
-    want[:, :N_COLOURS] = target[:, :N_COLOURS]  # the judges' names start with the 7 colours too
-    hit = attribute_accuracy(judge, fake, want, blocks=["colour"])
-    kept = attribute_accuracy(judge, fake, attrs_all, blocks=["shape", "pos", "size"])
-    real = attribute_accuracy(judge, images, attrs_all)  # the judge on the real held-out images
-    return {"n": len(items), "target": hit["per_block"]["colour"], "preserved": kept["per_block"],
-            "preserved_min": min(kept["per_block"].values()), "rec_l1": rec / len(items),
-            "judge_on_real": real["per_block"]}
 
 
 def _cfg(base: TrainCfg, steps: int, device: str) -> TrainCfg:
@@ -125,9 +67,10 @@ def shapes(args: argparse.Namespace, config: RunConfig, base: TrainCfg) -> dict:
     objective = build(config, base, args.device)
     test = gz.create_dataset(objective.cfg.dataset, split="test")  # the label vector the objective was built for
     judges = {name: gz.create_encoder(name) for name in args.judges}
+    translation_scores = gz.create_metric("stargan.shapes_translation")
 
     def score() -> dict[str, Any]:
-        return {name: shapes_translation_scores(objective, test, judge=net) for name, net in judges.items()}
+        return {name: translation_scores(objective, test, judge=net) for name, net in judges.items()}
 
     untrained = score()
     t0 = time.perf_counter()
@@ -180,7 +123,8 @@ def main() -> None:
     args = p.parse_args()
     if args.eval_at and args.eval_at != sorted(args.eval_at):
         p.error(f"--eval-at must be ascending, got {args.eval_at}")
-    config, base = run_setting(args.config)
+    config = read_run_config(args.config)
+    base = train_cfg_of(config)
     args.out = args.out or Path("runs") / args.config.resolve().parent.name
     args.out.mkdir(parents=True, exist_ok=True)
     report = (shapes if args.task == "shapes" else emoji)(args, config, base)

@@ -3,9 +3,11 @@
 
 Importing this package registers the generators ``cyclegan.resnet_9blocks`` / ``resnet_6blocks`` / ``small32`` /
 ``small64``, the discriminators ``cyclegan.patch70`` / ``patch70_128`` / ``small32`` / ``small64``, the objectives
-``cyclegan.small32`` / ``small64`` and the datasets ``cyclegan.horse2zebra`` / ``emoji2line`` / ``folder`` / ``h5``.
+``cyclegan.small32`` / ``small64`` and the datasets ``cyclegan.horse2zebra`` / ``emoji2line`` / ``folder`` / ``h5``
+and the metric ``cyclegan.horse2zebra``.
 """
 
+from ganzoo_cyclegan import evaluate
 from ganzoo_cyclegan.data import UnpairedCfg, UnpairedDataset, unpaired_dataset
 from ganzoo_cyclegan.model import (
     CycleGANObjective,
@@ -22,5 +24,5 @@ GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "CycleGANObjective", "DiscriminatorCfg", "GeneratorCfg", "ImagePool", "ObjectiveCfg", "PatchDiscriminator",
-    "ResnetGenerator", "UnpairedCfg", "UnpairedDataset", "ganzoo_convert_checkpoint", "unpaired_dataset",
+    "ResnetGenerator", "UnpairedCfg", "UnpairedDataset", "evaluate", "ganzoo_convert_checkpoint", "unpaired_dataset",
 ]

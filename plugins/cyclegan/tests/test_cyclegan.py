@@ -456,3 +456,11 @@ def test_one_training_step_on_unpaired_data(tmp_path: Path) -> None:
     assert {"loss_G", "loss_D", "G/cycle_a", "D/d_a"} <= set(result.history[-1])
     assert int(gz.load(result.checkpoint).pool_a.count) == 2
     assert F.l1_loss(obj.pool_a.images, torch.zeros_like(obj.pool_a.images)) > 0
+
+
+def test_metric_horse2zebra_is_the_plugins_scoring_function() -> None:
+    """``create_metric`` gives the function itself, so a script's scores are the function's."""
+    from ganzoo_cyclegan.evaluate import score
+
+    assert gz.is_metric("cyclegan.horse2zebra") and gz.get_metric_cfg("cyclegan.horse2zebra") is None
+    assert gz.create_metric("cyclegan.horse2zebra") is score

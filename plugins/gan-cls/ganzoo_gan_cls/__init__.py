@@ -6,6 +6,7 @@ code) and ``gan_cls.port64`` / ``gan_cls.port32`` (the aelnouby PyTorch port), a
 Sampling grids are in ``ganzoo_gan_cls.sampling``, readers of the original HDF5 layouts in ``ganzoo_gan_cls.readers``.
 """
 
+from ganzoo_gan_cls import evaluate, text
 from ganzoo_gan_cls.model import (
     DiscriminatorCfg,
     GanClsObjective,
@@ -22,5 +23,5 @@ GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "DiscriminatorCfg", "GanClsObjective", "GeneratorCfg", "ObjectiveCfg", "PortDiscriminator", "PortGenerator",
-    "ReedDiscriminator", "ReedGenerator",
+    "ReedDiscriminator", "ReedGenerator", "evaluate", "text",
 ]

@@ -9,6 +9,7 @@ test split), samples in eval mode and scores the samples with the core's shipped
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,4 +54,12 @@ def caption_accuracy(objective: nn.Module, data: CaptionEmbeddings, *, n: int = 
     return {"n": n, **right, "both": both, "all_blocks": result["all_blocks"]}
 
 
-__all__ = ["caption_accuracy", "shapes_data"]
+@gz.register_metric("gan_cls.caption_accuracy")
+def caption_accuracy_metric() -> Callable[..., dict[str, Any]]:
+    """Per-attribute accuracy of samples conditioned on held-out captions, read by an attribute classifier.
+
+    The callable is ``caption_accuracy``."""
+    return caption_accuracy
+
+
+__all__ = ["caption_accuracy", "caption_accuracy_metric", "shapes_data"]

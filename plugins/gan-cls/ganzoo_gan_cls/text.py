@@ -9,15 +9,18 @@ bigrams, no training) by default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import types
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import attrs
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 import ganzoo_core as gz
+from ganzoo_core import validators as v
 from ganzoo_core.errors import GanzooError
 
 
@@ -124,8 +127,30 @@ def _nearest_other_label(base: Any, labels: Tensor | None) -> tuple[np.ndarray, 
     return group, candidates
 
 
+def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class CaptionsCfg:
+    base: str = "shapes.32"  # any registered dataset with caption(i)
+    base_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen)  # its config (n=, split=, ...)
+    encoder: Any = "bow.hashed"  # a registered text encoder's name, or an encoder object (encode(list[str]))
+    wrong_image: bool = True
+    wrong_pick: str = attrs.field(default="random", validator=v.one_of(WRONG_PICKS))
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+
+
+@gz.register_dataset("gan_cls.captions", cfg=CaptionsCfg())
+def captions(cfg: CaptionsCfg) -> CaptionEmbeddings:
+    """A captioned dataset's items with text_emb (a random caption per access) and image_wrong (CaptionEmbeddings)."""
+    base = gz.create_dataset(cfg.base, **cfg.base_kwargs)
+    encoder = get_text_encoder(cfg.encoder) if isinstance(cfg.encoder, str) else cfg.encoder
+    return CaptionEmbeddings(base, encoder, wrong_image=cfg.wrong_image, wrong_pick=cfg.wrong_pick, seed=cfg.seed)
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-__all__ = ["WRONG_PICKS", "CaptionEmbeddings", "TextEncoder", "get_text_encoder"]
+__all__ = ["WRONG_PICKS", "CaptionEmbeddings", "CaptionsCfg", "TextEncoder", "captions", "get_text_encoder"]

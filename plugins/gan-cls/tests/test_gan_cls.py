@@ -722,3 +722,26 @@ def test_checkpoints_from_before_the_official_text_norm_default_keep_rms(tmp_pat
     old = gz.load(saved_without(tmp_path / "run.safetensors", "text_norm"))
     assert old.cfg.text_norm == "rms" and old.networks["G"].cfg.text_norm == old.networks["D"].cfg.text_norm == "rms"
     assert gz.load(tmp_path / "run.safetensors").networks["G"].cfg.text_norm == "none"  # a new checkpoint: its own
+
+
+def test_metric_caption_accuracy_is_the_plugins_scoring_function() -> None:
+    """``create_metric`` gives the function itself, so a script's scores are the function's."""
+    from ganzoo_gan_cls.evaluate import caption_accuracy
+
+    assert gz.is_metric("gan_cls.caption_accuracy") and gz.get_metric_cfg("gan_cls.caption_accuracy") is None
+    assert gz.create_metric("gan_cls.caption_accuracy") is caption_accuracy
+
+
+def test_captions_dataset_is_caption_embeddings_over_the_named_base() -> None:
+    from ganzoo_gan_cls.text import CaptionEmbeddings
+
+    data = gz.create_dataset("gan_cls.captions", base="shapes.32", base_kwargs={"n": 60, "split": "train"}, seed=3)
+    same = CaptionEmbeddings(gz.create_dataset("shapes.32", n=60, split="train"), get_text_encoder("bow.hashed"),
+                             seed=3)
+    assert isinstance(data, CaptionEmbeddings) and len(data) == len(same) > 0
+    assert torch.equal(data.embeddings, same.embeddings)
+    for i in range(3):
+        a, b = data[i], same[i]
+        assert torch.equal(a["text_emb"], b["text_emb"]) and torch.equal(a["image_wrong"], b["image_wrong"])
+    with pytest.raises(ConfigError, match="wrong_pick"):
+        gz.create_dataset("gan_cls.captions", wrong_pick="closest")

@@ -255,6 +255,15 @@ class SkipThoughtEncoder(nn.Module):
         self.vocab_bytes.copy_(words_to_bytes(words, self.cfg.max_word_bytes))
         self._index = None
 
+    def expanded(self, texts: Sequence[str], source: Any) -> Any:
+        """An ``Expansion`` (``.encoder``, ``.shared``, ``.added``): this encoder with its vocabulary grown by the
+        words of ``texts``, their rows mapped from ``source``'s one-word embeddings (``expand_vocabulary``)."""
+        from ganzoo_skipthought_encoder.expand import expand_vocabulary, trained_words, word_vectors
+
+        index = self.word_index()
+        words = [*trained_words(self), *sorted({w for t in texts for w in word_tokenize(t) if w not in index})]
+        return expand_vocabulary(self, words, word_vectors(source, words))
+
     def word_index(self) -> dict[str, int]:
         if self._index is None:
             self._index = {w: i for i, w in reversed(list(enumerate(self.words)))}  # first occurrence wins

@@ -617,3 +617,17 @@ def test_learns_on_austen(tmp_path: Path) -> None:
     rank = ranking(obj, test, n=400, k=10)
     # measured: perplexity 991 → 38, rank-1 0.19 (bag of words 0.19); chance 0.10, its standard error here 0.015
     assert rank["next_rank1"] > 0.14, rank
+
+
+def test_expanded_adds_the_missing_words_of_the_texts() -> None:
+    """encoder.expanded(texts, source): the same expansion as expand_vocabulary over the trained words plus the
+    texts' unknown words (what experiments reach through the registry, without importing this plugin)."""
+    fake = _HashEncoder()
+    austen = gz.create_encoder("skipthought.austen")
+    texts = ["a cyan triangle", "a red star"]
+    result = austen.expanded(texts, fake)
+    new = sorted({w for t in texts for w in word_tokenize(t) if w not in austen.word_index()})
+    assert new and all(w in result.encoder.word_index() for w in new) and result.added == len(new)
+    words = [*trained_words(austen), *new]
+    want = expand_vocabulary(austen, words, word_vectors(fake, words)).encoder.encode(texts)
+    torch.testing.assert_close(result.encoder.encode(texts), want)

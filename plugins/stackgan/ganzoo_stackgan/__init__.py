@@ -3,10 +3,12 @@
 Importing this package registers the Conditioning Augmentation block ``stackgan.ca``; the Stage-I generators
 ``stackgan.s1_64`` (official) / ``s1_32`` / ``s1_16``; the Stage-II generators ``stackgan.s2_256`` (official) /
 ``s2_128`` / ``s2_64`` / ``s2_32``; discriminators and objectives under the same names; and the dataset
-``stackgan.shapes`` (captioned shapes with text embeddings and wrong images). Weights released with the PyTorch code
+``stackgan.shapes`` (captioned shapes with text embeddings and wrong images); the metrics
+``stackgan.stages`` / ``caption_accuracy`` / ``diversity``. Weights released with the PyTorch code
 (``netG_epoch_*.pth``, ``netD_epoch_*.pth``) load by ``weights=`` (``ganzoo_stackgan.official``).
 """
 
+from ganzoo_stackgan import pipeline
 from ganzoo_stackgan.data import CaptionedImages, captioned_shapes, convert_char_cnn_rnn, read_char_cnn_rnn
 from ganzoo_stackgan.model import (
     CaCfg,
@@ -30,7 +32,7 @@ __all__ = [
     "CaCfg", "CaptionedImages", "CondAugment", "DiscriminatorCfg", "ObjectiveCfg", "StackDiscriminator",
     "StackObjective", "StageICfg", "StageIGenerator", "StageIICfg", "StageIIGenerator", "captioned_shapes",
     "convert_char_cnn_rnn", "convert_stackgan_pytorch", "ganzoo_add_commands", "ganzoo_convert_checkpoint",
-    "kl_divergence", "load_stackgan_pytorch", "load_stage1", "read_char_cnn_rnn",
+    "kl_divergence", "load_stackgan_pytorch", "load_stage1", "pipeline", "read_char_cnn_rnn",
 ]
 
 

@@ -132,6 +132,30 @@ def diversity(objective: Any, dataset: Any, *, n_captions: int = 50, per_caption
     return float(dists.sum() / (n_captions * k * (k - 1)))
 
 
+@gz.register_metric("stackgan.stages")
+def stages_metric() -> Callable[..., dict[str, dict[str, Any]]]:
+    """FID / KID of Stage-II samples and of upsampled Stage-I samples against held-out images.
+
+    The callable is ``compare_stages``."""
+    return compare_stages
+
+
+@gz.register_metric("stackgan.caption_accuracy")
+def caption_accuracy_metric() -> Callable[..., dict[str, float]]:
+    """All-attributes-right accuracy of Stage-II and of upsampled Stage-I samples for held-out captions.
+
+    The callable is ``caption_accuracy``."""
+    return caption_accuracy
+
+
+@gz.register_metric("stackgan.diversity")
+def diversity_metric() -> Callable[..., float]:
+    """Mean pairwise feature distance between samples of the same caption.
+
+    The callable is ``diversity``."""
+    return diversity
+
+
 # -- command line --------------------------------------------------------------------------------------------------
 
 

@@ -552,3 +552,14 @@ def test_checkpoints_from_before_the_released_defaults_keep_their_behaviour(tmp_
     assert (old.cfg.wrong_pairs, old.cfg.stage1_train_mode, old.cfg.text_norm) == ("roll", False, "rms")
     old.train()
     assert not old.stage1.training and old.stage1.cfg.text_norm == old.networks["G"].cfg.text_norm == "rms"
+
+
+@pytest.mark.parametrize(("name", "function"), [("stackgan.stages", "compare_stages"),
+                                                ("stackgan.caption_accuracy", "caption_accuracy"),
+                                                ("stackgan.diversity", "diversity")])
+def test_metric_is_the_pipelines_scoring_function(name: str, function: str) -> None:
+    """``create_metric`` gives the pipeline's function itself, so a script's scores are the function's."""
+    from ganzoo_stackgan import pipeline
+
+    assert gz.is_metric(name) and gz.get_metric_cfg(name) is None
+    assert gz.create_metric(name) is getattr(pipeline, function)

@@ -3,10 +3,10 @@
 Importing this package registers the networks ``stargan.128`` / ``.both128`` / ``.64`` / ``.32`` / ``.tiny32``, the objectives
 ``stargan.celeba128`` / ``.both128`` / ``.shapes32`` / ``.tiny32`` / ``.emoji32``, the
 block ``stargan.res`` and the datasets ``stargan.celeba`` / ``.shapes`` / ``.shapes_with_shape`` / ``.emoji`` /
-``.joint``; it adds the command ``ganzoo stargan-grid``.
+``.joint``, the metric ``stargan.shapes_translation``; it adds the command ``ganzoo stargan-grid``.
 """
 
-from ganzoo_stargan import data
+from ganzoo_stargan import data, evaluate
 from ganzoo_stargan.grid import ganzoo_add_commands, write_translation_grid
 from ganzoo_stargan.model import (
     DiscriminatorCfg,
@@ -22,5 +22,5 @@ GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "DiscriminatorCfg", "GeneratorCfg", "ObjectiveCfg", "ResidualBlock", "StarDiscriminator", "StarGenerator",
-    "StarganObjective", "data", "ganzoo_add_commands", "write_translation_grid",
+    "StarganObjective", "data", "evaluate", "ganzoo_add_commands", "write_translation_grid",
 ]

@@ -7,6 +7,7 @@ mean |x − G(G(x, c_trg), c_org)| on [-1, 1] images. Samples are drawn in eval 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -61,3 +62,11 @@ def shapes_translation_scores(objective: Any, dataset: Any, *, n: int | None = N
     return {"n": n, "target": hit["per_block"]["colour"], "preserved": kept["per_block"],
             "preserved_min": min(kept["per_block"].values()), "rec_l1": rec / n,
             "judge_on_real": real["per_block"]}
+
+
+@gz.register_metric("stargan.shapes_translation")
+def shapes_translation() -> Callable[..., dict[str, Any]]:
+    """Shapes recoloured: target-colour accuracy, kept shape / position / size, reconstruction L1.
+
+    The callable is ``shapes_translation_scores``."""
+    return shapes_translation_scores

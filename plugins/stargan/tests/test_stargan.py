@@ -491,7 +491,7 @@ def test_stargan_learns_shapes_colours(tmp_path: Path) -> None:
     assert min(trained["preserved"]["pos"], trained["preserved"]["size"]) >= 0.85, (trained, untrained)
 
 
-STEPS = 1500  # CI budget: D steps (300 G steps); the colour target is measured by scripts/evidence.py (README)
+STEPS = 1500  # CI budget: D steps (300 G steps); the colour target is measured by experiments/stargan-shapes32/evidence.py
 
 
 @pytest.mark.parametrize("kind", ["generator", "discriminator"])
@@ -509,3 +509,11 @@ def test_official_ckpt_files_load_by_weights(tmp_path: Path, kind: str) -> None:
         a, b = source(*inputs), loaded(*inputs)
     for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
         assert torch.equal(x, y)
+
+
+def test_metric_shapes_translation_is_the_plugins_scoring_function() -> None:
+    """``create_metric`` gives the function itself, so a script's scores are the function's."""
+    from ganzoo_stargan.evaluate import shapes_translation_scores
+
+    assert gz.is_metric("stargan.shapes_translation") and gz.get_metric_cfg("stargan.shapes_translation") is None
+    assert gz.create_metric("stargan.shapes_translation") is shapes_translation_scores
