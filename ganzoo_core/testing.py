@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import sys
 import tempfile
 import types
@@ -22,9 +23,10 @@ from collections import abc
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -33,7 +35,7 @@ from ganzoo_core._api import create, get_entry, list_names
 from ganzoo_core._plugins import PluginHost, make_host, use_host
 from ganzoo_core._registry import KINDS, NETWORK_KINDS
 from ganzoo_core.checkpoints import load, save
-from ganzoo_core.errors import ConfigError
+from ganzoo_core.errors import ConfigError, InputError
 
 PROTOCOLS: dict[str, type] = {
     "generator": interfaces.Generator,
@@ -307,9 +309,9 @@ def check_plugin(module: str) -> list[str]:
 
 
 __all__ = [
-    "assert_shapes", "bad_value_cases", "check_component", "check_entry", "check_loss", "check_objective", "check_plugin",
-    "check_refused", "check_round_trip", "check_validators", "config_field", "missing_validators", "numeric_fields",
-    "plugin_host",
+    "T7Function", "T7Object", "T7Tensor", "assert_shapes", "bad_value_cases", "check_component", "check_entry",
+    "check_loss", "check_objective", "check_plugin", "check_refused", "check_round_trip", "check_validators",
+    "config_field", "missing_validators", "numeric_fields", "plugin_host", "write_t7",
 ]
 
 
@@ -328,3 +330,175 @@ def saved_without(path: str | Path, *fields: str) -> Path:
     old = path.with_name("old-" + path.name)
     save_file(tensors, str(old), metadata={**meta, "ganzoo.config": json.dumps(config, sort_keys=True)})
     return old
+
+
+# -- Torch7 files for tests ------------------------------------------------------------------------------------------
+# torch.save's binary format as Torch7 writes it on 64-bit Linux (little-endian int32 tags and ints, int64 longs;
+# tables, Torch objects and functions carry an object index, so an object met again is written as a reference), for
+# testing a plugin's .t7 converter on files written here with random weights:
+#
+#     net = T7Object("nn.Sequential", {"modules": [T7Object("nn.Linear", {"weight": w, "bias": b})]})
+#     model = gz.create_encoder("myplugin.released", weights=write_t7(net, tmp_path / "net.t7"))
+
+_T7_NIL, _T7_NUMBER, _T7_STRING, _T7_TABLE, _T7_TORCH, _T7_BOOLEAN, _T7_FUNCTION = range(7)
+_T7_TYPES = {np.dtype(np.float32): "Float", np.dtype(np.float64): "Double", np.dtype(np.int64): "Long",
+             np.dtype(np.int32): "Int", np.dtype(np.uint8): "Byte"}
+
+
+@attrs.define(eq=False)
+class T7Object:
+    """A Torch class instance (``nn.Linear``, ``nngraph.Node``, ...): its class name, its fields (a Lua table: a dict,
+    written in its order) and its class version (``V <version>``). ``write_t7`` also takes any object with
+    ``typename`` and ``fields`` attributes (and an optional ``version``)."""
+
+    typename: str
+    fields: Any
+    version: int = 1
+
+
+@attrs.define(eq=False)
+class T7Tensor:
+    """A Torch tensor: a view (``size``, ``stride`` and 0-based ``offset``, in elements) into ``storage``, a 1-d array
+    that several tensors may share (by identity: the same array object is written once). ``stride`` defaults to the
+    contiguous one; ``typename`` to ``torch.<Type>Tensor`` of the storage's dtype (float32 ``Float``, float64
+    ``Double``, int64 ``Long``, int32 ``Int``, uint8 ``Byte``): give ``"torch.CudaTensor"`` for a GPU-trained file."""
+
+    storage: np.ndarray
+    size: tuple[int, ...] = attrs.field(converter=tuple)
+    stride: tuple[int, ...] | None = None
+    offset: int = 0
+    typename: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.storage, np.ndarray) or self.storage.ndim != 1:
+            raise InputError(f"T7Tensor storage must be a 1-d numpy array, got {_t7_what(self.storage)}")
+        if self.stride is None:
+            self.stride = tuple(int(np.prod(self.size[i + 1:])) for i in range(len(self.size)))
+        self.stride = tuple(self.stride)
+        if len(self.stride) != len(self.size):
+            raise InputError(f"T7Tensor stride {self.stride} must have one entry per dimension of size {self.size}")
+        if self.typename is None:
+            if self.storage.dtype not in _T7_TYPES:
+                raise InputError(f"T7Tensor storage dtype {self.storage.dtype} has no Torch type: give typename=, or "
+                                 f"a storage of {', '.join(str(d) for d in _T7_TYPES)}")
+            self.typename = f"torch.{_T7_TYPES[self.storage.dtype]}Tensor"
+
+    def numpy(self) -> np.ndarray:
+        """The tensor's values: a new array of shape ``size``."""
+        if 0 in self.size:
+            return np.zeros(self.size, self.storage.dtype)
+        itemsize = self.storage.itemsize
+        view = np.lib.stride_tricks.as_strided(self.storage[self.offset:], self.size,
+                                               tuple(s * itemsize for s in self.stride), writeable=False)
+        return view.copy()
+
+
+@attrs.define(eq=False)
+class T7Function:
+    """A serialized Lua function: its bytecode, written with no upvalues (a reader must keep it as bytes, never run
+    it)."""
+
+    code: bytes
+
+
+def _t7_what(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return f"{type(value).__name__} of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+class _T7Writer:
+    def __init__(self, f: BinaryIO, tensor_type: str) -> None:
+        self.f, self.tensor_type = f, tensor_type
+        self.index: dict[int, tuple[int, Any]] = {}  # id → (object index, the object: kept alive so ids stay unique)
+        self.converted: dict[int, tuple[Any, T7Tensor]] = {}  # id of an ndarray / torch.Tensor → its T7Tensor
+
+    def pack(self, fmt: str, *values: Any) -> None:
+        self.f.write(struct.pack("<" + fmt, *values))
+
+    def string(self, s: str | bytes) -> None:
+        raw = s.encode() if isinstance(s, str) else s
+        self.pack("i", len(raw))
+        self.f.write(raw)
+
+    def reference(self, tag: int, value: object) -> bool:
+        """Write the tag and the object's index; True when it was written before (then nothing else follows)."""
+        known = id(value) in self.index
+        if not known:
+            self.index[id(value)] = (len(self.index) + 1, value)
+        self.pack("ii", tag, self.index[id(value)][0])
+        return known
+
+    def write(self, value: Any) -> None:
+        if value is None:
+            self.pack("i", _T7_NIL)
+        elif isinstance(value, bool | np.bool_):
+            self.pack("ii", _T7_BOOLEAN, int(value))
+        elif isinstance(value, int | float | np.integer | np.floating):
+            self.pack("id", _T7_NUMBER, float(value))
+        elif isinstance(value, str | bytes):
+            self.pack("i", _T7_STRING)
+            self.string(value)
+        elif isinstance(value, dict | list):
+            if not self.reference(_T7_TABLE, value):
+                items = list(value.items()) if isinstance(value, dict) else list(enumerate(value, start=1))
+                self.pack("i", len(items))
+                for k, v in items:
+                    self.write(k)
+                    self.write(v)
+        elif isinstance(value, T7Tensor | np.ndarray | Tensor):
+            self.tensor(value if isinstance(value, T7Tensor) else self.convert(value))
+        elif isinstance(value, T7Function):
+            if not self.reference(_T7_FUNCTION, value):
+                self.string(value.code)
+                self.write({})  # upvalues
+        elif hasattr(value, "typename") and hasattr(value, "fields"):
+            if not self.reference(_T7_TORCH, value):
+                self.string(f"V {getattr(value, 'version', 1)}")
+                self.string(value.typename)
+                self.write(value.fields)
+        else:
+            raise InputError(f"write_t7 cannot write {_t7_what(value)}: expected None, a bool, a number, a str or "
+                             "bytes, a dict or list, a T7Tensor, numpy array or torch.Tensor, a T7Function, or a "
+                             "T7Object (an object with typename and fields)")
+
+    def convert(self, value: np.ndarray | Tensor) -> T7Tensor:
+        """A contiguous T7Tensor with its own storage, one per array or tensor (written once however often met);
+        a torch.Tensor as float32 ``torch.<tensor_type>Tensor``."""
+        if id(value) not in self.converted:
+            if isinstance(value, Tensor):
+                t = value.detach().cpu().float().contiguous()
+                tensor = T7Tensor(t.reshape(-1).numpy(), tuple(t.shape), tuple(t.stride()),
+                                  typename=f"torch.{self.tensor_type}Tensor")
+            else:
+                array = np.ascontiguousarray(value)
+                tensor = T7Tensor(array.reshape(-1), array.shape, tuple(s // array.itemsize for s in array.strides))
+            self.converted[id(value)] = (value, tensor)
+        return self.converted[id(value)][1]
+
+    def tensor(self, t: T7Tensor) -> None:
+        if self.reference(_T7_TORCH, t):
+            return
+        self.string("V 1")
+        self.string(t.typename or "")
+        self.pack("i", len(t.size))
+        self.pack(f"{2 * len(t.size) + 1}q", *t.size, *(t.stride or ()), t.offset + 1)  # the offset is 1-based
+        if not self.reference(_T7_TORCH, t.storage):
+            self.string("V 1")
+            self.string((t.typename or "").replace("Tensor", "Storage"))
+            self.pack("q", t.storage.size)
+            self.f.write(np.ascontiguousarray(t.storage, t.storage.dtype.newbyteorder("<")).tobytes())
+
+
+def write_t7(value: Any, path: str | Path, *, tensor_type: str = "Float") -> Path:
+    """Write ``value`` to ``path`` as ``torch.save`` would; returns the path. Values: None, bool, int/float,
+    str/bytes, dict/list (Lua tables; a list's keys are 1..n), ``T7Tensor``, numpy arrays (contiguous tensors of
+    their dtype), ``torch.Tensor`` (contiguous float32 ``torch.<tensor_type>Tensor``: ``"Float"`` or ``"Cuda"``),
+    ``T7Function`` and ``T7Object`` (or any object with ``typename`` and ``fields``). An object met twice (the same
+    Python object: a table, a tensor, a storage) is written once and referenced after."""
+    if tensor_type not in ("Float", "Cuda"):
+        raise InputError(f"write_t7 tensor_type {tensor_type!r} is not a float32 Torch type: expected 'Float' or "
+                         "'Cuda'")
+    path = Path(path)
+    with path.open("wb") as f:
+        _T7Writer(f, tensor_type).write(value)
+    return path

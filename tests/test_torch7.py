@@ -1,4 +1,4 @@
-"""The Torch7 (.t7) reader on files written here by a minimal Torch7 writer: types, nesting, float/double/CUDA
+"""The Torch7 (.t7) reader on files written by ``ganzoo_core.testing.write_t7``: types, nesting, float/double/CUDA
 tensors, strided views, shared objects, old batch norms, Lua functions (kept as bytes, never run), damaged files and
 the message when torchfile is missing."""
 
@@ -14,128 +14,21 @@ import pytest
 import torch
 
 from ganzoo_core.errors import CheckpointError
+from ganzoo_core.testing import T7Function, T7Object, T7Tensor, write_t7
 from ganzoo_core.torch7 import is_t7_file, read_t7, t7_field, t7_modules, t7_tensor, t7_typename
 
 pytest.importorskip("torchfile")
 
-# -- a minimal Torch7 writer (the binary format torch.save writes on 64-bit Linux) ----------------------------------
 
-NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN, FUNCTION = 0, 1, 2, 3, 4, 5, 6
-STORAGE = {np.dtype(np.float32): "Float", np.dtype(np.float64): "Double", np.dtype(np.int64): "Long",
-           np.dtype(np.uint8): "Byte"}
-
-
-class Obj:
-    """A Torch class instance: ``Obj("nn.Linear", weight=..., bias=...)``; fields may be any writable value."""
-
-    def __init__(self, typename: str, version: int = 1, **fields: Any) -> None:
-        self.typename, self.version, self.fields = typename, version, fields
-
-
-class Tensor7:
-    """A tensor with an explicit storage, offset, size and stride (Torch's view of one), and a class name."""
-
-    def __init__(self, storage: np.ndarray, size: tuple[int, ...], stride: tuple[int, ...], offset: int = 0,
-                 typename: str = "") -> None:
-        self.storage, self.size, self.stride, self.offset = storage, size, stride, offset
-        self.typename = typename or f"torch.{STORAGE[storage.dtype]}Tensor"
-
-
-class LuaFunction:
-    def __init__(self, code: bytes) -> None:
-        self.code = code
-
-
-def tensor(array: np.ndarray, typename: str = "") -> Tensor7:
-    array = np.ascontiguousarray(array)
-    stride = tuple(s // array.itemsize for s in array.strides)
-    return Tensor7(array.reshape(-1), array.shape, stride, typename=typename)
-
-
-class Writer:
-    def __init__(self, f: Any) -> None:
-        self.f, self.ids = f, {}
-
-    def int(self, v: int) -> None:
-        self.f.write(struct.pack("<i", v))
-
-    def long(self, v: int) -> None:
-        self.f.write(struct.pack("<q", v))
-
-    def raw_string(self, s: str | bytes) -> None:
-        b = s.encode() if isinstance(s, str) else s
-        self.int(len(b))
-        self.f.write(b)
-
-    def reference(self, tag: int, value: object) -> bool:
-        """Write the tag and the object's index; True when it was written before (then nothing else follows)."""
-        self.int(tag)
-        known = id(value) in self.ids
-        if not known:
-            self.ids[id(value)] = (len(self.ids) + 1, value)  # keep value alive: ids stay unique
-        self.int(self.ids[id(value)][0])
-        return known
-
-    def obj(self, value: Any) -> None:
-        if value is None:
-            self.int(NIL)
-        elif isinstance(value, bool):
-            self.int(BOOLEAN)
-            self.int(int(value))
-        elif isinstance(value, int | float):
-            self.int(NUMBER)
-            self.f.write(struct.pack("<d", float(value)))
-        elif isinstance(value, str | bytes):
-            self.int(STRING)
-            self.raw_string(value)
-        elif isinstance(value, LuaFunction):
-            if not self.reference(FUNCTION, value):
-                self.raw_string(value.code)
-                self.obj({})  # upvalues
-        elif isinstance(value, dict | list):
-            if not self.reference(TABLE, value):
-                items = list(value.items()) if isinstance(value, dict) else list(enumerate(value, start=1))
-                self.int(len(items))
-                for k, v in items:
-                    self.obj(k)
-                    self.obj(v)
-        elif isinstance(value, Tensor7):
-            if not self.reference(TORCH, value):
-                self.raw_string("V 1")
-                self.raw_string(value.typename)
-                self.int(len(value.size))
-                for n in (*value.size, *value.stride):
-                    self.long(n)
-                self.long(value.offset + 1)
-                self.storage(value.storage, value.typename.replace("Tensor", "Storage"))
-        elif isinstance(value, np.ndarray):
-            self.obj(tensor(value))
-        elif isinstance(value, Obj):
-            if not self.reference(TORCH, value):
-                self.raw_string(f"V {value.version}")
-                self.raw_string(value.typename)
-                self.obj(value.fields)
-        else:
-            raise TypeError(type(value))
-
-    def storage(self, data: np.ndarray, typename: str) -> None:
-        if not self.reference(TORCH, data):
-            self.raw_string("V 1")
-            self.raw_string(typename)
-            self.long(data.size)
-            self.f.write(data.tobytes())
-
-
-def write_t7(path: Path, value: Any) -> Path:
-    with path.open("wb") as f:
-        Writer(f).obj(value)
-    return path
+def torch_obj(typename: str, version: int = 1, **fields: Any) -> T7Object:
+    """A Torch class instance with its fields given by keyword: ``torch_obj("nn.Linear", weight=..., bias=...)``."""
+    return T7Object(typename, fields, version)
 
 
 # -- tests -----------------------------------------------------------------------------------------------------------
 
 
-def _network() -> tuple[Obj, dict[str, np.ndarray]]:
+def _network() -> tuple[T7Object, dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     arrays = {
         "lin_w": rng.standard_normal((4, 3)).astype(np.float32),
@@ -143,23 +36,26 @@ def _network() -> tuple[Obj, dict[str, np.ndarray]]:
         "conv_w": rng.standard_normal((2, 4, 3, 3)).astype(np.float32),
         "bn_w": rng.standard_normal(2).astype(np.float32),
     }
-    linear = Obj("nn.Linear", weight=arrays["lin_w"], bias=arrays["lin_b"], gradWeight=np.zeros((4, 3), np.float32),
-                 output=np.zeros(0, np.float32), train=True)
-    conv = Obj("cudnn.SpatialConvolution", weight=tensor(arrays["conv_w"], "torch.CudaTensor"), kW=3, kH=3, dW=1,
-               padW=1, nInputPlane=4, nOutputPlane=2)
-    bn = Obj("nn.SpatialBatchNormalization", 2, weight=arrays["bn_w"], bias=np.zeros(2, np.float32),
-             running_mean=np.ones(2, np.float32), running_var=np.full(2, 2.0, np.float32), eps=1e-5, momentum=0.1)
-    branch = Obj("nn.Sequential", modules=[conv, bn, Obj("nn.LeakyReLU", negval=0.2, inplace=True)])
-    concat = Obj("nn.ConcatTable", modules=[Obj("nn.Identity"), branch])
-    parallel = Obj("nn.ParallelTable", modules=[Obj("nn.Identity"), Obj("nn.Sequential", modules=[linear])])
-    net = Obj("nn.Sequential", modules=[parallel, Obj("nn.JoinTable", dimension=2), concat, Obj("nn.CAddTable"),
-                                        Obj("nn.Tanh")], train=False, name="net")
+    linear = torch_obj("nn.Linear", weight=arrays["lin_w"], bias=arrays["lin_b"],
+                       gradWeight=np.zeros((4, 3), np.float32), output=np.zeros(0, np.float32), train=True)
+    cuda_w = T7Tensor(arrays["conv_w"].reshape(-1), arrays["conv_w"].shape, typename="torch.CudaTensor")
+    conv = torch_obj("cudnn.SpatialConvolution", weight=cuda_w, kW=3, kH=3, dW=1, padW=1, nInputPlane=4,
+                     nOutputPlane=2)
+    bn = torch_obj("nn.SpatialBatchNormalization", 2, weight=arrays["bn_w"], bias=np.zeros(2, np.float32),
+                   running_mean=np.ones(2, np.float32), running_var=np.full(2, 2.0, np.float32), eps=1e-5,
+                   momentum=0.1)
+    branch = torch_obj("nn.Sequential", modules=[conv, bn, torch_obj("nn.LeakyReLU", negval=0.2, inplace=True)])
+    concat = torch_obj("nn.ConcatTable", modules=[torch_obj("nn.Identity"), branch])
+    parallel = torch_obj("nn.ParallelTable",
+                         modules=[torch_obj("nn.Identity"), torch_obj("nn.Sequential", modules=[linear])])
+    net = torch_obj("nn.Sequential", modules=[parallel, torch_obj("nn.JoinTable", dimension=2), concat,
+                                              torch_obj("nn.CAddTable"), torch_obj("nn.Tanh")], train=False, name="net")
     return net, arrays
 
 
 def test_reads_a_network_in_forward_order_with_its_tensors(tmp_path: Path) -> None:
     net, arrays = _network()
-    path = write_t7(tmp_path / "net.t7", net)
+    path = write_t7(net, tmp_path / "net.t7")
     assert is_t7_file(path)
     obj = read_t7(path)
     assert t7_typename(obj) == "nn.Sequential"
@@ -184,7 +80,7 @@ def test_reads_a_network_in_forward_order_with_its_tensors(tmp_path: Path) -> No
 
 def test_containers_are_listed_before_their_children_when_asked(tmp_path: Path) -> None:
     net, _ = _network()
-    obj = read_t7(write_t7(tmp_path / "net.t7", net))
+    obj = read_t7(write_t7(net, tmp_path / "net.t7"))
     listed = [(m.typename, m.path) for m in t7_modules(obj, containers=True)]
     assert listed[:4] == [("nn.Sequential", ""), ("nn.ParallelTable", "0"), ("nn.Identity", "0.0"),
                           ("nn.Sequential", "0.1")]
@@ -193,10 +89,10 @@ def test_containers_are_listed_before_their_children_when_asked(tmp_path: Path) 
 
 def test_strided_views_and_shared_storages_read_as_torch_lays_them_out(tmp_path: Path) -> None:
     storage = np.arange(24, dtype=np.float64)
-    transposed = Tensor7(storage, (4, 3), (1, 4), offset=0)  # a 3×4 tensor's :t()
-    offset = Tensor7(storage, (2, 2), (6, 2), offset=5)
-    shared = tensor(np.ones(3, np.float32))
-    obj = read_t7(write_t7(tmp_path / "t.t7", {"t": transposed, "o": offset, "a": shared, "b": shared, 1: "one"}))
+    transposed = T7Tensor(storage, (4, 3), (1, 4), offset=0)  # a 3×4 tensor's :t()
+    offset = T7Tensor(storage, (2, 2), (6, 2), offset=5)
+    shared = T7Tensor(np.ones(3, np.float32), (3,))
+    obj = read_t7(write_t7({"t": transposed, "o": offset, "a": shared, "b": shared, 1: "one"}, tmp_path / "t.t7"))
     torch.testing.assert_close(t7_tensor(t7_field(obj, "t")),
                                torch.arange(12, dtype=torch.float32).view(3, 4).t(), rtol=0, atol=0)
     torch.testing.assert_close(t7_tensor(t7_field(obj, "o")), torch.tensor([[5.0, 7.0], [11.0, 13.0]]))
@@ -208,23 +104,24 @@ def test_strided_views_and_shared_storages_read_as_torch_lays_them_out(tmp_path:
 def test_old_batch_norm_running_std_becomes_running_var(tmp_path: Path) -> None:
     """nn before class version 2 kept running_std = 1/sqrt(var + eps); nn converts it on load, and so do we."""
     var, eps = np.array([0.5, 2.0, 4.0], np.float32), 1e-3
-    old = Obj("nn.SpatialBatchNormalization", 1, weight=np.ones(3, np.float32), bias=np.zeros(3, np.float32),
-              running_mean=np.zeros(3, np.float32), running_std=(1 / np.sqrt(var + eps)).astype(np.float32), eps=eps)
-    (module,) = t7_modules(read_t7(write_t7(tmp_path / "bn.t7", old)))
+    old = torch_obj("nn.SpatialBatchNormalization", 1, weight=np.ones(3, np.float32), bias=np.zeros(3, np.float32),
+                    running_mean=np.zeros(3, np.float32), running_std=(1 / np.sqrt(var + eps)).astype(np.float32),
+                    eps=eps)
+    (module,) = t7_modules(read_t7(write_t7(old, tmp_path / "bn.t7")))
     assert "running_std" not in module.tensors
     torch.testing.assert_close(module.tensors["running_var"], torch.from_numpy(var), rtol=1e-5, atol=1e-6)
 
 
 def test_lua_functions_are_kept_as_bytes_and_never_run(tmp_path: Path) -> None:
-    net = Obj("nn.Sequential", modules=[Obj("nn.Linear", weight=np.ones((2, 2), np.float32))],
-              hook=LuaFunction(b"\x1bLJ os.execute('touch pwned')"))
-    modules = t7_modules(read_t7(write_t7(tmp_path / "f.t7", net)))
+    net = torch_obj("nn.Sequential", modules=[torch_obj("nn.Linear", weight=np.ones((2, 2), np.float32))],
+                    hook=T7Function(b"\x1bLJ os.execute('touch pwned')"))
+    modules = t7_modules(read_t7(write_t7(net, tmp_path / "f.t7")))
     assert [m.typename for m in modules] == ["nn.Linear"]
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
 def test_is_t7_file_is_told_by_content(tmp_path: Path) -> None:
-    table = write_t7(tmp_path / "table.bin", {"a": 1})
+    table = write_t7({"a": 1}, tmp_path / "table.bin")
     assert is_t7_file(table) and not is_t7_file(tmp_path / "missing.t7")
     for name, data in [("zip.t7", b"PK\x03\x04" + bytes(20)), ("safetensors.t7", struct.pack("<q", 2) + b"{}"),
                        ("empty.t7", b""), ("text.t7", b"hello world, not torch"),
@@ -244,7 +141,7 @@ def test_a_file_that_is_not_torch7_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_a_truncated_file_is_a_checkpoint_error(tmp_path: Path) -> None:
     net, _ = _network()
-    data = write_t7(tmp_path / "net.t7", net).read_bytes()
+    data = write_t7(net, tmp_path / "net.t7").read_bytes()
     cut = tmp_path / "cut.t7"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cut\.t7.*could not be read.*truncated"):
@@ -252,14 +149,14 @@ def test_a_truncated_file_is_a_checkpoint_error(tmp_path: Path) -> None:
 
 
 def test_a_tensor_reaching_outside_its_storage_is_refused(tmp_path: Path) -> None:
-    bad = Tensor7(np.zeros(4, np.float32), (4, 1000), (1, 4))  # claims 4000 floats of a 4-float storage
-    path = write_t7(tmp_path / "bad.t7", Obj("nn.Linear", weight=bad))
+    bad = T7Tensor(np.zeros(4, np.float32), (4, 1000), (1, 4))  # claims 4000 floats of a 4-float storage
+    path = write_t7(torch_obj("nn.Linear", weight=bad), tmp_path / "bad.t7")
     with pytest.raises(CheckpointError, match=r"bad\.t7.*weight.*reaches outside its storage"):
         read_t7(path)
 
 
 def test_a_missing_torchfile_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_t7(tmp_path / "a.t7", {"a": 1})
+    path = write_t7({"a": 1}, tmp_path / "a.t7")
     monkeypatch.setitem(sys.modules, "torchfile", None)  # import torchfile → ImportError
     with pytest.raises(CheckpointError) as info:
         read_t7(path)
@@ -275,7 +172,7 @@ def test_deeply_nested_tables_read(tmp_path: Path) -> None:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(10_000)  # for the test's recursive writer
     try:
-        path = write_t7(tmp_path / "deep.t7", deep)
+        path = write_t7(deep, tmp_path / "deep.t7")
     finally:
         sys.setrecursionlimit(limit)
     obj = read_t7(path)

@@ -5,7 +5,6 @@ learning outcome on held-out captioned shapes."""
 
 from __future__ import annotations
 
-import struct
 import time
 from pathlib import Path
 from typing import Any
@@ -20,109 +19,17 @@ from safetensors.torch import save_file
 
 import ganzoo_core as gz
 from ganzoo_core.errors import CheckpointError, ConfigError, InputError, ShapeError
-from ganzoo_core.testing import check_plugin
+from ganzoo_core.testing import T7Object, T7Tensor, check_plugin, write_t7
 
 pytest.importorskip("torchfile")
 
 # the loader's string in util/MultimodalMinibatchLoaderCaption.lua and txt2img_demo.lua, as Lua reads the literal
 LUA_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-,;.!?:'\"/\\|_@#$%^&*~`+-=<>()[]{} "
 
-# -- a minimal Torch7 writer (torch.save's binary format on 64-bit Linux) ------------------------------------------
 
-NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN = 0, 1, 2, 3, 4, 5
-
-
-class Lua:
-    """A Torch class instance: its class name and fields."""
-
-    def __init__(self, typename: str, **fields: Any) -> None:
-        self.typename, self.fields = typename, fields
-
-
-class View:
-    """A tensor: a view (offset, size, stride) into a storage that other tensors may share."""
-
-    def __init__(self, storage: np.ndarray, offset: int, shape: tuple[int, ...], kind: str = "Float") -> None:
-        self.storage, self.offset, self.shape, self.kind = storage, offset, shape, kind
-
-    def array(self) -> np.ndarray:
-        return self.storage[self.offset:self.offset + int(np.prod(self.shape))].reshape(self.shape)
-
-
-def empty(kind: str = "Float") -> View:
-    return View(np.zeros(0, np.float32), 0, (0,), kind)
-
-
-class T7Writer:
-    def __init__(self, f: Any) -> None:
-        self.f, self.index = f, {}
-
-    def i32(self, n: int) -> None:
-        self.f.write(struct.pack("<i", n))
-
-    def i64(self, n: int) -> None:
-        self.f.write(struct.pack("<q", n))
-
-    def string(self, s: str) -> None:
-        raw = s.encode()
-        self.i32(len(raw))
-        self.f.write(raw)
-
-    def seen(self, tag: int, obj: object) -> bool:
-        """Write the tag and the object's reference index; True when written before (nothing else follows)."""
-        self.i32(tag)
-        known = id(obj) in self.index
-        if not known:
-            self.index[id(obj)] = (len(self.index) + 1, obj)
-        self.i32(self.index[id(obj)][0])
-        return known
-
-    def write(self, value: Any) -> None:
-        if value is None:
-            self.i32(NIL)
-        elif isinstance(value, bool):
-            self.i32(BOOLEAN)
-            self.i32(int(value))
-        elif isinstance(value, int | float):
-            self.i32(NUMBER)
-            self.f.write(struct.pack("<d", float(value)))
-        elif isinstance(value, str):
-            self.i32(STRING)
-            self.string(value)
-        elif isinstance(value, dict | list):
-            if not self.seen(TABLE, value):
-                items = list(value.items()) if isinstance(value, dict) else list(enumerate(value, start=1))
-                self.i32(len(items))
-                for k, v in items:
-                    self.write(k)
-                    self.write(v)
-        elif isinstance(value, View):
-            if not self.seen(TORCH, value):
-                self.string("V 1")
-                self.string(f"torch.{value.kind}Tensor")
-                self.i32(len(value.shape))
-                strides = [int(np.prod(value.shape[i + 1:])) for i in range(len(value.shape))]
-                for n in (*value.shape, *strides):
-                    self.i64(n)
-                self.i64(value.offset + 1)
-                if not self.seen(TORCH, value.storage):
-                    self.string("V 1")
-                    self.string(f"torch.{value.kind}Storage")
-                    self.i64(value.storage.size)
-                    self.f.write(value.storage.astype(np.float32).tobytes())
-        elif isinstance(value, Lua):
-            if not self.seen(TORCH, value):
-                self.string("V 1")
-                self.string(value.typename)
-                self.write(value.fields)
-        else:
-            raise TypeError(type(value))
-
-
-def save_t7(obj: Any, path: Path) -> Path:
-    with path.open("wb") as f:
-        T7Writer(f).write(obj)
-    return path
+def empty(kind: str = "Float") -> T7Tensor:
+    """An empty tensor, as a trained net holds its outputs and gradients."""
+    return T7Tensor(np.zeros(0, np.float32), (0,), typename=f"torch.{kind}Tensor")
 
 
 # -- the released networks as the Lua code builds them ------------------------------------------------------------
@@ -130,13 +37,13 @@ def save_t7(obj: Any, path: Path) -> Path:
 RNN_ROLES = {"rnn": ("i2h", "h2h"), "gru": ("i2h_update", "i2h_reset", "i2h", "h2h_update", "h2h_reset", "h2h")}
 
 
-def nn(typename: str, **fields: Any) -> Lua:
+def nn(typename: str, **fields: Any) -> T7Object:
     """A module as a trained Torch net holds it: its own fields plus output / gradInput and the train flag."""
-    return Lua(f"nn.{typename}", output=empty(), gradInput=empty(), train=False, **fields)
+    return T7Object(f"nn.{typename}", {"output": empty(), "gradInput": empty(), "train": False, **fields})
 
 
 def torch_text_encoder(layout: str, rng: np.random.Generator, *, kind: str = "Float", broken_share: bool = False
-                       ) -> tuple[Lua, dict[str, Any]]:
+                       ) -> tuple[T7Object, dict[str, Any]]:
     """The enc_doc nn.gModule of a trained model: ``"hybrid"`` (HybridCNN + FixedRNN, cnn_dim 256, 8 steps) or
     ``"long"`` (HybridCNNLong + FixedGRU avg=1, cnn_dim 512, 18 steps). All parameters are views into one flat
     storage (``model_utils.combine_all_parameters``); the per-step copies of the RNN's layers view the same region.
@@ -159,13 +66,13 @@ def torch_text_encoder(layout: str, rng: np.random.Generator, *, kind: str = "Fl
         fan_in = shape[1] if len(shape) == 2 else 10
         size = int(np.prod(shape))
         flat[offsets[name]:offsets[name] + size] = rng.normal(0, 1.5 / np.sqrt(fan_in), size)
-        views[name] = View(flat, offsets[name], shape, kind)
+        views[name] = T7Tensor(flat, shape, offset=offsets[name], typename=f"torch.{kind}Tensor")
 
-    def linear(name: str) -> Lua:
+    def linear(name: str) -> T7Object:
         w, b = views[f"{name}.weight"], views[f"{name}.bias"]
         return nn("Sequential", modules=[nn("Linear", weight=w, bias=b, gradWeight=empty(), gradBias=empty())])
 
-    cnn_layers: list[Lua] = []
+    cnn_layers: list[T7Object] = []
     pools = [(3, 3), (3, 3)] + ([] if long else [(3, 2)])
     for i in range(3):
         cnn_layers += [nn("TemporalConvolution", inputFrameSize=widths[i], outputFrameSize=widths[i + 1], kW=k, dW=1,
@@ -174,12 +81,13 @@ def torch_text_encoder(layout: str, rng: np.random.Generator, *, kind: str = "Fl
         if i < len(pools):
             cnn_layers.append(nn("TemporalMaxPooling", kW=pools[i][0], dW=pools[i][1], indices=empty()))
     # the RNN gModule's modules in forwardnodes order (a post-order walk from the output, inputs in order)
-    rnn_layers: list[Lua] = [nn("Identity"), linear("i2h"), nn("ReLU") if rnn == "rnn" else nn("Tanh")]
+    rnn_layers: list[T7Object] = [nn("Identity"), linear("i2h"), nn("ReLU") if rnn == "rnn" else nn("Tanh")]
     for t in range(1, steps):
         if rnn == "rnn":  # relu_t = ReLU(CAdd{i2h(x_t), h2h(relu_{t-1})}); sum = CAdd{sum, relu_t}
             h2h = linear("h2h")
             if broken_share and t == 3:  # its own storage with other values: not shared any more
-                own = View(rng.normal(0, 0.1, cnn * cnn).astype(np.float32), 0, (cnn, cnn), kind)
+                own = T7Tensor(rng.normal(0, 0.1, cnn * cnn).astype(np.float32), (cnn, cnn),
+                               typename=f"torch.{kind}Tensor")
                 h2h.fields["modules"][0].fields["weight"] = own
             rnn_layers += [nn("Identity"), linear("i2h"), h2h, nn("CAddTable"), nn("ReLU"), nn("CAddTable")]
         else:  # FixedGRU.lua, step t: update, candidate (reset, gated h), interpolation; then the average chain
@@ -189,17 +97,18 @@ def torch_text_encoder(layout: str, rng: np.random.Generator, *, kind: str = "Fl
                            nn("MulConstant", constant_scalar=-1), nn("AddConstant", constant_scalar=1),
                            nn("CMulTable"), nn("CAddTable"), nn("CAddTable")]
     rnn_layers.append(nn("MulConstant", constant_scalar=1.0 / steps))
-    nodes = [Lua("nngraph.Node", data={"module": m, "annotations": {}}, id=i + 1, children=[], visited=False,
-                 marked=False) for i, m in enumerate(rnn_layers)]  # what the walker must not count twice
+    nodes = [T7Object("nngraph.Node", {"data": {"module": m, "annotations": {}}, "id": i + 1, "children": [],
+                                       "visited": False, "marked": False})
+             for i, m in enumerate(rnn_layers)]  # what the walker must not count twice
     rnn_net = nn("gModule", modules=rnn_layers, forwardnodes=nodes, nInputs=steps, verbose=False)
     proj = nn("Linear", weight=views["proj.weight"], bias=views["proj.bias"], gradWeight=empty(), gradBias=empty())
     net = nn("gModule", modules=[nn("Identity"), nn("Sequential", modules=cnn_layers), nn("SplitTable", dimension=2),
                                  rnn_net, nn("Dropout", p=0, v2=True, noise=empty()), proj], nInputs=1)
-    weights = {name: view.array().astype(np.float64) for name, view in views.items()}
+    weights = {name: view.numpy().astype(np.float64) for name, view in views.items()}
     return net, {"rnn": rnn, "steps": steps, "pools": pools, "weights": weights, "distinct": total}
 
 
-def checkpoint(enc_doc: Lua) -> dict[str, Any]:
+def checkpoint(enc_doc: T7Object) -> dict[str, Any]:
     """What train_sje_hybrid.lua saves: protos (the text and the image encoder), opt, losses, i, epoch."""
     return {"protos": {"enc_doc": enc_doc, "enc_image": nn("gModule", modules=[nn("Identity")], nInputs=1)},
             "opt": {"doc_length": 201, "emb_dim": 1024, "image_noop": 1, "symmetric": 1, "learning_rate": 0.0007},
@@ -267,7 +176,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     out = {}
     for name, layout, kind, seed in (("cub", "long", "Cuda", 1), ("flowers", "hybrid", "Float", 2)):
         net, model = torch_text_encoder(layout, np.random.default_rng(seed), kind=kind)
-        out[name] = (save_t7(checkpoint(net), root / f"{name}.t7"), model)
+        out[name] = (write_t7(checkpoint(net), root / f"{name}.t7"), model)
     return out
 
 
@@ -322,7 +231,7 @@ def test_load_t7_takes_the_encoders_own_config(released: dict[str, Any]) -> None
 def test_a_bare_gmodule_loads_too(tmp_path: Path) -> None:
     """main_txt_coco.lua saves the encoder itself (net_T), not a checkpoint table."""
     net, model = torch_text_encoder("long", np.random.default_rng(3))
-    enc = gz.create_encoder("char_cnn_rnn.coco", weights=save_t7(net, tmp_path / "net_T.t7"))
+    enc = gz.create_encoder("char_cnn_rnn.coco", weights=write_t7(net, tmp_path / "net_T.t7"))
     assert np.abs(enc.encode(["a man riding a horse"])[0].double().numpy()
                   - torch_forward(model, b"a man riding a horse")).max() <= 1e-5
 
@@ -336,11 +245,11 @@ def test_files_that_do_not_fit_are_refused_in_one_line(released: dict[str, Any],
         in message
     net, _ = torch_text_encoder("hybrid", np.random.default_rng(4), broken_share=True)
     with pytest.raises(CheckpointError, match=r"nn.Linear at 3.\d+.0 should share its h2h weights with .* 3.5.0"):
-        gz.create_encoder("char_cnn_rnn.flowers", weights=save_t7(checkpoint(net), tmp_path / "broken.t7"))
+        gz.create_encoder("char_cnn_rnn.flowers", weights=write_t7(checkpoint(net), tmp_path / "broken.t7"))
     with pytest.raises(CheckpointError, match="holds a Lua table without protos, not a char-CNN-RNN text encoder"):
-        gz.create_encoder("char_cnn_rnn.cub", weights=save_t7({"net": 1}, tmp_path / "other.t7"))
+        gz.create_encoder("char_cnn_rnn.cub", weights=write_t7({"net": 1}, tmp_path / "other.t7"))
     with pytest.raises(CheckpointError, match=r"protos table has no enc_doc .*'enc_image'"):
-        gz.create_encoder("char_cnn_rnn.cub", weights=save_t7({"protos": {"enc_image": nn("Identity")}},
+        gz.create_encoder("char_cnn_rnn.cub", weights=write_t7({"protos": {"enc_image": nn("Identity")}},
                                                                tmp_path / "image_only.t7"))
     with pytest.raises(CheckpointError, match="TemporalMaxPooling .* are \\[\\(3, 3\\), \\(3, 3\\)\\], expected"):
         gz.create_encoder("char_cnn_rnn.cub", pool_sizes=(3, 3, 3), pool_strides=(3, 3, 2)).load_t7(cub)

@@ -1,11 +1,10 @@
-"""The released GAN-CLS Torch7 files load by ``weights=``: files in the released format (written here by a minimal
-Torch7 writer, with random weights) against a transcription of the official forward (reedscot/icml2016
-``main_cls_int.lua`` for CUB and flowers, ``main_cls.lua`` for COCO), in eval and train mode; parameter counts;
-errors for files that do not fit."""
+"""The released GAN-CLS Torch7 files load by ``weights=``: files in the released format (written by
+``ganzoo_core.testing.write_t7``, with random weights) against a transcription of the official forward
+(reedscot/icml2016 ``main_cls_int.lua`` for CUB and flowers, ``main_cls.lua`` for COCO), in eval and train mode;
+parameter counts; errors for files that do not fit."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -19,89 +18,9 @@ from torch import Tensor
 
 import ganzoo_core as gz
 from ganzoo_core.errors import CheckpointError, ConfigError
+from ganzoo_core.testing import T7Object, write_t7
 
 pytest.importorskip("torchfile")
-
-# -- a minimal Torch7 writer (torch.save's binary format on 64-bit Linux: int32 tags, int64 longs) -------------------
-
-NIL, NUMBER, STRING, TABLE, TORCH, BOOLEAN = 0, 1, 2, 3, 4, 5
-
-
-class Obj:
-    """A Torch class instance: its class name and its fields (a Lua table)."""
-
-    def __init__(self, typename: str, fields: dict[str, Any]) -> None:
-        self.typename, self.fields = typename, fields
-
-
-class Writer:
-    def __init__(self, f: Any, tensor_type: str) -> None:
-        self.f, self.n, self.tensor_type = f, 0, tensor_type
-        self.seen: dict[int, tuple[int, Any]] = {}
-
-    def int(self, v: int) -> None:
-        self.f.write(struct.pack("<i", v))
-
-    def long(self, v: int) -> None:
-        self.f.write(struct.pack("<q", v))
-
-    def string(self, s: str) -> None:
-        self.int(len(s.encode()))
-        self.f.write(s.encode())
-
-    def header(self, tag: int, value: Any) -> bool:
-        """Tag and object index; True when the object was written before (a reference: nothing else follows)."""
-        self.int(tag)
-        if id(value) in self.seen:
-            self.int(self.seen[id(value)][0])
-            return True
-        self.n += 1
-        self.seen[id(value)] = (self.n, value)
-        self.int(self.n)
-        return False
-
-    def obj(self, value: Any) -> None:
-        if value is None:
-            self.int(NIL)
-        elif isinstance(value, bool):
-            self.int(BOOLEAN)
-            self.int(int(value))
-        elif isinstance(value, int | float):
-            self.int(NUMBER)
-            self.f.write(struct.pack("<d", value))
-        elif isinstance(value, str):
-            self.int(STRING)
-            self.string(value)
-        elif isinstance(value, dict | list):
-            if not self.header(TABLE, value):
-                items = list(value.items()) if isinstance(value, dict) else list(enumerate(value, start=1))
-                self.int(len(items))
-                for k, v in items:
-                    self.obj(k)
-                    self.obj(v)
-        elif isinstance(value, Tensor):
-            if not self.header(TORCH, value):
-                t = value.detach().float().contiguous()
-                self.string("V 1")
-                self.string(f"torch.{self.tensor_type}Tensor")
-                self.int(t.ndim)
-                for n in (*t.shape, *t.stride()):
-                    self.long(n)
-                self.long(1)  # storage offset, 1-based
-                storage = t.reshape(-1).numpy()
-                if not self.header(TORCH, storage):
-                    self.string("V 1")
-                    self.string(f"torch.{self.tensor_type}Storage")
-                    self.long(storage.size)
-                    self.f.write(storage.astype("<f4").tobytes())
-        elif isinstance(value, Obj):
-            if not self.header(TORCH, value):
-                self.string("V 1")
-                self.string(value.typename)
-                self.obj(value.fields)
-        else:
-            raise TypeError(type(value))
-
 
 # -- a transcription of the Torch nn modules the official scripts use (forward semantics of torch/nn) --------------
 
@@ -132,7 +51,7 @@ class Lua:
         for m in self.modules():
             m.train = train
 
-    def t7(self, cudnn: bool) -> Obj:
+    def t7(self, cudnn: bool) -> T7Object:
         name = type(self).__name__
         fields: dict[str, Any] = {**self.fields, **self.params, "train": self.train,
                                   "output": torch.zeros(0), "gradInput": torch.zeros(0)}
@@ -140,7 +59,7 @@ class Lua:
             fields["gradBias"] = torch.zeros_like(self.params["bias"])  # transient: not read
         if self.children:
             fields["modules"] = [c.t7(cudnn) for c in self.children]
-        return Obj(f"{'cudnn' if cudnn and name in CUDNN else 'nn'}.{name}", fields)
+        return T7Object(f"{'cudnn' if cudnn and name in CUDNN else 'nn'}.{name}", fields)
 
 
 class Sequential(Lua):
@@ -396,9 +315,7 @@ def saved(net: Lua, *, kind: str) -> Lua:
 
 
 def write(net: Lua, path: Path, *, cudnn: bool) -> Path:
-    with path.open("wb") as f:
-        Writer(f, "Cuda" if cudnn else "Float").obj(net.t7(cudnn))
-    return path
+    return write_t7(net.t7(cudnn), path, tensor_type="Cuda" if cudnn else "Float")
 
 
 def n_official(net: Lua) -> tuple[int, int]:
