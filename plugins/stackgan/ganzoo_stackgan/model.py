@@ -426,11 +426,11 @@ class StackObjective(nn.Module):
     def _build_stage1(cfg: ObjectiveCfg) -> nn.Module | None:
         if cfg.stage1 is None and cfg.stage1_checkpoint is None:
             return None
+        kwargs = {**({} if cfg.text_norm is None else {"text_norm": cfg.text_norm}), **cfg.stage1_kwargs}
         if cfg.stage1_checkpoint is None:
-            norm = {} if cfg.text_norm is None else {"text_norm": cfg.text_norm}
-            stage1 = gz.create_generator(cfg.stage1, **{**norm, **cfg.stage1_kwargs})
-        else:
-            stage1 = load_stage1(cfg.stage1_checkpoint)
+            stage1 = gz.create_generator(cfg.stage1, **kwargs)
+        else:  # a ganzoo checkpoint rebuilds itself; a released file needs the Stage-I name (the variant gives it)
+            stage1 = load_stage1(cfg.stage1_checkpoint, cfg.stage1, kwargs)
         return stage1.requires_grad_(False)  # frozen weights; its mode follows the objective's (see train())
 
     def _check_widths(self) -> None:
@@ -558,15 +558,22 @@ class StackObjective(nn.Module):
         return {"image": images, "image_wrong": wrong, "text_emb": torch.randn(batch_size, self.text_dim)}
 
 
-def load_stage1(path: str | Path) -> nn.Module:
+def load_stage1(path: str | Path, name: str | None = None, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
     """The Stage-I generator of a checkpoint: a ``stackgan`` Stage-I objective's ``G`` or a generator checkpoint,
-    rebuilt by its registry name and config (``ganzoo_core.checkpoints``)."""
+    rebuilt by its registry name and config (``ganzoo_core.checkpoints``); or, given the Stage-I generator's
+    ``name`` (and config ``kwargs``), any weights file ``weights=`` reads, such as a released StackGAN-Pytorch
+    Stage-I or Stage-II ``netG`` (a Stage-II file gives the Stage-I it contains)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Stage-I checkpoint {str(path)!r} does not exist; train Stage-I first "
                               "(ganzoo train stackgan.s1_16 ...) and pass its checkpoint.safetensors as "
                               "stage1_checkpoint")
-    info = gz.read_info(path)
+    try:
+        info = gz.read_info(path)
+    except CheckpointError:
+        if name is None:
+            raise
+        return gz.create_generator(name, weights=path, **dict(kwargs or {}))  # released weights, by content
     module = gz.load(path)
     if info.kind == "objective":
         module = module.networks["G"]

@@ -473,3 +473,16 @@ def test_the_hook_leaves_other_files_alone(stage1: tuple[Path, Path], tmp_path: 
     assert converted is not None and "up.0.0.weight" in converted and "upsample1.1.weight" not in converted
     with pytest.raises(CheckpointError, match="not a StackGAN-Pytorch state dict"):
         convert_stackgan_pytorch({"main.0.weight": torch.zeros(1)}, gz.create_generator("stackgan.s1_16"))
+
+
+@pytest.mark.parametrize("which", ["stage1", "stage2"])
+def test_stage2_objective_takes_a_released_file_as_its_stage1(stage1: tuple[Path, Path], stage2: tuple[Path, Path],
+                                                              which: str) -> None:
+    """stage1_checkpoint= also takes a released netG: a Stage-I file, or a Stage-II file's embedded STAGE1_G; the
+    objective's config then names the Stage-I by registry name and config, not by the path."""
+    path = (stage1 if which == "stage1" else stage2)[0]
+    obj = gz.create_objective("stackgan.s2_256", stage1_checkpoint=str(path))
+    want = gz.create_generator("stackgan.s1_64", weights=path).state_dict()
+    assert all(torch.equal(v, want[k]) for k, v in obj.stage1.state_dict().items())
+    assert obj.cfg.stage1 == "stackgan.s1_64" and obj.cfg.stage1_checkpoint is None
+    assert not any(p.requires_grad for p in obj.stage1.parameters())
