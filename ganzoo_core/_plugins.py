@@ -92,7 +92,21 @@ def check_api_version(module: ModuleType) -> None:
         )
 
 
-_loading: contextvars.ContextVar[bool] = contextvars.ContextVar("ganzoo_loading", default=False)
+@attrs.define
+class _Load:
+    """A plugin load in progress (``file_registrations`` reads it): what the plugin's package registers while it is
+    imported is recorded and filed by the load; what its ``ganzoo_register`` hook registers (``in_hook``) is made
+    anew by every load, so it is filed at once and not recorded; any other module's registrations are filed at
+    once, by module."""
+
+    host: PluginHost
+    package: str
+    plugin: str
+    in_hook: bool = False
+    added: list[Entry] = attrs.Factory(list)
+
+
+_loading: contextvars.ContextVar[_Load | None] = contextvars.ContextVar("ganzoo_loading", default=None)
 """True while a plugin's package is imported: its registrations are filed by the load (``PluginHost.load_module``)."""
 
 
@@ -150,7 +164,8 @@ class PluginHost:
         distribution, version = distribution or _dist_of(module), version or _version_of(module)
         if name in self.plugins:
             return True
-        token = _loading.set(True)
+        load = _Load(self, module, name)
+        token = _loading.set(load)
         try:
             mod = loader() if loader else importlib.import_module(module)
             if not isinstance(mod, ModuleType):
@@ -161,7 +176,9 @@ class PluginHost:
                 added = [entry for entry in filed if entry is not None]
                 self.pm.register(mod, name)
                 try:
+                    load.in_hook = True
                     added += self._call_register(mod, name)
+                    added += load.added  # decorators run inside the hook
                 except BaseException:
                     self.pm.unregister(mod)
                     raise
@@ -306,6 +323,13 @@ def file_registrations(items: Sequence[Registration]) -> None:
     While a plugin loads, nothing more: each plugin's load files what its own modules recorded. Otherwise they go to
     the active host, all or none, or wait until a host is active."""
     with _LOCK:
+        load = _loading.get()
+        if load is not None and load.in_hook:
+            own = [item for item in items if _within(item.module, load.package)]
+            for item in own:
+                if filed := load.host.file(item, plugin=load.plugin, package=load.package):
+                    load.added.append(filed)
+            items = [item for item in items if item not in own]
         for item in items:
             live = sys.modules.get(item.module)
             record = _RECORDS.get(item.module)
@@ -313,7 +337,10 @@ def file_registrations(items: Sequence[Registration]) -> None:
                 record = _RECORDS[item.module] = _ModuleRecord(live, [])
             if item not in record.items:
                 record.items.append(item)
-        if _loading.get():
+        if load is not None:  # the load files its own package's records; any other module's, now, by module
+            for item in items:
+                if not _within(item.module, load.package):
+                    load.host.file(item)
             return
         if _HOST is None:
             _PENDING.extend(items)

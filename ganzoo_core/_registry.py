@@ -61,6 +61,8 @@ def register(
             raise GanzooError(f"with variants=, the name must be a family like 'gan', got {name!r}")
         if not variants:
             raise GanzooError(f"variants= for {name!r} is empty; give at least one variant config")
+        if isinstance(default, str) and default not in variants:
+            raise GanzooError(f"default={default!r} for {name!r} is not one of its variants {list(variants)}")
         default = default if isinstance(default, str) else next(iter(variants))
         pairs = [(f"{name}.{v}", c, v == default) for v, c in variants.items()]
     else:

@@ -145,8 +145,9 @@ def create_norm_act(norm: LayerType, channels: int, act: LayerType, *, alpha: fl
       parameter and buffer names, and the second slot holds the activation's index, so state-dict keys stay those
       of the two-module reference layouts (``main.1.weight``, ``main.4.weight``, ...).
     - ``act=None`` with such a norm: ``[fused norm without activation]`` alone, one slot (a residual block's last norm).
-    - Any other pair: ``[create_norm(norm, channels), create_act(act)]`` (with ``after`` appended when given);
-      ``act=None``: ``[create_norm(norm, channels)]``.
+    - Any other pair: ``[create_norm(norm, channels), create_act(act)]``, or with ``after``
+      ``[create_norm(...), nn.Sequential(create_act(act), after)]``: two slots either way, so the layers after it
+      keep their indices whichever norm is chosen; ``act=None``: ``[create_norm(norm, channels)]``.
 
     ``alpha``: the activation's parameter (lrelu's slope), by default the activation table's (0.2). ``after``: a
     module (a Dropout) that follows the activation, in the fused form in the activation's slot. ``impl``: the
@@ -168,7 +169,7 @@ def create_norm_act(norm: LayerType, channels: int, act: LayerType, *, alpha: fl
             raise InputError(f"alpha={alpha} is an activation parameter (lrelu's slope), but activation {act!r} "
                              "takes none here; leave alpha=None")
         layers.append(create_act(act, **{param: alpha}))
-    return layers if after is None else [*layers, after]
+    return layers if after is None else [layers[0], nn.Sequential(layers[1], after)]
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:

@@ -23,6 +23,9 @@ def parse_overrides(items: Sequence[str], option: str = "--set") -> dict[str, An
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             out[key] = raw
+        except (TypeError, RecursionError, MemoryError) as err:  # e.g. {[1]: 2}: a literal Python cannot build
+            raise GanzooError(f"{option} {key}={raw[:80]!r} is not a value ganzoo can build ({type(err).__name__}: "
+                              f"{str(err)[:80]}); write a number, string, tuple, list or dict of those") from None
     return out
 
 

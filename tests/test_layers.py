@@ -83,8 +83,10 @@ def test_after_takes_the_activation_slot() -> None:
     drop = nn.Dropout(0.5)
     fused, slot = gz.create_norm_act("batch", 4, "relu", after=drop)  # pix2pix's decoder dropout
     assert isinstance(fused, BatchNormAct2d) and slot is drop
-    layers = gz.create_norm_act("group", 64, "relu", after=drop)  # two modules: the dropout after the activation
-    assert [type(m) for m in layers] == [nn.GroupNorm, nn.ReLU, nn.Dropout]
+    norm, slot = gz.create_norm_act("group", 64, "relu", after=drop)  # unfused: still two slots, so the layers
+    assert isinstance(norm, nn.GroupNorm) and [type(m) for m in slot] == [nn.ReLU, nn.Dropout]  # after keep their index
+    x = torch.randn(2, 64, 4, 4)
+    torch.testing.assert_close(nn.Sequential(norm, slot).eval()(x), torch.relu(norm(x)))
 
 
 def test_other_pairs_are_two_modules() -> None:
@@ -115,3 +117,4 @@ def test_tables() -> None:
     assert type(gz.create_norm("instance", 4)) is nn.InstanceNorm2d and not gz.create_norm("instance", 4).affine
     assert gz.create_norm("group", 64, groups=8).num_groups == 8
     assert gz.get_act(None) is nn.Identity and gz.get_act("relu") is nn.ReLU
+

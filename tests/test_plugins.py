@@ -297,3 +297,35 @@ def test_a_plugin_can_register_a_class_defined_elsewhere(make_dist) -> None:
         assert entry.factory is torch.nn.Identity and entry.plugin == "test-foreign"
         assert entry.module == "ganzoo_test_foreign"
         assert host.plugins["test-foreign"].entries == ("block tforeign.lin", "block tforeign.identity")
+
+
+def test_registrations_of_other_modules_and_inside_the_hook_reach_the_first_host(make_dist) -> None:
+    """While plugin B loads, a submodule of plugin A that B imports (not imported by A itself) and a decorator run
+    inside B's ganzoo_register hook both register: the first host files them, as every later host does."""
+    from ganzoo_core._plugins import make_host
+
+    make_dist("ganzoo-test-pa", {
+        "ganzoo_test_pa/__init__.py": """
+        import ganzoo_core as gz
+        GANZOO_API_VERSION = "1.0"
+        @gz.register_loss("tpa.main")
+        def main(): return None
+        """,
+        "ganzoo_test_pa/extra.py": """
+        import ganzoo_core as gz
+        @gz.register_loss("tpa.extra")
+        def extra(): return None
+        """}, entry="pa")
+    make_dist("ganzoo-test-pb", {"ganzoo_test_pb/__init__.py": """
+        import ganzoo_core as gz
+        import ganzoo_test_pa.extra
+        GANZOO_API_VERSION = "1.0"
+        @gz.hookimpl
+        def ganzoo_register(register):
+            @gz.register_loss("tpb.inhook")
+            def inhook(): return None
+        """}, entry="pb")
+    for host in (make_host(("ganzoo_test_pa", "ganzoo_test_pb")), make_host(("ganzoo_test_pa", "ganzoo_test_pb"))):
+        assert host.registry.names("loss", "tp*") == ["tpa.extra", "tpa.main", "tpb.inhook"]
+        assert host.registry.get("loss", "tpa.extra").plugin == "test-pa"
+        assert host.registry.get("loss", "tpb.inhook").plugin == "test-pb"

@@ -243,3 +243,8 @@ def test_a_host_built_after_the_plugins_were_imported_still_gets_their_names(mon
         assert gz.list_losses() == ["gan.bce", "gan.hinge", "gan.lsgan", "gan.wgan"]  # the built-ins too
     finally:
         set_host(previous)
+
+
+def test_a_default_that_is_not_a_variant_is_refused() -> None:
+    with pytest.raises(gz.GanzooError, match=r"default='6' for 'tdef' is not one of its variants \['64', '32'\]"):
+        gz.register_block("tdef", variants={"64": None, "32": None}, default="6")

@@ -275,3 +275,13 @@ def test_the_refused_keys_are_exactly_where_a_command_writes_or_what_it_replaces
                        "eval": ("checkpoint", "out", "overwrite", "cache_dir")}
     with pytest.raises(GanzooError, match="no run config section 'sample'"):
         option_names("sample")
+
+
+@pytest.mark.parametrize("item", ["a={[1]: 2}", "a={{1}: 2}"])
+def test_overrides_that_python_cannot_build_are_one_line(item: str) -> None:
+    from ganzoo_core.errors import GanzooError
+    from ganzoo_core.overrides import parse_overrides
+
+    with pytest.raises(GanzooError) as err:
+        parse_overrides([item], option="--data-set")
+    assert "\n" not in str(err.value) and str(err.value).startswith("--data-set a=")
