@@ -452,6 +452,8 @@ class Trainer:
                         if info.is_main and ((cfg.sample_every and step % cfg.sample_every == 0) or last):
                             self.samples.append(write_samples(self.objective, self.out / f"samples_{step:07d}.png",
                                                               cfg.n_samples, fixed, cfg.seed, self.emas))
+                            if writer is not None:
+                                _log_image(writer, self.samples[-1], step)
                         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
                             self.save(step)
                         elif stop.received is not None:
@@ -472,6 +474,8 @@ class Trainer:
             if bar is not None:
                 bar.close()
             if writer is not None:
+                if sys.exc_info()[0] is None:  # a run that ended (done, time limit or signal), not one failing
+                    self._log_hparams(writer)
                 writer.close()
         if info.is_main:
             self._finish(step)
@@ -560,6 +564,18 @@ class Trainer:
 
         return tqdm(total=self.cfg.steps, initial=start, unit="step", dynamic_ncols=True)
 
+    def _log_hparams(self, writer: Any) -> None:
+        """The run's settings (objective config and training settings, flattened to scalars) beside its last logged
+        values, for TensorBoard's HPARAMS tab."""
+        if writer is None or not self.history:
+            return
+        settings = {f"objective.{k}": v for k, v in _flat(cfg_to_dict(getattr(self.objective, "cfg", None)))}
+        settings |= {f"train.{k}": v for k, v in _flat({"batch_size": self.cfg.batch_size, "steps": self.cfg.steps,
+                                                          "seed": self.cfg.seed, "policy": self.cfg.policy.name,
+                                                          "ema": self.cfg.ema})}
+        final = {f"final/{k}": v for k, v in self.history[-1].items() if k != "step" and isinstance(v, float)}
+        writer.add_hparams(settings, final, run_name="hparams")
+
     def _tensorboard(self) -> Any:
         if not self.cfg.tensorboard or importlib.util.find_spec("tensorboard") is None:
             return None
@@ -577,6 +593,24 @@ class Trainer:
         if self.samples:
             with atomic_path(self.out / "samples.png", overwrite=True) as tmp:
                 tmp.write_bytes(self.samples[-1].read_bytes())
+
+
+def _log_image(writer: Any, path: Path, step: int) -> None:
+    """The sample grid just written to ``path``, as TensorBoard image ``samples`` at ``step``."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        writer.add_image("samples", np.asarray(image.convert("RGB")), step, dataformats="HWC")
+
+
+def _flat(tree: Any, prefix: str = "") -> list[tuple[str, int | float | str | bool]]:
+    """``(dotted.key, value)`` of every leaf, as TensorBoard hparams take them: numbers, strings and booleans as they
+    are, anything else (tuples, None) as its text."""
+    if isinstance(tree, Mapping):
+        return [kv for k, v in tree.items() for kv in _flat(v, f"{prefix}{k}.")]
+    key = prefix.rstrip(".")
+    return [(key, tree if isinstance(tree, int | float | str | bool) else json.dumps(tree, default=str))]
 
 
 def _compared(cfg: TrainCfg) -> tuple[str, ...]:

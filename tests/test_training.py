@@ -224,7 +224,21 @@ def test_outputs_a_user_watches(data, tmp_path: Path) -> None:
     rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6] and all(r["it_per_s"] > 0 for r in rows)
     if __import__("importlib").util.find_spec("tensorboard"):
-        assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
+        assert [e.step for e in events.Scalars("loss_D")] == [1, 2, 3, 4, 5, 6]
+        grids = events.Images("samples")  # the sample grids, as the PNGs hold them
+        assert [g.step for g in grids] == [3, 6]
+        png = Image.open(__import__("io").BytesIO(grids[-1].encoded_image_string))
+        assert png.size == Image.open(tmp_path / "samples_0000006.png").size
+        hparams = EventAccumulator(str(next((tmp_path / "tb").glob("hparams*")))).Reload()
+        assert "final/loss_D" in hparams.Tags()["scalars"]
+        from tensorboard.plugins.hparams import plugin_data_pb2
+
+        start = hparams.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        hp = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+        assert hp["objective.lr"].number_value == 2e-4 and hp["train.batch_size"].number_value == FAST.batch_size
 
 
 def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
