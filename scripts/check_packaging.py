@@ -255,6 +255,10 @@ def check_wheels(wheels: dict[str, Path], note: Callable) -> None:
         message, names, entry_points = read_wheel(wheel)
         if normalize(message.get("Name", "")) != dist:
             problems.append(f"{wheel.name}: METADATA Name is {message.get('Name')!r}, expected {dist!r}")
+        if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
+            problems.append(f"{wheel.name} lacks its LICENSE file (.dist-info/licenses/LICENSE)")
+        if message.get("License-Expression") != "MIT" or not message.get_all("Classifier") or not message.get("Author"):
+            problems.append(f"{wheel.name}: METADATA needs License-Expression MIT, classifiers and an author")
         requires = message.get_all("Requires-Dist") or []
         req_names = {requirement_name(r) for r in requires}
         for req in requires:
