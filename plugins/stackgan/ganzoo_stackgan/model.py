@@ -397,6 +397,10 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     # Stage-I (their *_kwargs win); None: each network's own
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
 
+    def network_defaults(self) -> dict[str, Any]:
+        """Options every network of the objective (G, D, Stage-I) gets unless its ``*_kwargs`` say otherwise."""
+        return {} if self.text_norm is None else {"text_norm": self.text_norm}
+
 
 class StackObjective(nn.Module):
     """Matching-aware D (real+right, real+wrong, fake+right) and G (+ kl_coef·KL); Stage-II runs a frozen Stage-I.
@@ -409,7 +413,7 @@ class StackObjective(nn.Module):
     def __init__(self, cfg: ObjectiveCfg = ObjectiveCfg()) -> None:
         super().__init__()
         self.cfg = cfg
-        norm = {} if cfg.text_norm is None else {"text_norm": cfg.text_norm}
+        norm = cfg.network_defaults()
         self.networks = gz.build_gan_networks(cfg, generator_defaults=norm, discriminator_defaults=norm)  # G, D
         self.stage1 = self._build_stage1(cfg)  # outside networks: no phase, no optimizer, frozen
         if cfg.stage1_checkpoint is not None:
@@ -426,7 +430,7 @@ class StackObjective(nn.Module):
     def _build_stage1(cfg: ObjectiveCfg) -> nn.Module | None:
         if cfg.stage1 is None and cfg.stage1_checkpoint is None:
             return None
-        kwargs = {**({} if cfg.text_norm is None else {"text_norm": cfg.text_norm}), **cfg.stage1_kwargs}
+        kwargs = {**cfg.network_defaults(), **cfg.stage1_kwargs}
         if cfg.stage1_checkpoint is None:
             stage1 = gz.create_generator(cfg.stage1, **kwargs)
         else:  # a ganzoo checkpoint rebuilds itself; a released file needs the Stage-I name (the variant gives it)
