@@ -672,6 +672,8 @@ def dataset_for(objective: Objective, name: str | None = None, **overrides: Any)
     networks, as ``ganzoo train`` builds it: where the dataset's config has ``channels`` / ``image_size`` fields and
     ``overrides`` leave them out, they are set from ``objective.image_shape`` (C, H, W); an override that contradicts
     the networks is a ``GanzooError`` (change the objective instead). Other ``overrides`` are the dataset's options.
+    An objective's optional ``data_defaults`` mapping (e.g. GAN-CLS's ``{"caption_average": 4}``) fills the dataset
+    options it names that the dataset has and ``overrides`` leave out.
     """
     from ganzoo_core._api import SPEC_ATTR, create, get_entry
 
@@ -690,4 +692,7 @@ def dataset_for(objective: Objective, name: str | None = None, **overrides: Any)
                 if given != value:
                     raise GanzooError(f"--data-set {key}={given!r} does not fit {label!r}, whose networks take "
                                       f"{key} {value}; change the objective instead (--set ...)")
+    for key, value in dict(getattr(objective, "data_defaults", None) or {}).items():
+        if key in fields:
+            kwargs.setdefault(key, value)
     return create("dataset", entry.name, **kwargs)

@@ -164,3 +164,50 @@ def test_readmes_are_for_users_not_run_logs() -> None:
         long = [t.splitlines()[0] for t in tables  # header and rule excluded; the catalogue grows with the zoo
                 if len(t.splitlines()) - 2 > 8 and not t.lstrip().startswith("| distribution |")]
         assert not long, f"{doc.relative_to(REPO)}: tables over 8 rows: {long}"
+
+
+# -- each plugin README names the official file and commit its paper variants reproduce ---------------------------
+
+OFFICIAL_COMMITS = {  # the commit of each official repository that the transcriptions follow
+    "reedscot/icml2016": "db3f0c6d7c9ef3ef138cb15bf36592c7e19eb9a0",
+    "reedscot/cvpr2016": "7988b42f3c2e41b6f7dc6c9ff8020b8681581259",
+    "hanzhanggit/StackGAN-Pytorch": "e72ef88446e7bcd84a7b88060053edad72fecf6a",
+    "yunjey/stargan": "94dd002e93a2863d9b987a937b85925b80f7a19f",
+    "junyanz/pytorch-CycleGAN-and-pix2pix": "78913853ab4a4f5eba717af8433809300c99f0bb",
+    "pytorch/examples": "77f55b912142e11fcfdf5b530231fb9c52f181e8",
+    "ryankiros/skip-thoughts": "6661cad40664b6c251cac1dad779986eb332c26a",
+}
+REPO_AT = re.compile(r"([\w.-]+/[\w.-]+)@([0-9a-fA-F]+)")
+BLOB_LINK = re.compile(r"https://github\.com/([\w.-]+/[\w.-]+)/blob/([0-9a-fA-F]+)/")
+
+
+@pytest.mark.parametrize("plugin", sorted(RELEASED))
+def test_plugin_readme_names_the_official_code_it_reproduces(plugin: str) -> None:
+    """``## Official code``: a short table of registered names → official files → ``owner/name@commit``, where each
+    commit (10+ hex digits in the text, all 40 in the links) is the one the transcription follows; a row without a
+    commit says why in parentheses."""
+    import ganzoo_core as gz
+    from ganzoo_core._entries import KINDS
+
+    text = (REPO / "plugins" / plugin / "README.md").read_text()
+    assert "\n## Official code\n" in text, f"plugins/{plugin}/README.md has no '## Official code' section"
+    section = text.split("\n## Official code\n", 1)[1].split("\n## ", 1)[0]
+    assert len(section.strip().splitlines()) <= 15, f"{plugin}: the section is longer than 15 lines"
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| ganzoo name | official file | repository @ commit |" and rows[1].startswith("| ---")
+    assert rows[2:], f"{plugin}: the table has no rows"
+    for row in rows[2:]:
+        names, files, source = (cell.strip() for cell in row.strip("|").split(" | "))
+        assert REPO_AT.fullmatch(source) or re.fullmatch(r"[\w.-]+/[\w.-]+ \(.+\)", source), f"{plugin}: {source!r}"
+        for repo, commit in REPO_AT.findall(source):
+            assert len(commit) >= 10, f"{plugin}: {repo}@{commit} has fewer than 10 hex digits"
+            assert OFFICIAL_COMMITS.get(repo, "").startswith(commit.lower()), f"{plugin}: {repo}@{commit} is not " \
+                f"the commit the transcription follows ({OFFICIAL_COMMITS.get(repo, 'no commit known')})"
+        for repo, commit in BLOB_LINK.findall(files):
+            assert commit == OFFICIAL_COMMITS.get(repo), f"{plugin}: a link to {repo} at {commit}"
+            assert source.startswith(f"{repo}@"), f"{plugin}: a link to {repo} in a row of {source}"
+        named = [f"{family}.{variant}" for family, variants in re.findall(r"`([a-z0-9_]+)\.([a-z0-9_/]+)`", names)
+                 for variant in variants.split("/")]  # `gan_cls.gan/cls` names gan_cls.gan and gan_cls.cls
+        assert named, f"{plugin}: no registered name in {names!r}"
+        for name in named:
+            assert any(gz.is_name(kind, name) for kind in KINDS), f"{plugin}: {name} is not registered"

@@ -4,11 +4,13 @@ Image Synthesis", ICML 2016 (arXiv:1605.05396).
 Two pairs of networks, both conditioned on a text embedding ``t`` (``B × text_dim``, from the batch key ``text_emb``):
 
 - ``gan_cls.64``: the official Torch code (reedscot/icml2016 ``main_cls_int.lua``, ngf=128, ndf=64, nz=100, nt=128,
-  text 1024): G 18,905,472 and D 4,030,080 parameters (``REED_G_PARAMS`` / ``REED_D_PARAMS``, asserted in the tests).
-  Residual blocks at 4×4 and 8×8 in G and at 4×4 in D; the table's "no activation" places are kept (G's first two
-  transposed convs and D's third and fourth convs have BatchNorm without an activation). The original zeroes every
-  conv bias at the start of each step, so the convs here have no bias. Linear layers keep PyTorch's default init
-  (as Torch's), convs N(0, 0.02), BatchNorm weights N(1, 0.02).
+  text 1024): G 18,909,699 and D 4,032,321 parameters, as the Torch networks hold (``REED_G_PARAMS`` /
+  ``REED_D_PARAMS``, asserted in the tests). Residual blocks at 4×4 and 8×8 in G and at 4×4 in D; the table's "no
+  activation" places are kept (G's first two transposed convs and D's third and fourth convs have BatchNorm without
+  an activation). Every conv has a bias, as Torch's ``SpatialConvolution`` does, and the objective zeroes them all at
+  the start of each D and G step as the original does (``zero_conv_bias``); a trained G then holds one optimizer
+  step of them, which the released demo applies. ``conv_bias=False`` drops them (set by the 32×32 CPU variants).
+  Linear layers keep PyTorch's default init (as Torch's), convs N(0, 0.02) with bias 0, BatchNorm weights N(1, 0.02).
 - ``gan_cls.coco64``: the official networks of ``main_cls.lua`` as ``scripts/train_coco.sh`` runs it (the released
   COCO GAN-CLS model): ngf=ndf=196, and D's ``layout="main_cls"`` (a LeakyReLU after the third conv's BN, no
   BatchNorm1d in the text projection). The released Torch7 files load by ``weights=`` (``ganzoo_gan_cls.official``).
@@ -53,8 +55,8 @@ from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import UpsampleConv2d, gradient_penalty
 from ganzoo_core.text import apply_text_norm, check_text_norm
 
-REED_G_PARAMS = 18_905_472  # gan_cls.64 generator, computed from the layer table in models.md §2.1
-REED_D_PARAMS = 4_030_080
+REED_G_PARAMS = 18_909_699  # gan_cls.64 generator: the layer table in models.md §2.1 (18,905,472) + 4,227 conv biases
+REED_D_PARAMS = 4_032_321  # 4,030,080 + 2,241 conv biases
 PORT_G_PARAMS = 4_756_736  # gan_cls.port64 (aelnouby), models.md §2.3
 PORT_D_PARAMS = 2_899_072
 
@@ -111,6 +113,8 @@ class GeneratorCfg:
     text_norm: str = attrs.field(default="none", validator=check_text_norm)
     init_std: float = attrs.field(default=0.02, validator=v.positive)
     upsample: str = attrs.field(default="deconv", validator=v.one_of(UPSAMPLE))  # each ×2 stage
+    conv_bias: bool = attrs.field(default=True, metadata={SAVED_BEFORE: False})  # every conv with a bias (Torch's
+    # convs have one; the objective zeroes them each step, see zero_conv_bias); checkpoints from before had none
     refine: bool = False  # a hidden stage at full resolution (ngf channels, BN, ReLU) before a 3×3 conv to nc
 
 
@@ -125,6 +129,7 @@ class DiscriminatorCfg:
     init_std: float = attrs.field(default=0.02, validator=v.positive)
     head: str = attrs.field(default="concat", validator=v.one_of(D_HEADS))
     layout: str = attrs.field(default="main_cls_int", validator=v.one_of(D_LAYOUTS))  # official D only
+    conv_bias: bool = attrs.field(default=True, metadata={SAVED_BEFORE: False})  # as GeneratorCfg.conv_bias
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,15 +138,29 @@ class DiscriminatorCfg:
 
 
 def reed_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """The original ``weights_init``: convs N(0, std), BatchNorm weights N(1, std) and biases 0; Linear layers
-    keep their default init (Torch's and PyTorch's are both U(±1/√fan_in))."""
+    """The original ``weights_init``: convs N(0, std) with bias 0, BatchNorm weights N(1, std) and biases 0; Linear
+    layers keep their default init (Torch's and PyTorch's are both U(±1/√fan_in))."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, UpsampleConv2d)):
+        if isinstance(m, _CONV_TYPES):
             nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return module
+
+
+_CONV_TYPES = (nn.Conv2d, nn.ConvTranspose2d, UpsampleConv2d)
+
+
+@torch.no_grad()
+def zero_conv_biases_(*modules: nn.Module) -> None:
+    """Set every conv bias of ``modules`` to 0 in place (main_cls*.lua does it at the start of each D and G step)."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, _CONV_TYPES) and m.bias is not None:
+                m.bias.zero_()
 
 
 def _bn_act(channels: int, act: str | None) -> nn.Module:
@@ -155,12 +174,12 @@ def _bn_act(channels: int, act: str | None) -> nn.Module:
 class ResidualBlock(nn.Module):
     """x + [1×1 conv → BN → act → 3×3 conv → BN → act → 3×3 conv → BN](x), then act (official code, both nets)."""
 
-    def __init__(self, channels: int, inner: int, act: str) -> None:
+    def __init__(self, channels: int, inner: int, act: str, *, bias: bool = False) -> None:
         super().__init__()
         self.branch = nn.Sequential(
-            nn.Conv2d(channels, inner, 1, 1, 0, bias=False), _bn_act(inner, act),
-            nn.Conv2d(inner, inner, 3, 1, 1, bias=False), _bn_act(inner, act),
-            nn.Conv2d(inner, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+            nn.Conv2d(channels, inner, 1, 1, 0, bias=bias), _bn_act(inner, act),
+            nn.Conv2d(inner, inner, 3, 1, 1, bias=bias), _bn_act(inner, act),
+            nn.Conv2d(inner, channels, 3, 1, 1, bias=bias), nn.BatchNorm2d(channels),
         )
         self.act = gz.create_act(act)  # relu in G, lrelu (0.2) in D
 
@@ -183,11 +202,11 @@ class TextProjection(nn.Sequential):
         return super().forward(apply_text_norm(t, self.text_norm))
 
 
-def _up(c_in: int, c_out: int, upsample: str) -> nn.Module:
-    """One ×2 stage of G: (B, c_in, h, w) → (B, c_out, 2h, 2w), no bias (BatchNorm follows, or tanh at the end)."""
-    if upsample == "nearest":
-        return UpsampleConv2d(c_in, c_out, bias=False)
-    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+def _up(c_in: int, c_out: int, cfg: GeneratorCfg) -> nn.Module:
+    """One ×2 stage of G: (B, c_in, h, w) → (B, c_out, 2h, 2w)."""
+    if cfg.upsample == "nearest":
+        return UpsampleConv2d(c_in, c_out, bias=cfg.conv_bias)
+    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias)
 
 
 def _to_image(c_in: int, cfg: GeneratorCfg) -> list[nn.Module]:
@@ -195,9 +214,9 @@ def _to_image(c_in: int, cfg: GeneratorCfg) -> list[nn.Module]:
     c_in channels at full resolution (BN, ReLU) and then a 3×3 conv to nc, so that the last layer that sees the
     pixel grid is not a 4×4 transposed conv from a half-resolution map."""
     if not cfg.refine:
-        return [_up(c_in, cfg.nc, cfg.upsample), nn.Tanh()]
-    return [_up(c_in, c_in, cfg.upsample), _bn_act(c_in, "relu"),  # (B, ngf, H, W)
-            nn.Conv2d(c_in, cfg.nc, 3, 1, 1, bias=False), nn.Tanh()]
+        return [_up(c_in, cfg.nc, cfg), nn.Tanh()]
+    return [_up(c_in, c_in, cfg), _bn_act(c_in, "relu"),  # (B, ngf, H, W)
+            nn.Conv2d(c_in, cfg.nc, 3, 1, 1, bias=cfg.conv_bias), nn.Tanh()]
 
 
 def _check_text(text: Tensor | None, batch: int, text_dim: int, who: str) -> Tensor:
@@ -251,13 +270,13 @@ class ReedGenerator(_TextGenerator):
                               f"residual block at 8×8 has ngf·2^{n - 2}/4 channels), got {cfg.ngf}")
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=False, text_norm=cfg.text_norm)  # no BN in G's text path
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
-            ResidualBlock(widths[0], widths[0] // 4, "relu"),  # (B, 1024, 4, 4); its ReLU follows the add
-            _up(widths[0], widths[1], cfg.upsample), nn.BatchNorm2d(widths[1]),
-            ResidualBlock(widths[1], widths[1] // 4, "relu"),  # (B, 512, 8, 8)
+            nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias), nn.BatchNorm2d(widths[0]),
+            ResidualBlock(widths[0], widths[0] // 4, "relu", bias=cfg.conv_bias),  # (B, 1024, 4, 4); its ReLU follows the add
+            _up(widths[0], widths[1], cfg), nn.BatchNorm2d(widths[1]),
+            ResidualBlock(widths[1], widths[1] // 4, "relu", bias=cfg.conv_bias),  # (B, 512, 8, 8)
         ]
         for c_in, c_out in zip(widths[1:], widths[2:]):  # 8 → 16 → 32
-            layers += [_up(c_in, c_out, cfg.upsample), _bn_act(c_out, "relu")]
+            layers += [_up(c_in, c_out, cfg), _bn_act(c_out, "relu")]
         layers += _to_image(widths[-1], cfg)  # → (B, nc, 64, 64)
         self.main = nn.Sequential(*layers)
         reed_init_(self, cfg.init_std)
@@ -274,10 +293,10 @@ class PortGenerator(_TextGenerator):
         n = n_stages(cfg.image_size)
         widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)]  # 64×64, ngf=64: [512, 256, 128, 64]
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=False),
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias),
                                    _bn_act(widths[0], "relu")]  # (B, 512, 4, 4)
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [_up(c_in, c_out, cfg.upsample), _bn_act(c_out, "relu")]
+            layers += [_up(c_in, c_out, cfg), _bn_act(c_out, "relu")]
         layers += _to_image(widths[-1], cfg)
         self.main = nn.Sequential(*layers)
         reed_init_(self, cfg.init_std)
@@ -342,19 +361,19 @@ class ReedDiscriminator(_TextDiscriminator):
         if widths[-1] < 4:  # the 4×4 residual block's inner convs have widths[-1] // 4 channels
             raise ConfigError(f"ndf must be at least {-(-4 // 2 ** (n - 1))} for image_size {cfg.image_size} (the "
                               f"residual block at 4×4 has ndf·2^{n - 1}/4 channels), got {cfg.ndf}")
-        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
         bare = 2 if cfg.layout == "main_cls_int" else 1  # main_cls_int.lua: the last two convs have BN and no
         # activation; main_cls.lua: only the last (its LeakyReLU follows the residual add)
         for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=1):
             act = "lrelu" if i < n - bare else None
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, act)]
-        layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu"))  # (B, 512, 4, 4)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, act)]
+        layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu", bias=cfg.conv_bias))  # (B, 512, 4, 4)
         self.body = nn.Sequential(*layers)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=cfg.layout == "main_cls_int", text_norm=cfg.text_norm)
         self.embed = _projection(cfg, widths[-1])
         self.joint = nn.Sequential(
-            nn.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=False), _bn_act(widths[-1], "lrelu"),
-            nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
+            nn.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=cfg.conv_bias), _bn_act(widths[-1], "lrelu"),
+            nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=cfg.conv_bias),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
         )
         reed_init_(self, cfg.init_std)
 
@@ -370,13 +389,13 @@ class PortDiscriminator(_TextDiscriminator):
         self.cfg = cfg
         n = n_stages(cfg.image_size)
         widths = [cfg.ndf * 2**i for i in range(n)]
-        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), _bn_act(c_out, "lrelu")]
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, "lrelu")]
         self.body = nn.Sequential(*layers)  # (B, 512, 4, 4)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
         self.embed = _projection(cfg, widths[-1])
-        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + _tiled(cfg), 1, 4, 1, 0, bias=False))  # (B, 640, 4, 4) → (B,)
+        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + _tiled(cfg), 1, 4, 1, 0, bias=cfg.conv_bias))  # (B, 640, 4, 4) → (B,)
         reed_init_(self, cfg.init_std)
 
 
@@ -433,10 +452,16 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     # images with their right text (Mescheder, Geiger & Nowozin, ICML 2018); 0: off (the paper has none)
     ms_weight: float = attrs.field(default=0.0, validator=v.non_negative)  # mode seeking (Mao et al.,
     # CVPR 2019): + λ/(d_img/d_z + ε) in G's loss, d = mean |·| between two noise draws for the same texts; 0: off
+    zero_conv_bias: bool = True  # main_cls*.lua: every conv bias of this plugin's G and D set to 0 at the start of
+    # each D and G step (they run bias-free in training; the optimizer's last step stays in them); False trains them.
+    # Networks of other families swapped in by name are left alone
     interpolate: bool = False  # GAN-INT: B/2 interpolated texts in the G batch (1.5·B), fresh noise
     interp_beta: float = attrs.field(default=0.5, validator=v.probability)  # t_int = β·t_i + (1 − β)·t_{i+B/2}
     interp_weight: float = attrs.field(default=1.0, validator=v.non_negative)  # per-sample weight of the interpolated
     # samples in G's loss
+    caption_average: int = attrs.field(default=4, validator=v.size, metadata={SAVED_BEFORE: 1})  # text_emb of a
+    # training example: the mean of this many of its image's captions (main_cls*.lua numCaption: CUB and flowers 4,
+    # COCO 3), given to the dataset when it has the option (``data_defaults``; --data-set caption_average= wins)
     encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
     dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
 
@@ -459,6 +484,11 @@ class GanClsObjective(nn.Module):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.networks["G"].output_shapes(1)[1:])  # type: ignore[return-value]
+
+    @property
+    def data_defaults(self) -> dict[str, Any]:
+        """Dataset options the objective sets unless the user does (``ganzoo_core.training.dataset_for``)."""
+        return {"caption_average": self.cfg.caption_average}
 
     @property
     def nz(self) -> int:
@@ -565,6 +595,8 @@ class GanClsObjective(nn.Module):
         if "text_emb" not in batch:
             raise KeyError("GAN-CLS needs the batch key 'text_emb' (B × text_dim): use a captioned dataset with "
                            "encoder=<name> (e.g. shapes.32 with encoder='bow.hashed', or h5.file with encoder=)")
+        if self.cfg.zero_conv_bias:
+            zero_conv_biases_(*(n for n in self.networks.values() if isinstance(n, (_TextGenerator, _TextDiscriminator))))
         if phase == "D":
             z = self._noise(batch["image"].shape[0], ctx)
             fake = self.networks["G"](z, batch["text_emb"])
@@ -600,17 +632,20 @@ class GanClsObjective(nn.Module):
 # Variants
 # ---------------------------------------------------------------------------------------------------------------
 
-SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size, rescaled (text_norm="rms", see above)
+SMALL_TEXT = 512  # the 32×32 variants default to bow.hashed's size, rescaled (text_norm="rms", see above); their
+# convs have no bias (ours: what their experiments measured; the official ones carry biases zeroed every step)
 G_REED = {"64": GeneratorCfg(),  # official: the embedding as given
           "coco64": GeneratorCfg(ngf=196),  # main_cls.lua as scripts/train_coco.sh runs it (the released COCO G)
-          "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
+          "32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms", conv_bias=False)}
 D_REED = {"64": DiscriminatorCfg(),
           "coco64": DiscriminatorCfg(ndf=196, layout="main_cls"),  # main_cls.lua, scripts/train_coco.sh
-          "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
-G_PORT = {"port64": GeneratorCfg(ngf=64),
-          "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
-D_PORT = {"port64": DiscriminatorCfg(),
-          "port32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms")}
+          "32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms",
+                                 conv_bias=False)}
+G_PORT = {"port64": GeneratorCfg(ngf=64, conv_bias=False),  # the port's convs have no bias (pytorch/examples DCGAN)
+          "port32": GeneratorCfg(image_size=32, ngf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms", conv_bias=False)}
+D_PORT = {"port64": DiscriminatorCfg(conv_bias=False),
+          "port32": DiscriminatorCfg(image_size=32, ndf=32, text_dim=SMALL_TEXT, nt=64, text_norm="rms",
+                                     conv_bias=False)}
 
 _METHODS = {  # objective variant → (matching-aware D, GAN-INT)
     "gan": (False, False), "cls": (True, False), "int": (False, True), "int_cls": (True, True),
@@ -620,7 +655,9 @@ _METHODS = {  # objective variant → (matching-aware D, GAN-INT)
 def _objective(method: str, nets: str, dataset: str) -> ObjectiveCfg:
     matching, interpolate = _METHODS[method]
     return ObjectiveCfg(generator=f"gan_cls.{nets}", discriminator=f"gan_cls.{nets}", matching=matching,
-                        interpolate=interpolate, dataset=dataset)
+                        interpolate=interpolate, dataset=dataset,
+                        caption_average=4 if nets == "64" else 1)  # the CPU and port variants: one caption (ours,
+    # and the port's)
 
 
 OBJECTIVE_VARIANTS = {

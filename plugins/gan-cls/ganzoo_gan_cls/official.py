@@ -7,12 +7,10 @@ as data (``pip install 'ganzoo-core[torch7]'``), and mapped module by module in 
 per layout (``G_LAYOUT``, ``D_LAYOUTS``), checking each module's class, strides, paddings and slopes; the
 tensors' shapes are then checked against the network they are loaded into.
 
-Conv biases: ganzoo's convs have none, because the official code zeroes every conv bias at the start of each D and G
-step; a saved G still holds one Adam step of them. A bias followed by a batch norm is folded into that norm's
-running mean (``running_mean - bias``): the same function in eval mode, and in train mode (the batch mean absorbs it)
-including the running-mean update. A bias with no batch norm after it (G's last transposed conv, D's first and last
-conv) is dropped when it is at most ``BIAS_TOLERANCE`` (one Adam step at the scripts' learning rates is below it);
-a larger one is an error naming it.
+Conv biases: the official code zeroes every conv bias at the start of each D and G step, but a saved G still holds
+the last optimizer step of them, and the released demo runs with them; they load as they are into the official
+variants' convs (``conv_bias=True``), so every tensor of the file has its place and the parameter counts are the
+Torch networks'.
 
 The official D ends in a Sigmoid: ganzoo's D returns the logit before it (``torch.sigmoid(D(x, t))`` is the
 official output).
@@ -30,7 +28,6 @@ import ganzoo_core as gz
 from ganzoo_core.errors import CheckpointError
 from ganzoo_core.torch7 import T7Module, is_t7_file, read_t7, t7_modules
 
-BIAS_TOLERANCE = 1e-4  # the largest |bias| dropped on a conv without a batch norm after it (see the docstring)
 BN_EPS = 1e-5  # Torch's and PyTorch's default; ganzoo's batch norms use it
 LRELU_SLOPE = 0.2
 
@@ -145,8 +142,8 @@ def _check_fields(m: T7Module, index: int, row: Row, where: str) -> None:
         missing = [k for k in ("weight", "bias", "running_mean", "running_var") if k not in m.tensors]
         if missing:
             wrong.append(f"no {', '.join(missing)} (an affine batch norm with running statistics is expected)")
-    if base in _CONVS and "weight" not in m.tensors:
-        wrong.append("no weight")
+    if base in _CONVS and not {"weight", "bias"} <= set(m.tensors):
+        wrong.append("no weight or no bias")
     if base == "Linear" and not {"weight", "bias"} <= set(m.tensors):
         wrong.append("no weight or no bias")
     if wrong:
@@ -168,36 +165,18 @@ def state_dict_from_modules(modules: list[T7Module], kind: str, where: str) -> t
     layout = match_layout(modules, kind, where)
     rows = LAYOUTS[kind][layout]
     out: dict[str, Tensor] = {}
-    pending: tuple[str, Tensor] | None = None  # a conv bias waiting for the batch norm that follows
     for index, (m, row) in enumerate(zip(modules, rows)):
         base, key, _ = row
         _check_fields(m, index, row, where)
-        if pending is not None and base not in _NORMS:
-            label, bias = pending
-            if bias.abs().max().item() > BIAS_TOLERANCE:
-                raise CheckpointError(
-                    f"{where}: the bias of {label} reaches {bias.abs().max().item():.3g}; ganzoo's convs have no "
-                    f"bias (the official code zeroes them every step) and one without a batch norm after it is "
-                    f"dropped only when at most {BIAS_TOLERANCE:g}: this file was not trained by main_cls*.lua")
-            pending = None
         if key is None:
             continue
         if base == "Linear":
             out[f"{key}.weight"], out[f"{key}.bias"] = m.tensors["weight"], m.tensors["bias"]
         elif base in _CONVS:
-            out[f"{key}.weight"] = _conv_weight(m)
-            bias = m.tensors.get("bias")
-            pending = None if bias is None else (f"module {index} ({m.describe()})", bias.reshape(-1))
-        else:  # a batch norm: fold the bias of the conv before it into its running mean
-            mean = m.tensors["running_mean"]
-            if pending is not None:
-                if pending[1].shape != mean.shape:
-                    raise CheckpointError(f"{where}: {pending[0]} has {pending[1].numel()} output channels but "
-                                          f"the batch norm after it (module {index}) {mean.numel()}")
-                mean = mean - pending[1]
-                pending = None
+            out[f"{key}.weight"], out[f"{key}.bias"] = _conv_weight(m), m.tensors["bias"].reshape(-1)
+        else:
             out.update({f"{key}.weight": m.tensors["weight"], f"{key}.bias": m.tensors["bias"],
-                        f"{key}.running_mean": mean, f"{key}.running_var": m.tensors["running_var"],
+                        f"{key}.running_mean": m.tensors["running_mean"], f"{key}.running_var": m.tensors["running_var"],
                         f"{key}.num_batches_tracked": torch.tensor(0, dtype=torch.long)})
     return layout, out
 

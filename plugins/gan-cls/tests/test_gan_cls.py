@@ -3,10 +3,12 @@ the D loss terms and their weights, GAN-INT's 1.5·B generator batch, trunk shar
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import torch
 from ganzoo_gan_cls import model as M
@@ -32,8 +34,8 @@ def test_plugin_conformance() -> None:
 # -- parameter counts, written out from the layer tables (models.md §2.1, §2.3) --------------------------------------
 
 
-def conv(c_in: int, c_out: int, k: int) -> int:
-    return c_in * c_out * k * k  # bias-free (the original zeroes conv biases every step)
+def conv(c_in: int, c_out: int, k: int, bias: bool = False) -> int:
+    return c_in * c_out * k * k + (c_out if bias else 0)
 
 
 def bn(c: int) -> int:
@@ -44,18 +46,73 @@ def linear(a: int, b: int) -> int:
     return a * b + b
 
 
-def res(c: int, inner: int) -> int:
-    return conv(c, inner, 1) + bn(inner) + conv(inner, inner, 3) + bn(inner) + conv(inner, c, 3) + bn(c)
+def res(c: int, inner: int, bias: bool = False) -> int:
+    return (conv(c, inner, 1, bias) + bn(inner) + conv(inner, inner, 3, bias) + bn(inner) + conv(inner, c, 3, bias)
+            + bn(c))
+
+
+def reed_counts(bias: bool) -> tuple[int, int]:
+    b = bias
+    g = (linear(1024, 128) + conv(228, 1024, 4, b) + bn(1024) + res(1024, 256, b) + conv(1024, 512, 4, b) + bn(512)
+         + res(512, 128, b) + conv(512, 256, 4, b) + bn(256) + conv(256, 128, 4, b) + bn(128) + conv(128, 3, 4, b))
+    d = (conv(3, 64, 4, b) + conv(64, 128, 4, b) + bn(128) + conv(128, 256, 4, b) + bn(256) + conv(256, 512, 4, b)
+         + bn(512) + res(512, 128, b) + linear(1024, 128) + bn(128) + conv(640, 512, 1, b) + bn(512)
+         + conv(512, 1, 4, b))
+    return g, d
 
 
 def test_official_parameter_counts() -> None:
-    g = (linear(1024, 128) + conv(228, 1024, 4) + bn(1024) + res(1024, 256) + conv(1024, 512, 4) + bn(512)
-         + res(512, 128) + conv(512, 256, 4) + bn(256) + conv(256, 128, 4) + bn(128) + conv(128, 3, 4))
-    d = (conv(3, 64, 4) + conv(64, 128, 4) + bn(128) + conv(128, 256, 4) + bn(256) + conv(256, 512, 4) + bn(512)
-         + res(512, 128) + linear(1024, 128) + bn(128) + conv(640, 512, 1) + bn(512) + conv(512, 1, 4))
-    assert (g, d) == (M.REED_G_PARAMS, M.REED_D_PARAMS) == (18_905_472, 4_030_080)
+    """Torch's convs carry a bias (the training zeroes them each step; the saved files hold them): the official
+    counts include them, and ``conv_bias=False`` drops exactly those."""
+    g, d = reed_counts(bias=True)
+    assert (g, d) == (M.REED_G_PARAMS, M.REED_D_PARAMS) == (18_909_699, 4_032_321)
     assert n_params(gz.create_generator("gan_cls.64")) == g
     assert n_params(gz.create_discriminator("gan_cls.64")) == d
+    assert reed_counts(bias=False) == (18_905_472, 4_030_080)  # models.md §2.1's table, without the biases
+    assert n_params(gz.create_generator("gan_cls.64", conv_bias=False)) == 18_905_472
+    assert n_params(gz.create_discriminator("gan_cls.64", conv_bias=False)) == 4_030_080
+
+
+def test_the_official_objective_zeroes_every_conv_bias_at_the_start_of_each_step() -> None:
+    """main_cls*.lua zeroes all conv biases of G and D at the start of fDx and fGx, so training runs bias-free while
+    the optimizer's last step stays in the saved networks."""
+    obj = gz.create_objective("gan_cls.int_cls", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8},
+                              text_dim=16)
+    assert obj.cfg.zero_conv_bias
+    convs = [m for net in obj.networks.values() for m in net.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(m.bias is not None and not m.bias.any() for m in convs)  # initialised to 0
+    with torch.no_grad():
+        for m in convs:
+            m.bias.fill_(0.5)
+    batch = obj.example_batch(4)
+    reference = copy.deepcopy(obj)
+    loss, _ = obj.loss("D", batch, {"noise": gz.seeded_rng(0)})
+    assert all(not m.bias.any() for m in convs)
+    reference.cfg = attrs.evolve(reference.cfg, zero_conv_bias=False)
+    kept, _ = reference.loss("D", batch, {"noise": gz.seeded_rng(0)})
+    assert not torch.allclose(loss, kept)  # the biases change the function when they are kept
+    ours = gz.create_objective("gan_cls.int_cls", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8},
+                               text_dim=16, zero_conv_bias=False)
+    for m in ours.networks.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None:
+            with torch.no_grad():
+                m.bias.fill_(0.5)
+    ours.loss("G", ours.example_batch(4), {"noise": gz.seeded_rng(0)})
+    assert all(m.bias.eq(0.5).all() for m in ours.networks.modules()
+               if isinstance(m, torch.nn.Conv2d) and m.bias is not None)
+
+
+def test_the_paper_objectives_average_four_captions_and_the_cpu_ones_one() -> None:
+    from ganzoo_core.training import dataset_for
+
+    obj = gz.create_objective("gan_cls.cls", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8})
+    assert obj.cfg.caption_average == 4 and obj.data_defaults == {"caption_average": 4}
+    data = dataset_for(obj, "shapes.64", n=8, encoder="bow.hashed")
+    assert data.caption_average == 4
+    assert dataset_for(obj, "shapes.64", n=8, encoder="bow.hashed", caption_average=2).caption_average == 2
+    small = gz.create_objective("gan_cls.cls_32")
+    assert small.cfg.caption_average == 1 and dataset_for(small, n=8, encoder="bow.hashed").caption_average == 1
 
 
 def test_port_parameter_counts() -> None:
@@ -101,7 +158,8 @@ def test_official_generator_layers() -> None:
     assert [tuple(m.weight.shape) for m in res.branch if isinstance(m, nn.Conv2d)] == [
         (256, 1024, 1, 1), (256, 256, 3, 3), (1024, 256, 3, 3)]
     assert isinstance(res.branch[-1], nn.BatchNorm2d) and not isinstance(res.branch[-1], BatchNormAct2d)
-    assert all(m.bias is None for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    convs = [m for m in g.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(m.bias is not None and not m.bias.any() for m in convs)  # Torch's convs have one, initialised to 0
 
 
 def test_official_discriminator_layers() -> None:
@@ -123,7 +181,7 @@ def test_official_discriminator_layers() -> None:
         d.joint[-1].weight.mul_(1000.0)  # logits scale with the last conv; probabilities would stay in (0, 1)
     assert logits.shape == (3,) and torch.allclose(d(x, t), 1000.0 * logits, rtol=1e-4, atol=1e-4)
     assert not any(isinstance(m, nn.Sigmoid) for m in d.modules())
-    assert all(m.bias is None for m in d.modules() if isinstance(m, nn.Conv2d))
+    assert all(m.bias is not None and not m.bias.any() for m in d.modules() if isinstance(m, nn.Conv2d))
 
 
 def test_port_networks() -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ganzoo_gan_cls import model as M
-from ganzoo_gan_cls.official import BIAS_TOLERANCE, ganzoo_convert_checkpoint, load_official
+from ganzoo_gan_cls.official import ganzoo_convert_checkpoint, load_official
 from torch import Tensor
 
 import ganzoo_core as gz
@@ -305,15 +305,6 @@ def official_d(opt: dict[str, int], script: str) -> Lua:
     return net
 
 
-def saved(net: Lua, *, kind: str) -> Lua:
-    """The biases as a saved file holds them: fDx/fGx zero every conv bias, then Adam updates G once more, so D's
-    are zero and G's are one step; here G's are random (the ones before a batch norm) and its last one zero."""
-    convs = [m for m in net.modules() if isinstance(m, SpatialConvolution | SpatialFullConvolution)]
-    for m in convs if kind == "discriminator" else convs[-1:]:
-        m.params["bias"] = torch.zeros_like(m.params["bias"])
-    return net
-
-
 def write(net: Lua, path: Path, *, cudnn: bool) -> Path:
     return write_t7(net.t7(cudnn), path, tensor_type="Cuda" if cudnn else "Float")
 
@@ -370,25 +361,25 @@ def compare_d(official: Lua, ours: torch.nn.Module, opt: dict[str, int], batch: 
 
 
 def test_cub_and_flowers_generator_matches_the_official_forward(tmp_path: Path) -> None:
-    official = saved(official_g(CUB), kind="generator")
+    official = official_g(CUB)
     path = write(official, tmp_path / "cub_v2_nc4_cls0.5_int1.0_ngf128_ndf64_600_net_G.t7", cudnn=True)
     ours = gz.create_generator("gan_cls.64", weights=path)
     diffs = compare_g(official, ours, CUB)
     assert max(diffs.values()) <= 1e-5, diffs
     total, biases = n_official(official)
     assert (total, biases) == (18_909_699, 4_227)  # netG:getParameters():nElement() of main_cls_int.lua
-    assert n_params(ours) == total - biases == M.REED_G_PARAMS  # every official tensor but the zeroed conv biases
+    assert n_params(ours) == total == M.REED_G_PARAMS  # every official tensor, the conv biases included
 
 
 def test_cub_and_flowers_discriminator_matches_the_official_forward(tmp_path: Path) -> None:
-    official = saved(official_d(CUB, "main_cls_int"), kind="discriminator")
+    official = official_d(CUB, "main_cls_int")
     path = write(official, tmp_path / "cub_net_D.t7", cudnn=False)
     ours = gz.create_discriminator("gan_cls.64", weights=path)
     diffs = compare_d(official, ours, CUB)
     assert max(diffs.values()) <= 1e-5, diffs
     total, biases = n_official(official)
     assert (total, biases) == (4_032_321, 2_241)
-    assert n_params(ours) == total - biases == M.REED_D_PARAMS
+    assert n_params(ours) == total == M.REED_D_PARAMS
 
 
 SMALL_COCO = {"nz": 100, "nt": 32, "txtSize": 64, "ngf": 24, "ndf": 20}  # main_cls.lua's layout, small widths
@@ -400,33 +391,31 @@ def test_coco_layout_matches_the_official_forward(tmp_path: Path, kind: str) -> 
     opt = SMALL_COCO
     sizes = {"nz": opt["nz"], "nt": opt["nt"], "text_dim": opt["txtSize"]}
     if kind == "generator":
-        official = saved(official_g(opt), kind=kind)
+        official = official_g(opt)
         ours = gz.create_generator("gan_cls.coco64", weights=write(official, tmp_path / "coco_G.t7", cudnn=True),
                                    ngf=opt["ngf"], **sizes)
         diffs = compare_g(official, ours, opt)
     else:
         sizes.pop("nz")
-        official = saved(official_d(opt, "main_cls"), kind=kind)
+        official = official_d(opt, "main_cls")
         ours = gz.create_discriminator("gan_cls.coco64", weights=write(official, tmp_path / "coco_D.t7", cudnn=True),
                                        ndf=opt["ndf"], **sizes)
         diffs = compare_d(official, ours, opt)
     assert max(diffs.values()) <= 1e-5, diffs
-    total, biases = n_official(official)
-    assert n_params(ours) == total - biases
+    assert n_params(ours) == n_official(official)[0]
 
 
 def test_coco_parameter_counts_equal_the_official_ones() -> None:
     for kind, official in (("generator", official_g(COCO)), ("discriminator", official_d(COCO, "main_cls"))):
-        total, biases = n_official(official)
         with torch.device("meta"):
             ours = gz.create(kind, "gan_cls.coco64")
-        assert n_params(ours) == total - biases, kind
+        assert n_params(ours) == n_official(official)[0], kind
 
 
 def test_layout_of_a_d_is_found_and_the_other_layout_does_not_load(tmp_path: Path) -> None:
     small = {**SMALL_COCO, "ndf": 8}
-    cub = write(saved(official_d(small, "main_cls_int"), kind="discriminator"), tmp_path / "int.t7", cudnn=False)
-    coco = write(saved(official_d(small, "main_cls"), kind="discriminator"), tmp_path / "cls.t7", cudnn=False)
+    cub = write(official_d(small, "main_cls_int"), tmp_path / "int.t7", cudnn=False)
+    coco = write(official_d(small, "main_cls"), tmp_path / "cls.t7", cudnn=False)
     assert load_official(cub, "discriminator")[0] == "main_cls_int"
     assert load_official(coco, "discriminator")[0] == "main_cls"
     sizes = {"ndf": 8, "nt": small["nt"], "text_dim": small["txtSize"]}
@@ -437,7 +426,7 @@ def test_layout_of_a_d_is_found_and_the_other_layout_does_not_load(tmp_path: Pat
 
 
 def test_a_file_of_another_size_names_the_first_tensor_that_does_not_fit(tmp_path: Path) -> None:
-    path = write(saved(official_g(CUB), kind="generator"), tmp_path / "net_G.t7", cudnn=True)
+    path = write(official_g(CUB), tmp_path / "net_G.t7", cudnn=True)
     with pytest.raises(CheckpointError) as info:
         gz.create_generator("gan_cls.32", weights=path)
     message = str(info.value)
@@ -446,12 +435,12 @@ def test_a_file_of_another_size_names_the_first_tensor_that_does_not_fit(tmp_pat
 
 
 def test_a_file_whose_modules_do_not_fit_names_the_first_one(tmp_path: Path) -> None:
-    net = saved(official_g(SMALL_COCO), kind="generator")
+    net = official_g(SMALL_COCO)
     net.children[6:6] = [_g_residual(SMALL_COCO["ngf"] * 8, 4), CAddTable()]  # main_cls.lua with large=1
     with pytest.raises(CheckpointError, match=r"large\.t7.*module 16 \(nn\.Identity at 6\.0\) does not fit the "
                                               r"official GAN-CLS generator \(main_cls\*\.lua\): expected ReLU"):
         load_official(write(net, tmp_path / "large.t7", cudnn=False), "generator")
-    d = saved(official_d(SMALL_COCO, "main_cls"), kind="discriminator")
+    d = official_d(SMALL_COCO, "main_cls")
     with pytest.raises(CheckpointError, match=r"d\.t7' holds the official GAN-CLS discriminator, not a generator"):
         gz.create_generator("gan_cls.64", weights=write(d, tmp_path / "d.t7", cudnn=False))
     del d.children[-2]  # no Sigmoid
@@ -461,7 +450,7 @@ def test_a_file_whose_modules_do_not_fit_names_the_first_one(tmp_path: Path) -> 
 
 
 def test_a_conv_with_other_strides_is_refused(tmp_path: Path) -> None:
-    net = saved(official_g(SMALL_COCO), kind="generator")
+    net = official_g(SMALL_COCO)
     deconv = next(m for m in net.modules() if isinstance(m, SpatialFullConvolution) and m.fields["dW"] == 2)
     deconv.fields["padW"] = deconv.fields["padH"] = 0
     with pytest.raises(CheckpointError, match=r"module 17 \(nn\.SpatialFullConvolution at 7\).*stride/padding/adj "
@@ -469,22 +458,16 @@ def test_a_conv_with_other_strides_is_refused(tmp_path: Path) -> None:
         load_official(write(net, tmp_path / "g.t7", cudnn=False), "generator")
 
 
-def test_biases_before_a_batch_norm_fold_and_others_must_be_tiny(tmp_path: Path) -> None:
+def test_a_network_without_conv_biases_refuses_a_file_naming_the_bias(tmp_path: Path) -> None:
     opt = SMALL_COCO
-    sizes = {"ngf": opt["ngf"], "nz": opt["nz"], "nt": opt["nt"], "text_dim": opt["txtSize"]}
-    net = saved(official_g(opt), kind="generator")
-    last = [m for m in net.modules() if isinstance(m, SpatialFullConvolution)][-1]
-    last.params["bias"] = torch.full((3,), BIAS_TOLERANCE / 2)  # one Adam step: dropped
-    ours = gz.create_generator("gan_cls.coco64", weights=write(net, tmp_path / "small.t7", cudnn=False), **sizes)
-    assert max(compare_g(net, ours, opt).values()) <= BIAS_TOLERANCE / 2 + 1e-5
-    last.params["bias"] = torch.tensor([0.0, 0.3, 0.0])
-    with pytest.raises(CheckpointError, match=r"big\.t7.*bias of module 36 \(nn\.SpatialFullConvolution at 18\) "
-                                              r"reaches 0\.3"):
-        gz.create_generator("gan_cls.coco64", weights=write(net, tmp_path / "big.t7", cudnn=False), **sizes)
+    path = write(official_g(opt), tmp_path / "small.t7", cudnn=False)
+    with pytest.raises(CheckpointError, match=r"small\.t7.*unexpected: main\.0\.bias"):
+        gz.create_generator("gan_cls.coco64", weights=path, conv_bias=False, ngf=opt["ngf"], nz=opt["nz"],
+                            nt=opt["nt"], text_dim=opt["txtSize"])
 
 
 def test_the_hook_takes_only_torch7_files_for_gan_cls(tmp_path: Path) -> None:
-    path = write(saved(official_g(SMALL_COCO), kind="generator"), tmp_path / "weights.bin", cudnn=False)
+    path = write(official_g(SMALL_COCO), tmp_path / "weights.bin", cudnn=False)
     assert ganzoo_convert_checkpoint(kind="generator", name="gan_cls.64", path=path) is not None  # by content
     assert ganzoo_convert_checkpoint(kind="generator", name="dcgan.64", path=path) is None
     assert ganzoo_convert_checkpoint(kind="objective", name="gan_cls.cls", path=path) is None
