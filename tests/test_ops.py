@@ -113,3 +113,17 @@ def test_every_op_has_a_reference_and_a_spec() -> None:
     for op, impls in ops.items():
         assert impls[0] == "ref", f"{op}: the reference must be registered (and listed first), got {impls}"
         assert len(impls) >= 2, f"{op} has only its reference"
+
+
+def test_upsample_conv_auto_is_the_reference_in_fp32_and_subpixel_in_bf16() -> None:
+    """``lowp`` (auto's pick): fp32 outputs to the bit of the models as written, the sub-pixel speed in bf16."""
+    from ganzoo_core.ops import upsample_conv
+
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 8, 6, 6, generator=gen), torch.randn(5, 8, 3, 3, generator=gen)
+    assert torch.equal(upsample_conv(x, w, impl="auto"), upsample_conv(x, w, impl="ref"))
+    assert not torch.equal(upsample_conv(x, w, impl="subpixel"), upsample_conv(x, w, impl="ref"))
+    xb, wb = x.bfloat16(), w.bfloat16()
+    assert torch.equal(upsample_conv(xb, wb, impl="auto"), upsample_conv(xb, wb, impl="subpixel"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(upsample_conv(x, w, impl="auto"), upsample_conv(x, w, impl="subpixel"))
