@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -101,20 +101,37 @@ def local_batch_size(batch_size: int, info: DistInfo) -> int:
 
 class StepBatchSampler:
     """Index lists for each step: epoch ``e`` is a permutation seeded by (seed, e); step ``s`` takes global batch
-    ``s mod batches_per_epoch`` of it, and this rank its own slice. Starting at any step needs no saved state."""
+    ``s mod batches_per_epoch`` of it, and this rank its own slice. Starting at any step needs no saved state.
 
-    def __init__(self, n: int, batch_size: int, seed: int, info: DistInfo, start_step: int = 0) -> None:
-        if n < batch_size:
-            raise GanzooError(f"the dataset has {n} items, fewer than one batch of {batch_size}")
+    ``groups`` (sizes of consecutive index blocks summing to ``n``, e.g. two joined datasets) makes step ``s`` draw its
+    whole batch from block ``s mod len(groups)``: each block then has its own epochs, over its own steps."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, info: DistInfo, start_step: int = 0,
+                 groups: Sequence[int] | None = None) -> None:
+        sizes = tuple(int(g) for g in groups) if groups is not None else (n,)
+        if sum(sizes) != n or not sizes:
+            raise GanzooError(f"step groups {sizes} must sum to the dataset's {n} items")
+        if min(sizes) < batch_size:
+            which = "the dataset has" if len(sizes) == 1 else f"a step group (sizes {sizes}) has"
+            raise GanzooError(f"{which} {min(sizes)} items, fewer than one batch of {batch_size}")
         self.n, self.batch_size, self.seed, self.info, self.start_step = n, batch_size, seed, info, start_step
-        self.per_epoch = n // batch_size
+        self.sizes = sizes
+        self.offsets = tuple(sum(sizes[:i]) for i in range(len(sizes)))
         self.local = local_batch_size(batch_size, info)
 
+    @property
+    def per_epoch(self) -> int:
+        """Batches in one epoch of the first (or only) group."""
+        return self.sizes[0] // self.batch_size
+
     def indices(self, step: int) -> list[int]:
-        epoch, b = divmod(step, self.per_epoch)
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        g, own_step = step % len(self.sizes), step // len(self.sizes)
+        size = self.sizes[g]
+        epoch, b = divmod(own_step, size // self.batch_size)
+        seed = self.seed * 100_003 + epoch + g * 7_919  # group 0 draws what a plain sampler draws
+        perm = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
         start = b * self.batch_size + self.info.rank * self.local
-        return perm[start: start + self.local].tolist()
+        return (perm[start: start + self.local] + self.offsets[g]).tolist()
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step

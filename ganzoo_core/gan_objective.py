@@ -23,6 +23,7 @@ reads any config with the four network fields (``GanNetworksSpec``).
 # type checks of a plugin's subclass (``ganzoo_core.config``) resolve them without the plugin module's imports.
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -94,4 +95,26 @@ def gan_phases(cfg: GanObjectiveCfg, *, order: Sequence[str] = ("D", "G"), lr_d:
     return tuple(Phase(name=name, networks=(name,), lr=lrs[name], betas=cfg.betas) for name in order)
 
 
-__all__ = ["ROLES", "GanNetworksSpec", "GanObjectiveCfg", "build_gan_loss", "build_gan_networks", "gan_phases"]
+def load_generator_weights(objective: nn.Module, path: str | Path) -> nn.Module:
+    """Load a generator's weights file into ``objective``: a ganzoo checkpoint, a state dict, or a released file a
+    plugin converts (read as ``load_weights`` reads it). By default the file goes into ``networks["G"]``; an objective
+    whose generator is more than that network overrides this with a method of its own,
+    ``load_generator_weights(path)`` (StackGAN's Stage-II also loads its frozen Stage-I from the released file).
+    ``ganzoo sample FILE --objective NAME`` calls this. Returns the objective."""
+    own = getattr(objective, "load_generator_weights", None)
+    if callable(own):
+        own(path)
+        return objective
+    networks = getattr(objective, "networks", None)
+    if not isinstance(networks, nn.ModuleDict) or "G" not in networks:
+        roles = list(networks) if isinstance(networks, nn.ModuleDict) else []
+        raise InputError(f"{type(objective).__name__} has no generator networks['G'] (its networks: {roles}) to load "
+                         f"{str(path)!r} into; pick an objective with a generator")
+    from ganzoo_core.checkpoints import load_weights  # late: checkpoints imports the registry
+
+    load_weights(networks["G"], path)
+    return objective
+
+
+__all__ = ["ROLES", "GanNetworksSpec", "GanObjectiveCfg", "build_gan_loss", "build_gan_networks", "gan_phases",
+           "load_generator_weights"]

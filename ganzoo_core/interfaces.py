@@ -98,6 +98,13 @@ class Phase:
     betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=_tuple)
     weight_decay: float = 0.0
     every: int = 1  # run on steps (counted from 1) divisible by this (every=5: once per five iterations)
+    # steps taken as cycles of this many (StarGAN's multi-dataset iteration: one step per dataset): the phase runs on
+    # every step of cycles 1, 2, ... whose number is divisible by ``every``; 1: plain steps
+    cycle: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+
+    def due(self, step: int) -> bool:
+        """Whether this phase runs at engine step ``step`` (counted from 1)."""
+        return ((step - 1) // self.cycle + 1) % self.every == 0
 
 
 @runtime_checkable

@@ -393,7 +393,9 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def _loader(self, start: int) -> Iterator[dict[str, Tensor]]:
-        sampler = gdist.StepBatchSampler(len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.info, start)  # type: ignore[arg-type]
+        groups = getattr(self.dataset, "step_groups", None)  # e.g. stargan.joint: one dataset per step, in turn
+        sampler = gdist.StepBatchSampler(len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.info, start,  # type: ignore[arg-type]
+                                         groups=groups)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers)  # type: ignore[arg-type]
         for batch in loader:
             yield self.cfg.policy.batch({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
@@ -496,7 +498,7 @@ class Trainer:
         ctx = gdist.step_context(self.cfg.seed, step, self.info)
         row: dict[str, float] = {}
         for phase in self.objective.phases:
-            if step % phase.every:
+            if not phase.due(step):
                 continue
             row.update(run_phase(self.objective, phase, self.optimizers[phase.name], batch, ctx, step,
                                  policy=self.cfg.policy, scaler=self.scaler, info=self.info))

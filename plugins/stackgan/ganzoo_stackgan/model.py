@@ -459,6 +459,14 @@ class StackObjective(nn.Module):
             self.stage1.eval()  # ours: its BatchNorm statistics never change
         return self
 
+    def load_generator_weights(self, path: str | Path) -> None:
+        """A generator file into G and, for Stage-II, into the frozen Stage-I too: a released StackGAN-Pytorch
+        Stage-II ``netG`` holds its Stage-I under ``STAGE1_G.*`` (``ganzoo_core.gan_objective.load_generator_weights``,
+        which ``ganzoo sample FILE --objective stackgan.s2_256`` calls)."""
+        gz.load_weights(self.networks["G"], path)
+        if self.stage1 is not None:
+            gz.load_weights(self.stage1, path)
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.networks["G"].output_shapes(1)[0][1:])  # type: ignore[return-value]

@@ -29,7 +29,7 @@ import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.data.convert import _select, decode, fit, parse_celeba_attributes
 from ganzoo_core.data.schema import DataError
-from ganzoo_stargan.model import SHAPES_ATTRIBUTES, SHAPES_WITH_SHAPE_ATTRIBUTES
+from ganzoo_stargan.model import MULTI_MODES, SHAPES_ATTRIBUTES, SHAPES_WITH_SHAPE_ATTRIBUTES
 
 CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # the official selected_attrs
 EMOJI_ATTRIBUTES = ("tone=none", "tone=light", "tone=medium-light", "tone=medium", "tone=medium-dark", "tone=dark",
@@ -210,11 +210,15 @@ class JointCfg:
     b_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_dict, hash=False)
     b_key: str = "label"  # served as "<b_key>_b"
     image_size: int | None = attrs.field(default=None, validator=v.optional(v.size))  # passed to both datasets when given
+    # "alternate": each training step's batch from one dataset, a then b in turn (the official train_multi);
+    # "mixed": batches drawn from both at once (ours)
+    batches: str = attrs.field(default="alternate", validator=v.one_of(MULTI_MODES))
 
 
 class JointDataset(Dataset[dict[str, Tensor]]):
     """Dataset 1's items then dataset 2's, each as ``{image, <a_key>, <b_key>_b, dataset}`` (zeros in the other's
-    label slot), so a batch can mix both and the objective builds each image's mask vector."""
+    label slot), so the objective builds each image's mask vector. With ``batches="alternate"`` it exposes
+    ``step_groups`` (the two sizes), so the engine draws each step's batch from one dataset in turn."""
 
     def __init__(self, cfg: JointCfg) -> None:
         size = {} if cfg.image_size is None else {"image_size": cfg.image_size}
@@ -233,6 +237,11 @@ class JointDataset(Dataset[dict[str, Tensor]]):
 
     def __len__(self) -> int:
         return len(self.a) + len(self.b)
+
+    @property
+    def step_groups(self) -> tuple[int, int] | None:
+        """(len(a), len(b)) when batches alternate between the datasets, else None (batches mix them)."""
+        return (len(self.a), len(self.b)) if self.cfg.batches == "alternate" else None
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         cfg = self.cfg

@@ -221,6 +221,7 @@ class StarDiscriminator(nn.Module):
 # Objective
 # ---------------------------------------------------------------------------------------------------------------
 
+MULTI_MODES = ("alternate", "mixed")  # two datasets: one per step in turn (official train_multi) / mixed batches
 CLS_KINDS = ("bce", "ce")  # binary multi-label attributes (CelebA) / one categorical domain (RaFD)
 
 
@@ -247,6 +248,10 @@ class ObjectiveCfg:
     label_key: str | None = None  # batch key of dataset 1's labels; None: "attrs" (bce) or "label" (ce)
     label2_key: str | None = None  # dataset 2's; None: "attrs_b" (bce) or "label_b" (ce)
     dataset_key: str = "dataset"  # multi-dataset: which dataset (0 or 1) each image comes from
+    # multi-dataset: "alternate" (official train_multi: each iteration a D step on a batch of dataset 1, G when due,
+    # then the same on a batch of dataset 2; two engine steps per iteration) or "mixed" (ours: one step on a batch
+    # of both). Sets the dataset's ``batches`` unless --data-set gives it.
+    multi: str = attrs.field(default="alternate", validator=v.one_of(MULTI_MODES))
     one_hot_groups: tuple[tuple[int, ...], ...] = attrs.field(default=((0, 1, 2),), converter=_groups)  # bce labels
     # of dataset 1 that exclude each other (CelebA's hair colours): a sampling target sets one and clears the others
     lambda_cls: float = attrs.field(default=1.0, validator=v.non_negative)
@@ -268,6 +273,11 @@ class ObjectiveCfg:
         bad = [i for i in flat if not 0 <= i < self.c_dim]
         if bad or len(set(flat)) != len(flat):
             raise ValueError(f"one_hot_groups {value} must hold distinct attribute indices in 0..{self.c_dim - 1}")
+
+    @property
+    def alternates(self) -> bool:
+        """Two datasets, one per step in turn."""
+        return bool(self.c2_dim) and self.multi == "alternate"
 
     @property
     def cond_dim(self) -> int:
@@ -312,13 +322,20 @@ class StarganObjective(nn.Module):
                               f"reads {d_size}×{d_size}; pick networks of one size")
         self.phases = (
             gz.Phase(name="D", networks=("D",), lr=cfg.d_lr, betas=cfg.betas),
-            gz.Phase(name="G", networks=("G",), lr=cfg.g_lr, betas=cfg.betas, every=cfg.n_critic),
+            # alternating: an iteration is one step per dataset, and G steps on both in the iterations it is due
+            gz.Phase(name="G", networks=("G",), lr=cfg.g_lr, betas=cfg.betas, every=cfg.n_critic,
+                     cycle=2 if cfg.alternates else 1),
         )
         self._sample_inputs: dict[str, Tensor] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.networks["G"].output_shapes(1)[1:])  # type: ignore[return-value]
+
+    @property
+    def data_defaults(self) -> dict[str, Any]:
+        """Dataset options this objective implies: a joined dataset's batch mode (``stargan.joint``'s ``batches``)."""
+        return {"batches": self.cfg.multi} if self.cfg.c2_dim else {}
 
     @property
     def n_domains(self) -> int:
@@ -387,6 +404,10 @@ class StarganObjective(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------------------
     def loss(self, phase: str, batch: Mapping[str, Tensor], ctx: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        key = self.cfg.dataset_key
+        if self.cfg.alternates and key in batch and bool((batch[key] != batch[key][0]).any()):
+            raise ValueError(f"multi='alternate' trains on one dataset per batch, but batch[{key!r}] mixes "
+                             f"{batch[key].unique().tolist()}; use --data-set batches=alternate, or --set multi=mixed")
         if phase == "D":
             return self._d_loss(batch, ctx)
         if phase == "G":
@@ -483,7 +504,10 @@ class StarganObjective(nn.Module):
             return {k: v[index].to(device) for k, v in self._sample_inputs.items()}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return {k: v.to(device) for k, v in self.example_batch(rows).items()}
+            batch = self.example_batch(rows)
+        if self.cfg.c2_dim:
+            batch[self.cfg.dataset_key] = torch.arange(rows) % 2  # the grid shows inputs of both datasets
+        return {k: v.to(device) for k, v in batch.items()}
 
     @torch.no_grad()
     def sample(self, n: int, batch: Mapping[str, Tensor] | None = None, seed: int = 0) -> Tensor:
@@ -510,8 +534,9 @@ class StarganObjective(nn.Module):
             key = (cfg.label2_key if second else cfg.label_key) or _default_key(kind, bool(second))
             batch[key] = torch.randint(0, 2, (batch_size, n)).float() if kind == "bce" else torch.randint(
                 0, n, (batch_size,))
-        if cfg.c2_dim:
-            batch[cfg.dataset_key] = torch.arange(batch_size) % 2  # both datasets in every example batch
+        if cfg.c2_dim:  # alternating: a batch of dataset 1, as the first step of an iteration trains on
+            batch[cfg.dataset_key] = torch.zeros(batch_size, dtype=torch.long) if cfg.alternates else torch.arange(
+                batch_size) % 2
         return batch
 
 

@@ -456,13 +456,65 @@ def test_joint_dataset_feeds_the_mask_vector() -> None:
     first, last = data[0], data[4]
     assert int(first["dataset"]) == 0 and int(last["dataset"]) == 1 and int(first["label_b"]) == 0
     assert float(last["attrs"].sum()) == 0 and first["attrs"].shape == last["attrs"].shape == (8,)
-    obj = gz.create_objective("stargan.tiny32", c_dim=8, c2_dim=4, one_hot_groups=(tuple(range(7)),),
+    obj = gz.create_objective("stargan.tiny32", c_dim=8, c2_dim=4, one_hot_groups=(tuple(range(7)),), multi="mixed",
                               generator_kwargs={"conv_dim": 4, "repeat_num": 1}, discriminator_kwargs={"conv_dim": 4})
     batch = {k: torch.stack([data[i][k] for i in range(5)]) for k in first}
     cond, ds = obj.labels(batch)
     assert cond.shape == (5, 14) and cond[:2, 12].tolist() == [1, 1] and cond[2:, 13].tolist() == [1, 1, 1]
     loss, _ = obj.loss("D", batch, {})
     assert torch.isfinite(loss)
+    alternating = gz.create_objective("stargan.tiny32", c_dim=8, c2_dim=4, one_hot_groups=(tuple(range(7)),),
+                                      generator_kwargs={"conv_dim": 4, "repeat_num": 1},
+                                      discriminator_kwargs={"conv_dim": 4})
+    with pytest.raises(ValueError, match="mixes \\[0, 1\\]; use --data-set batches=alternate"):
+        alternating.loss("D", batch, {})
+
+
+def test_multi_dataset_training_alternates_as_the_official_train_multi(tmp_path: Path) -> None:
+    """Official solver.train_multi: each iteration a D step on a CelebA batch, G (when due) on it, then the same on a
+    RaFD batch, one Adam per network across both. Here: one engine step per dataset in turn, G due on both steps of
+    every n_critic-th iteration; the mixed mode (ours) takes one step per iteration on batches of both."""
+    data = gz.create_dataset("stargan.joint", a="stargan.shapes", a_kwargs={"n": 80, "split": "test"},
+                             b="shapes.32", b_kwargs={"n": 100, "split": "test"})
+    assert data.step_groups == (8, 10)
+    paper = gz.create_objective("stargan.both128")
+    assert paper.cfg.multi == "alternate" and paper.data_defaults == {"batches": "alternate"}
+    assert [s for s in range(1, 21) if paper.phases[1].due(s)] == [9, 10, 19, 20]  # iterations 5 and 10
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    for multi, steps in (("alternate", 8), ("mixed", 4)):
+        obj = gz.create_objective("stargan.tiny32", c_dim=8, c2_dim=4, one_hot_groups=(tuple(range(7)),),
+                                  n_critic=2, multi=multi, generator_kwargs={"conv_dim": 4, "repeat_num": 1},
+                                  discriminator_kwargs={"conv_dim": 4})
+        loss = obj.loss
+
+        def record(phase: str, batch: Any, ctx: Any, loss: Any = loss) -> Any:
+            seen.append((phase, tuple(sorted(set(batch["dataset"].tolist())))))
+            return loss(phase, batch, ctx)
+
+        obj.loss = record  # type: ignore[method-assign]
+        joint = data if multi == "alternate" else gz.create_dataset(
+            "stargan.joint", a="stargan.shapes", a_kwargs={"n": 80, "split": "test"}, b="shapes.32",
+            b_kwargs={"n": 100, "split": "test"}, batches="mixed")
+        result = train(obj, joint, tmp_path / multi, TrainCfg(steps=steps, batch_size=4, seed=0, log_every=1,
+                                                             sample_every=0, checkpoint_every=0, progress=False,
+                                                             tensorboard=False))
+        assert result.step == steps and set(gz.training.make_optimizers(obj)) == {"D", "G"}
+    D, G = "D", "G"
+    assert seen[:12] == [(D, (0,)), (D, (1,)), (D, (0,)), (G, (0,)), (D, (1,)), (G, (1,)),  # iterations 1, 2
+                         (D, (0,)), (D, (1,)), (D, (0,)), (G, (0,)), (D, (1,)), (G, (1,))]  # iterations 3, 4
+    assert [p for p, _ in seen[12:]] == [D, D, G, D, D, G] and any(ds == (0, 1) for _, ds in seen[12:])
+
+
+def test_step_groups_give_each_dataset_its_own_epochs() -> None:
+    from ganzoo_core.distributed import DistInfo, StepBatchSampler
+
+    sampler = StepBatchSampler(7 + 9, 3, seed=0, info=DistInfo(), groups=(7, 9))
+    batches = [sampler.indices(s) for s in range(6)]
+    assert all(max(b) < 7 for b in batches[0::2]) and all(min(b) >= 7 for b in batches[1::2])
+    assert len({i for b in batches[0::2][:2] for i in b}) == 6  # one epoch of group 0: distinct items
+    assert sampler.indices(0) == StepBatchSampler(7, 3, seed=0, info=DistInfo()).indices(0)
+    with pytest.raises(gz.GanzooError, match="a step group \\(sizes \\(2, 9\\)\\) has 2 items"):
+        StepBatchSampler(11, 3, seed=0, info=DistInfo(), groups=(2, 9))
 
 
 # -- learning outcome -----------------------------------------------------------------------------------------------
