@@ -21,6 +21,7 @@ from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.argtypes import seed as seed_arg
 from ganzoo_core.config import cfg_to_dict
 from ganzoo_core.errors import GanzooError
+from ganzoo_core.overrides import parse_overrides
 from ganzoo_core.runconfig import parse_args_with_config
 from ganzoo_core.train_cli import add_train_arguments, cmd_train
 
@@ -90,13 +91,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from ganzoo_core._atomic import check_destination
-    from ganzoo_core.checkpoints import load
     from ganzoo_core.distributed import check_device
     from ganzoo_core.visual import save_grid
 
+    _check_sample_options(args)
     check_destination(args.out, overwrite=args.overwrite, what="--out")  # before minutes of sampling, not after
     device = check_device(args.device)
-    module = load(args.checkpoint, device=device, ema=args.ema, verify=not args.no_verify)
+    module = _released_objective(args, device) if args.objective else _checkpoint_module(args, device)
     module.eval()
     nrow = None
     with torch.no_grad():
@@ -107,6 +108,65 @@ def cmd_sample(args: argparse.Namespace) -> int:
     save_grid(images, args.out, nrow=nrow, overwrite=args.overwrite)
     print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
     return 0
+
+
+def _check_sample_options(args: argparse.Namespace) -> None:
+    if args.set and not args.objective:
+        raise GanzooError(f"--set {args.set[0]} needs --objective NAME (it overrides that objective's config); a "
+                          "ganzoo checkpoint keeps the config it was saved with")
+    if args.objective and args.ema:
+        raise GanzooError("--ema reads the EMA weights a ganzoo checkpoint kept; a released file given with "
+                          "--objective has none: drop --ema")
+    if args.encoder_weights is not None and not args.text:
+        raise GanzooError(f"--encoder-weights {str(args.encoder_weights)!r} needs --text CAPTION (the encoder embeds "
+                          "captions)")
+
+
+def _checkpoint_module(args: argparse.Namespace, device: Any) -> Any:
+    """The module a ganzoo checkpoint rebuilds; another file (released weights) is refused in one line that says to
+    name the objective."""
+    from ganzoo_core.checkpoints import load, read_info
+    from ganzoo_core.errors import CheckpointError
+
+    try:
+        read_info(args.checkpoint)
+    except CheckpointError as err:
+        if args.checkpoint.is_file() and not _damaged_checkpoint(args.checkpoint):
+            raise CheckpointError(f"{str(args.checkpoint)!r} is not a ganzoo checkpoint; to sample from released "
+                                  "generator weights, pass --objective NAME (the registered objective whose "
+                                  "generator takes the file; see 'ganzoo list --kind objective')") from err
+        raise
+    return load(args.checkpoint, device=device, ema=args.ema, verify=not args.no_verify)
+
+
+def _damaged_checkpoint(path: Path) -> bool:
+    """Whether ``path`` looks like a ganzoo checkpoint that does not read (a safetensors header that does not parse,
+    or ganzoo metadata that is damaged), rather than another kind of file."""
+    from safetensors import SafetensorError, safe_open
+
+    with path.open("rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b"{":  # not safetensors: a torch.save, Torch7 or other file
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return True
+    return "ganzoo.format" in meta
+
+
+def _released_objective(args: argparse.Namespace, device: Any) -> Any:
+    """``--objective NAME`` (with ``--set`` overrides) built by name, with the released file ``FILE`` loaded into its
+    generator by the objective's own rule (``gan_objective.load_generator_weights``)."""
+    from ganzoo_core._api import create
+    from ganzoo_core.errors import CheckpointError
+    from ganzoo_core.gan_objective import load_generator_weights
+
+    if not args.checkpoint.is_file():  # before building a large objective
+        raise CheckpointError(f"weights file {str(args.checkpoint)!r} does not exist")
+    objective = create("objective", args.objective, **parse_overrides(args.set))
+    return load_generator_weights(objective, args.checkpoint).to(device)
 
 
 def _sample_chunks(module: Any, args: argparse.Namespace) -> Any:
@@ -126,14 +186,17 @@ def _sample_chunks(module: Any, args: argparse.Namespace) -> Any:
 
 
 def _sample_from_text(module: Any, args: argparse.Namespace) -> tuple[Any, int]:
-    """``--text`` captions, each embedded with the objective's encoder (``cfg.encoder``, or ``--encoder``) and
-    repeated ``--n`` times with different noise: one row of the grid per caption."""
+    """``--text`` captions, each embedded with the objective's encoder (``cfg.encoder``, or ``--encoder``, with
+    ``--encoder-weights``) and repeated ``--n`` times with different noise: one row of the grid per caption."""
+    from ganzoo_core._api import create
     from ganzoo_core.text import encode_texts
 
     encoder = args.encoder or getattr(getattr(module, "cfg", None), "encoder", None)
     if not hasattr(module, "sample") or encoder is None:
         raise GanzooError(f"{args.checkpoint}: --text needs a text-conditioned objective checkpoint whose config "
                           "names its encoder (cfg.encoder), or --encoder NAME")
+    if args.encoder_weights is not None:  # trained or released encoder weights, read as `ganzoo encode --weights` does
+        encoder = create("encoder", encoder, weights=args.encoder_weights)
     emb = encode_texts(encoder, args.text)  # (captions, D)
     device = next(module.parameters()).device
     batch = {"text_emb": emb.repeat_interleave(args.n, dim=0).to(device)}  # caption-major: (captions · n, D)
@@ -167,8 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
-                       description="Generate an image grid from a ganzoo checkpoint.")
-    p.add_argument("checkpoint", type=Path)
+                       description="Generate an image grid from a ganzoo checkpoint, or from a released generator "
+                       "weights file with --objective.")
+    p.add_argument("checkpoint", type=Path, metavar="FILE",
+                   help="a ganzoo checkpoint; with --objective, a generator weights file (e.g. a released one)")
+    p.add_argument("--objective", metavar="NAME",
+                   help="build this registered objective and load FILE into its generator")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --objective: objective config override")
     p.add_argument("--n", type=int_at_least(1), default=64, help="number of images (with --text: per caption)")
     p.add_argument("--batch-size", type=int_at_least(1), default=64,
                    help="images generated per forward pass (memory grows with this, not with --n)")
@@ -181,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", metavar="CAPTION",
                    help="text-to-image: a caption (repeat for several); --n samples each, one grid row per caption")
     p.add_argument("--encoder", help="with --text: the text encoder (default: the objective's cfg.encoder)")
+    p.add_argument("--encoder-weights", type=Path, metavar="PATH",
+                   help="with --text: the encoder's trained or released weights (e.g. a char-CNN-RNN Torch7 file)")
     p.set_defaults(func=cmd_sample)
 
     get_host().add_commands(sub, {"prog": parser.prog})  # the core's data, encode, eval, bench, then plugins

@@ -99,7 +99,7 @@ def load_generator_weights(objective: nn.Module, path: str | Path) -> nn.Module:
     """Load a generator's weights file into ``objective``: a ganzoo checkpoint, a state dict, or a released file a
     plugin converts (read as ``load_weights`` reads it). By default the file goes into ``networks["G"]``; an objective
     whose generator is more than that network overrides this with a method of its own,
-    ``load_generator_weights(path)`` (StackGAN's Stage-II also loads its frozen Stage-I from the released file).
+    ``load_generator_weights(path)`` (a two-stage family, say, also loads its frozen first stage from the file).
     ``ganzoo sample FILE --objective NAME`` calls this. Returns the objective."""
     own = getattr(objective, "load_generator_weights", None)
     if callable(own):

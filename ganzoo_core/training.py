@@ -393,7 +393,7 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------------------------
     def _loader(self, start: int) -> Iterator[dict[str, Tensor]]:
-        groups = getattr(self.dataset, "step_groups", None)  # e.g. stargan.joint: one dataset per step, in turn
+        groups = getattr(self.dataset, "step_groups", None)  # joined datasets taken one per step, in turn
         sampler = gdist.StepBatchSampler(len(self.dataset), self.cfg.batch_size, self.cfg.seed, self.info, start,  # type: ignore[arg-type]
                                          groups=groups)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.cfg.num_workers)  # type: ignore[arg-type]

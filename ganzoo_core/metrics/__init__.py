@@ -39,10 +39,12 @@ _FAMILIES = ("domain.", "fid.", "timm.")
 
 @hookimpl
 def ganzoo_add_commands(subparsers: Any, context: Mapping[str, Any]) -> None:
-    """``ganzoo eval``."""
+    """``ganzoo eval`` and ``ganzoo report`` (a run's page: its samples, curves and evaluation results)."""
     from ganzoo_core.metrics.cli import add_eval_commands
+    from ganzoo_core.report import add_report_command
 
     add_eval_commands(subparsers)
+    add_report_command(subparsers)
 
 
 @hookimpl
