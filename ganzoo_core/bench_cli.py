@@ -55,9 +55,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     meta = bench.run_meta(args.device) | {"suite": args.suite, "argv": sys.argv[1:]}
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta, overwrite=args.overwrite)
-    png_path = bench.draw_chart(rows, args.out / f"bench-{args.suite}.png",
-                                f"{title}\n{meta['device_name']}, torch {meta['torch_version']}", overwrite=args.overwrite)
-    print(f"\nsaved {json_path} and {png_path}")
+    from ganzoo_core.plots import PLOTS_HINT, plotting_available
+
+    if plotting_available():
+        png_path = bench.draw_chart(rows, args.out / f"bench-{args.suite}.png",
+                                    f"{title}\n{meta['device_name']}, torch {meta['torch_version']}",
+                                    overwrite=args.overwrite)
+        print(f"\nsaved {json_path} and {png_path}")
+    else:
+        print(f"\nsaved {json_path} (no chart: matplotlib is not installed; {PLOTS_HINT})")
     if args.write_cache:
         path, choices = bench.write_impl_cache(rows)
         print(f"impl='auto' now uses: {', '.join(f'{k}={v}' for k, v in sorted(choices.items()))} ({path})")

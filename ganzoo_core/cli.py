@@ -255,7 +255,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     get_host().add_commands(sub, {"prog": parser.prog})  # the core's data, encode, eval, bench, then plugins
+    show_defaults(parser)
     return parser
+
+
+class _DefaultsHelp(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help where X says something (not None, False or empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default in (None, False, argparse.SUPPRESS) or default == []
+                or not (action.option_strings or action.nargs in ("?", "*"))):
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Make ``--help`` of ``parser`` and of every sub-command below it (plugins' too) show the options' defaults."""
+    if parser.formatter_class is argparse.HelpFormatter:
+        parser.formatter_class = _DefaultsHelp
+    for action in parser._actions:
+        if action.help is None and action.option_strings and action.default not in (None, False, argparse.SUPPRESS) \
+                and action.default != []:
+            action.help = "default: %(default)s"
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                show_defaults(child)
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

@@ -1,11 +1,21 @@
-"""The loss-curve PNG written at the end of a run (matplotlib, headless)."""
+"""The loss-curve PNG written at the end of a run (matplotlib, headless: the optional ``ganzoo-core[plots]``).
+
+Without matplotlib the run skips the PNG and ``ganzoo report RUN_DIR`` draws the same curves in its page."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 from ganzoo_core.checkpoints import atomic_path
+
+PLOTS_HINT = "pip install 'ganzoo-core[plots]'"
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib is installed (the ``plots`` extra)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def save_loss_curve(history: Sequence[dict[str, float]], path: str | Path, title: str = "", *,

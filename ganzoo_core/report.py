@@ -335,8 +335,7 @@ def add_report_command(subparsers: Any) -> None:
         "report", help="one self-contained HTML page for a training run",
         description="Write a self-contained HTML page for a run folder: the sample grids over steps, the loss "
                     "curves, the evaluation results, the config, the policy and the speed. It opens in any browser "
-                    "with no server and no network.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "with no server and no network.")
     p.add_argument("run_dir", type=Path, help="the --out folder of a `ganzoo train` run")
     p.add_argument("--out", type=Path, default=None, help="the page (default: RUN_DIR/report.html)")
     p.add_argument("--overwrite", action="store_true", help="replace --out even if this command did not write it")

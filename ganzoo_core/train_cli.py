@@ -105,8 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "command plus --resume", file=sys.stderr)
         return 130
     if main_process:
+        curve = result.out_dir / "loss_curve.png"
         print(f"checkpoint: {result.checkpoint}\nsamples:    {result.out_dir / 'samples.png'}\n"
-              f"loss curve: {result.out_dir / 'loss_curve.png'}")
+              + (f"loss curve: {curve}\n" if curve.is_file() else "")
+              + f"report:     ganzoo report {result.out_dir}")
     return 0
 
 

@@ -586,10 +586,13 @@ class Trainer:
         return SummaryWriter(str(self.out / "tb"))
 
     def _finish(self, step: int) -> None:
-        from ganzoo_core.plots import save_loss_curve
+        from ganzoo_core.plots import PLOTS_HINT, plotting_available, save_loss_curve
 
         rows = [json.loads(ln) for ln in (self.out / "metrics.jsonl").read_text().splitlines() if ln]
-        if rows:
+        if rows and not plotting_available():
+            log.info("no loss_curve.png: matplotlib is not installed (%s); `ganzoo report %s` draws the curves",
+                     PLOTS_HINT, self.out)
+        elif rows:
             save_loss_curve(rows, self.out / "loss_curve.png", title=f"{getattr(self.module, 'ganzoo_spec', ('', ''))[1]}"
                             f" ({self.cfg.policy.name})")
         if self.samples:

@@ -489,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             wheels = build_wheels(projects, wheelhouse, tmp, args.verbose, note)
         with steps.step("check wheel metadata and contents") as note:
             check_wheels(wheels, note)
+            run([sys.executable, "-m", "twine", "check", "--strict", *wheels.values()],
+                what="twine check (each README renders on a package index)", verbose=args.verbose)
+            note(f"twine check --strict: {len(wheels)} wheels pass")
         with steps.step("create a fresh venv") as note:
             run([sys.executable, "-m", "venv", venv], what="python -m venv", cwd=work, verbose=args.verbose)
             env = clean_env(venv)

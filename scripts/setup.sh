@@ -7,7 +7,9 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
 "${PIP[@]}" torch torchvision                      # pinned in constraints.txt
-"${PIP[@]}" hatchling editables build pytest pytest-benchmark hypothesis ruff tensorboard scipy timm
+# the development tools: pyproject.toml's dependency group "dev" (pip < 25.1 has no --group, so it is read here)
+mapfile -t DEV < <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["dependency-groups"]["dev"]))')
+"${PIP[@]}" editables "${DEV[@]}"
 plugins=()
 for p in plugins/*/pyproject.toml; do plugins+=(-e "$(dirname "$p")"); done
 "${PIP[@]}" --no-build-isolation -e . "${plugins[@]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -207,3 +208,28 @@ def test_the_cores_own_commands_come_through_the_plugin_hook(capsys) -> None:
     order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "data", "encode",
                                                        "eval", "bench")]
     assert order == sorted(order)  # the order 'ganzoo --help' always had
+
+
+def _all_parsers(parser: argparse.ArgumentParser, prefix: str = "ganzoo") -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(prefix, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _all_parsers(child, f"{prefix} {name}")
+    return found
+
+
+def test_every_help_shows_the_defaults_of_its_options() -> None:
+    """``--help`` of every command (the core's and the plugins') names each option's default."""
+    from ganzoo_core.cli import build_parser
+
+    missing = []
+    for prog, parser in _all_parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            default = action.default
+            if not action.option_strings or default in (None, False, argparse.SUPPRESS) or default == []:
+                continue
+            if f"default: {default}" not in text:
+                missing.append(f"{prog} {action.option_strings[-1]} (default {default!r})")
+    assert not missing, missing

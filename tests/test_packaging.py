@@ -53,6 +53,23 @@ def test_there_are_plugins() -> None:
     assert PLUGIN_PYPROJECTS, "no plugins/*/pyproject.toml found"
 
 
+OPTIONAL = {"matplotlib", "tensorboard", "timm", "torchfile", "transformers", "emoji", "rdata", "scikit-image"}
+
+
+@pytest.mark.parametrize("pyproject", [ROOT_PYPROJECT, *PLUGIN_PYPROJECTS], ids=_rel)
+def test_optional_packages_stay_extras_and_dev_tools_a_dependency_group(pyproject: Path) -> None:
+    """A plain install pulls none of the optional packages (matplotlib is the [plots] extra), and development tools
+    are a PEP 735 dependency group, never a published extra."""
+    data = _load(pyproject)
+    required = {_requirement_name(r) for r in data["project"].get("dependencies", [])}
+    assert not required & OPTIONAL, f"{_rel(pyproject)} requires {sorted(required & OPTIONAL)}; make them an extra"
+    extras = data["project"].get("optional-dependencies", {})
+    assert not {"dev", "test", "tests"} & set(extras), f"{_rel(pyproject)} publishes test tools as an extra"
+    if pyproject == ROOT_PYPROJECT:
+        assert {"plots", "tensorboard", "torch7", "all"} <= set(extras)
+        assert "pytest" in {_requirement_name(r) for r in data["dependency-groups"]["dev"]}
+
+
 @pytest.mark.parametrize("pyproject", [ROOT_PYPROJECT, *PLUGIN_PYPROJECTS], ids=_rel)
 def test_no_dependency_on_the_unrelated_ganzoo_project(pyproject: Path) -> None:
     bad = [r for r in _all_requirements(_load(pyproject)) if _requirement_name(r) == FORBIDDEN]

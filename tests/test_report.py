@@ -108,3 +108,20 @@ def test_a_headless_browser_renders_every_image_and_number(run: Path, tmp_path: 
     assert coloured.sum() > 2000  # the curves' colours are drawn
     dark = (pixels.max(axis=2) < 60).mean()
     assert dark > 0.01 and grid.min() < 60  # the grids' pixels are on screen
+
+
+def test_a_run_without_matplotlib_skips_only_the_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """matplotlib is the optional [plots] extra: without it training writes everything but loss_curve.png, and the
+    report still draws the curves."""
+    import ganzoo_core.plots as plots
+
+    monkeypatch.setattr(plots, "plotting_available", lambda: False)
+    monkeypatch.setattr(plots, "save_loss_curve", lambda *a, **k: pytest.fail("matplotlib was used"))
+    (tmp_path / "animal").mkdir()
+    root = write_animal(tmp_path / "animal")
+    objective = gz.create_objective("dcgan.28", generator_kwargs={"ngf": 8}, discriminator_kwargs={"ndf": 8})
+    train(objective, gz.create_dataset("animal_mnist.train", root=str(root)), tmp_path / "run",
+          TrainCfg(steps=2, batch_size=8, log_every=1, sample_every=0, checkpoint_every=0, n_samples=4,
+                   progress=False, tensorboard=False))
+    assert (tmp_path / "run" / "samples.png").is_file() and not (tmp_path / "run" / "loss_curve.png").exists()
+    assert 'data-key="loss_D"' in write_report(tmp_path / "run").read_text()
