@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -85,10 +86,20 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(\"]|\s*$)")  # a full stop before a capital or the end; not "e.g. x"
+_ROLE = re.compile(r":[\w:]+:`([^`]*)`")  # :func:`x` → x
+
+
 def summary_of(obj: Any) -> str:
-    """The first line of ``obj``'s docstring, without its final full stop."""
-    doc = (getattr(obj, "__doc__", None) or "").strip()
-    return doc.splitlines()[0].rstrip(".") if doc else ""
+    """The first sentence of ``obj``'s docstring, whole (joined across wrapped lines), as plain text (RST roles and
+    backticks removed), without its final full stop."""
+    doc = inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+    if not doc:
+        return ""
+    paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+    end = _SENTENCE_END.search(paragraph)
+    sentence = paragraph[: end.start() + 1] if end else paragraph
+    return _ROLE.sub(r"\1", sentence).replace("`", "").rstrip(".")
 
 
 def origin(item: Registration) -> str:

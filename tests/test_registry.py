@@ -248,3 +248,25 @@ def test_a_host_built_after_the_plugins_were_imported_still_gets_their_names(mon
 def test_a_default_that_is_not_a_variant_is_refused() -> None:
     with pytest.raises(gz.GanzooError, match=r"default='6' for 'tdef' is not one of its variants \['64', '32'\]"):
         gz.register_block("tdef", variants={"64": None, "32": None}, default="6")
+
+
+def _every_entry() -> list[Entry]:
+    from conftest import HOST
+
+    return HOST.registry.entries()
+
+
+@pytest.mark.parametrize("entry", _every_entry(), ids=lambda e: f"{e.kind}:{e.name}")
+def test_summaries_are_whole_plain_sentences(entry: Entry) -> None:
+    """``ganzoo list`` shows each entry's summary: the whole first sentence of its docstring, without RST markup."""
+    import inspect
+    import re
+
+    text = entry.summary
+    assert text and "`" not in text and not re.search(r":\w+:", text), text
+    assert text.count("(") == text.count(")") and text.count("[") == text.count("]"), text
+    doc = " ".join(inspect.cleandoc(entry.factory.__doc__ or "").split("\n\n", 1)[0].split())
+    plain = re.sub(r":[\w:]+:`([^`]*)`", r"\1", doc).replace("`", "")
+    if plain.startswith(text):  # taken from the docstring (a summary= given at registration is its own sentence)
+        rest = plain[len(text):]
+        assert rest == "" or rest.startswith("."), f"{entry.name}: the summary stops mid-sentence: {text!r} / {rest[:40]!r}"
