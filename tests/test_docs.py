@@ -176,6 +176,9 @@ OFFICIAL_COMMITS = {  # the commit of each official repository that the transcri
     "junyanz/pytorch-CycleGAN-and-pix2pix": "78913853ab4a4f5eba717af8433809300c99f0bb",
     "pytorch/examples": "77f55b912142e11fcfdf5b530231fb9c52f181e8",
     "ryankiros/skip-thoughts": "6661cad40664b6c251cac1dad779986eb332c26a",
+    "phillipi/pix2pix": "89ff2a81ce441fbe1f1b13eca463b87f1e539df8",
+    "affinelayer/pix2pix-tensorflow": "0f2174424356162920fc25067e63db2bcf19f4e7",
+    "junyanz/CycleGAN": "40b4498526de6b566f94a000d98fe18b9b8921db",
 }
 REPO_AT = re.compile(r"([\w.-]+/[\w.-]+)@([0-9a-fA-F]+)")
 BLOB_LINK = re.compile(r"https://github\.com/([\w.-]+/[\w.-]+)/blob/([0-9a-fA-F]+)/")

@@ -5,7 +5,11 @@ The networks are those of the authors' PyTorch port (junyanz/pytorch-CycleGAN-an
 ResNet generator (``resnet_9blocks`` for 256×256, 11,378,179 parameters; ``resnet_6blocks`` for 128×128,
 7,837,699) and the 70×70 PatchGAN with InstanceNorm (2,764,737), with the port's module indices, so its saved
 ``latest_net_G_A.pth`` / ``latest_net_D_A.pth`` state dicts load with ``create_generator(name, weights=path)``.
-``small32`` / ``small64`` are narrow variants (ngf = ndf = 32, 3 residual blocks) that train on a CPU.
+``resnet_9blocks_lua`` / ``resnet_6blocks_lua`` are the generators of the Torch original (junyanz/CycleGAN
+``models/architectures.lua``): the same layers, but its ``nn.InstanceNormalization`` is affine (a learned scale and
+shift per channel, ``affine=True``; +10,496 / +7,424 parameters), so its released ``.t7`` models load
+(``ganzoo_cyclegan.official``). ``small32`` / ``small64`` are narrow variants (ngf = ndf = 32, 3 residual blocks)
+that train on a CPU.
 
 Paper symbols → code names (as in the reference code):
     G: X → Y          → ``networks["G_A"]`` (domain A → domain B)
@@ -32,7 +36,11 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core import validators as v
+from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import ConfigError, ShapeError
+from ganzoo_core.ops import InstanceNormAct2d
+from ganzoo_core.torch7 import is_t7_file
+from ganzoo_cyclegan import official
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
@@ -55,6 +63,12 @@ def _check_patch(inst: Any, attribute: Any, value: int) -> None:
                          "empty")
 
 
+def _check_affine(inst: Any, attribute: Any, value: bool) -> None:
+    if value and inst.norm != "instance":
+        raise ValueError(f"{attribute.name}=True is an option of norm='instance' (BatchNorm is always affine), got "
+                         f"norm={inst.norm!r}")
+
+
 @attrs.frozen(kw_only=True)
 class GeneratorCfg:
     image_size: int = attrs.field(default=256, validator=_check_size)  # for example_inputs; G is fully convolutional
@@ -64,6 +78,9 @@ class GeneratorCfg:
     n_blocks: int = attrs.field(default=9, validator=[v.size, v.depth])  # residual blocks (9 at 256, 6 at 128)
     norm: str = attrs.field(default="instance", validator=v.one_of(NORMS))  # InstanceNorm(affine=False), convs with bias
     use_dropout: bool = False  # Dropout(0.5) inside each residual block; off for CycleGAN (reference default)
+    affine: bool = attrs.field(default=False, validator=_check_affine, metadata={SAVED_BEFORE: False})  # instance
+    # norm with a learned per-channel scale and shift (the Torch original's nn.InstanceNormalization); statistics are
+    # the instance's in training and evaluation alike
     init_std: float = attrs.field(default=0.02, validator=v.positive)  # N(0, 0.02) weights, zero biases (reference
     # init_type='normal')
 
@@ -92,18 +109,27 @@ N_DOWN = 2  # stride-2 convs (d128, d256) and as many transposed convs (u128, u6
 # those of the reference layout; act=None (a residual block's second norm) gives the fused norm alone.
 
 
+def norm_act(norm: str, channels: int, act: str | None, affine: bool = False) -> list[nn.Module]:
+    """``gz.create_norm_act(norm, channels, act)``; ``affine=True``: the instance norm with a weight and a bias (and
+    no running statistics, so evaluation normalises by the instance's statistics too), as the Torch original's."""
+    if not affine:
+        return gz.create_norm_act(norm, channels, act)
+    fused = InstanceNormAct2d(channels, affine=True, act={"relu": "relu", None: "linear"}[act])
+    return [fused] if act is None else [fused, nn.Identity()]
+
+
 class ResnetBlock(nn.Module):
     """x + [Refl(1), Conv3×3, norm, ReLU, (Dropout), Refl(1), Conv3×3, norm](x); no ReLU after the sum."""
 
-    def __init__(self, channels: int, norm: str = "instance", use_dropout: bool = False) -> None:
+    def __init__(self, channels: int, norm: str = "instance", use_dropout: bool = False, affine: bool = False) -> None:
         super().__init__()
         bias = norm == "instance"  # InstanceNorm without affine has no shift: the convs carry the bias
         layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-                                   *gz.create_norm_act(norm, channels, "relu")]
+                                   *norm_act(norm, channels, "relu", affine)]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
         layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
-                   *gz.create_norm_act(norm, channels, None)]  # no activation: the fused norm alone
+                   *norm_act(norm, channels, None, affine)]  # no activation: the fused norm alone
         self.conv_block = nn.Sequential(*layers)  # the reference's attribute name: conv_block.1 / conv_block.5
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,16 +150,17 @@ class ResnetGenerator(nn.Module):
         bias, ngf = cfg.norm == "instance", cfg.ngf
         layers: list[nn.Module] = [  # c7s1-64: in×H×W → ngf×H×W
             nn.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
-            *gz.create_norm_act(cfg.norm, ngf, "relu")]
+            *norm_act(cfg.norm, ngf, "relu", cfg.affine)]
         for i in range(N_DOWN):  # d128, d256: → (ngf·2)×H/2×W/2 → (ngf·4)×H/4×W/4 (zero padding, as the reference)
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *gz.create_norm_act(cfg.norm, 2 * c, "relu")]
+            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *norm_act(cfg.norm, 2 * c, "relu", cfg.affine)]
         width = ngf * 2**N_DOWN
-        layers += [ResnetBlock(width, cfg.norm, cfg.use_dropout) for _ in range(cfg.n_blocks)]  # R256 × n_blocks
+        layers += [ResnetBlock(width, cfg.norm, cfg.use_dropout, cfg.affine)
+                   for _ in range(cfg.n_blocks)]  # R256 × n_blocks
         for i in range(N_DOWN):  # u128, u64: back to ngf×H×W (output_padding 1 doubles exactly)
             c = width // 2**i
             layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
-                       *gz.create_norm_act(cfg.norm, c // 2, "relu")]
+                       *norm_act(cfg.norm, c // 2, "relu", cfg.affine)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
         self.model = nn.Sequential(*layers)  # one flat Sequential: the reference names ("model.1.weight", ...)
         gz.init_normal_(self, cfg.init_std)
@@ -396,6 +423,8 @@ class _no_weight_grads:
 G_VARIANTS = {
     "resnet_9blocks": GeneratorCfg(),  # 256×256, 11,378,179 parameters
     "resnet_6blocks": GeneratorCfg(image_size=128, n_blocks=6),  # 128×128, 7,837,699 parameters
+    "resnet_9blocks_lua": GeneratorCfg(affine=True),  # junyanz/CycleGAN (Torch), 11,388,675 parameters
+    "resnet_6blocks_lua": GeneratorCfg(image_size=128, n_blocks=6, affine=True),  # the Torch default, 7,845,123
     "small32": GeneratorCfg(image_size=32, ngf=32, n_blocks=3),  # CPU: Animal-MNIST horse ↔ zebra
     "small64": GeneratorCfg(image_size=64, ngf=32, n_blocks=3),  # CPU: emoji
 }
@@ -435,9 +464,13 @@ def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> dict[str, Ten
     """Load reference-port weights that do not fit as they are: DataParallel names (``module.model.1.weight``)
     and checkpoints from before the port dropped InstanceNorm's running statistics (``model.2.running_mean``, ...;
     the port's own ``__patch_instance_norm_state_dict`` drops them too). Current ``latest_net_G_A.pth`` files need
-    no conversion: the parameter names are the same."""
-    if not name.startswith("cyclegan.") or kind not in ("generator", "discriminator") or path.suffix not in (
-            ".pt", ".pth"):
+    no conversion: the parameter names are the same. A Torch7 file (told by content) is a released generator of
+    the Torch original: ``official.convert_t7``."""
+    if not name.startswith("cyclegan.") or kind not in ("generator", "discriminator"):
+        return None
+    if is_t7_file(path):
+        return official.convert_t7(kind, name, path)
+    if path.suffix not in (".pt", ".pth"):
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -16,9 +16,13 @@ Two published layouts of the same U-Net differ in details that matter for weight
     ``dropout_at="torch"`` (junyanz/pytorch-CycleGAN-and-pix2pix: dropout after d2..d(n−4), none innermost) or
     ``"lua"`` (phillipi/pix2pix and affinelayer/pix2pix-tensorflow: after d1, d2, d3);
     ``skip_order="encoder_first"`` (PyTorch ``cat([e, d])``) or ``"decoder_first"`` (Lua ``{d_, e}``, TF
-    ``[decoder, skip]``); ``innermost_norm=True`` adds affinelayer's BatchNorm on the 1×1 bottleneck e8.
+    ``[decoder, skip]``); ``innermost_norm=True`` adds affinelayer's BatchNorm on the 1×1 bottleneck e8;
+    ``conv_bias=True`` gives every conv a bias, as Torch's ``SpatialConvolution`` / ``SpatialFullConvolution`` and
+    TF's ``tf.layers.conv2d`` have one (the PyTorch port drops those a BatchNorm follows, and e1's).
 The PyTorch port's recursive ``UnetSkipConnectionBlock`` state dicts (``model.model.1.model.3...``) load through
 ``ganzoo_convert_checkpoint`` (``convert_junyanz_unet``); its PatchGAN's names (``model.0.weight``) load as they are.
+The released Lua generators (``.t7``) load into ``unet_256_lua`` / ``unet_128_lua`` through the same hook
+(``ganzoo_pix2pix_unet.official``).
 
 Activations and skips: both originals apply LeakyReLU(0.2) before each encoder conv but the first and ReLU before
 each decoder conv. Here BatchNorm and the activation that follows it run as one ``BatchNormAct2d`` (the
@@ -45,7 +49,10 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core import validators as v
+from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import ShapeError
+from ganzoo_core.torch7 import is_t7_file
+from ganzoo_pix2pix_unet import official
 from ganzoo_pix2pix_unet.color import pix2pix_to_rgb
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -84,6 +91,8 @@ class UnetCfg:
     dropout_at: str = attrs.field(default="torch", validator=v.one_of(("torch", "lua")))  # see the module docstring
     skip_order: str = attrs.field(default="encoder_first", validator=v.one_of(("encoder_first", "decoder_first")))
     innermost_norm: bool = False  # affinelayer TF: BatchNorm on the bottleneck (degenerate at batch 1)
+    conv_bias: bool = attrs.field(default=False, metadata={SAVED_BEFORE: False})  # every conv with a bias (Lua,
+    # TF); False: only the output ConvT, and every conv with instance norm (junyanz)
     init_std: float = attrs.field(default=0.02, validator=v.positive)  # junyanz init_type=normal, gain 0.02 (Lua: the
     # same N(0, 0.02))
 
@@ -127,8 +136,9 @@ class PatchCfg:
 # and parameter names stay those of the two-module layout.
 
 
-def _bias(norm: str) -> bool:
-    return norm == "instance"  # junyanz: use_bias = norm_layer == InstanceNorm2d
+def _bias(norm: str, every_conv: bool = False) -> bool:
+    """Whether a conv carries a bias: junyanz's use_bias = norm_layer == InstanceNorm2d, or every conv (Lua, TF)."""
+    return norm == "instance" or every_conv
 
 
 def encoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
@@ -136,7 +146,7 @@ def encoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
     norm; the innermost has none either (unless ``innermost_norm``) and ends in the innermost decoder's ReLU."""
     w = cfg.widths()
     c_in = cfg.in_channels if level == 0 else w[level - 1]
-    conv = nn.Conv2d(c_in, w[level], 4, 2, 1, bias=_bias(cfg.norm))
+    conv = nn.Conv2d(c_in, w[level], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias))
     if level == 0:
         return nn.Sequential(conv, nn.LeakyReLU(0.2))
     if level == cfg.n_downs - 1:
@@ -153,7 +163,7 @@ def decoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
     if level == 0:
         return nn.Sequential(nn.ConvTranspose2d(c_in, cfg.out_channels, 4, 2, 1, bias=True), nn.Tanh())
     drop = nn.Dropout(cfg.dropout) if level in cfg.dropout_levels() else None
-    return nn.Sequential(nn.ConvTranspose2d(c_in, w[level - 1], 4, 2, 1, bias=_bias(cfg.norm)),
+    return nn.Sequential(nn.ConvTranspose2d(c_in, w[level - 1], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias)),
                          *gz.create_norm_act(cfg.norm, w[level - 1], "relu", after=drop))
 
 
@@ -337,12 +347,15 @@ def _read_state(path: Path) -> dict[str, Tensor] | None:
 @gz.hookimpl
 def ganzoo_convert_checkpoint(kind: str, name: str, path: Path) -> dict[str, Tensor] | None:
     """junyanz/pytorch-CycleGAN-and-pix2pix ``latest_net_G.pth`` / ``latest_net_D.pth`` → pix2pix networks: the
-    recursive U-Net names, ``PixelDiscriminator``'s ``net.*`` and DataParallel's ``module.`` prefix.
+    recursive U-Net names, ``PixelDiscriminator``'s ``net.*`` and DataParallel's ``module.`` prefix. A Torch7 file
+    (told by content) is a released phillipi/pix2pix generator: ``official.convert_t7``.
 
     The hook only sees the registered name, so the U-Net depth is read from the file and the skip order from the
     name's registered config (``convert_junyanz_unet`` takes it as an argument for other configs)."""
     if not name.startswith("pix2pix.") or kind not in ("generator", "discriminator"):
         return None
+    if is_t7_file(path):  # a released Lua generator (phillipi/pix2pix)
+        return official.convert_t7(kind, name, path)
     if path.suffix not in (".pt", ".pth", ".bin"):
         return None
     state = _read_state(path)
@@ -489,12 +502,13 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 # Variants
 # ---------------------------------------------------------------------------------------------------------------
 
-_LUA = {"dropout_at": "lua", "skip_order": "decoder_first"}
+_LUA = {"dropout_at": "lua", "skip_order": "decoder_first", "conv_bias": True}
 G_VARIANTS = {
     "unet_256": UnetCfg(),  # junyanz, 54,413,955 parameters
     "unet_128": UnetCfg(n_downs=7, image_size=128),
-    "unet_256_lua": UnetCfg(**_LUA),  # phillipi/pix2pix layout (same parameter count)
-    "unet_256_tf": UnetCfg(innermost_norm=True, **_LUA),  # affinelayer/pix2pix-tensorflow (+1,024 BN parameters)
+    "unet_256_lua": UnetCfg(**_LUA),  # phillipi/pix2pix defineG_unet: 54,419,459 (+5,504 conv biases)
+    "unet_128_lua": UnetCfg(n_downs=7, image_size=128, **_LUA),  # phillipi/pix2pix defineG_unet_128
+    "unet_256_tf": UnetCfg(innermost_norm=True, **_LUA),  # affinelayer/pix2pix-tensorflow: 54,420,483 (+1,024 BN)
     "unet_64": UnetCfg(n_downs=6, image_size=64, ngf=32),  # small, for CPU
     "unet_32": UnetCfg(n_downs=5, image_size=32, ngf=32),
     "unet_32_color": UnetCfg(n_downs=5, image_size=32, ngf=32, in_channels=1, out_channels=2),  # L → ab

@@ -79,8 +79,9 @@ def test_reference_parameter_counts() -> None:
     assert unet_table_count(8) == 54_413_955  # the official unet_256 count (models.md §4.1)
     assert patch_table_count(3) == 2_768_705  # the official 70×70 PatchGAN on 6 channels (models.md §4.2)
     assert n_params(gz.create_generator("pix2pix.unet_256")) == 54_413_955
-    assert n_params(gz.create_generator("pix2pix.unet_256_lua")) == 54_413_955  # same layers, other layout
-    assert n_params(gz.create_generator("pix2pix.unet_256_tf")) == 54_413_955 + 2 * 512  # BN on e8
+    conv_biases = (64 + 128 + 256 + 5 * 512) + (4 * 512 + 256 + 128 + 64)  # e1..e8, d1..d7 (d8's is counted)
+    assert n_params(gz.create_generator("pix2pix.unet_256_lua")) == 54_413_955 + conv_biases == 54_419_459
+    assert n_params(gz.create_generator("pix2pix.unet_256_tf")) == 54_419_459 + 2 * 512  # BN on e8
     assert n_params(gz.create_generator("pix2pix.unet_128")) == unet_table_count(7) == 41_828_995
     assert n_params(gz.create_discriminator("pix2pix.patch70")) == 2_768_705
     assert n_params(gz.create_discriminator("pix2pix.patch286")) == patch_table_count(5)
@@ -130,6 +131,7 @@ def _dropout_outputs(name: str) -> list[int]:
 def test_dropout_positions_of_both_layouts() -> None:
     assert _dropout_outputs("pix2pix.unet_256") == [4, 8, 16]  # junyanz: d2, d3, d4
     assert _dropout_outputs("pix2pix.unet_256_lua") == [2, 4, 8]  # Lua / TF: d1, d2, d3
+    assert _dropout_outputs("pix2pix.unet_128_lua") == [2, 4, 8]
     assert _dropout_outputs("pix2pix.unet_128") == [4, 8]  # 7 downs: num_downs − 5 = 2 dropout blocks
     assert all(m.p == 0.5 for m in gz.create_generator("pix2pix.unet_256").modules() if isinstance(m, nn.Dropout))
     assert _dropout_outputs("pix2pix.unet_32") == []  # 5 downs: none in the PyTorch layout
