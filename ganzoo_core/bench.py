@@ -29,6 +29,7 @@ from ganzoo_core.config import check_types
 from ganzoo_core.errors import ConfigError, GanzooError
 from ganzoo_core.ops._dispatch import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
 from ganzoo_core.policy import Policy
+from ganzoo_core.progress import progress as progress_bar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -190,37 +191,46 @@ def op_step(op: str, impl: str, case: Case, seed: int = 0) -> Callable[[], Any]:
 def bench_ops(ops: Sequence[str] = (), *, dtypes: Sequence[str] = ("fp32", "bf16"), channels_last: bool = False,
               device: str = "cpu", repeat: int = 7, warmup: int = 2, shapes: Sequence[str] = (),
               impls: Sequence[str] = (), bench_shapes: Sequence[BenchShape] | None = None,
-              log: Callable[[str], None] | None = None) -> list[Row]:
+              log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
     """Each op's available implementations side by side, forward + backward, at the ops' own benchmark shapes or,
-    when given, at ``bench_shapes`` (``read_bench_shapes``) instead; ``ops``, ``shapes`` and ``impls`` filter."""
+    when given, at ``bench_shapes`` (``read_bench_shapes``) instead; ``ops``, ``shapes`` and ``impls`` filter.
+    ``log`` gets one line per measured case; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
     unknown = [dt for dt in dtypes if dt not in DTYPES]
     if unknown:
         raise GanzooError(f"unknown dtype(s) {unknown}; choose from {', '.join(DTYPES)}")
     dev = torch.device(device)
-    rows: list[Row] = []
+    # (op spec, shape, dtype, implementations): everything to measure, counted before the first is timed
+    plan: list[tuple[Any, BenchShape, str, list[str]]] = []
     for spec in list_op_specs():
         if ops and spec.name not in ops:
             continue
         names = [i for i in available_impls(spec.name, dev) if not impls or i == "ref" or i in impls]
         op_shapes = builtin_shapes(spec.name) if bench_shapes is None else [
             s for s in bench_shapes if s.op == spec.name]
-        for bs in op_shapes:
+        plan += [(spec, bs, dt, names) for bs in op_shapes if not shapes or bs.name in shapes for dt in dtypes]
+    rows: list[Row] = []
+    with progress_bar(total=sum(len(p[3]) for p in plan), desc="bench ops", unit="case", enabled=progress) as bar:
+        for spec, bs, dt, names in plan:
             shape = bs.name
-            if shapes and shape not in shapes:
-                continue
-            for dt in dtypes:
-                case = Case(dtype=DTYPES[dt], device=device, channels_last=channels_last, shape=shape,
-                            variant=spec.variants[0], params=bs.params)
-                group = f"{spec.name} {shape} {dt}{' cl' if channels_last else ''}"
-                timed = []
-                for impl in names:
-                    if log:
-                        log(f"  {group}: {impl}")
-                    times = time_call(op_step(spec.name, impl, case), dev, warmup=warmup, repeat=repeat)
-                    timed.append((impl, times, {"op": spec.name, "shape": shape, "dtype": dt,
-                                                "layer": bs.layer, "device": device}))
-                rows += _rows("ops", group, timed)
+            case = Case(dtype=DTYPES[dt], device=device, channels_last=channels_last, shape=shape,
+                        variant=spec.variants[0], params=bs.params)
+            group = f"{spec.name} {shape} {dt}{' cl' if channels_last else ''}"
+            timed = []
+            for impl in names:
+                _announce(f"{group}: {impl}", log, bar)
+                times = time_call(op_step(spec.name, impl, case), dev, warmup=warmup, repeat=repeat)
+                timed.append((impl, times, {"op": spec.name, "shape": shape, "dtype": dt,
+                                            "layer": bs.layer, "device": device}))
+                bar.update(1)
+            rows += _rows("ops", group, timed)
     return rows
+
+
+def _announce(case: str, log: Callable[[str], None] | None, bar: Any) -> None:
+    """Name the case about to be measured: a ``log`` line, and the bar's postfix."""
+    if log:
+        log(f"  {case}")
+    bar.set_postfix_str(case, refresh=True)
 
 
 def choose_impls(rows: Sequence[Row], min_gain: float = 1.05) -> tuple[dict[str, str], dict[str, Any]]:
@@ -365,26 +375,33 @@ def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> t
 
 def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
                  repeat: int = 5, warmup: int = 2, compile: bool = False,
-                 log: Callable[[str], None] | None = None) -> list[Row]:
+                 log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
+    """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
+    ``GENERATE_POLICIES``, and the compiled ones with ``compile``). ``log`` gets one line per measured case;
+    ``progress`` shows a bar on stderr (None: when it is a terminal)."""
     dev = torch.device(device)
+    train_policies = TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ())
+    generate_policies = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ())
+    total = len(objectives) * len(train_policies) + len(generators) * len(generate_policies)
     rows: list[Row] = []
-    for name in objectives:
-        timed = []
-        for mp in TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ()):
-            if log:
-                log(f"  {name} train: {mp.name}")
-            times = time_call(train_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat)
-            timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device}))
-        rows += _rows("models", f"{name} train step", timed)
-    for name in generators:
-        timed = []
-        for mp in GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()):
-            if log:
-                log(f"  {name} generate: {mp.name}")
-            times = time_call(generate_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat * 2)
-            timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device,
-                                           "images_per_s": batch_size / (statistics.median(times) / 1e3)}))
-        rows += _rows("models", f"{name} generate", timed)
+    with progress_bar(total=total, desc="bench models", unit="case", enabled=progress) as bar:
+        for name in objectives:
+            timed = []
+            for mp in train_policies:
+                _announce(f"{name} train: {mp.name}", log, bar)
+                times = time_call(train_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat)
+                timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device}))
+                bar.update(1)
+            rows += _rows("models", f"{name} train step", timed)
+        for name in generators:
+            timed = []
+            for mp in generate_policies:
+                _announce(f"{name} generate: {mp.name}", log, bar)
+                times = time_call(generate_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat * 2)
+                timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device,
+                                               "images_per_s": batch_size / (statistics.median(times) / 1e3)}))
+                bar.update(1)
+            rows += _rows("models", f"{name} generate", timed)
     return rows
 
 

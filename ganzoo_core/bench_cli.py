@@ -5,6 +5,7 @@ the ``ganzoo_add_commands`` hook."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from ganzoo_core.errors import GanzooError
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import attrs
     import torch
 
     from ganzoo_core import bench
     from ganzoo_core._atomic import check_destination
     from ganzoo_core.ops._dispatch import list_ops
+    from ganzoo_core.progress import cli_progress
 
     if args.write_cache and args.suite != "ops":  # before anything is measured
         raise GanzooError("--write-cache needs the ops suite: 'ganzoo bench ops --write-cache'")
@@ -32,7 +35,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_destination(args.out / f"bench-{args.suite}.{suffix}", overwrite=args.overwrite, what="benchmark result")
     if args.threads:
         torch.set_num_threads(args.threads)
-    log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    shown = cli_progress(args)  # a bar on stderr, when it is a terminal
     if args.suite == "ops":
         known = list_ops()
         unknown = [op for op in args.op if op not in known]
@@ -40,33 +43,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise GanzooError(f"unknown op(s) {', '.join(map(repr, unknown))}; ops: {', '.join(known)}")
         rows = bench.bench_ops(args.op, dtypes=list(args.dtype), channels_last=args.channels_last,
                                device=args.device, repeat=args.repeat, warmup=args.warmup, shapes=args.shape,
-                               impls=args.impl, bench_shapes=bench_shapes, log=log)
+                               impls=args.impl, bench_shapes=bench_shapes, progress=shown)
         title = "op implementations vs reference (forward + backward)"
     else:
         objectives = args.model
         generators = args.generator if args.generator is not None else objectives
         rows = bench.bench_models(objectives, generators, device=args.device, batch_size=args.batch_size,
-                                  repeat=args.repeat, warmup=args.warmup, compile=args.compile, log=log)
+                                  repeat=args.repeat, warmup=args.warmup, compile=args.compile, progress=shown)
         title = f"training step and generation, batch {args.batch_size}, vs fp32 eager on reference ops"
     if not rows:
         raise GanzooError("nothing was measured: check --op, --shape (names: the ops' own or those of --shapes FILE) "
                           "and --impl")
-    print(bench.format_table(rows))
+    if not args.json:  # with --json, stdout holds only the JSON at the end, which names the files too
+        print(bench.format_table(rows))
     meta = bench.run_meta(args.device) | {"suite": args.suite, "argv": sys.argv[1:]}
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta, overwrite=args.overwrite)
     from ganzoo_core.plots import PLOTS_HINT, plotting_available
 
+    png_path = None
     if plotting_available():
         png_path = bench.draw_chart(rows, args.out / f"bench-{args.suite}.png",
                                     f"{title}\n{meta['device_name']}, torch {meta['torch_version']}",
                                     overwrite=args.overwrite)
+    choices, cache_path = None, None
+    if args.write_cache:
+        cache_path, choices = bench.write_impl_cache(rows)
+    if args.json:
+        if png_path is None:
+            print(f"no chart: matplotlib is not installed; {PLOTS_HINT}", file=sys.stderr)
+        cache = None if choices is None else {"path": str(cache_path), "choices": dict(sorted(choices.items()))}
+        print(json.dumps({"suite": args.suite, "rows": [attrs.asdict(r) for r in rows], "json": str(json_path),
+                          "png": None if png_path is None else str(png_path), "cache": cache, "meta": meta}, indent=2))
+        return 0
+    if png_path is not None:
         print(f"\nsaved {json_path} and {png_path}")
     else:
         print(f"\nsaved {json_path} (no chart: matplotlib is not installed; {PLOTS_HINT})")
-    if args.write_cache:
-        path, choices = bench.write_impl_cache(rows)
-        print(f"impl='auto' now uses: {', '.join(f'{k}={v}' for k, v in sorted(choices.items()))} ({path})")
+    if choices is not None:
+        print(f"impl='auto' now uses: {', '.join(f'{k}={v}' for k, v in sorted(choices.items()))} ({cache_path})")
     return 0
 
 
@@ -113,5 +128,8 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier result of the same suite in --out")
     p.add_argument("--write-cache", action="store_true",
                    help="ops suite: store the fastest implementation per op for impl='auto'")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                   help="no progress bar (it shows only when stderr is a terminal)")
+    p.add_argument("--json", action="store_true",
+                   help="print the rows, the files saved and the impl='auto' choices as JSON on stdout, nothing else")
     p.set_defaults(func=cmd_bench)

@@ -1,4 +1,4 @@
-"""The ``ganzoo`` command line: list, info, plugins, train, sample here; the core's ``data``, ``encode``, ``eval``
+"""The ``ganzoo`` command line: list, info, plugins, train, sample, translate here; the core's ``data``, ``encode``, ``eval``
 and ``bench`` come from its built-in plugins (``ganzoo_core.data``, ``.metrics``, ``.ops``) through the
 ``ganzoo_add_commands`` hook, as any plugin's commands do."""
 
@@ -49,9 +49,32 @@ def _entries_named(name: str) -> list[Entry]:
     return found
 
 
+def _describe_entry(entry: Entry) -> dict[str, Any]:
+    """What ``ganzoo info`` shows of one entry, as plain data (for ``--json``)."""
+    plugin = get_host().plugins.get(entry.plugin)
+    return {
+        "kind": entry.kind, "name": entry.name, "summary": entry.summary, "plugin": entry.plugin,
+        "distribution": plugin.distribution if plugin else None, "version": plugin.version if plugin else None,
+        "module": entry.module, "factory": f"{entry.module}.{entry.factory.__qualname__}", "paper": entry.paper or None,
+        "config": None if entry.cfg is None else type(entry.cfg).__name__,
+        "options": None if entry.cfg is None else cfg_to_dict(entry.cfg),
+    }
+
+
+def _json_value(value: Any) -> Any:
+    """``json.dumps``' fallback for option values: paths and other objects as text, sets as lists."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value) if isinstance(value, Path) else repr(value)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     host = get_host()
-    for entry in _entries_named(args.name):
+    entries = _entries_named(args.name)
+    if args.json:
+        print(json.dumps([_describe_entry(e) for e in entries], indent=2, default=_json_value))
+        return 0
+    for entry in entries:
         plugin = host.plugins.get(entry.plugin)
         dist = f"{plugin.distribution} {plugin.version}" if plugin else "?"
         print(f"{entry.name}  ({entry.kind})")
@@ -92,6 +115,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from ganzoo_core._atomic import check_destination
     from ganzoo_core.distributed import check_device
+    from ganzoo_core.progress import cli_progress, progress
     from ganzoo_core.visual import save_grid
 
     _check_sample_options(args)
@@ -104,10 +128,35 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if args.text:
             images, nrow = _sample_from_text(module, args)
         else:
-            images = torch.cat([chunk.to("cpu", torch.float16) for chunk in _sample_chunks(module, args)])
+            batches = -(-args.n // args.batch_size)
+            chunks = progress(_sample_chunks(module, args), total=batches, desc="sampling", unit="batch",
+                              enabled=False if batches == 1 else cli_progress(args))
+            images = torch.cat([chunk.to("cpu", torch.float16) for chunk in chunks])
     save_grid(images, args.out, nrow=nrow, overwrite=args.overwrite)
-    print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
+    if args.json:
+        print(json.dumps(_sample_summary(module, images, nrow, args), indent=2))
+    else:
+        print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
     return 0
+
+
+def _sample_summary(module: Any, images: Any, nrow: int | None, args: argparse.Namespace) -> dict[str, Any]:
+    """What ``ganzoo sample --json`` prints: the grid written, what drew it, and how."""
+    import math
+
+    from ganzoo_core._api import SPEC_ATTR
+
+    count, _, height, width = images.shape
+    columns = nrow or math.ceil(math.sqrt(count))  # as visual.make_grid lays it out, 2 px padding
+    rows = math.ceil(count / columns)
+    kind, name = getattr(module, SPEC_ATTR, (None, None))[:2]
+    return {
+        "out": str(args.out), "n": int(count), "checkpoint": str(args.checkpoint), "objective": args.objective,
+        "kind": kind, "name": name, "seed": args.seed, "batch_size": args.batch_size, "ema": args.ema,
+        "device": str(args.device), "text": args.text,
+        "grid": {"rows": rows, "columns": columns, "image_size": [int(height), int(width)],
+                 "width": columns * (width + 2) + 2, "height": rows * (height + 2) + 2},
+    }
 
 
 def _check_sample_options(args: argparse.Namespace) -> None:
@@ -219,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe a name", description="Options, defaults, paper and plugin of a name.")
     p.add_argument("name", help="a registry name, e.g. gan.hinge (see 'ganzoo list')")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable output: a list with one object per kind the name is registered as")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plugins", help="loaded and failed plugins", description="Plugins: loaded, failed and why.")
@@ -252,8 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="with --text: the text encoder (default: the objective's cfg.encoder)")
     p.add_argument("--encoder-weights", type=Path, metavar="PATH",
                    help="with --text: the encoder's trained or released weights (e.g. a char-CNN-RNN Torch7 file)")
+    p.add_argument("--json", action="store_true",
+                   help="print what was written (path, count, grid, checkpoint, seed) as JSON on stdout, nothing else")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it shows only when stderr is a terminal and --n takes several batches)")
     p.set_defaults(func=cmd_sample)
 
+    from ganzoo_core.translate import add_translate_command
+
+    add_translate_command(sub)
     get_host().add_commands(sub, {"prog": parser.prog})  # the core's data, encode, eval, bench, then plugins
     show_defaults(parser)
     return parser

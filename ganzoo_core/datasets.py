@@ -3,7 +3,8 @@
 - ``animal_mnist.train`` / ``.test``: 10,000 28×28 silhouettes of 10 animals (``pip install --no-deps animal-mnist``),
   split 9,000 / 1,000 by a fixed stratified permutation (10%, 100 test images per class).
 - ``fashion_mnist.train`` / ``.test``: the 60,000 / 10,000 28×28 images of the Debian package
-  ``dataset-fashion-mnist`` (original IDX files).
+  ``dataset-fashion-mnist`` (original IDX files): from ``root``, else the installed package (``dpkg -L``), else the
+  folder ``ganzoo data fetch fashion_mnist`` unpacks it into (no root needed; ``ganzoo_core.data.fetch``).
 
 Every dataset yields ``{"image": float32 C×H×W in [-1, 1], "label": int64}``; ``image_size`` resizes, ``channels``
 (1 or 3) repeats grey to RGB, ``classes`` keeps some labels, ``limit`` keeps the first N, ``root`` points at the
@@ -30,6 +31,7 @@ from torch.utils.data import Dataset
 from ganzoo_core import validators as v
 from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
+from ganzoo_core.data.fetch import fetch_command, fetched_files, searched
 from ganzoo_core.data.schema import ArrayBundle
 from ganzoo_core.errors import DatasetUnavailableError, GanzooError
 
@@ -138,14 +140,23 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype, offset=offset).reshape(dims)
 
 
-def _find(root: str | None, names: Sequence[str], package: str) -> dict[str, Path]:
-    candidates = (
-        [Path(root) / n for n in names] + [Path(root) / (n + ".gz") for n in names]
-        if root is not None
-        else [p for p in debian_files(package) if p.name.removesuffix(".gz") in names]
-    )
-    found = {p.name.removesuffix(".gz"): p for p in candidates if p.is_file()}
+def _pick(candidates: Sequence[Path], names: Sequence[str]) -> dict[str, Path]:
+    """``{name: file}`` of the first file of ``candidates`` named ``name`` or ``name.gz``, for every one of
+    ``names``; empty unless all are there."""
+    found: dict[str, Path] = {}
+    for p in candidates:
+        key = p.name.removesuffix(".gz")
+        if key in names and key not in found and p.is_file():
+            found[key] = p
     return found if all(n in found for n in names) else {}
+
+
+def _find(root: str | None, names: Sequence[str], package: str, fetched: str) -> dict[str, Path]:
+    """The files ``names`` (or ``.gz``) in ``root``; without ``root``, those of the installed Debian ``package``,
+    else those under the folder ``ganzoo data fetch <fetched>`` fills."""
+    if root is not None:
+        return _pick([*(Path(root) / n for n in names), *(Path(root) / (n + ".gz") for n in names)], names)
+    return _pick(debian_files(package), names) or _pick(fetched_files(fetched), names)
 
 
 _FASHION_FILES = {
@@ -163,19 +174,21 @@ def fashion_mnist(cfg: ImageDatasetCfg) -> ImageArrayDataset:
     if cfg.split not in _FASHION_FILES:
         raise GanzooError(f"fashion_mnist split must be 'train' or 'test', got {cfg.split!r}")
     names = _FASHION_FILES[cfg.split]
-    files = _find(cfg.root, names, "dataset-fashion-mnist")
+    files = _find(cfg.root, names, "dataset-fashion-mnist", "fashion_mnist")
     if not files:
-        where = f"in {cfg.root!r}" if cfg.root else "from the Debian package dataset-fashion-mnist"
+        where = (f"in {cfg.root!r}" if cfg.root else
+                 f"in the Debian package dataset-fashion-mnist or in {searched('fashion_mnist')}")
         raise DatasetUnavailableError(
-            f"Fashion-MNIST files {list(names)} not found {where}; install it with "
-            "'sudo apt-get install dataset-fashion-mnist' or pass root=<folder with the IDX files>"
+            f"Fashion-MNIST files {list(names)} not found {where}; fetch them with '{fetch_command('fashion_mnist')}' "
+            "(no root needed), install them with 'sudo apt-get install dataset-fashion-mnist', or pass "
+            "root=<folder with the IDX files>"
         )
     images, labels = read_idx(files[names[0]]), read_idx(files[names[1]])
     return ImageArrayDataset(images, labels, FASHION_CLASSES, cfg)
 
 
 def _fashion_available(cfg: ImageDatasetCfg) -> bool:
-    return bool(_find(cfg.root, _FASHION_FILES.get(cfg.split, ()), "dataset-fashion-mnist"))
+    return bool(_find(cfg.root, _FASHION_FILES.get(cfg.split, ()), "dataset-fashion-mnist", "fashion_mnist"))
 
 
 fashion_mnist.available = _fashion_available  # type: ignore[attr-defined]  (read by 'ganzoo data list')

@@ -144,3 +144,29 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     warnings.warn("ganzoo_core.make_generator is deprecated: use ganzoo_core.seeded_rng (the same seeded "
                   "torch.Generator)", DeprecationWarning, stacklevel=2)
     return seeded_rng(seed, device)
+
+
+@attrs.frozen(kw_only=True)
+class TranslationOption:
+    """One option of an ``ImageTranslator``'s ``translate_images``: its choices (``None``: free), default and help, for
+    ``ganzoo translate`` and the demo page. ``kind="attributes"``: a mapping of label name (one of ``choices``) to a
+    number (``--set-attr NAME=VALUE``)."""
+
+    choices: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    default: Any = None
+    help: str = ""
+    kind: str = attrs.field(default="choice", validator=attrs.validators.in_(("choice", "attributes")))
+
+
+@runtime_checkable
+class ImageTranslator(Protocol):
+    """An objective that runs on the user's own images (``ganzoo translate``, ``ganzoo demo``): pix2pix, CycleGAN,
+    StarGAN. ``translate_images`` takes RGB images (N, 3, H, W) in [-1, 1] of ``translation_size`` (H, W) and returns
+    images in [-1, 1] (RGB, or grey); its keyword options are ``translation_options``."""
+
+    translation_options: Mapping[str, TranslationOption]
+
+    @property
+    def translation_size(self) -> tuple[int, int]: ...
+
+    def translate_images(self, images: Tensor, **options: Any) -> Tensor: ...

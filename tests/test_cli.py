@@ -201,12 +201,12 @@ def test_the_cores_own_commands_come_through_the_plugin_hook(capsys) -> None:
     hooks = {name: info.hooks for name, info in get_host().plugins.items()}
     assert all("ganzoo_add_commands" in hooks[p] for p in ("core.data", "core.metrics", "core.ops"))
     with use_host(PluginHost()):  # no built-in plugin loaded
-        assert _subcommands() == ["info", "list", "plugins", "sample", "train"]
+        assert _subcommands() == ["info", "list", "plugins", "sample", "train", "translate"]
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = capsys.readouterr().out
-    order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "data", "encode",
-                                                       "eval", "bench")]
+    order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "translate", "data",
+                                                       "encode", "eval", "bench")]
     assert order == sorted(order)  # the order 'ganzoo --help' always had
 
 

@@ -157,8 +157,10 @@ def test_cldr_emoji_groups_parser(tmp_path: Path) -> None:
         emoji.load_cldr_labels(str(tmp_path / "nowhere"))
 
 
-def test_missing_emoji_sources_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_emoji_sources_say_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setattr(emoji, "debian_files", lambda package: [])
+    monkeypatch.setenv("GANZOO_DATA_DIR", str(tmp_path))  # nothing fetched there either
+    monkeypatch.setenv("HOME", str(tmp_path))
     for name, package in (("emoji.noto", "fonts-noto-color-emoji"), ("emoji.symbola", "fonts-symbola")):
         with pytest.raises(gz.DatasetUnavailableError, match=f"apt-get install {package}"):
             gz.create_dataset(name, keywords=False)

@@ -2,8 +2,9 @@
 
 The text is the R package janeaustenr (MIT), read from the lazy-load database of the Debian package
 ``r-cran-janeaustenr`` with PyPI ``rdata``. The .deb is unpacked, not installed (installing pulls in all of R): run
-``scripts/fetch_austen.sh`` or the commands ``unavailable_message`` prints. ``root`` points at the unpacked folder;
-by default ``$GANZOO_DATA_DIR/janeaustenr`` and then ``~/.cache/ganzoo/janeaustenr`` are searched.
+``ganzoo data fetch austen`` (or ``scripts/fetch_austen.sh``, or the commands ``unavailable_message`` prints).
+``root`` points at the unpacked folder; without it the installed package (``dpkg -L``), then
+``$GANZOO_DATA_DIR/janeaustenr`` and ``~/.cache/ganzoo/janeaustenr`` are searched.
 
 Lines are joined into paragraphs (blank lines separate them); the title page before the first chapter, chapter and
 volume headings, ``* * *`` separators and everything from "THE END" / "Finis" on are dropped; ``_italics_`` lose
@@ -16,7 +17,6 @@ of each book.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import warnings
 import zlib
@@ -29,7 +29,9 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ganzoo_core import validators as v
+from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
+from ganzoo_core.data.fetch import fetch_command, fetched_folders
 from ganzoo_core.data.schema import ArrayBundle, DataError
 from ganzoo_core.errors import DatasetUnavailableError
 
@@ -98,26 +100,34 @@ def book_sentences(lines: Sequence[str]) -> list[str]:
 
 
 def default_roots() -> list[Path]:
-    env = os.environ.get("GANZOO_DATA_DIR")
-    return [*([Path(env) / "janeaustenr"] if env else []), Path.home() / ".cache" / "ganzoo" / "janeaustenr"]
+    """``$GANZOO_DATA_DIR/janeaustenr`` (when set), ``~/.cache/ganzoo/janeaustenr``: where ``ganzoo data fetch austen``
+    unpacks the package."""
+    return fetched_folders("austen")
 
 
 def unavailable_message(where: str) -> str:
     dest = default_roots()[0]
     return (f"the Jane Austen novels (Debian r-cran-janeaustenr) were not found {where}; fetch them with "
-            f"'scripts/fetch_austen.sh' or: cd \"$(mktemp -d)\" && apt-get download r-cran-janeaustenr && "
-            f"mkdir -p {dest} && dpkg-deb -x r-cran-janeaustenr_*.deb {dest} (no root needed; do not apt-get install "
-            "it: that pulls in all of R), or pass root=<folder holding the unpacked package>")
+            f"'{fetch_command('austen')}' (no root needed) or: cd \"$(mktemp -d)\" && apt-get download "
+            f"r-cran-janeaustenr && mkdir -p {dest} && dpkg-deb -x r-cran-janeaustenr_*.deb {dest} (do not apt-get "
+            "install it: that pulls in all of R), or pass root=<folder holding the unpacked package>")
 
 
 def find_rdx(root: str | None) -> Path:
-    """The ``janeaustenr/data/Rdata.rdx`` under ``root`` (or a default folder)."""
+    """The ``janeaustenr/data/Rdata.rdx`` under ``root``; without it, of the installed package, else under a
+    default folder."""
+    if root is None:
+        installed = [p for p in debian_files("r-cran-janeaustenr") if p.as_posix().endswith(_RDX) and p.is_file()]
+        if installed:
+            return installed[0]
     roots = [Path(root)] if root is not None else default_roots()
     for folder in roots:
         hits = sorted(folder.glob(f"**/{_RDX}")) if folder.is_dir() else []
         if hits:
             return hits[0]
-    raise DatasetUnavailableError(unavailable_message("in " + " or ".join(repr(str(r)) for r in roots)))
+    where = " or ".join(repr(str(r)) for r in roots)
+    raise DatasetUnavailableError(unavailable_message(f"in {where}" if root is not None else
+                                                      f"in the installed package or in {where}"))
 
 
 def _rdata() -> Any:
@@ -149,7 +159,8 @@ def read_books(rdx: Path, names: Sequence[str] | None = None) -> dict[str, list[
                 for name, (at, size) in index.items() if names is None or str(name) in names}
     except (OSError, EOFError, zlib.error, KeyError, TypeError, ValueError) as err:
         raise DataError(f"cannot read the janeaustenr database {str(rdx)!r} ({type(err).__name__}: {err}); it may be "
-                        "truncated: fetch it again with scripts/fetch_austen.sh") from err
+                        "truncated: fetch it again with "
+                        f"'{fetch_command('austen')} --force'") from err
 
 
 def make_corpus(books: Sequence[str], root: str | None, test_fraction: float) -> ArrayBundle:

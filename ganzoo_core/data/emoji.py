@@ -1,14 +1,16 @@
 """Built-in datasets ``emoji.noto``, ``emoji.symbola``, ``emoji.pairs``, ``emoji.tones``: emoji rendered from Debian fonts.
 
 - Fonts: Noto Color Emoji (``fonts-noto-color-emoji``, CBDT colour bitmaps, drawn at their native 109 px) and Symbola
-  (``fonts-symbola``, monochrome line art), found with ``dpkg -L``; ``noto_font`` / ``symbola_font`` override.
+  (``fonts-symbola``, monochrome line art): ``noto_font`` / ``symbola_font``, else the installed package (``dpkg -L``),
+  else the folder ``ganzoo data fetch emoji_fonts`` unpacks the fonts and the CLDR files into (no root needed).
 - Which emoji: every fully-qualified emoji of the PyPI ``emoji`` package that the font draws as one non-empty glyph
   (Noto: sequences it cannot join are skipped; Symbola: single code points only, after dropping U+FE0F).
 - Images: the glyph is cropped to its bounding box, centred on a square of the ``background`` colour (default
   white: Noto's colour glyph composited on white, Symbola's line art black on white; ``"black"`` inverts that),
   and resized with antialiasing (Lanczos) to ``image_size``. Noto images are RGB, Symbola images grey.
 - Captions: the ``emoji`` package name, then the CLDR text-to-speech name and keyword phrases of Debian
-  ``unicode-cldr-core`` (``common/annotations/en.xml`` and ``annotationsDerived/en.xml``) when ``keywords=True``.
+  ``unicode-cldr-core`` (``common/annotations/en.xml`` and ``annotationsDerived/en.xml``) when ``keywords=True``;
+  the CLDR ``common`` folder is ``cldr_dir``, else the installed package's, else the fetched one.
 - Attributes (one-hot blocks): ``tone=`` none / 5 skin tones (from the first modifier code point), ``gender=`` man /
   woman / neither (from the name's words). Labels: the tone index. Splits: an emoji is in ``test`` when the CRC-32
   of its untoned form is 0 mod 10, so every tone of one base lands in the same split on every machine.
@@ -36,6 +38,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ganzoo_core import validators as v
 from ganzoo_core._debian import debian_files
 from ganzoo_core._registry import register_dataset
+from ganzoo_core.data.fetch import fetch_command, fetched_files, searched
 from ganzoo_core.data.schema import ArrayBundle, BundleDataset, DataError
 from ganzoo_core.errors import DatasetUnavailableError
 
@@ -51,6 +54,8 @@ VS16 = "\ufe0f"
 NATIVE_SIZE = 109  # Noto Color Emoji's only bitmap strike
 _TONE_IN_NAME = re.compile(r"(medium-light|medium-dark|light|medium|dark)[ _]skin[ _]tone")
 _BACKGROUNDS = {"white": 255, "black": 0}
+FETCHED = "emoji_fonts"  # the name 'ganzoo data fetch' fetches the fonts and the CLDR files under
+FETCH = fetch_command(FETCHED)
 
 
 # -- what an emoji is -------------------------------------------------------------------------------------------------
@@ -131,7 +136,8 @@ def load_cldr(cldr_dir: str | None) -> dict[str, Annotation]:
     files = [common / "annotations" / "en.xml", common / "annotationsDerived" / "en.xml"]
     if not files[0].is_file():
         raise DatasetUnavailableError(f"no CLDR annotations at {str(files[0])!r}: pass cldr_dir=<CLDR 'common' folder>, "
-                                      "'apt-get install unicode-cldr-core', or keywords=False")
+                                      f"run '{FETCH}' (no root needed) or 'sudo apt-get install unicode-cldr-core', "
+                                      "or pass keywords=False")
     merged: dict[str, Annotation] = {}
     for file in files:
         if file.is_file():
@@ -175,8 +181,9 @@ def load_cldr_labels(cldr_dir: str | None) -> dict[str, str]:
     """The emoji groups of a CLDR ``common`` folder (default: Debian ``unicode-cldr-core``'s)."""
     path = (Path(cldr_dir) if cldr_dir else _cldr_common()) / "properties" / "labels.txt"
     if not path.is_file():
-        raise DatasetUnavailableError(f"no CLDR emoji groups at {str(path)!r}: pass cldr_dir=<CLDR 'common' folder> "
-                                      "or 'apt-get install unicode-cldr-core'")
+        raise DatasetUnavailableError(f"no CLDR emoji groups at {str(path)!r}: pass cldr_dir=<CLDR 'common' folder>, "
+                                      f"run '{FETCH}' (no root needed) or 'sudo apt-get install unicode-cldr-core', "
+                                      "or pass category=False")
     return parse_cldr_labels(path)
 
 
@@ -190,11 +197,15 @@ def category_of(text: str, table: dict[str, str]) -> str:
 
 
 def _cldr_common() -> Path:
-    hits = [p for p in debian_files("unicode-cldr-core") if p.as_posix().endswith("common/annotations/en.xml")]
-    if not hits:
-        raise DatasetUnavailableError("emoji keywords need the CLDR annotations: 'apt-get install unicode-cldr-core', "
-                                      "or pass cldr_dir=<CLDR 'common' folder>, or keywords=False for names only")
-    return hits[0].parent.parent
+    """The CLDR ``common`` folder of the installed ``unicode-cldr-core``, else of the fetched one."""
+    for files in (debian_files("unicode-cldr-core"), fetched_files(FETCHED)):
+        hits = [p for p in files if p.as_posix().endswith("common/annotations/en.xml") and p.is_file()]
+        if hits:
+            return hits[0].parent.parent
+    raise DatasetUnavailableError(f"emoji keywords and groups need the CLDR files of Debian unicode-cldr-core, not "
+                                  f"installed nor in {searched(FETCHED)}: run '{FETCH}' (no root needed) or 'sudo "
+                                  "apt-get install unicode-cldr-core', or pass cldr_dir=<CLDR 'common' folder>, or "
+                                  "keywords=False and category=False (names only, no groups)")
 
 
 def captions_for(text: str, name: str, notes: dict[str, Annotation]) -> list[str]:
@@ -214,15 +225,19 @@ def captions_for(text: str, name: str, notes: dict[str, Annotation]) -> list[str
 
 
 def find_font(package: str, pattern: str, override: str | None, option: str) -> Path:
-    """The font file ``override`` or the one of Debian ``package`` whose name matches ``pattern``."""
+    """The font file ``override``, else the one of Debian ``package`` whose name matches ``pattern``: installed, else
+    fetched (``ganzoo data fetch emoji_fonts``)."""
     if override is not None:
         if not Path(override).is_file():
             raise DatasetUnavailableError(f"{option}={override!r} is not a file")
         return Path(override)
-    hits = sorted(p for p in debian_files(package) if re.fullmatch(pattern, p.name))
-    if not hits:
-        raise DatasetUnavailableError(f"font not found: 'apt-get install {package}' or pass {option}=<font file>")
-    return hits[0]
+    for files in (debian_files(package), fetched_files(FETCHED)):
+        hits = sorted(p for p in files if re.fullmatch(pattern, p.name) and p.is_file())
+        if hits:
+            return hits[0]
+    raise DatasetUnavailableError(f"font of Debian {package} not found (not installed, not in {searched(FETCHED)}): "
+                                  f"run '{FETCH}' (no root needed) or 'sudo apt-get install {package}', or give the "
+                                  f"emoji dataset {option}=<font file>")
 
 
 @functools.lru_cache(maxsize=8)
@@ -389,9 +404,9 @@ class EmojiCfg:
     margin: float = attrs.field(default=0.0, validator=v.non_negative)  # border, fraction of the glyph side
     keywords: bool = True  # CLDR keywords in the captions (needs unicode-cldr-core); False: names only
     split: str = attrs.field(default="all", validator=attrs.validators.in_(("all", "train", "test")))
-    noto_font: str | None = attrs.field(default=None, converter=_opt_str)  # NotoColorEmoji.ttf; None: dpkg -L
-    symbola_font: str | None = attrs.field(default=None, converter=_opt_str)  # Symbola*.ttf; None: dpkg -L
-    cldr_dir: str | None = attrs.field(default=None, converter=_opt_str)  # CLDR 'common' folder; None: dpkg -L
+    noto_font: str | None = attrs.field(default=None, converter=_opt_str)  # NotoColorEmoji.ttf; None: dpkg -L, fetched
+    symbola_font: str | None = attrs.field(default=None, converter=_opt_str)  # Symbola*.ttf; None: dpkg -L, fetched
+    cldr_dir: str | None = attrs.field(default=None, converter=_opt_str)  # CLDR 'common' folder; None: dpkg -L, fetched
     encoder: str | None = attrs.field(default=None, converter=_opt_str)  # text encoder: items carry "text_emb"
     wrong_image: bool = False  # items carry "image_wrong", an emoji with other captions (matching-aware D)
     caption_average: int = attrs.field(default=1, validator=v.size)  # captions averaged into text_emb (CAPTION_AVERAGE)

@@ -61,7 +61,8 @@ def format_table(result: Mapping[str, Any]) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ganzoo_core._atomic import check_destination
     from ganzoo_core.checkpoints import load
-    from ganzoo_core.metrics.evaluate import evaluate
+    from ganzoo_core.metrics.evaluate import evaluate, result_json
+    from ganzoo_core.progress import cli_progress
 
     if not args.reference:
         raise GanzooError("eval needs a reference dataset: --reference NAME, or reference = \"NAME\" in the [eval] "
@@ -75,8 +76,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         module, args.reference, extractor=extractor, extractor_kwargs=kwargs, n_samples=args.n,
         n_reference=args.n_reference, batch_size=args.batch_size, seed=args.seed, metrics=args.metrics.split(","),
         device=args.device, cache_dir=None if args.no_cache else args.cache_dir, floor=args.floor,
-        source_info={"checkpoint": str(args.checkpoint), "ema": args.ema}, out=out,
+        source_info={"checkpoint": str(args.checkpoint), "ema": args.ema}, out=out, progress=cli_progress(args),
     )
+    if getattr(args, "json", False):
+        print(result_json(result))
+        return 0
     print(format_table(result))
     print(f"result: {result['path']}")
     return 0
@@ -113,7 +117,16 @@ def add_eval_commands(subparsers: Any) -> None:
         description="FID, KID, Inception Score and precision/recall of a checkpoint's samples against a reference "
                     "dataset, with the full protocol written to a JSON file.")
     add_eval_arguments(p)
+    _add_output_arguments(p)
     p.set_defaults(func=cmd_eval)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--no-progress``: how ``ganzoo eval`` reports, not what it measures (so not run config keys)."""
+    p.add_argument("--json", action="store_true",
+                   help="print the result (what the result file holds) as JSON on stdout, and nothing else")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (they show only when stderr is a terminal)")
 
 
 __all__ = ["add_eval_arguments", "add_eval_commands", "cmd_eval", "default_cache_dir", "default_extractor", "format_table"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from ganzoo_core.config import cfg_to_dict
 from ganzoo_core.errors import GanzooError
 from ganzoo_core.metrics import scores
 from ganzoo_core.metrics.extractors import FeatureExtractor
+from ganzoo_core.progress import progress as progress_bar
 
 METRICS: tuple[str, ...] = ("fid", "kid", "is", "pr")
 """Names ``metrics=`` accepts: Fréchet Inception Distance, Kernel Inception Distance, Inception Score, and
@@ -118,6 +119,15 @@ def sample_batches(source: Source, n: int, batch_size: int, seed: int) -> Iterat
             source.train(was_training)
 
 
+def _counted(batches: Iterable[Tensor], *, total: int, desc: str, enabled: bool | None) -> Iterator[Tensor]:
+    """``batches`` unchanged, with a progress bar on stderr (``ganzoo_core.progress``) that counts the images of
+    each batch once the consumer asks for the next one (after it has, e.g., extracted the batch's features)."""
+    with progress_bar(total=total, desc=desc, unit="img", enabled=enabled) as bar:
+        for images in batches:
+            yield images
+            bar.update(len(images))
+
+
 def describe_source(source: Source) -> dict[str, Any]:
     spec = getattr(source, SPEC_ATTR, None)
     if spec is None:
@@ -186,13 +196,20 @@ def _write_cache(path: Path, key: str, fs: FeatureSet) -> None:
 def reference_features(net: FeatureExtractor, reference: str | Any, *, n: int | None = None,
                        reference_kwargs: Mapping[str, Any] | None = None, batch_size: int = 250,
                        device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-                       fingerprint: str | None = None) -> tuple[FeatureSet, dict[str, Any]]:
-    """Features of the first ``n`` reference images (all when None), from the cache when it holds them."""
+                       fingerprint: str | None = None, progress: bool | None = None
+                       ) -> tuple[FeatureSet, dict[str, Any]]:
+    """Features of the first ``n`` reference images (all when None), from the cache when it holds them.
+    ``progress``: a bar on stderr while extracting (None: when stderr is a terminal; False: never)."""
     data, info = open_reference(reference, reference_kwargs)
     count = len(data) if n is None else min(n, len(data))
     info.update(n=count, selection=f"the first {count} images of the split, in dataset order", cached=False)
+
+    def batches() -> Iterator[Tensor]:
+        return _counted(reference_batches(data, range(count), batch_size), total=count, desc="reference features",
+                        enabled=progress)
+
     if cache_dir is None:
-        return extract(net, reference_batches(data, range(count), batch_size), device), info
+        return extract(net, batches(), device), info
     protocol = net.protocol()
     described = {"reference": {k: info[k] for k in ("dataset", "split", "config", "n")}, "extractor": protocol["name"],
                  "extractor_config": protocol["config"], "input": protocol["input"],
@@ -204,7 +221,7 @@ def reference_features(net: FeatureExtractor, reference: str | Any, *, n: int | 
     if cached is not None:
         info["cached"] = True
         return cached, info
-    fs = extract(net, reference_batches(data, range(count), batch_size), device)
+    fs = extract(net, batches(), device)
     _write_cache(path, key, fs)
     return fs, info
 
@@ -287,8 +304,13 @@ def _warnings(protocol: Mapping[str, Any], n_fake: int, reference: Mapping[str, 
 def write_result(result: Mapping[str, Any], path: str | Path, *, overwrite: bool = True) -> Path:
     """Write a result as indented JSON, atomically (a crash leaves the previous file)."""
     with atomic_path(path, overwrite=overwrite, what="result file") as tmp:
-        tmp.write_text(json.dumps(result, indent=2, sort_keys=False, default=_json_default) + "\n")
+        tmp.write_text(result_json(result) + "\n")
     return Path(path)
+
+
+def result_json(result: Mapping[str, Any]) -> str:
+    """A result as the indented JSON ``write_result`` writes (without the final newline)."""
+    return json.dumps(result, indent=2, sort_keys=False, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -303,14 +325,14 @@ def _json_default(value: Any) -> Any:
 def _extractor_and_reference(
     extractor: str, extractor_kwargs: Mapping[str, Any] | None, reference: str | Any, n_reference: int | None,
     reference_kwargs: Mapping[str, Any] | None, batch_size: int, device: str | torch.device,
-    cache_dir: str | Path | None,
+    cache_dir: str | Path | None, progress: bool | None,
 ) -> tuple[FeatureExtractor, str, FeatureSet, dict[str, Any]]:
     """The extractor, its weights' fingerprint, and the (cached) reference features it gives."""
     net = build_extractor(extractor, extractor_kwargs, device)
     fingerprint = state_fingerprint(net)
     real, ref_info = reference_features(net, reference, n=n_reference, reference_kwargs=reference_kwargs,
                                         batch_size=batch_size, device=device, cache_dir=cache_dir,
-                                        fingerprint=fingerprint)
+                                        fingerprint=fingerprint, progress=progress)
     return net, fingerprint, real, ref_info
 
 
@@ -332,6 +354,7 @@ def evaluate(
     floor: bool = False,
     source_info: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``n_samples`` samples of ``source`` against the reference dataset (a registered name such as
     ``"fashion_mnist.test"``, or a dataset object) with the extractor ``extractor``.
@@ -339,7 +362,8 @@ def evaluate(
     Samples are drawn in eval mode with ``source.sample(b, seed=batch_seed(seed, i))`` per batch ``i`` (a bare
     generator gets seeded ``example_inputs``; a callable is called as ``f(b, seed)``). ``floor=True`` adds the
     scores of two disjoint reference halves. The result holds the scores, the protocol and warnings; with ``out`` it
-    is also written there as JSON (atomically).
+    is also written there as JSON (atomically). ``progress``: bars on stderr while reference features are extracted
+    and samples drawn (None: when stderr is a terminal; False: never; True: always).
     """
     started = time.perf_counter()
     wanted = check_metrics(metrics)
@@ -347,9 +371,10 @@ def evaluate(
         raise GanzooError(f"n_samples must be at least 2, got {n_samples}")
     check_counts(batch_size=batch_size, seed=seed, n_reference=n_reference)
     net, fingerprint, real, ref_info = _extractor_and_reference(
-        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
+        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir, progress)
     t_ref = time.perf_counter()
-    fake = extract(net, sample_batches(source, n_samples, batch_size, seed), device)
+    fake = extract(net, _counted(sample_batches(source, n_samples, batch_size, seed), total=n_samples, desc="samples",
+                                 enabled=progress), device)
     t_fake = time.perf_counter()
     result = _result(net, fingerprint, wanted, options, real, fake, ref_info, floor, seed)
     result["protocol"]["samples"] = {
@@ -407,12 +432,14 @@ def real_vs_real(
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
     out: str | Path | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
-    """The floor of every score: one seeded half of the reference scored against the other, disjoint half."""
+    """The floor of every score: one seeded half of the reference scored against the other, disjoint half.
+    ``progress``: a bar on stderr while reference features are extracted (None: when stderr is a terminal)."""
     wanted = check_metrics(metrics)
     check_counts(batch_size=batch_size, seed=seed, n_reference=n_reference)
     net, fingerprint, real, ref_info = _extractor_and_reference(
-        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir)
+        extractor, extractor_kwargs, reference, n_reference, reference_kwargs, batch_size, device, cache_dir, progress)
     half_a, half_b = split_halves(real, seed)
     result = _result(net, fingerprint, wanted, options, half_a, half_b, ref_info, False, seed)
     result["protocol"]["samples"] = {"kind": "real_vs_real", "n": len(half_b.features), "seed": seed,
@@ -426,6 +453,6 @@ def real_vs_real(
 
 __all__ = [
     "METRICS", "FeatureSet", "ScoreOptions", "batch_seed", "build_extractor", "compute_scores", "evaluate",
-    "extract", "real_vs_real", "reference_features", "sample_batches", "split_halves", "state_fingerprint",
+    "extract", "real_vs_real", "reference_features", "result_json", "sample_batches", "split_halves", "state_fingerprint",
     "write_result",
 ]

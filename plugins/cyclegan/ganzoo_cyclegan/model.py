@@ -368,6 +368,23 @@ class CycleGANObjective(nn.Module):
         d_b = 0.5 * (L.d_real(n["D_B"](real_a)) + L.d_fake(n["D_B"](pooled_a.to(real_a.dtype))))
         return d_a + d_b, {"d_a": d_a.detach(), "d_b": d_b.detach()}
 
+    # -- the user's own images (`ganzoo translate`, the demo page) ---------------------------------------------
+    translation_options: Mapping[str, Any] = {
+        "direction": gz.TranslationOption(choices=("AtoB", "BtoA"), default="AtoB",
+                                          help="AtoB: G_A (domain A to B); BtoA: G_B")}
+
+    @property
+    def translation_size(self) -> tuple[int, int]:
+        _, h, w = self.image_shape
+        return h, w
+
+    @torch.no_grad()
+    def translate_images(self, images: Tensor, direction: str = "AtoB") -> Tensor:
+        """RGB images (N, 3, H, W) in [-1, 1] through G_A or G_B (grey networks take their mean)."""
+        g = self.networks["G_A" if direction == "AtoB" else "G_B"]
+        x = images.to(next(g.parameters()).device)
+        return self.translate(x.mean(1, keepdim=True) if g.cfg.in_channels == 1 else x, direction)
+
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         """Images of one domain through ``G_A`` (``"AtoB"``) or ``G_B`` (``"BtoA"``)."""

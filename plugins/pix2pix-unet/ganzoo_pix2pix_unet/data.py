@@ -112,7 +112,12 @@ class PairedDataset(Dataset[dict[str, Tensor]]):
             kwargs["image_size"] = cfg.image_size
         if cfg.split != "all":
             kwargs["split"] = cfg.split
-        self.source = gz.create_dataset(cfg.source, **kwargs)
+        try:
+            self.source = gz.create_dataset(cfg.source, **kwargs)
+        except gz.DatasetUnavailableError as err:  # the source's own options go inside source_kwargs
+            raise gz.DatasetUnavailableError(
+                f"{err}; through {cfg.source!r} as a pix2pix source, give its options inside source_kwargs, e.g. "
+                "--data-set \"source_kwargs={'keywords': False, 'noto_font': 'NotoColorEmoji.ttf'}\"") from err
 
     def __len__(self) -> int:
         return len(self.source)

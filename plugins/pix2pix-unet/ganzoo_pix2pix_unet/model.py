@@ -478,6 +478,34 @@ class Pix2pixObjective(nn.Module):
             out = g(a)
         return pix2pix_to_rgb(a, out) if self.cfg.output == "lab" else out
 
+    # -- the user's own images (`ganzoo translate`, the demo page) ---------------------------------------------
+    translation_options: Mapping[str, Any] = {}  # G maps its input domain; nothing to choose
+
+    @property
+    def translation_size(self) -> tuple[int, int]:
+        """(H, W) of G's input."""
+        size = self.networks["G"].cfg.image_size
+        return size, size
+
+    @torch.no_grad()
+    def translate_images(self, images: Tensor) -> Tensor:
+        """RGB images (N, 3, H, W) in [-1, 1] → G's output as RGB (or grey) in [-1, 1], under the sampling modes of
+        the config. A colorization G (``output="lab"``) takes the images' L channel and returns L with its ab; a
+        one-channel G takes their grey level. With batch statistics (``sample_norm="batch"``, the released test
+        code's mode) each image runs alone, as the official test's batch of 1 does, so an output does not depend on
+        which other images share its batch."""
+        from ganzoo_pix2pix_unet.color import rgb_to_pix2pix
+
+        g = self.networks["G"]
+        x = images.to(next(g.parameters()).device)
+        if self.cfg.output == "lab":
+            x = rgb_to_pix2pix(x)[0]  # A = L/50 − 1: (N, 1, H, W)
+        elif g.cfg.in_channels == 1:
+            x = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])  # ITU-R 601 luma, as PIL's "L"
+        with sampling_modes(g, self.cfg.sample_norm, self.cfg.sample_dropout):
+            out = torch.cat([g(one) for one in x.split(1)]) if self.cfg.sample_norm == "batch" else g(x)
+        return pix2pix_to_rgb(x, out) if self.cfg.output == "lab" else out
+
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
         g = self.networks["G"]
         (a,) = g.example_inputs(batch_size)

@@ -29,11 +29,14 @@ import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.data.convert import _select, decode, fit, parse_celeba_attributes
 from ganzoo_core.data.schema import DataError
-from ganzoo_stargan.model import MULTI_MODES, SHAPES_ATTRIBUTES, SHAPES_WITH_SHAPE_ATTRIBUTES
+from ganzoo_stargan.model import (
+    CELEBA_ATTRIBUTES,
+    EMOJI_ATTRIBUTES,
+    MULTI_MODES,
+    SHAPES_ATTRIBUTES,
+    SHAPES_WITH_SHAPE_ATTRIBUTES,
+)
 
-CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # the official selected_attrs
-EMOJI_ATTRIBUTES = ("tone=none", "tone=light", "tone=medium-light", "tone=medium", "tone=medium-dark", "tone=dark",
-                    "gender=man", "gender=woman")
 SPLITS = ("train", "test", "all")
 
 

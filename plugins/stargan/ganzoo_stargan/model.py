@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core import validators as v
-from ganzoo_core.errors import ConfigError, ShapeError
+from ganzoo_core.config import SAVED_BEFORE
+from ganzoo_core.errors import ConfigError, InputError, ShapeError
 from ganzoo_core.ops import InstanceNormAct2d, gradient_penalty, norm_act
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -221,6 +222,11 @@ class StarDiscriminator(nn.Module):
 # Objective
 # ---------------------------------------------------------------------------------------------------------------
 
+CELEBA_ATTRIBUTES = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # the official selected_attrs
+RAFD_EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")  # the
+# RaFD expression folders in sorted order: the class indices an ImageFolder gives them, as in the official loader
+EMOJI_ATTRIBUTES = ("tone=none", "tone=light", "tone=medium-light", "tone=medium", "tone=medium-dark", "tone=dark",
+                    "gender=man", "gender=woman")
 MULTI_MODES = ("alternate", "mixed")  # two datasets: one per step in turn (official train_multi) / mixed batches
 CLS_KINDS = ("bce", "ce")  # binary multi-label attributes (CelebA) / one categorical domain (RaFD)
 
@@ -261,6 +267,10 @@ class ObjectiveCfg:
     g_lr: float = attrs.field(default=1e-4, validator=v.positive)
     d_lr: float = attrs.field(default=1e-4, validator=v.positive)
     betas: tuple[float, float] = attrs.field(default=(0.5, 0.999), converter=tuple, validator=v.betas)
+    # names of dataset 1's labels then dataset 2's (c_dim + c2_dim), for `ganzoo translate --set-attr NAME=1` and the
+    # demo page (see ``names``)
+    label_names: tuple[str, ...] = attrs.field(default=CELEBA_ATTRIBUTES, converter=tuple,
+                                               metadata={SAVED_BEFORE: ()})
     dataset: str = "stargan.celeba"  # what `ganzoo train` uses when --data is not given
     sample_dataset: str | None = None  # inputs of sample(n) without a batch (`ganzoo sample`); None: random images
     sample_dataset_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
@@ -273,6 +283,13 @@ class ObjectiveCfg:
         bad = [i for i in flat if not 0 <= i < self.c_dim]
         if bad or len(set(flat)) != len(flat):
             raise ValueError(f"one_hot_groups {value} must hold distinct attribute indices in 0..{self.c_dim - 1}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The label names; label0, label1, ... when ``label_names`` does not have c_dim + c2_dim of them (a variant
+        whose c_dim was overridden without new names)."""
+        n = self.c_dim + self.c2_dim
+        return self.label_names if len(self.label_names) == n else tuple(f"label{i}" for i in range(n))
 
     @property
     def alternates(self) -> bool:
@@ -447,6 +464,50 @@ class StarganObjective(nn.Module):
         loss = g_adv + cfg.lambda_rec * g_rec + cfg.lambda_cls * g_cls
         return loss, {"g_adv": g_adv.detach(), "g_cls": g_cls.detach(), "g_rec": g_rec.detach()}
 
+    # -- the user's own images (`ganzoo translate`, the demo page) ---------------------------------------------
+    @property
+    def translation_options(self) -> Mapping[str, Any]:
+        return {"attributes": gz.TranslationOption(
+            kind="attributes", choices=self.cfg.names, default={},
+            help="target labels by name (NAME=1 on, NAME=0 off); unnamed ones are 0, since the input's own labels "
+                 "are not known")}
+
+    @property
+    def translation_size(self) -> tuple[int, int]:
+        _, h, w = self.image_shape
+        return h, w
+
+    def target_from_names(self, attributes: Mapping[str, float], n: int, device: torch.device) -> Tensor:
+        """G's cond (n, cond_dim) for the named target labels: the others 0; a one-hot group member set to 1 clears
+        its group; with two datasets the names must come from one, whose mask entry is set."""
+        cfg, names = self.cfg, self.cfg.names
+        if not attributes:
+            raise InputError(f"StarGAN needs a target: --set-attr NAME=1 with NAME one of {', '.join(names)}")
+        index = {name: i for i, name in enumerate(names)}
+        bad = [k for k in attributes if k not in index]
+        if bad:
+            raise InputError(f"unknown attribute {bad[0]!r}; expected one of {', '.join(names)}")
+        sets = {int(index[k] >= cfg.c_dim) for k in attributes}
+        if len(sets) > 1:
+            raise InputError(f"the targets {sorted(attributes)} name labels of both datasets; name one dataset's")
+        cond = torch.zeros(cfg.cond_dim, device=device)
+        for name, value in attributes.items():
+            i = index[name]
+            group = next((g for g in cfg.one_hot_groups if i in g), None) if cfg.cls == "bce" and i < cfg.c_dim else None
+            if group is not None and value:
+                cond[list(group)] = 0
+            cond[i] = float(value)
+        if cfg.c2_dim:
+            cond[cfg.c_dim + cfg.c2_dim + sets.pop()] = 1  # the mask names the target's dataset
+        return cond.expand(n, -1)
+
+    @torch.no_grad()
+    def translate_images(self, images: Tensor, attributes: Mapping[str, float] | None = None) -> Tensor:
+        """RGB images (N, 3, H, W) in [-1, 1] → G(x, c) for the target labels named in ``attributes``."""
+        G = self.networks["G"]
+        x = images.to(next(G.parameters()).device)
+        return G(x, self.target_from_names(dict(attributes or {}), len(x), x.device))
+
     # -- sampling -----------------------------------------------------------------------------------------------
     def domain_targets(self, cond: Tensor, ds: Tensor) -> list[Tensor]:
         """One target cond per grid column (the official ``create_labels``): each attribute of a bce dataset
@@ -570,15 +631,15 @@ _SHAPES_DATA = {"split": "test", "n": 2000}
 OBJECTIVE_VARIANTS = {
     "celeba128": ObjectiveCfg(),  # Black/Blond/Brown hair (one-hot group), Male, Young
     "both128": ObjectiveCfg(generator="stargan.both128", discriminator="stargan.both128", c2_dim=8,
-                            dataset="stargan.joint"),
+                            dataset="stargan.joint", label_names=CELEBA_ATTRIBUTES + RAFD_EXPRESSIONS),
     "shapes32": ObjectiveCfg(generator="stargan.32", discriminator="stargan.32", c_dim=8,
-                             one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
+                             one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes", label_names=SHAPES_ATTRIBUTES,
                              sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),
     "tiny32": ObjectiveCfg(generator="stargan.tiny32", discriminator="stargan.tiny32", c_dim=8,
-                           one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes",
+                           one_hot_groups=(tuple(range(7)),), dataset="stargan.shapes", label_names=SHAPES_ATTRIBUTES,
                            sample_dataset="stargan.shapes", sample_dataset_kwargs=_SHAPES_DATA),
     "emoji32": ObjectiveCfg(generator="stargan.32", discriminator="stargan.32", c_dim=6, cls="ce",
-                            one_hot_groups=(), dataset="emoji.tones",
+                            one_hot_groups=(), dataset="emoji.tones", label_names=EMOJI_ATTRIBUTES[:6],
                             sample_dataset="emoji.tones", sample_dataset_kwargs={"split": "test", "image_size": 32}),
 }
 
