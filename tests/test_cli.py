@@ -201,7 +201,7 @@ def test_the_cores_own_commands_come_through_the_plugin_hook(capsys) -> None:
     hooks = {name: info.hooks for name, info in get_host().plugins.items()}
     assert all("ganzoo_add_commands" in hooks[p] for p in ("core.data", "core.metrics", "core.ops"))
     with use_host(PluginHost()):  # no built-in plugin loaded
-        assert _subcommands() == ["info", "list", "plugins", "sample", "train", "translate"]
+        assert _subcommands() == ["demo", "info", "list", "plugins", "sample", "train", "translate"]
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = capsys.readouterr().out

@@ -53,7 +53,7 @@ def test_there_are_plugins() -> None:
     assert PLUGIN_PYPROJECTS, "no plugins/*/pyproject.toml found"
 
 
-OPTIONAL = {"matplotlib", "tensorboard", "timm", "torchfile", "transformers", "emoji", "rdata", "scikit-image"}
+OPTIONAL = {"matplotlib", "tensorboard", "timm", "torchfile", "transformers", "emoji", "rdata", "scikit-image", "gradio"}
 
 
 @pytest.mark.parametrize("pyproject", [ROOT_PYPROJECT, *PLUGIN_PYPROJECTS], ids=_rel)
@@ -66,7 +66,7 @@ def test_optional_packages_stay_extras_and_dev_tools_a_dependency_group(pyprojec
     extras = data["project"].get("optional-dependencies", {})
     assert not {"dev", "test", "tests"} & set(extras), f"{_rel(pyproject)} publishes test tools as an extra"
     if pyproject == ROOT_PYPROJECT:
-        assert {"plots", "tensorboard", "torch7", "all"} <= set(extras)
+        assert {"plots", "tensorboard", "torch7", "demo", "all"} <= set(extras)
         assert "pytest" in {_requirement_name(r) for r in data["dependency-groups"]["dev"]}
 
 
