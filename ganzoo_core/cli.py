@@ -119,10 +119,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ganzoo_core.visual import save_grid
 
     _check_sample_options(args)
-    check_destination(args.out, overwrite=args.overwrite, what="--out")  # before minutes of sampling, not after
+    if args.dir is None:
+        check_destination(args.out, overwrite=args.overwrite, what="--out")  # before minutes of sampling, not after
     device = check_device(args.device)
     module = _released_objective(args, device) if args.objective else _checkpoint_module(args, device)
     module.eval()
+    if args.dir is not None:
+        return _sample_to_dir(module, args)
     nrow = None
     with torch.no_grad():
         if args.text:
@@ -137,6 +140,49 @@ def cmd_sample(args: argparse.Namespace) -> int:
         print(json.dumps(_sample_summary(module, images, nrow, args), indent=2))
     else:
         print(f"wrote {len(images)} samples from {args.checkpoint} to {args.out}")
+    return 0
+
+
+def _sample_to_dir(module: Any, args: argparse.Namespace) -> int:
+    """``--dir DIR``: one PNG per image (``000000.png``, ...; with --text, ``<caption index>_<sample>.png``), written
+    batch by batch, so memory holds one batch whatever --n is (the files FID tools such as clean-fid read)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganzoo_core._atomic import atomic_path, check_destination
+    from ganzoo_core.progress import cli_progress, progress
+
+    out = Path(args.dir)
+    if out.exists() and not out.is_dir():
+        raise GanzooError(f"--dir {str(out)!r} is a file; give a folder")
+    total = args.n * (len(args.text) if args.text else 1)
+    width = max(6, len(str(total - 1)))
+    names = ([f"{c:03d}_{i:0{width}d}.png" for c in range(len(args.text)) for i in range(args.n)] if args.text
+             else [f"{i:0{width}d}.png" for i in range(total)])
+    for name in names:  # refuse before drawing anything
+        check_destination(out / name, overwrite=args.overwrite, what="sample image")
+    with torch.no_grad():
+        if args.text:
+            images, _ = _sample_from_text(module, args)
+            chunks = iter(images.split(args.batch_size))
+            batches = -(-total // args.batch_size)
+        else:
+            batches = -(-args.n // args.batch_size)
+            chunks = _sample_chunks(module, args)
+        index = 0
+        for chunk in progress(chunks, total=batches, desc="sampling", unit="batch",
+                              enabled=False if batches == 1 else cli_progress(args)):
+            arrays = ((chunk.float().clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round()
+            for array in arrays.astype(np.uint8):
+                with atomic_path(out / names[index], overwrite=args.overwrite, what="sample image") as tmp:
+                    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(tmp, format="PNG")
+                index += 1
+    if args.json:
+        print(json.dumps({"dir": str(out), "n": index, "checkpoint": str(args.checkpoint), "seed": args.seed,
+                          "text": args.text, "files": [names[0], names[index - 1]]}, indent=2))
+    else:
+        print(f"wrote {index} samples from {args.checkpoint} to {out}/ ({names[0]} ... {names[index - 1]})")
     return 0
 
 
@@ -294,7 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images generated per forward pass (memory grows with this, not with --n)")
     p.add_argument("--seed", type=seed_arg, default=1)
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p.add_argument("--out", type=Path, default=Path("samples.png"), help="the grid")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="instead of a grid, one PNG per image in DIR, batch by batch (any --n in bounded memory)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--no-verify", action="store_true", help="skip the check of the checkpoint's tensor hash")
     p.add_argument("--ema", action="store_true", help="use the EMA weights the run kept (trained with --ema)")

@@ -233,3 +233,29 @@ def test_every_help_shows_the_defaults_of_its_options() -> None:
             if f"default: {default}" not in text:
                 missing.append(f"{prog} {action.option_strings[-1]} (default {default!r})")
     assert not missing, missing
+
+
+def test_sample_dir_writes_one_png_per_image_batch_by_batch(tmp_path: Path, capsys) -> None:
+    """``--dir``: the same images as the grid, one file each (what folder-based FID tools read), and an existing
+    file is refused before anything is drawn."""
+    import numpy as np
+    from PIL import Image
+
+    import ganzoo_core as gz
+
+    ckpt = gz.save(gz.create_objective("dcgan.28", generator_kwargs={"ngf": 4}, discriminator_kwargs={"ndf": 4}),
+                   tmp_path / "c.safetensors")
+    args = ["sample", str(ckpt), "--n", "10", "--batch-size", "4", "--seed", "3"]
+    assert main([*args, "--dir", str(tmp_path / "imgs")]) == 0
+    files = sorted((tmp_path / "imgs").iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(10)]
+    assert main([*args, "--out", str(tmp_path / "grid.png")]) == 0
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    for i, f in enumerate(files):  # the grid: 4 columns of 28 px cells with 2 px padding
+        r, c = divmod(i, 4)
+        cell = grid[2 + r * 30: 2 + r * 30 + 28, 2 + c * 30: 2 + c * 30 + 28]
+        cell = cell[..., 0] if cell.ndim == 3 else cell
+        assert np.abs(np.asarray(Image.open(f)).astype(int) - cell).max() <= 1, f.name
+    capsys.readouterr()
+    assert main([*args, "--dir", str(tmp_path / "imgs")]) == 2
+    assert "000000.png" in capsys.readouterr().err
