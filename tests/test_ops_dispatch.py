@@ -269,3 +269,16 @@ def test_an_op_module_keeps_its_choice_until_refreshed_or_the_cache_changes(cach
     with use_impls(norm_act="counted"):  # use_impls still applies at every forward
         module(x)
     assert calls == [1, 1]
+
+
+def test_an_unmeasured_gpu_runs_the_reference_of_every_op(cache: Path) -> None:
+    """On CUDA no faster implementation is chosen before ``ganzoo bench ops --write-cache`` measured it there; a
+    measured choice is then taken (the cache names it)."""
+    from ganzoo_core.ops import list_op_specs
+    from ganzoo_core.ops._dispatch import _choose, reload_impl_cache, write_cache
+
+    reload_impl_cache()
+    for spec in list_op_specs():
+        assert _choose(spec.name, "auto", "cuda").cfg.reference, spec.name
+    write_cache({"upsample_conv/cuda": "subpixel"})
+    assert _choose("upsample_conv", "auto", "cuda").variant == "subpixel"

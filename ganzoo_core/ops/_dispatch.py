@@ -6,7 +6,9 @@ number of others. ``impl="auto"`` chooses, for the device type of the call:
 1. the process-wide choice made with ``use_impls(...)``, if any (then it behaves like an explicit ``impl=``);
 2. the implementation the measured cache names for this op on this device (``ganzoo bench ops --write-cache``),
    when it can run;
-3. otherwise the highest-priority implementation that declares itself an ``auto`` candidate for the device type;
+3. otherwise the highest-priority implementation that declares itself an ``auto`` candidate for the device type
+   (CPU only: on CUDA nothing is a candidate before it was measured there, so an unmeasured GPU runs the reference,
+   PyTorch's own cuDNN path);
 4. otherwise the reference. When the candidate of step 3 cannot run (Triton missing on a GPU machine, no compiler
    for ``torch.compile``), the reference runs and one warning says why.
 

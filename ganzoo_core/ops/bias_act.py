@@ -354,7 +354,7 @@ def triton_cdiv(n: int) -> int:
     return (n + BLOCK - 1) // BLOCK
 
 
-@register_op("bias_act.triton", requires=triton_requires, auto=("cuda",), priority=20)
+@register_op("bias_act.triton", requires=triton_requires, priority=20)  # on CUDA once measured
 def _bias_act_triton(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float, gain: float,
                      clamp: float | None) -> Tensor:
     """Triton forward and backward kernels (CUDA)."""

@@ -102,7 +102,7 @@ def fold_weights(weight: Tensor, conv_bias: Tensor | None, bn_weight: Tensor | N
     return w, b.to(weight.dtype)
 
 
-@register_op("conv_bn.folded", auto=("cpu", "cuda"), priority=10)
+@register_op("conv_bn.folded", auto=("cpu",), priority=10)
 def _conv_bn_folded(x: Tensor, weight: Tensor, conv_bias: Tensor | None, bn_weight: Tensor | None,
                     bn_bias: Tensor | None, running_mean: Tensor, running_var: Tensor, eps: float, transposed: bool,
                     stride: int, padding: int, output_padding: int) -> Tensor:

@@ -578,7 +578,7 @@ def _backward_triton(dy: Tensor, x: Tensor | None, y: Tensor | None, mean: Tenso
     return dx, dw, db
 
 
-@register_op("norm_act.triton", requires=triton_requires, auto=("cuda",), priority=20)
+@register_op("norm_act.triton", requires=triton_requires, priority=20)  # on CUDA once measured
 def _norm_act_triton(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
                      running_var: Tensor | None, kind: str, training: bool, momentum: float, eps: float, act: str,
                      alpha: float) -> Tensor:

@@ -199,7 +199,7 @@ def _runs_in_low_precision(x: Tensor) -> bool:
                                          in _LOW_PRECISION)
 
 
-@register_op("upsample_conv.lowp", auto=("cpu", "cuda"), priority=10)
+@register_op("upsample_conv.lowp", auto=("cpu",), priority=10)
 def _upsample_conv_lowp(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``subpixel`` in bf16 / fp16, the reference in fp32 and wider."""
     if _runs_in_low_precision(x):
