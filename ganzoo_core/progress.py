@@ -7,8 +7,10 @@ command's ``--no-progress`` or ``--json``), ``enabled=True`` forces it on.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 
@@ -41,4 +43,47 @@ def progress(iterable: Iterable[Any] | None = None, *, total: float | None = Non
                 leave=leave, dynamic_ncols=True, **kwargs)
 
 
-__all__ = ["cli_progress", "progress", "progress_enabled"]
+class CountBar:
+    """A ``progress(done, total)`` callback (what ``encode_texts`` calls after each batch) that draws a bar."""
+
+    def __init__(self, desc: str, unit: str = "it", enabled: bool | None = None) -> None:
+        self.desc, self.unit, self.enabled, self.bar = desc, unit, enabled, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = progress(total=total, desc=self.desc, unit=self.unit, enabled=self.enabled)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def busy(desc: str, enabled: bool | None = None) -> Iterator[None]:
+    """A bar for a step with no count to show (reading a dataset's source): its name and the elapsed time, redrawn
+    twice a second while the block runs."""
+    bar = progress(total=None, desc=desc, unit="s", enabled=enabled, bar_format="{desc}: {elapsed}")
+    if bar.disable:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
+
+
+__all__ = ["CountBar", "busy", "cli_progress", "progress", "progress_enabled"]

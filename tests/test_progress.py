@@ -208,3 +208,27 @@ def test_bench_shows_a_bar_per_case_on_a_terminal(tmp_path: Path, capsys: pytest
     for flag in ("--json", "--no-progress", "--quiet"):
         code, out, shown = run_on_terminal([*SMALLEST_OP, "--out", str(tmp_path / flag), flag], capsys, monkeypatch)
         assert code == 0 and "\r" not in shown and "bench ops" not in shown, flag  # (a no-chart note may be there)
+
+
+def test_encode_and_data_build_draw_bars_on_a_terminal_only(tmp_path, monkeypatch, capsys) -> None:
+    """``ganzoo encode`` counts captions with a bar (no hand-made "\\r" counter), ``ganzoo data build`` shows what it
+    is reading and writing; neither writes anything to a pipe."""
+    import sys
+
+    from ganzoo_core.cli import main
+
+    out = tmp_path / "shapes.h5"
+    build = ["data", "build", "shapes.32", str(out), "--set", "n=40"]
+    assert main(build) == 0
+    assert "\r" not in capsys.readouterr().err  # captured: not a terminal
+    assert main(["encode", str(out), "--encoder", "bow.hashed"]) == 0
+    assert "\r" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main([*build, "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "reading shapes.32" in err and "writing" in err
+    assert main(["encode", str(out), "--encoder", "bow.hashed", "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "encoding with bow.hashed" in err and "caption" in err
+    assert main(["encode", str(out), "--encoder", "bow.hashed", "--force", "--no-progress"]) == 0
+    assert "encoding with" not in capsys.readouterr().err

@@ -23,6 +23,7 @@ from ganzoo_core.data.convert import CONVERTERS, converter_usage, run_converter
 from ganzoo_core.data.schema import ArrayBundle, bundle_from_dataset, read_h5_info, write_h5
 from ganzoo_core.errors import GanzooError
 from ganzoo_core.overrides import parse_overrides
+from ganzoo_core.progress import CountBar, busy, cli_progress
 
 
 def availability(entry: Entry) -> str:
@@ -75,10 +76,12 @@ def build_bundle(name: str, options: dict[str, Any]) -> tuple[ArrayBundle, str, 
 def cmd_data_build(args: argparse.Namespace) -> int:
     options = parse_overrides(args.set)
     check_destination(args.out, overwrite=args.overwrite, what="dataset file")  # before the (long) build
-    bundle, source, registered = build_bundle(args.name, options)
+    with busy(f"reading {args.name}", cli_progress(args)):
+        bundle, source, registered = build_bundle(args.name, options)
     meta = {"built_from": args.name, "options": {k: _jsonable(v) for k, v in options.items()}}
     name = args.file_name or registered or args.out.stem
-    path = write_h5(bundle, args.out, name=name, source=source, meta=meta, overwrite=args.overwrite)
+    with busy(f"writing {args.out} ({len(bundle)} items)", cli_progress(args)):
+        path = write_h5(bundle, args.out, name=name, source=source, meta=meta, overwrite=args.overwrite)
     shape = "" if bundle.images is None else f", images of shape {bundle.images.shape[1:]} (H, W, C)"
     print(f"wrote {path}: {len(bundle)} items{shape}; see 'ganzoo data info {path}'")
     return 0
@@ -130,11 +133,14 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from ganzoo_core.data.encode import encode_h5, print_progress
+    from ganzoo_core.data.encode import encode_h5
 
-    rows, dim = encode_h5(args.file, args.encoder, batch_size=args.batch_size, device=args.device, force=args.force,
-                          progress=None if args.no_progress else print_progress, weights=args.weights,
-                          overrides=parse_overrides(args.set))
+    bar = CountBar(f"encoding with {args.encoder}", unit="caption", enabled=cli_progress(args))
+    try:
+        rows, dim = encode_h5(args.file, args.encoder, batch_size=args.batch_size, device=args.device,
+                              force=args.force, progress=bar, weights=args.weights, overrides=parse_overrides(args.set))
+    finally:
+        bar.close()
     print(f"wrote text_embeddings/{args.encoder} ({rows} captions x {dim}) into {args.file}")
     return 0
 
@@ -158,6 +164,7 @@ def add_data_commands(subparsers: Any) -> None:
                    help="dataset or converter option, e.g. --set root=imgs --set image_size=64")
     p.add_argument("--name", dest="file_name",
                    help="the name stored in the file (default: the registered NAME, or OUT's stem for a converter)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line (it shows on a terminal only)")
     p.set_defaults(func=cmd_data_build)
     p = sub.add_parser("info", help="what a dataset file holds",
                        description="Name, source, schema version, arrays, splits and names of a dataset file.")
@@ -189,5 +196,5 @@ def add_data_commands(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int_at_least(1), default=256, help="distinct captions per encoder call")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--force", action="store_true", help="recompute embeddings the file already has")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (it shows on a terminal only)")
     p.set_defaults(func=cmd_encode)

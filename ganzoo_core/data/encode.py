@@ -10,7 +10,6 @@ original, so an interrupted run leaves the original file as it was.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,9 +70,3 @@ def _text(value: bytes | str, index: int, path: Path) -> str:
     except UnicodeDecodeError as err:
         raise DataError(f"{str(path)!r}: caption {index} is not UTF-8 ({err}); rebuild the file with "
                         "'ganzoo data build'") from err
-
-
-def print_progress(done: int, total: int) -> None:
-    """A one-line progress counter on stderr (distinct captions embedded)."""
-    end = "\n" if done >= total else ""
-    print(f"\r  encoded {done}/{total} distinct captions", end=end, file=sys.stderr, flush=True)
