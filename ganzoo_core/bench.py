@@ -15,13 +15,13 @@ import difflib
 import json
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+import tomllib
 import torch
 from torch import Tensor, nn
 
@@ -30,11 +30,6 @@ from ganzoo_core.errors import ConfigError, GanzooError
 from ganzoo_core.ops._dispatch import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
 from ganzoo_core.policy import Policy
 from ganzoo_core.progress import progress as progress_bar
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import sys
 import types
 import typing
 from collections.abc import Collection, Mapping, Sequence
@@ -47,13 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import tomllib
 
 from ganzoo_core.errors import ConfigError, GanzooError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SECTIONS = ("train", "eval")
 """The commands a run config holds options of: ``train`` at the top level, ``eval`` in the ``[eval]`` table."""

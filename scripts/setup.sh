@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install ganzoo-core, every plugin in plugins/ (editable), the test tools and the offline data.
-# Idempotent: a second run only checks. Needs Python >= 3.10 with venv and pip; no root.
+# Idempotent: a second run only checks. Needs Python >= 3.11 with venv and pip; no root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
