@@ -23,7 +23,9 @@ API:
   (``nn.SpatialConvolution``, ``cudnn.SpatialFullConvolution``, ...), ``path`` (0-based positions in the tree,
   ``"2.0.1"``), ``tensors`` (every tensor field but the transient ones: outputs, gradients and buffers such as
   ``gradWeight``, ``output``, ``finput``; ``weight``, ``bias``, ``running_mean``, ``running_var``, ...) and
-  ``fields`` (the number, bool and string fields: ``kW``, ``padW``, ``eps``, ``negval``, ``dimension``, ...). A batch
+  ``fields`` (the number, bool and string fields: ``kW``, ``padW``, ``eps``, ``negval``, ``dimension``, ...); its
+  ``base`` (the class without its package), ``conv_weight()`` (a convolution's weight as 4-d, old MM kinds too) and
+  ``misfit(base, fields, defaults, needed)`` (why it is not the module a layout expects, for the loaders). A batch
   norm saved before ``nn`` kept ``running_var`` (class version < 2, ``running_std`` = 1/sqrt(var + eps)) gets its
   ``running_var`` the way ``nn`` itself converts it on load: ``running_std^-2 - eps``.
 
@@ -72,6 +74,30 @@ class T7Module:
     def describe(self) -> str:
         """``"nn.Linear at 1.0"``: how error messages name this module."""
         return f"{self.typename} at {self.path or 'the top'}"
+
+    @property
+    def base(self) -> str:
+        """The class name without its package: ``SpatialConvolution`` for ``cudnn.SpatialConvolution``."""
+        return self.typename.rsplit(".", 1)[-1]
+
+    def conv_weight(self) -> Tensor:
+        """The ``weight`` of a convolution as 4-d: old Torch convolutions (the MM kind) keep it as (out, in·kh·kw)."""
+        w, f = self.tensors["weight"], self.fields
+        if w.ndim == 2 and {"nInputPlane", "nOutputPlane", "kW", "kH"} <= set(f):
+            w = w.reshape(f["nOutputPlane"], f["nInputPlane"], f["kH"], f["kW"])
+        return w
+
+    def misfit(self, base: str, fields: dict[str, Any], defaults: dict[str, Any], needed: tuple[str, ...] = ()) -> str:
+        """Why this module is not a ``base`` with these ``fields`` (``defaults`` stand for absent ones) and these
+        ``needed`` tensors: one phrase for an error message, ``""`` when it is."""
+        if self.base != base:
+            return f"expected {base}"
+        for name, want in fields.items():
+            got = self.fields.get(name, defaults.get(name))
+            if got is None or abs(float(got) - float(want)) > 1e-9:
+                return f"{name} {got}, expected {want}"
+        missing = [k for k in needed if k not in self.tensors]
+        return f"no {', '.join(missing)} (expected {', '.join(needed)})" if missing else ""
 
 
 def _torchfile() -> Any:

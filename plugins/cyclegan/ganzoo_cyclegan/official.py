@@ -72,10 +72,6 @@ def resnet_layout(n_blocks: int) -> list[Row]:
                    ("Tanh", None, {})]
 
 
-def _base(typename: str) -> str:
-    return typename.rsplit(".", 1)[-1]
-
-
 def _what(n_blocks: int) -> str:
     source = f"defineG_resnet_{n_blocks}blocks" if n_blocks in (6, 9) else \
         f"the layout of defineG_resnet_9blocks with {n_blocks} blocks"
@@ -85,30 +81,13 @@ def _what(n_blocks: int) -> str:
 def _misfit(m: T7Module, row: Row) -> str:
     """Why module ``m`` does not fit ``row`` ("" when it does)."""
     base, key, fields = row
-    if _base(m.typename) != base:
-        return f"expected {base}"
-    for name, want in fields.items():
-        got = m.fields.get(name, TORCH_DEFAULTS.get(name))
-        if got is None or abs(float(got) - float(want)) > 1e-9:
-            return f"{name} {got}, expected {want}"
-    missing = [k for k in ("weight", "bias") if key is not None and k not in m.tensors]
-    if missing:
-        return f"no {', '.join(missing)} (expected weight, bias)"
-    return ""
-
-
-def _conv_weight(m: T7Module) -> Tensor:
-    """A convolution weight as 4-d: old Torch convolutions (the MM kind) keep it as (out, in·kh·kw)."""
-    w, f = m.tensors["weight"], m.fields
-    if w.ndim == 2 and {"nInputPlane", "nOutputPlane", "kW", "kH"} <= set(f):
-        w = w.reshape(f["nOutputPlane"], f["nInputPlane"], f["kH"], f["kW"])
-    return w
+    return m.misfit(base, fields, TORCH_DEFAULTS, ("weight", "bias") if key is not None else ())
 
 
 def state_dict_from_modules(modules: list[T7Module], where: str) -> tuple[int, dict[str, Tensor]]:
     """(n_blocks, ``ResnetGenerator`` state dict) of the official generator whose modules, in forward order, are
     ``modules``; a one-line ``CheckpointError`` naming the first module that does not fit."""
-    n_blocks = sum(_base(m.typename) == "CAddTable" for m in modules)
+    n_blocks = sum(m.base == "CAddTable" for m in modules)
     rows, what = resnet_layout(n_blocks), _what(n_blocks)
     out: dict[str, Tensor] = {}
     for index, (m, row) in enumerate(zip(modules, rows)):
@@ -117,7 +96,7 @@ def state_dict_from_modules(modules: list[T7Module], where: str) -> tuple[int, d
             raise CheckpointError(f"{where}: module {index} ({m.describe()}) does not fit {what}: {problem}")
         base, key, _ = row
         if key is not None:
-            weight = _conv_weight(m) if base.endswith("Convolution") else m.tensors["weight"].reshape(-1)
+            weight = m.conv_weight() if base.endswith("Convolution") else m.tensors["weight"].reshape(-1)
             out[f"{key}.weight"], out[f"{key}.bias"] = weight, m.tensors["bias"].reshape(-1)
     if len(modules) < len(rows):
         raise CheckpointError(f"{where}: the network ends after {len(modules)} modules; {what} has {len(rows)} "

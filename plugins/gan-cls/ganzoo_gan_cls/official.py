@@ -94,14 +94,10 @@ _CONVS = ("SpatialConvolution", "SpatialFullConvolution")
 _NORMS = ("SpatialBatchNormalization", "BatchNormalization")
 
 
-def _base(typename: str) -> str:
-    return typename.rsplit(".", 1)[-1]
-
-
 def match_layout(modules: list[T7Module], kind: str, where: str) -> str:
     """The name of the layout of ``kind`` whose module classes, in forward order, are those of ``modules``; a
     ``CheckpointError`` naming the first module that fits none (against the layout that fits longest)."""
-    got = [_base(m.typename) for m in modules]
+    got = [m.base for m in modules]
 
     def fitting(rows: tuple[Row, ...]) -> int:  # how many modules, from the first, have the layout's classes
         return next((i for i, (have, row) in enumerate(zip(got, rows)) if have != row[0]), min(len(got), len(rows)))
@@ -151,15 +147,6 @@ def _check_fields(m: T7Module, index: int, row: Row, where: str) -> None:
                               + "; ".join(wrong))
 
 
-def _conv_weight(m: T7Module) -> Tensor:
-    """A conv weight as 4-d: old Torch convolutions (the MM kind) keep it as (out, in·kh·kw)."""
-    w = m.tensors["weight"]
-    f = m.fields
-    if w.ndim == 2 and {"nInputPlane", "nOutputPlane", "kW", "kH"} <= set(f):
-        w = w.reshape(f["nOutputPlane"], f["nInputPlane"], f["kH"], f["kW"])
-    return w
-
-
 def state_dict_from_modules(modules: list[T7Module], kind: str, where: str) -> tuple[str, dict[str, Tensor]]:
     """(layout name, ganzoo state dict) of the official network whose modules are ``modules`` (forward order)."""
     layout = match_layout(modules, kind, where)
@@ -173,7 +160,7 @@ def state_dict_from_modules(modules: list[T7Module], kind: str, where: str) -> t
         if base == "Linear":
             out[f"{key}.weight"], out[f"{key}.bias"] = m.tensors["weight"], m.tensors["bias"]
         elif base in _CONVS:
-            out[f"{key}.weight"], out[f"{key}.bias"] = _conv_weight(m), m.tensors["bias"].reshape(-1)
+            out[f"{key}.weight"], out[f"{key}.bias"] = m.conv_weight(), m.tensors["bias"].reshape(-1)
         else:
             out.update({f"{key}.weight": m.tensors["weight"], f"{key}.bias": m.tensors["bias"],
                         f"{key}.running_mean": m.tensors["running_mean"], f"{key}.running_var": m.tensors["running_var"],

@@ -66,10 +66,6 @@ def unet_layout(n_downs: int) -> list[Row]:
     return rows + [("SpatialFullConvolution", "up.0.0", _UP), ("Tanh", None, {})]
 
 
-def _base(typename: str) -> str:
-    return typename.rsplit(".", 1)[-1]
-
-
 def _what(n_downs: int) -> str:
     source = {8: "models.lua defineG_unet", 7: "models.lua defineG_unet_128"}.get(
         n_downs, f"the layout of models.lua defineG_unet with {n_downs} levels")
@@ -79,32 +75,15 @@ def _what(n_downs: int) -> str:
 def _misfit(m: T7Module, row: Row) -> str:
     """Why module ``m`` does not fit ``row`` ("" when it does)."""
     base, key, fields = row
-    if _base(m.typename) != base:
-        return f"expected {base}"
-    for name, want in fields.items():
-        got = m.fields.get(name, TORCH_DEFAULTS.get(name))
-        if got is None or abs(float(got) - float(want)) > 1e-9:
-            return f"{name} {got}, expected {want}"
     needed = ("weight", "bias", "running_mean", "running_var") if base.endswith("Normalization") else (
         ("weight", "bias") if key is not None else ())
-    missing = [k for k in needed if k not in m.tensors]
-    if missing:
-        return f"no {', '.join(missing)} (expected {', '.join(needed)})"
-    return ""
-
-
-def _conv_weight(m: T7Module) -> Tensor:
-    """A convolution weight as 4-d: old Torch convolutions (the MM kind) keep it as (out, in·kh·kw)."""
-    w, f = m.tensors["weight"], m.fields
-    if w.ndim == 2 and {"nInputPlane", "nOutputPlane", "kW", "kH"} <= set(f):
-        w = w.reshape(f["nOutputPlane"], f["nInputPlane"], f["kH"], f["kW"])
-    return w
+    return m.misfit(base, fields, TORCH_DEFAULTS, needed)
 
 
 def state_dict_from_modules(modules: list[T7Module], where: str) -> tuple[int, dict[str, Tensor]]:
     """(n_downs, ``UnetGenerator`` state dict) of the official U-Net whose modules, in the gModule's order, are
     ``modules``; a one-line ``CheckpointError`` naming the first module that does not fit."""
-    n_downs = max(2, sum(_base(m.typename) == "SpatialConvolution" for m in modules))
+    n_downs = max(2, sum(m.base == "SpatialConvolution" for m in modules))
     rows, what = unet_layout(n_downs), _what(n_downs)
     out: dict[str, Tensor] = {}
     for index, (m, row) in enumerate(zip(modules, rows)):
@@ -115,7 +94,7 @@ def state_dict_from_modules(modules: list[T7Module], where: str) -> tuple[int, d
         if key is None:
             continue
         if row[0].endswith("Convolution"):
-            out[f"{key}.weight"], out[f"{key}.bias"] = _conv_weight(m), m.tensors["bias"].reshape(-1)
+            out[f"{key}.weight"], out[f"{key}.bias"] = m.conv_weight(), m.tensors["bias"].reshape(-1)
         else:
             out.update({f"{key}.{k}": m.tensors[k] for k in ("weight", "bias", "running_mean", "running_var")})
             out[f"{key}.num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
