@@ -15,6 +15,8 @@ Options are the objective's (``translation_options``: a name, its choices, defau
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -107,6 +109,20 @@ def read_inputs(path: Path, size: tuple[int, int]) -> Iterator[InputItem]:
                         original_size=image.size)
 
 
+def output_names(path: Path) -> list[Path]:
+    """The relative output names ``read_inputs(path, ...)`` gives, in order, without reading any image."""
+    files = list_inputs(path)
+    if len(files) == 1 and files[0].suffix.lower() in H5_SUFFIXES:
+        from ganzoo_core.data.schema import read_h5
+
+        with read_h5(files[0]) as f:
+            n = f["images"].shape[0] if "images" in f else 0
+        width = max(6, len(str(n - 1)))
+        return [Path(f"{i:0{width}d}.png") for i in range(n)]
+    root = path if path.is_dir() else path.parent
+    return [file.relative_to(root).with_suffix(".png") for file in files]
+
+
 def _read_h5(path: Path, size: tuple[int, int]) -> Iterator[InputItem]:
     from ganzoo_core.data.schema import H5Cfg, H5Dataset
 
@@ -182,19 +198,23 @@ def translate_files(objective: Any, source: str | Path, out_dir: str | Path, *, 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; give a folder")
-    items = list(_batched(read_inputs(Path(source), size), batch_size))
-    names = [item.name for batch in items for item in batch]
+    names = output_names(Path(source))
+    clash = sorted(str(n) for n, k in collections.Counter(names).items() if k > 1)
+    if clash:
+        raise InputError(f"several inputs (one name, several image types) would write {clash[0]!r}; keep one of them")
     for name in names:  # refuse before writing anything
         check_destination(out / name, overwrite=overwrite, what="translated image")
     objective.eval()
     written: list[Path] = []
     resized = 0
     bar = _progress(len(names), progress)
-    rng = torch.random.fork_rng(devices=[torch.device(device)] if torch.device(device).type == "cuda" else [])
-    rng.__enter__()
-    torch.manual_seed(seed)
-    try:
-        for batch in items:
+    cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.random.fork_rng(devices=cuda))
+        if bar is not None:
+            stack.callback(bar.close)
+        torch.manual_seed(seed)
+        for batch in _batched(read_inputs(Path(source), size), batch_size):  # one batch in memory at a time
             images = torch.stack([item.image for item in batch]).to(device)
             with torch.no_grad():
                 result = objective.translate_images(images, **opts).float().clamp(-1, 1).cpu()
@@ -208,10 +228,6 @@ def translate_files(objective: Any, source: str | Path, out_dir: str | Path, *, 
                 written.append(target)
             if bar is not None:
                 bar.update(len(batch))
-    finally:
-        rng.__exit__(None, None, None)
-        if bar is not None:
-            bar.close()
     return TranslateResult(outputs=tuple(written), size=size, resized=resized, options=opts)
 
 

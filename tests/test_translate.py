@@ -156,3 +156,11 @@ def test_a_checkpoint_that_does_not_translate_says_so(tmp_path: Path, capsys: py
     src = write_inputs(tmp_path / "in")
     assert main(["translate", str(ckpt), str(src), "--out", str(tmp_path / "o")]) == 2
     assert "does not translate images" in capsys.readouterr().err
+
+
+def test_inputs_that_would_write_one_output_are_refused(checkpoints: dict[str, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    src = write_inputs(tmp_path / "in")
+    Image.new("RGB", (8, 8)).save(src / "photo.png")  # photo.jpg and photo.png → photo.png
+    assert main(["translate", str(checkpoints["cyclegan"]), str(src), "--out", str(tmp_path / "o")]) == 2
+    assert "would write 'photo.png'" in capsys.readouterr().err and not (tmp_path / "o").exists()
