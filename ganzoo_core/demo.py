@@ -200,7 +200,7 @@ def build_demo(checkpoints: Sequence[tuple[str, Any]], *, encoder: Any = None, t
 
 
 def add_demo_command(subparsers: Any) -> None:
-    """``ganzoo demo CKPT... [--host 127.0.0.1] [--port 7860] [--encoder NAME --encoder-weights PATH]``."""
+    """``ganzoo demo CKPT... [--host 127.0.0.1] [--port PORT] [--encoder NAME --encoder-weights PATH]``."""
     from ganzoo_core.argtypes import device as device_arg
 
     p = subparsers.add_parser(
@@ -209,7 +209,7 @@ def add_demo_command(subparsers: Any) -> None:
                     f"(image translators), or move a seed / interpolation slider (generators). Needs {DEMO_HINT}.")
     p.add_argument("checkpoints", type=Path, nargs="+", metavar="CKPT", help="ganzoo checkpoints")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=7860, help="port (the next free one when taken)")
+    p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--encoder", help="text encoder for text-to-image tabs (default: the objective's cfg.encoder)")
     p.add_argument("--encoder-weights", type=Path, metavar="PATH", help="the encoder's trained or released weights")
