@@ -30,6 +30,7 @@ trains nothing: it prints, per checkpoint, in which quadrant the judge reads eac
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import platform
@@ -41,13 +42,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from ganzoo_stargan.evaluate import colour_targets  # not in the registry: the targets of stargan.shapes_translation
 from torch import Tensor, nn
 
 import ganzoo_core as gz
 from ganzoo_core.metrics.evaluate import write_result
 from ganzoo_core.runconfig import RunConfig, read_run_config, train_cfg_of
 from ganzoo_core.training import dataset_for, train
+
+
+def colour_targets() -> Callable[[Tensor, int], Tensor]:
+    """The target colours ``stargan.shapes_translation`` draws (the registry does not expose the function itself:
+    it is taken from the module of that registered metric)."""
+    return importlib.import_module(gz.get_entry("metric", "stargan.shapes_translation").module).colour_targets
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = [HERE / "config.toml", HERE / "config_mixed.toml"]
@@ -161,7 +167,7 @@ def position_reads(objective: Any, test: Any, judge: Any, seed: int = 0) -> dict
     was_training = objective.training
     objective.eval()
     try:
-        fake = G(images, colour_targets(labels, seed)).cpu()
+        fake = G(images, colour_targets()(labels, seed)).cpu()
     finally:
         objective.train(was_training)
     read = judge.predict(fake)["pos"]
