@@ -277,7 +277,7 @@ def check_wheels(wheels: dict[str, Path], note: Callable) -> None:
                 if shipped != (REPO / "registry.toml").read_bytes():
                     problems.append(f"{wheel.name}: ganzoo_core/registry.toml differs from the repository's")
             scripts = entry_point_group(entry_points, "console_scripts")
-            if scripts.get("ganzoo") != "ganzoo_core.cli:main":
+            if scripts.get("ganzoo") != "ganzoo_core._launch:main":
                 problems.append(f"{wheel.name}: console script 'ganzoo' is {scripts.get('ganzoo')!r}")
             if len(problems) == before:
                 note(f"{wheel.name}: {len(requires)} Requires-Dist, ships registry.toml and py.typed")
