@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import HOST, REPO
@@ -214,3 +215,13 @@ def test_plugin_readme_names_the_official_code_it_reproduces(plugin: str) -> Non
         assert named, f"{plugin}: no registered name in {names!r}"
         for name in named:
             assert any(gz.is_name(kind, name) for kind in KINDS), f"{plugin}: {name} is not registered"
+
+
+@pytest.mark.parametrize("readme", [REPO / "README.md", *sorted((REPO / "plugins").glob("*/README.md"))],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_package_readmes_show_no_image_by_a_relative_link(readme: Path) -> None:
+    """Each README is a distribution's page on a package index, where a relative image link shows nothing: images
+    live in docs/ (docs/demo.md) or use absolute links."""
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)|<img[^>]+src=\"([^\"]+)\"", readme.read_text())
+    relative = [a or b for a, b in images if not (a or b).startswith(("https://", "http://"))]
+    assert relative == [], f"{readme.relative_to(REPO)} shows {relative}"
