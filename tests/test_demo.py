@@ -18,7 +18,7 @@ import ganzoo_core as gz
 gr = pytest.importorskip("gradio", reason="the demo extra is not installed: pip install 'ganzoo-core[demo]'")
 client_mod = pytest.importorskip("gradio_client")
 
-from ganzoo_core.demo import build_demo, demo_kind, generate_fn, slerp, translate_fn  # noqa: E402
+from ganzoo_core.demo import build_demo, demo_kind, generate_fn, slerp, text_fn, translate_fn  # noqa: E402
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 SMALL_STARGAN = {"generator_kwargs": {"conv_dim": 4, "repeat_num": 1}, "discriminator_kwargs": {"conv_dim": 4}}
@@ -40,7 +40,8 @@ def served() -> tuple[object, list[tuple[str, object]]]:
     torch.manual_seed(0)
     tabs = [("dcgan", textured_dcgan()),
             ("stargan", gz.create_objective("stargan.tiny32", **SMALL_STARGAN).eval()),
-            ("cyclegan", gz.create_objective("cyclegan.small32").eval())]
+            ("cyclegan", gz.create_objective("cyclegan.small32").eval()),
+            ("gan-cls", gz.create_objective("gan_cls.int_cls_32").eval())]
     page = build_demo(tabs)
     page.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     yield page, tabs
@@ -61,7 +62,8 @@ def test_the_page_listens_on_localhost_and_answers_like_the_models(served, tmp_p
     page, tabs = served
     assert page.local_url.startswith("http://127.0.0.1:")
     client = client_mod.Client(page.local_url, verbose=False)
-    assert {"/generate_0", "/translate_1", "/translate_2"} <= set(client.view_api(return_format="dict")["named_endpoints"])
+    assert {"/generate_0", "/translate_1", "/translate_2", "/text_3"} <= set(
+        client.view_api(return_format="dict")["named_endpoints"])
     gen = generate_fn(tabs[0][1])
     got = pixels(client.predict(3, 0.0, 4, api_name="/generate_0"))
     assert np.array_equal(got, np.asarray(gen(3, 0.0, 4).convert("RGB"))) and got.std() > 10
@@ -73,6 +75,10 @@ def test_the_page_listens_on_localhost_and_answers_like_the_models(served, tmp_p
         got = pixels(client.predict(client_mod.handle_file(str(photo)), control, api_name=endpoint))
         want = np.asarray(translate_fn(objective)(Image.open(photo), control).convert("RGB")).astype(int)
         assert got.shape == (32, 32, 3) and np.array_equal(got, want), endpoint
+    caption = "a small red circle in the top left"
+    got = pixels(client.predict(caption, 4, 5, api_name="/text_3"))
+    want = text_fn(tabs[3][1], gz.create_encoder("bow.hashed"))(caption, 4, 5)
+    assert got.shape == (2 + 2 * 34, 2 + 2 * 34, 3) and np.array_equal(got, np.asarray(want.convert("RGB")))
 
 
 def test_slerp_walks_between_the_two_latents() -> None:
