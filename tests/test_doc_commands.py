@@ -13,13 +13,15 @@ A line is skipped, with the reason printed, when it needs what this machine lack
 is not installed (``DatasetUnavailableError``), a file that only a real download provides (a dataset folder under
 ``data/``, files built from CUB, CelebA, facades, ..., released weights), a file that a skipped line or a line that
 is not a ``ganzoo`` command would make, the network (``data fetch``), or Gradio (``demo``). Any other failure fails
-the document's test, naming the line. ``test_what_ran_and_what_was_skipped`` then lists every line's outcome (and
-warns with the skipped ones), and checks that no line was skipped for want of the built-in data: Animal-MNIST, the
-shapes, and the emoji when their fonts are installed.
+the test, naming the document and the line. All documents run in one test, so that one process sees every outcome
+(pytest-xdist spreads separate tests over processes); it then lists every line's outcome (and warns with the skipped
+ones), and checks that no line was skipped for want of the built-in data: Animal-MNIST, the shapes, and the emoji
+when their fonts are installed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 import shlex
@@ -255,28 +257,29 @@ class Outcome:
     data: str = ""  # the dataset a train line trained on (its first output line names it)
 
 
-OUTCOMES: list[Outcome] = []
-
-
 @pytest.fixture(scope="module")
 def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``$XDG_CACHE_HOME`` of the commands: ``eval``'s reference features, computed once for all documents."""
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty working folder; the caches that commands write are in temporary folders too (op choices per test)."""
+@contextlib.contextmanager
+def workdir(base: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty working folder; the caches that commands write are in temporary folders too (op choices per
+    document)."""
     from ganzoo_core.ops._dispatch import reload_impl_cache
 
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
-    monkeypatch.setenv("GANZOO_IMPL_CACHE", str(tmp_path / "impls.json"))
-    reload_impl_cache()
-    yield work
-    reload_impl_cache()  # the choices a 'bench ops --write-cache' line measured are not kept
+    work = base / "work"
+    work.mkdir(parents=True)
+    with monkeypatch.context() as m:
+        m.chdir(work)
+        m.setenv("XDG_CACHE_HOME", str(cache_home))
+        m.setenv("GANZOO_IMPL_CACHE", str(base / "impls.json"))
+        reload_impl_cache()
+        try:
+            yield work
+        finally:
+            reload_impl_cache()  # the choices a 'bench ops --write-cache' line measured are not kept
 
 
 def _link_repo_folders(work: Path, lines: list[Line]) -> list[Path]:
@@ -317,9 +320,9 @@ def _doc_id(doc: Path) -> str:
     return str(doc.relative_to(REPO))
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if doc_lines(d.read_text())], ids=_doc_id)
-def test_doc_commands_run(doc: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def run_doc(doc: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+            capsys: pytest.CaptureFixture[str]) -> list[Outcome]:
+    """Run ``doc``'s lines in order in ``workdir``; the ``Outcome`` of each line (a failing line fails the test)."""
     import ganzoo_core as gz
     from ganzoo_core.cli import main
 
@@ -328,9 +331,10 @@ def test_doc_commands_run(doc: Path, workdir: Path, monkeypatch: pytest.MonkeyPa
     named = _link_repo_folders(workdir, lines)
     before = _snapshot(named)
     skipped: dict[str, str] = {}  # output path -> the skipped line that would have written it
+    outcomes: list[Outcome] = []
     for line in lines:
         outcome = Outcome(doc=name, line=str(line))
-        OUTCOMES.append(outcome)
+        outcomes.append(outcome)
         if line.expects_error:  # the one-line error the doc shows (tests/test_docs.py compares the text)
             assert main(line.argv) == 2, f"{name}: '{line}' does not fail as the doc shows"
             outcome.ran = str(line)
@@ -362,6 +366,7 @@ def test_doc_commands_run(doc: Path, workdir: Path, monkeypatch: pytest.MonkeyPa
             skipped.update(dict.fromkeys(_outputs(line.argv), str(line)))
             print(f"{name}: skipped '{line}': {outcome.skipped}")
     assert _snapshot(named) == before, f"{name}: a line changed files in the repository beside {named}"
+    return outcomes
 
 
 # -- what ran, what was skipped -------------------------------------------------------------------------------------
@@ -384,11 +389,18 @@ def _emoji_fonts_installed() -> bool:
     return True
 
 
-def test_what_ran_and_what_was_skipped() -> None:
-    """Lists every line's outcome and warns with the skipped ones; no line was skipped for want of the built-in data,
-    and lines on Animal-MNIST, the shapes and (when their fonts are installed) the emoji did run."""
-    if len({o.doc for o in OUTCOMES}) < len([d for d in DOCS if doc_lines(d.read_text())]):
-        pytest.skip("needs every document's test to have run in this session first")
+def test_every_doc_command_runs(tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Every document's lines, each document in a folder of its own, in one test (so that one process sees every
+    outcome, also under pytest-xdist); then lists every line's outcome and warns with the skipped ones; no line was
+    skipped for want of the built-in data, and lines on Animal-MNIST, the shapes and (when their fonts are installed)
+    the emoji did run."""
+    docs = [d for d in DOCS if doc_lines(d.read_text())]
+    OUTCOMES: list[Outcome] = []
+    for index, doc in enumerate(docs):
+        with workdir(tmp_path / f"{index:02d}", cache_home, monkeypatch) as work:
+            OUTCOMES += run_doc(doc, work, monkeypatch, capsys)
+    assert {o.doc for o in OUTCOMES} == {_doc_id(d) for d in docs}
     ran = [o for o in OUTCOMES if o.ran]
     skipped = [o for o in OUTCOMES if o.skipped]
     print(f"\n{len(ran)} doc lines ran, {len(skipped)} skipped, in {sum(o.seconds for o in OUTCOMES):.1f} s")
