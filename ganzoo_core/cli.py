@@ -146,12 +146,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def _sample_to_dir(module: Any, args: argparse.Namespace) -> int:
     """``--dir DIR``: one PNG per image (``000000.png``, ...; with --text, ``<caption index>_<sample>.png``), written
     batch by batch, so memory holds one batch whatever --n is (the files FID tools such as clean-fid read)."""
-    import numpy as np
     import torch
-    from PIL import Image
 
     from ganzoo_core._atomic import atomic_path, check_destination
     from ganzoo_core.progress import cli_progress, progress
+    from ganzoo_core.visual import to_pil
 
     out = Path(args.dir)
     if out.exists() and not out.is_dir():
@@ -173,10 +172,9 @@ def _sample_to_dir(module: Any, args: argparse.Namespace) -> int:
         index = 0
         for chunk in progress(chunks, total=batches, desc="sampling", unit="batch",
                               enabled=False if batches == 1 else cli_progress(args)):
-            arrays = ((chunk.float().clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) * 127.5).round()
-            for array in arrays.astype(np.uint8):
+            for image in chunk:
                 with atomic_path(out / names[index], overwrite=args.overwrite, what="sample image") as tmp:
-                    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(tmp, format="PNG")
+                    to_pil(image).save(tmp, format="PNG")
                 index += 1
     if args.json:
         print(json.dumps({"dir": str(out), "n": index, "checkpoint": str(args.checkpoint), "seed": args.seed,

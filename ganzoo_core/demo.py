@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -41,12 +40,11 @@ def _gradio() -> Any:
 
 def to_pil(images: Tensor, nrow: int | None = None) -> Image.Image:
     """Images in [-1, 1] (N, C, H, W) as one PIL grid (a single image as itself)."""
-    from ganzoo_core.visual import make_grid
+    from ganzoo_core.visual import make_grid, to_pil
 
     if len(images) == 1:
-        array = ((images[0].float().clamp(-1, 1).permute(1, 2, 0).cpu().numpy() + 1) * 127.5).round().astype(np.uint8)
-    else:
-        array = make_grid(images.float().cpu(), nrow)
+        return to_pil(images[0])
+    array = make_grid(images.float().cpu(), nrow)
     return Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
 
 

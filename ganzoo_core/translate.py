@@ -30,6 +30,8 @@ from torch import Tensor
 
 from ganzoo_core.errors import GanzooError, InputError
 from ganzoo_core.interfaces import TranslationOption
+from ganzoo_core.progress import progress as show_progress
+from ganzoo_core.visual import to_pil
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -130,9 +132,7 @@ def _read_h5(path: Path, size: tuple[int, int]) -> Iterator[InputItem]:
     width = max(6, len(str(len(data) - 1)))
     for i in range(len(data)):
         image = data[i]["image"]  # (C, H, W) in [-1, 1]
-        if image.shape[0] == 1:
-            image = image.repeat(3, 1, 1)
-        pil = Image.fromarray(((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8))
+        pil = to_pil(image.repeat(3, 1, 1) if image.shape[0] == 1 else image)
         yield InputItem(name=Path(f"{i:0{width}d}.png"), image=fit(pil, size), original_size=pil.size)
 
 
@@ -207,12 +207,11 @@ def translate_files(objective: Any, source: str | Path, out_dir: str | Path, *, 
     objective.eval()
     written: list[Path] = []
     resized = 0
-    bar = _progress(len(names), progress)
     cuda = [torch.device(device)] if torch.device(device).type == "cuda" else []
     with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(show_progress(total=len(names), desc="translate", unit="img",
+                                                enabled=False if len(names) < 2 else progress))
         stack.enter_context(torch.random.fork_rng(devices=cuda))
-        if bar is not None:
-            stack.callback(bar.close)
         torch.manual_seed(seed)
         for batch in _batched(read_inputs(Path(source), size), batch_size):  # one batch in memory at a time
             images = torch.stack([item.image for item in batch]).to(device)
@@ -220,14 +219,11 @@ def translate_files(objective: Any, source: str | Path, out_dir: str | Path, *, 
                 result = objective.translate_images(images, **opts).float().clamp(-1, 1).cpu()
             for item, image in zip(batch, result):
                 resized += item.original_size != (size[1], size[0])
-                array = ((image.permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
-                pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
                 target = out / item.name
                 with atomic_path(target, overwrite=overwrite, what="translated image") as tmp:
-                    pil.save(tmp, format="PNG")
+                    to_pil(image).save(tmp, format="PNG")
                 written.append(target)
-            if bar is not None:
-                bar.update(len(batch))
+            bar.update(len(batch))
     return TranslateResult(outputs=tuple(written), size=size, resized=resized, options=opts)
 
 
@@ -240,16 +236,6 @@ def _batched(items: Iterator[InputItem], n: int) -> Iterator[list[InputItem]]:
             batch = []
     if batch:
         yield batch
-
-
-def _progress(total: int, enabled: bool | None) -> Any:
-    import sys
-
-    if enabled is False or (enabled is None and not sys.stderr.isatty()) or total < 2:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="translate", dynamic_ncols=True, file=sys.stderr)
 
 
 # -- the command ---------------------------------------------------------------------------------------------------

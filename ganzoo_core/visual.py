@@ -14,6 +14,14 @@ from ganzoo_core.checkpoints import atomic_path
 from ganzoo_core.errors import ShapeError
 
 
+def to_pil(image: Tensor) -> Image.Image:
+    """One ``C×H×W`` image in [-1, 1] (C = 1 or 3) as a PIL image ("L" or "RGB"), rounded as ``make_grid`` rounds."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ShapeError(f"expected an image C×H×W with C = 1 or 3, got shape {tuple(image.shape)}")
+    array = image.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(1, 2, 0)
+    return Image.fromarray(array[..., 0].numpy() if array.shape[-1] == 1 else array.numpy())
+
+
 def make_grid(images: Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
     """Tile ``B×C×H×W`` images in [-1, 1] into one ``H'×W'×C`` uint8 array (C = 1 or 3), ``nrow`` per row."""
     if images.ndim != 4 or images.shape[1] not in (1, 3):
