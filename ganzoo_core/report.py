@@ -306,11 +306,11 @@ document.body.dataset.imagesDecoded=i.filter(function(e){return e.complete&&e.na
 # -- writing and the command -------------------------------------------------------------------------------------
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, overwrite: bool = False,
+def write_report(run_dir: str | Path | RunSummary, out: str | Path | None = None, *, overwrite: bool = False,
                  max_grids: int = MAX_GRIDS) -> Path:
-    """Write ``report.html`` (or ``out``) for ``run_dir``. A page this function wrote before is replaced; another
-    existing file is refused unless ``overwrite``."""
-    summary = read_run(run_dir)
+    """Write ``report.html`` (or ``out``) for ``run_dir`` (or a ``RunSummary`` already read). A page this function
+    wrote before is replaced; another existing file is refused unless ``overwrite``."""
+    summary = run_dir if isinstance(run_dir, RunSummary) else read_run(run_dir)
     path = Path(out) if out is not None else summary.run_dir / "report.html"
     replace = overwrite or _is_our_report(path)
     page = render_report(summary, max_grids=max_grids)
@@ -346,8 +346,8 @@ def add_report_command(subparsers: Any) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    path = write_report(args.run_dir, args.out, overwrite=args.overwrite, max_grids=args.max_grids)
-    summary = read_run(args.run_dir)
+    summary = read_run(args.run_dir)  # read once, for the page and for the line printed
+    path = write_report(summary, args.out, overwrite=args.overwrite, max_grids=args.max_grids)
     if args.json:
         print(json.dumps({"report": str(path), "objective": summary.name, "grids": len(summary.samples),
                           "metrics_rows": len(summary.rows), "results": [n for n, _ in summary.evals]}, indent=2))
