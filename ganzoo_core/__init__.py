@@ -84,6 +84,11 @@ _EXPORTS: dict[str, str] = {
     "__version__": "ganzoo_core._version",
     "CheckpointInfo": "ganzoo_core.checkpoints",
     "load": "ganzoo_core.checkpoints",
+    "Pretrained": "ganzoo_core.hub",
+    "get_pretrained": "ganzoo_core.hub",
+    "is_pretrained": "ganzoo_core.hub",
+    "list_pretrained": "ganzoo_core.hub",
+    "write_hub_folder": "ganzoo_core.hub",
     "load_weights": "ganzoo_core.checkpoints",
     "read_info": "ganzoo_core.checkpoints",
     "save": "ganzoo_core.checkpoints",
@@ -100,6 +105,7 @@ _EXPORTS: dict[str, str] = {
     "RunFolderError": "ganzoo_core.errors",
     "ShapeError": "ganzoo_core.errors",
     "UnknownNameError": "ganzoo_core.errors",
+    "UnknownPretrainedError": "ganzoo_core.errors",
     "GanNetworksSpec": "ganzoo_core.gan_objective",
     "GanObjectiveCfg": "ganzoo_core.gan_objective",
     "build_gan_loss": "ganzoo_core.gan_objective",
@@ -216,9 +222,11 @@ if TYPE_CHECKING:
         RunFolderError,
         ShapeError,
         UnknownNameError,
+        UnknownPretrainedError,
     )
     from ganzoo_core.gan_objective import GanNetworksSpec, GanObjectiveCfg, build_gan_loss, build_gan_networks, gan_phases
     from ganzoo_core.hookspecs import hookimpl
+    from ganzoo_core.hub import Pretrained, get_pretrained, is_pretrained, list_pretrained, write_hub_folder
     from ganzoo_core.interfaces import (
         Component,
         DiscOutput,
@@ -273,11 +281,13 @@ __all__ = [
     "PluginFailure",
     "PluginHost",
     "PluginInfo",
+    "Pretrained",
     "RetiredNameError",
     "RunFolderError",
     "ShapeError",
     "TranslationOption",
     "UnknownNameError",
+    "UnknownPretrainedError",
     "__version__",
     "batch_noise",
     "build_gan_loss",
@@ -316,6 +326,7 @@ __all__ = [
     "get_norm",
     "get_objective",
     "get_objective_cfg",
+    "get_pretrained",
     "hookimpl",
     "init_normal_",
     "is_block",
@@ -327,6 +338,7 @@ __all__ = [
     "is_metric",
     "is_name",
     "is_objective",
+    "is_pretrained",
     "list_blocks",
     "list_datasets",
     "list_discriminators",
@@ -338,6 +350,7 @@ __all__ = [
     "list_objectives",
     "list_plugin_failures",
     "list_plugins",
+    "list_pretrained",
     "load",
     "load_weights",
     "make_generator",
@@ -354,6 +367,7 @@ __all__ = [
     "register_retired",
     "save",
     "seeded_rng",
+    "write_hub_folder",
 ]
 
 

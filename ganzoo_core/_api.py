@@ -17,6 +17,7 @@ from ganzoo_core._plugins import get_host
 from ganzoo_core.checkpoints import load_weights
 from ganzoo_core.config import apply_overrides
 from ganzoo_core.errors import ConfigError
+from ganzoo_core.hub import create_pretrained, split_tag
 from ganzoo_core.interfaces import Loss
 
 __all__ = [
@@ -52,14 +53,21 @@ def create(
     name: str,
     *,
     weights: str | Path | None = None,
+    pretrained: bool | str | Path = False,
     device: torch.device | str | None = None,
     **overrides: Any,
 ) -> Any:
     """Build ``name`` with its variant's config changed by ``overrides`` (``None`` values are ignored).
 
     For networks, ``weights`` loads a safetensors or ``.pt``/``.pth`` state dict strictly and ``device`` moves it.
+    ``pretrained`` loads shipped weights: True (the default tag, or the tag in ``name``: ``family.variant.tag``),
+    a tag, a model folder or ``hf-hub:ORG/NAME``; the network is built with the config they were trained with (see
+    ``ganzoo_core.hub``).
     """
-    entry = get_entry(check_kind(kind), name)
+    kind = check_kind(kind)
+    if pretrained or split_tag(kind, name)[1] is not None:
+        return create_pretrained(kind, name, pretrained, overrides, weights=weights, device=device)
+    entry = get_entry(kind, name)
     cfg = apply_overrides(entry.cfg, overrides, what=f"{kind} {entry.name!r}")
     try:
         obj = entry.factory(cfg) if entry.cfg is not None else entry.factory()
@@ -105,10 +113,16 @@ def get_generator_cfg(name: str) -> Any:
 
 
 def create_generator(
-    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool | str | Path = False,
+    device: torch.device | str | None = None,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build generator ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
-    return create("generator", name, weights=weights, device=device, **overrides)
+    """Build generator ``name`` with config ``overrides``, loading ``weights`` (or ``pretrained``: shipped weights, a model
+    folder or ``hf-hub:ORG/NAME``; see ``create``) and moving it to ``device``."""
+    return create("generator", name, weights=weights, pretrained=pretrained, device=device, **overrides)
 
 
 # -- discriminator ----------------------------------------------------------------------------------------------------
@@ -137,10 +151,16 @@ def get_discriminator_cfg(name: str) -> Any:
 
 
 def create_discriminator(
-    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool | str | Path = False,
+    device: torch.device | str | None = None,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build discriminator ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
-    return create("discriminator", name, weights=weights, device=device, **overrides)
+    """Build discriminator ``name`` with config ``overrides``, loading ``weights`` (or ``pretrained``: shipped weights, a model
+    folder or ``hf-hub:ORG/NAME``; see ``create``) and moving it to ``device``."""
+    return create("discriminator", name, weights=weights, pretrained=pretrained, device=device, **overrides)
 
 
 # -- encoder ----------------------------------------------------------------------------------------------------------
@@ -169,10 +189,16 @@ def get_encoder_cfg(name: str) -> Any:
 
 
 def create_encoder(
-    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool | str | Path = False,
+    device: torch.device | str | None = None,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build encoder ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
-    return create("encoder", name, weights=weights, device=device, **overrides)
+    """Build encoder ``name`` with config ``overrides``, loading ``weights`` (or ``pretrained``: shipped weights, a model
+    folder or ``hf-hub:ORG/NAME``; see ``create``) and moving it to ``device``."""
+    return create("encoder", name, weights=weights, pretrained=pretrained, device=device, **overrides)
 
 
 # -- block ------------------------------------------------------------------------------------------------------------
@@ -265,10 +291,16 @@ def get_objective_cfg(name: str) -> Any:
 
 
 def create_objective(
-    name: str, *, weights: str | Path | None = None, device: torch.device | str | None = None, **overrides: Any
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool | str | Path = False,
+    device: torch.device | str | None = None,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build objective ``name`` with config ``overrides``, loading ``weights`` and moving it to ``device``."""
-    return create("objective", name, weights=weights, device=device, **overrides)
+    """Build objective ``name`` with config ``overrides``, loading ``weights`` (or ``pretrained``: shipped weights, a
+    model folder or ``hf-hub:ORG/NAME``; see ``create``) and moving it to ``device``."""
+    return create("objective", name, weights=weights, pretrained=pretrained, device=device, **overrides)
 
 
 # -- dataset ----------------------------------------------------------------------------------------------------------

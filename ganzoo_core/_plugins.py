@@ -38,7 +38,7 @@ from ganzoo_core.errors import GanzooError, PluginError
 log = logging.getLogger("ganzoo.plugins")
 
 ENTRY_POINT_GROUP = "ganzoo"
-API_VERSION: tuple[int, int] = (1, 0)
+API_VERSION: tuple[int, int] = (1, 1)
 """The plugin API this core implements. A plugin declares ``GANZOO_API_VERSION = "1.0"``; it loads when the major
 numbers match and its minor number is not newer than the core's."""
 

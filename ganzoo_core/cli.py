@@ -20,13 +20,15 @@ from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.argtypes import int_at_least
 from ganzoo_core.argtypes import seed as seed_arg
 from ganzoo_core.config import cfg_to_dict
-from ganzoo_core.errors import GanzooError
+from ganzoo_core.errors import GanzooError, UnknownPretrainedError
 from ganzoo_core.overrides import parse_overrides
 from ganzoo_core.runconfig import parse_args_with_config
 from ganzoo_core.train_cli import add_train_arguments, cmd_train
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.pretrained:
+        return _list_pretrained(args)
     kinds = [args.kind] if args.kind else list(KINDS)
     rows = [(kind, name) for kind in kinds for name in list_names(kind, args.pattern or "*", plugin=args.plugin)]
     if args.json:
@@ -38,6 +40,27 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{kind:<14} {name:<{width}}  {entry.summary}")
     if not rows:
         print(f"nothing matches {args.pattern or '*'!r}", file=sys.stderr)
+    return 0
+
+
+def _list_pretrained(args: argparse.Namespace) -> int:
+    """``ganzoo list --pretrained``: the pretrained names installed plugins ship (``ganzoo_core.hub``)."""
+    from ganzoo_core.hub import get_pretrained, list_pretrained
+
+    found = [get_pretrained(n, kind=args.kind) for n in list_pretrained(args.pattern or "*", kind=args.kind)]
+    if args.plugin:
+        found = [p for p in found if args.plugin in (p.distribution, f"ganzoo-{args.plugin}")]
+    rows = [{"name": p.full_name, "kind": p.kind, "registry_name": p.name, "tag": p.tag, "summary": p.summary,
+             "distribution": p.distribution, "megabytes": round(p.file.stat().st_size / 2**20, 2)} for p in found]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=0)
+    for r in rows:
+        print(f"{r['kind']:<10} {r['name']:<{width}}  {r['megabytes']:6.1f} MB  {r['summary']}")
+    if not rows:
+        print(f"no pretrained weights match {args.pattern or '*'!r} (pip install ganzoo-weights ships the "
+              "first-party ones)", file=sys.stderr)
     return 0
 
 
@@ -68,11 +91,34 @@ def _json_value(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else repr(value)
 
 
+def _info_pretrained(args: argparse.Namespace) -> int:
+    """``ganzoo info family.variant.tag``: a pretrained folder's config.json (card facts), without its tensors."""
+    from ganzoo_core.hub import get_pretrained
+
+    p = get_pretrained(args.name)
+    data = p.config()
+    if args.json:
+        print(json.dumps({"name": p.full_name, "folder": str(p.folder), "distribution": p.distribution, **data},
+                         indent=2))
+        return 0
+    print(f"{p.full_name}  (pretrained {p.kind} {p.name}, tag {p.tag}; {p.distribution})")
+    print(f"  {p.summary}")
+    print(f"  folder: {p.folder}   weights: {data.get('dtype')}, {int(data.get('parameters', 0)):,} parameters")
+    for key, value in (data.get("training") or {}).items():
+        print(f"  {key}: {value}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    from ganzoo_core.hub import is_pretrained, pretrained_of
+
     host = get_host()
+    if not any(host.registry.has(k, args.name) for k in KINDS) and is_pretrained(args.name):
+        return _info_pretrained(args)
     entries = _entries_named(args.name)
     if args.json:
-        print(json.dumps([_describe_entry(e) for e in entries], indent=2, default=_json_value))
+        print(json.dumps([_describe_entry(e) | {"pretrained": [p.tag for p in pretrained_of(e.kind, e.name)]}
+                          for e in entries], indent=2, default=_json_value))
         return 0
     for entry in entries:
         plugin = host.plugins.get(entry.plugin)
@@ -82,6 +128,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  plugin: {entry.plugin} ({dist})   defined in: {entry.module}.{entry.factory.__qualname__}")
         if entry.paper:
             print(f"  paper: {entry.paper}")
+        tags = [p.tag for p in pretrained_of(entry.kind, entry.name)]
+        if tags:
+            print(f"  pretrained: {', '.join(tags)} (create_{entry.kind}({entry.name!r}, pretrained=TAG))")
         if entry.cfg is None:
             print("  options: none")
         else:
@@ -204,6 +253,9 @@ def _sample_summary(module: Any, images: Any, nrow: int | None, args: argparse.N
 
 
 def _check_sample_options(args: argparse.Namespace) -> None:
+    if args.pretrained is not None and args.objective:
+        raise GanzooError("--pretrained takes shipped weights by name; --objective loads a released file into an "
+                          "objective: use one of them")
     if args.set and not args.objective:
         raise GanzooError(f"--set {args.set[0]} needs --objective NAME (it overrides that objective's config); a "
                           "ganzoo checkpoint keeps the config it was saved with")
@@ -220,7 +272,11 @@ def _checkpoint_module(args: argparse.Namespace, device: Any) -> Any:
     name the objective."""
     from ganzoo_core.checkpoints import load, read_info
     from ganzoo_core.errors import CheckpointError
+    from ganzoo_core.hub import resolve_source
 
+    if args.pretrained is not None:  # `ganzoo sample NAME --pretrained [TAG]`
+        return _pretrained_module(args, device)
+    args.checkpoint = resolve_source(args.checkpoint)  # a model folder, hf-hub:ORG/NAME or a pretrained name too
     try:
         read_info(args.checkpoint)
     except CheckpointError as err:
@@ -230,6 +286,29 @@ def _checkpoint_module(args: argparse.Namespace, device: Any) -> Any:
                                   "generator takes the file; see 'ganzoo list --kind objective')") from err
         raise
     return load(args.checkpoint, device=device, ema=args.ema, verify=not args.no_verify)
+
+
+def _pretrained_module(args: argparse.Namespace, device: Any) -> Any:
+    """``SOURCE --pretrained [TAG]``: SOURCE is a registry name (a generator or objective) with shipped weights."""
+    from ganzoo_core._api import create
+    from ganzoo_core.hub import split_tag
+
+    name = str(args.checkpoint)
+    host = get_host()
+    kinds = [k for k in ("objective", "generator") if host.registry.has(k, split_tag(k, name)[0])]
+    if not kinds:
+        raise GanzooError(f"--pretrained needs a generator or objective name, got {name!r} (see 'ganzoo list "
+                          "--pretrained')")
+    if args.ema:
+        raise GanzooError("--ema reads the EMA weights a training checkpoint kept; pretrained weights are the ones "
+                          "shipped: drop --ema")
+    errors = []
+    for kind in kinds:  # an objective name is also its generator's name: the objective first (it samples with text)
+        try:
+            return create(kind, name, pretrained=args.pretrained or True, device=device)
+        except UnknownPretrainedError as err:
+            errors.append(err)
+    raise errors[-1]
 
 
 def _damaged_checkpoint(path: Path) -> bool:
@@ -307,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", help="wildcard pattern, e.g. 'gan.*'")
     p.add_argument("--kind", choices=KINDS, help="only this kind")
     p.add_argument("--plugin", help="only names registered by this plugin")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list pretrained weights (family.variant.tag) instead of registered names")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
@@ -325,10 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a checkpoint",
-                       description="Generate an image grid from a ganzoo checkpoint, or from a released generator "
-                       "weights file with --objective.")
-    p.add_argument("checkpoint", type=Path, metavar="FILE",
-                   help="a ganzoo checkpoint; with --objective, a generator weights file (e.g. a released one)")
+                       description="Generate an image grid from a ganzoo checkpoint, a model folder, hf-hub:ORG/NAME, "
+                       "pretrained weights (NAME --pretrained [TAG], or family.variant.tag), or from a released "
+                       "generator weights file with --objective.")
+    p.add_argument("checkpoint", type=Path, metavar="SOURCE",
+                   help="a ganzoo checkpoint, a model folder, hf-hub:ORG/NAME or a pretrained name "
+                   "(family.variant.tag); with --pretrained, a registry name; with --objective, a generator weights "
+                   "file (e.g. a released one)")
+    p.add_argument("--pretrained", nargs="?", const="", metavar="TAG",
+                   help="SOURCE is a generator or objective name: use its shipped weights (TAG, or its default; see "
+                   "'ganzoo list --pretrained')")
     p.add_argument("--objective", metavar="NAME",
                    help="build this registered objective and load FILE into its generator")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

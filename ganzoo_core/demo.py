@@ -232,6 +232,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def load_name(path: Path) -> str:
+    """The registry name a source (checkpoint, model folder, hf-hub:ORG/NAME, pretrained name) rebuilds."""
     from ganzoo_core.checkpoints import read_info
+    from ganzoo_core.hub import resolve_source
 
-    return read_info(path).name
+    return read_info(resolve_source(path)).name

@@ -35,6 +35,11 @@ class RetiredNameError(UnknownNameError):
         GanzooError.__init__(self, f"{kind} {name!r} was retired: {note}")
 
 
+class UnknownPretrainedError(GanzooError, LookupError):
+    """Pretrained weights (a ``family.variant.tag`` name or a tag) that no installed plugin ships; the message lists
+    what is there or names the distribution to install."""
+
+
 class DuplicateNameError(GanzooError, ValueError):
     """Two plugins (or two objects) registered the same name for the same kind."""
 

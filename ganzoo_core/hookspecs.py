@@ -8,7 +8,7 @@ hooks are for behaviour and for registration that has to be computed at load tim
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,4 +55,17 @@ def ganzoo_add_commands(subparsers: argparse._SubParsersAction, context: Mapping
     :param subparsers: the ``add_subparsers()`` object of the ``ganzoo`` parser; call ``add_parser`` on it and
         ``set_defaults(func=...)`` on the new parser, where ``func(args) -> int`` runs the command.
     :param context: read-only facts about the running CLI (``{"prog": "ganzoo"}``).
+    """
+
+
+@hookspec
+def ganzoo_pretrained_folders() -> Sequence[Path]:
+    """Model folders of pretrained weights this plugin ships (``create_*(name, pretrained=True)``, ``ganzoo list
+    --pretrained``).
+
+    Each folder is what ``ganzoo export CKPT --format hub --tag TAG`` writes: ``model.safetensors``, ``config.json``
+    (whose ``kind``, ``name`` and ``tag`` file it as ``name.tag``) and the ``README.md`` model card. The folders are
+    read only when pretrained names are listed or asked for.
+
+    :return: the folders, usually inside the plugin's own package (``Path(__file__).parent / "weights" / ...``).
     """

@@ -29,7 +29,7 @@ def _host_with(module: object, name: str) -> PluginHost:
     host.load_defaults()
     sys_module = type(inspect)(name)
     sys_module.__dict__.update(vars(module))
-    sys_module.GANZOO_API_VERSION = "1.0"
+    sys_module.GANZOO_API_VERSION = "1.1"
     import sys
 
     sys.modules[name] = sys_module
@@ -130,6 +130,29 @@ def test_hook_ganzoo_add_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with use_host(host):
         assert main(["hello", "world"]) == 0
     assert capsys.readouterr().out.strip() == "hello world from ganzoo"
+
+
+def test_hook_ganzoo_pretrained_folders(tmp_path: Path) -> None:
+    class Plugin:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_register(register):
+            register("block", "computed.w3", Computed, cfg=WidthCfg(width=3))
+
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_pretrained_folders():
+            return [tmp_path / "w3-ones"]
+
+    host = _host_with(Plugin, "ganzoo_test_pretrained")
+    with use_host(host):
+        block = gz.create_block("computed.w3")
+        nn.init.ones_(block.lin.weight)
+        gz.write_hub_folder(block, tmp_path / "w3-ones", tag="ones", summary="All ones.")
+        assert gz.list_pretrained() == ["computed.w3.ones"]
+        loaded = gz.create("block", "computed.w3", pretrained=True)
+        assert torch.equal(loaded.lin.weight, torch.ones(3, 3)) and torch.equal(loaded.lin.bias, block.lin.bias)
+        assert gz.get_pretrained("computed.w3.ones").summary == "All ones."
 
 
 def test_register_hook_checks_names_and_fills_summaries() -> None:

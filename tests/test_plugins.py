@@ -67,7 +67,7 @@ def test_broken_plugins_are_reported_and_skipped(make_dist) -> None:
     broken = failures["broken"]
     assert (broken.distribution, broken.version) == ("ganzoo-test-broken", "2.3.4")
     assert "ModuleNotFoundError" in broken.error and "not_a_module_anywhere" in broken.error
-    assert "plugin API 0.9" in failures["old"].error and "1.0" in failures["old"].error
+    assert "plugin API 0.9" in failures["old"].error and "implements 1.1" in failures["old"].error
     assert "declares no GANZOO_API_VERSION" in failures["unversioned"].error
     assert "registered twice" in failures["zdup"].error and "'good'" in failures["zdup"].error
     assert host.plugins["good"].distribution == "ganzoo-test-good"
@@ -105,7 +105,8 @@ def test_load_plugins_env_restricts(make_dist, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("declared", "ok"), [("1.0", True), ((1, 0), True), ("1.1", False), ("2.0", False), ("0.9", False)]
+    ("declared", "ok"),
+    [("1.0", True), ((1, 0), True), ("1.1", True), ("1.2", False), ("2.0", False), ("0.9", False)],
 )
 def test_api_version_compatibility(declared, ok) -> None:
     module = type(sys)("m")
