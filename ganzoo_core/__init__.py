@@ -83,7 +83,7 @@ _EXPORTS: dict[str, str] = {
     "register_retired": "ganzoo_core._registry",
     "__version__": "ganzoo_core._version",
     "CheckpointInfo": "ganzoo_core.checkpoints",
-    "load": "ganzoo_core.checkpoints",
+    "load": "ganzoo_core.hub",
     "Pretrained": "ganzoo_core.hub",
     "get_pretrained": "ganzoo_core.hub",
     "is_pretrained": "ganzoo_core.hub",
@@ -207,7 +207,7 @@ if TYPE_CHECKING:
         register_retired,
     )
     from ganzoo_core._version import __version__
-    from ganzoo_core.checkpoints import CheckpointInfo, load, load_weights, read_info, save
+    from ganzoo_core.checkpoints import CheckpointInfo, load_weights, read_info, save
     from ganzoo_core.distributed import batch_noise
     from ganzoo_core.errors import (
         CheckpointError,
@@ -226,7 +226,7 @@ if TYPE_CHECKING:
     )
     from ganzoo_core.gan_objective import GanNetworksSpec, GanObjectiveCfg, build_gan_loss, build_gan_networks, gan_phases
     from ganzoo_core.hookspecs import hookimpl
-    from ganzoo_core.hub import Pretrained, get_pretrained, is_pretrained, list_pretrained, write_hub_folder
+    from ganzoo_core.hub import Pretrained, get_pretrained, is_pretrained, list_pretrained, load, write_hub_folder
     from ganzoo_core.interfaces import (
         Component,
         DiscOutput,

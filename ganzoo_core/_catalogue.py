@@ -31,13 +31,15 @@ def load_catalogue() -> dict[str, Any]:
 
 
 def released_packages() -> tuple[str, ...]:
-    """Packages of the released first-party plugins that are importable here (for tests and benchmarks)."""
+    """Packages of the released first-party plugins and of the weights distribution that are importable here (for
+    tests and benchmarks)."""
     import importlib.util
 
-    plugins = load_catalogue().get("plugins", {}).values()
-    return tuple(
-        p["package"] for p in plugins if p.get("status") == "released" and importlib.util.find_spec(p["package"])
-    )
+    catalogue = load_catalogue()
+    plugins = catalogue.get("plugins", {}).values()
+    packages = [p["package"] for p in plugins if p.get("status") == "released"]
+    packages += [catalogue["weights"]["package"]] if "weights" in catalogue else []
+    return tuple(p for p in packages if importlib.util.find_spec(p))
 
 
 def provider_of(name: str) -> tuple[str, dict[str, Any]] | None:

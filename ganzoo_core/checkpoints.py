@@ -246,13 +246,8 @@ def load(path: str | Path, *, device: torch.device | str = "cpu", ema: bool = Fa
     ``ema=True`` loads the exponential moving average of the networks a training run kept one of (``--ema``).
     ``verify=False`` skips the check of the tensors against the hash recorded at save time (faster on big files).
     Nothing in the file can make ganzoo open another path (see the module docstring).
-
-    ``path`` may also be a model folder, ``hf-hub:ORG/NAME`` or a pretrained name (``ganzoo_core.hub``).
+    ``ganzoo_core.load`` (``ganzoo_core.hub.load``) takes model folders, ``hf-hub:ORG/NAME`` and pretrained names too.
     """
-    if not Path(path).is_file():
-        from ganzoo_core.hub import resolve_source
-
-        path = resolve_source(path)
     info = read_info(path)
     if info.kind not in LOADABLE_KINDS:  # a dataset or an op is never built from a file's say-so
         raise CheckpointError(f"checkpoint {str(info.path)!r} says it holds a {info.kind!r}; ganzoo checkpoints hold "

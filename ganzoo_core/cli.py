@@ -358,17 +358,15 @@ def _sample_chunks(module: Any, args: argparse.Namespace) -> Any:
 
 
 def _sample_from_text(module: Any, args: argparse.Namespace) -> tuple[Any, int]:
-    """``--text`` captions, each embedded with the objective's encoder (``cfg.encoder``, or ``--encoder``, with
-    ``--encoder-weights``) and repeated ``--n`` times with different noise: one row of the grid per caption."""
-    from ganzoo_core._api import create
-    from ganzoo_core.text import encode_texts
+    """``--text`` captions, each embedded with the text encoder the checkpoint records (its name and config:
+    ``ganzoo_core.text.text_encoder_for``; ``--encoder`` names another, ``--encoder-weights`` loads a weights file into
+    it) and repeated ``--n`` times with different noise: one row of the grid per caption."""
+    from ganzoo_core.text import encode_texts, text_encoder_for
 
-    encoder = args.encoder or getattr(getattr(module, "cfg", None), "encoder", None)
-    if not hasattr(module, "sample") or encoder is None:
-        raise GanzooError(f"{args.checkpoint}: --text needs a text-conditioned objective checkpoint whose config "
-                          "names its encoder (cfg.encoder), or --encoder NAME")
-    if args.encoder_weights is not None:  # trained or released encoder weights, read as `ganzoo encode --weights` does
-        encoder = create("encoder", encoder, weights=args.encoder_weights)
+    if not hasattr(module, "sample"):
+        raise GanzooError(f"{args.checkpoint}: --text needs a text-to-image objective checkpoint; this one holds a "
+                          f"{type(module).__name__}")
+    encoder = text_encoder_for(module, args.encoder, weights=args.encoder_weights, where=str(args.checkpoint))
     emb = encode_texts(encoder, args.text)  # (captions, D)
     device = next(module.parameters()).device
     batch = {"text_emb": emb.repeat_interleave(args.n, dim=0).to(device)}  # caption-major: (captions · n, D)

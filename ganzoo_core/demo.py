@@ -216,7 +216,7 @@ def add_demo_command(subparsers: Any) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ganzoo_core._api import create
-    from ganzoo_core.checkpoints import load
+    from ganzoo_core.hub import load
 
     _gradio()  # fail early, with the install hint
     loaded = [(f"{load_name(path)} ({path.name})", load(path, device=args.device)) for path in args.checkpoints]

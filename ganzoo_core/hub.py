@@ -33,14 +33,26 @@ import attrs
 import torch
 from torch import nn
 
+from ganzoo_core import checkpoints
 from ganzoo_core._atomic import atomic_path, check_destination
 from ganzoo_core._entries import SPEC_ATTR, check_kind
 from ganzoo_core._plugins import get_host
+from ganzoo_core.checkpoints import (
+    checkpoint_metadata,
+    load_into,
+    load_weights,
+    read_info,
+    read_tensors,
+    refuse_paths,
+    state_tensors,
+    write_checkpoint,
+)
+from ganzoo_core.config import apply_overrides, cfg_from_dict
 from ganzoo_core.errors import CheckpointError, ConfigError, GanzooError, UnknownNameError, UnknownPretrainedError
 
 __all__ = [
     "HUB_FILES", "HUB_PREFIX", "Pretrained", "create_pretrained", "get_pretrained", "is_pretrained", "list_pretrained",
-    "load_source", "read_folder", "render_card", "resolve_source", "split_tag", "write_hub_folder",
+    "load", "load_source", "read_folder", "render_card", "resolve_source", "split_tag", "write_hub_folder",
 ]
 
 HUB_FILES = ("model.safetensors", "config.json", "README.md")
@@ -98,8 +110,6 @@ def read_folder(folder: str | Path) -> dict[str, Any]:
 
 def _check_agrees(folder: Path, data: Mapping[str, Any]) -> None:
     """``config.json`` and ``model.safetensors`` must describe the same module (one was not swapped for another)."""
-    from ganzoo_core.checkpoints import read_info
-
     info = read_info(folder / "model.safetensors")
     saved = info.saved_name or info.name
     if (data["kind"], data["name"]) not in ((info.kind, saved), (info.kind, info.name)):
@@ -157,13 +167,18 @@ def resolve_source(source: str | Path) -> Path:
     return get_pretrained(text).file
 
 
-def load_source(source: str | Path, *, device: torch.device | str = "cpu", ema: bool = False,
-                verify: bool = True) -> nn.Module:
-    """The module a source rebuilds (see the module docstring): ``ganzoo_core.load`` for files, folders, hub folders
-    and pretrained names alike."""
-    from ganzoo_core.checkpoints import load
+def load(source: str | Path, *, device: torch.device | str = "cpu", ema: bool = False, verify: bool = True
+         ) -> nn.Module:
+    """Rebuild the exact module a source holds: a ganzoo checkpoint file, a model folder, ``hf-hub:ORG/NAME`` or a
+    pretrained name (``family.variant.tag``); registry name, full config, then the tensors (strictly).
 
-    return load(resolve_source(source), device=device, ema=ema, verify=verify)
+    ``ema=True`` loads the exponential moving average of the networks a training run kept one of (``--ema``).
+    ``verify=False`` skips the check of the tensors against the hash recorded at save time (faster on big files).
+    Nothing in the file can make ganzoo open another path (see ``ganzoo_core.checkpoints``)."""
+    return checkpoints.load(resolve_source(source), device=device, ema=ema, verify=verify)
+
+
+load_source = load  # the name ``ganzoo export`` and other commands use
 
 
 # -- pretrained names ---------------------------------------------------------------------------------------------------
@@ -241,9 +256,6 @@ def create_pretrained(kind: str, name: str, pretrained: bool | str | Path, overr
     on top) and load them. ``pretrained`` is True (the name's tag, or its default), a tag, a model folder or
     ``hf-hub:ORG/NAME``; ``name`` may carry the tag (``family.variant.tag``, then ``pretrained=False`` builds the
     tag's config with random weights, as timm does)."""
-    from ganzoo_core.checkpoints import load_into, read_info, read_tensors, refuse_paths
-    from ganzoo_core.config import apply_overrides, cfg_from_dict
-
     kind = check_kind(kind)
     base, tag = split_tag(kind, name)
     entry = get_host().registry.get(kind, base)
@@ -277,8 +289,6 @@ def create_pretrained(kind: str, name: str, pretrained: bool | str | Path, overr
     if pretrained:
         load_into(module, read_tensors(file), file)
     elif weights is not None:
-        from ganzoo_core.checkpoints import load_weights
-
         load_weights(module, weights)
     return module.to(device) if device is not None else module
 
@@ -295,8 +305,6 @@ def write_hub_folder(source: str | Path | nn.Module, out: str | Path, *, ema: bo
 
     ``tag``, ``summary`` and ``training`` (``data``, ``steps``, ``command``, ``result``, ... : shown in the card) make
     it a pretrained folder. Each file is written atomically; existing files are kept unless ``overwrite``."""
-    from ganzoo_core.checkpoints import checkpoint_metadata, refuse_paths, state_tensors, write_checkpoint
-
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     out = Path(out)

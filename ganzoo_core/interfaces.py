@@ -146,6 +146,22 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     return seeded_rng(seed, device)
 
 
+@runtime_checkable
+class TextToImage(Protocol):
+    """An objective that draws images from captions' embeddings: ``sample(n, {"text_emb": (n, text_dim)})``.
+
+    Its config records the text encoder those embeddings come from, as the fields ``encoder`` (a registry name) and
+    ``encoder_kwargs`` (that encoder's config overrides), so a checkpoint embeds new captions with nothing else
+    (``ganzoo sample CKPT --text ...``, ``ganzoo_core.text.text_encoder_for``); ``text_encoder`` reads them."""
+
+    text_dim: int  # the width of the embeddings sample() and loss() read from batch["text_emb"]
+
+    @property
+    def text_encoder(self) -> tuple[str, Mapping[str, Any]]:
+        """The text encoder's registry name and its config overrides, as the objective's config records them."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class TranslationOption:
     """One option of an ``ImageTranslator``'s ``translate_images``: its choices (``None``: free), default and help, for

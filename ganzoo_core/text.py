@@ -14,7 +14,7 @@ import importlib
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,8 @@ class HashedBowCfg:
 class HashedBowEncoder(nn.Module):
     """Words (and word bigrams) hashed into ``dim`` signed buckets, summed, L2-normalised. No parameters, no
     training, deterministic across processes and machines (BLAKE2b of the UTF-8 token, not Python's ``hash``)."""
+
+    ships_weights = True  # nothing to train: its name and config rebuild it exactly (SHIPS_WEIGHTS)
 
     def __init__(self, cfg: HashedBowCfg = HashedBowCfg()) -> None:
         super().__init__()
@@ -143,6 +145,8 @@ def minilm_folder(path: str | None = None) -> Path:
 class MiniLmEncoder(nn.Module):
     """all-MiniLM-L6-v2: a 6-layer BERT (hidden 384), mean pooling over the non-padding tokens, L2 normalisation,
     as sentence-transformers runs it. Loaded with ``transformers`` from local files only (nothing is downloaded)."""
+
+    ships_weights = True  # the pretrained model comes with its package (SHIPS_WEIGHTS)
 
     def __init__(self, cfg: MiniLmCfg = MiniLmCfg()) -> None:
         super().__init__()
@@ -271,6 +275,163 @@ def apply_text_norm(t: Tensor, text_norm: str) -> Tensor:
     return unit_rms(t) if text_norm == "rms" else t
 
 
-__all__ = ["MAX_CAPTION_CHARS", "TEXT_NORMS", "HashedBowCfg", "HashedBowEncoder", "MiniLmCfg", "MiniLmEncoder",
-           "apply_text_norm", "check_sentences", "check_text_norm", "cut_captions", "encode_texts", "minilm_folder",
-           "unit_rms"]
+# ---------------------------------------------------------------------------------------------------------------
+# The text encoder a text-to-image objective records (``interfaces.TextToImage``)
+# ---------------------------------------------------------------------------------------------------------------
+
+SHIPS_WEIGHTS = "ships_weights"
+"""An encoder class attribute: True when the encoder built from its registry name and config alone holds trained
+weights (from its package: ``minilm.l6_v2``), or needs none (``bow.hashed``); False when such a build is untrained
+and its weights must come from a file. Without it, ``weights_included`` decides from the config and the parameters."""
+
+_UNTRAINED = (None, "", "random")  # a weights-file field with one of these values builds random weights
+
+
+def check_encoder_kwargs(_: Any, attribute: Any, value: Mapping[str, Any]) -> None:
+    """attrs validator of an objective's ``encoder_kwargs``: the encoder's config overrides, recorded in checkpoints,
+    so they must not name a file (a checkpoint names no path; the weights file is given where captions are embedded)."""
+    from ganzoo_core.checkpoints import is_path_field  # late: checkpoints imports the registry
+
+    def walk(tree: Mapping[str, Any], prefix: str) -> None:
+        for key, item in tree.items():
+            if isinstance(item, Mapping):
+                walk(item, f"{prefix}{key}.")
+            elif is_path_field(str(key)) and item not in (*_UNTRAINED, "shipped"):
+                raise ValueError(f"{attribute.name} names a file in {prefix}{key!s} = {item!r}; an objective records "
+                                 "its encoder by name and config only: embed the captions with the file (ganzoo encode "
+                                 "--weights FILE) and give it again when sampling (ganzoo sample --encoder-weights FILE)")
+
+    walk(value, "")
+
+
+def _canonical(name: str) -> str:
+    """A registered encoder's full name (a bare family name is its default variant); any other name as it is."""
+    from ganzoo_core._api import get_entry, is_name
+
+    return get_entry("encoder", name).name if is_name("encoder", name) else name
+
+
+def text_encoder_of(objective: Any) -> tuple[str, dict[str, Any]] | None:
+    """The text encoder ``objective`` records: (registry name, config overrides) of a ``TextToImage`` objective, or
+    of any objective whose config has an ``encoder`` name (and ``encoder_kwargs``); None when it records none."""
+    from ganzoo_core.interfaces import TextToImage
+
+    if isinstance(objective, TextToImage):
+        name, kwargs = objective.text_encoder
+        return str(name), dict(kwargs)
+    cfg = getattr(objective, "cfg", None)
+    name = getattr(cfg, "encoder", None)
+    return (name, dict(getattr(cfg, "encoder_kwargs", None) or {})) if isinstance(name, str) and name else None
+
+
+def weights_included(name: str, overrides: Mapping[str, Any] | None = None) -> bool:
+    """Whether text encoder ``name`` built with ``overrides`` and no weights file embeds as trained: a pretrained
+    name (``family.variant.tag``); an encoder class that says so (``SHIPS_WEIGHTS``); one whose config names its
+    weights (``weights_file="shipped"``, a folder); one without parameters. Any other is random until its weights
+    are loaded (a released char-CNN-RNN, a skip-thought built without its files)."""
+    from ganzoo_core._api import create, get_entry, is_name
+    from ganzoo_core.checkpoints import is_path_field
+    from ganzoo_core.config import apply_overrides, cfg_to_dict
+
+    if not is_name("encoder", name) and name.count(".") >= 2 and is_name("encoder", name.rsplit(".", 1)[0]):
+        return True  # a pretrained name (family.variant.tag): its folder holds the weights
+    entry = get_entry("encoder", name)
+    declared = getattr(entry.factory, SHIPS_WEIGHTS, None)
+    if isinstance(declared, bool):
+        return declared
+    cfg = apply_overrides(entry.cfg, dict(overrides or {}), what=f"encoder {name!r} config")
+    if any(is_path_field(k) and v not in _UNTRAINED for k, v in cfg_to_dict(cfg).items()):
+        return True
+    try:  # only the parameters' existence matters: build on the meta device, no memory, no init
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = create("encoder", name, **dict(overrides or {}))
+    except Exception:  # a constructor that needs real tensors
+        module = create("encoder", name, **dict(overrides or {}))
+    return next(module.parameters(), None) is None
+
+
+def text_encoder_for(objective: Any, name: str | None = None, *, weights: str | Path | None = None,
+                     where: str = "") -> nn.Module:
+    """The text encoder that embeds captions for ``objective``: the one its config records (``text_encoder_of``),
+    or ``name`` instead (built with the recorded config overrides only when it is the recorded encoder), with
+    ``weights`` (a trained or released file) loaded into it. An encoder that is untrained without a file
+    (``weights_included``) and no ``weights``, or an embedding size other than the objective's ``text_dim``, is a
+    ``GanzooError`` of one line; ``where`` (the checkpoint) starts it."""
+    from ganzoo_core._api import create
+
+    lead = f"{where}: " if where else ""
+    recorded = text_encoder_of(objective)
+    chosen = name or (recorded[0] if recorded else None)
+    if chosen is None:
+        raise GanzooError(f"{lead}--text needs a text-conditioned objective checkpoint whose config names its "
+                          "encoder (cfg.encoder), or --encoder NAME")
+    kwargs = recorded[1] if recorded and _canonical(recorded[0]) == _canonical(chosen) else {}
+    if weights is None and not weights_included(chosen, kwargs):
+        raise GanzooError(f"{lead}text encoder {chosen!r} has no trained weights in its package, so it cannot be "
+                          "rebuilt from its name: pass its weights file with --encoder-weights FILE (weights=FILE in "
+                          "Python), e.g. the released file it was trained with")
+    encoder = create("encoder", chosen, weights=weights, **kwargs)
+    text_dim = getattr(objective, "text_dim", None)
+    embed_dim = getattr(encoder, "embed_dim", None)
+    if isinstance(text_dim, int) and isinstance(embed_dim, int) and text_dim != embed_dim:
+        raise ShapeError(f"{lead}text encoder {chosen!r} gives {embed_dim}-d embeddings but the objective takes "
+                         f"{text_dim}-d text; use the encoder it was trained with (its config names "
+                         f"{recorded[0] if recorded else None!r})")
+    return encoder
+
+
+def encoder_data_defaults(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset options (``encoder``, ``encoder_kwargs``) that make a caption dataset embed with a text-to-image
+    objective's encoder (its ``data_defaults``), when that encoder embeds as trained without a file; {} otherwise
+    (a random char-CNN-RNN would make meaningless embeddings: such data comes embedded, e.g. an ``h5.file``)."""
+    return {"encoder": name, "encoder_kwargs": dict(kwargs)} if weights_included(name, kwargs) else {}
+
+
+def describe_encoder(name: str, kwargs: Mapping[str, Any] | None = None) -> str:
+    """``'bow.hashed'``, or ``'bow.hashed' {'dim': 256}`` with config overrides: an encoder in one-line errors."""
+    return f"{name!r}" + (f" {dict(kwargs)}" if kwargs else "")
+
+
+def match_data_encoder(objective: Any, data: str | None = None, data_overrides: Mapping[str, Any] | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> None:
+    """Make a text-to-image ``objective`` record the encoder its training data embeds with (``ganzoo train``, before
+    the dataset is built with ``training.dataset_for``): the dataset ``data`` (default: the objective's
+    ``cfg.dataset``) with ``data_overrides``, the objective's ``data_defaults`` and the dataset's own defaults,
+    as ``dataset_for`` combines them. When that names another registered encoder (or other ``encoder_kwargs``) than
+    the objective's config, the config takes the data's; when the objective's own ``overrides`` named its encoder,
+    the two disagree and a ``GanzooError`` says so. Objectives that are not ``TextToImage``, datasets without an
+    ``encoder`` option and embeddings filed under a name that is no registered encoder (an ``h5.file`` key such as a
+    release's) are left alone."""
+    from ganzoo_core._api import get_entry, is_name
+    from ganzoo_core.config import cfg_to_dict
+    from ganzoo_core.interfaces import TextToImage
+
+    cfg = getattr(objective, "cfg", None)
+    data_name = data or getattr(cfg, "dataset", None)
+    if not isinstance(objective, TextToImage) or not data_name:
+        return
+    fields = cfg_to_dict(get_entry("dataset", data_name).cfg)
+    if "encoder" not in fields:
+        return
+    defaults = {k: v for k, v in dict(getattr(objective, "data_defaults", None) or {}).items() if k in fields}
+    effective = {**fields, **defaults, **dict(data_overrides or {})}
+    name = effective.get("encoder")
+    if not isinstance(name, str) or not is_name("encoder", name):
+        return  # no embeddings (the objective's loss names the missing batch key), an encoder object, or a file's key
+    name, kwargs = _canonical(name), dict(effective.get("encoder_kwargs") or {})
+    recorded, recorded_kwargs = objective.text_encoder
+    recorded = _canonical(recorded)  # a bare family name is its default variant
+    if (name, kwargs) == (recorded, dict(recorded_kwargs)):
+        return
+    if {"encoder", "encoder_kwargs"} & set(overrides or {}):
+        raise GanzooError(f"the objective's encoder is {describe_encoder(recorded, recorded_kwargs)} but its data "
+                          f"{data_name!r} embeds captions with {describe_encoder(name, kwargs)}; set both alike "
+                          "(--set encoder=NAME and --data-set encoder=NAME), or drop one of them")
+    objective.cfg = attrs.evolve(cfg, encoder=name, encoder_kwargs=kwargs)
+
+
+__all__ = ["MAX_CAPTION_CHARS", "SHIPS_WEIGHTS", "TEXT_NORMS", "HashedBowCfg", "HashedBowEncoder", "MiniLmCfg",
+           "MiniLmEncoder", "apply_text_norm", "check_encoder_kwargs", "check_sentences", "check_text_norm",
+           "cut_captions", "describe_encoder", "encode_texts", "encoder_data_defaults", "match_data_encoder",
+           "minilm_folder", "text_encoder_for", "text_encoder_of", "unit_rms", "weights_included"]

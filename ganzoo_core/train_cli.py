@@ -83,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ganzoo_core._api import create
+    from ganzoo_core.text import match_data_encoder
     from ganzoo_core.training import dataset_for, train
 
     if not args.objective:
@@ -92,6 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {**args.config_set, **parse_overrides(args.set)}  # a --set flag wins over the file's [set]
     data_overrides = {**args.config_data_set, **parse_overrides(args.data_set, option="--data-set")}
     objective = create("objective", args.objective, **overrides)
+    match_data_encoder(objective, args.data, data_overrides, overrides)  # record the encoder the data embeds with
     data_name = args.data or getattr(objective.cfg, "dataset", None)
     dataset = dataset_for(objective, args.data, **data_overrides)
     main_process = os.environ.get("RANK", "0") == "0"

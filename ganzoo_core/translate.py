@@ -271,7 +271,7 @@ def add_translate_command(subparsers: Any) -> None:
 def _cmd_translate(args: argparse.Namespace) -> int:
     import sys
 
-    from ganzoo_core.checkpoints import load
+    from ganzoo_core.hub import load
 
     objective = load(args.checkpoint, device=args.device, verify=not args.no_verify)
     given: dict[str, Any] = {}

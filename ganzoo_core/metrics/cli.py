@@ -60,7 +60,7 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ganzoo_core._atomic import check_destination
-    from ganzoo_core.checkpoints import load
+    from ganzoo_core.hub import load
     from ganzoo_core.metrics.evaluate import evaluate, result_json
     from ganzoo_core.progress import cli_progress
 

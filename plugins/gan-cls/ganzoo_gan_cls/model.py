@@ -53,7 +53,7 @@ from ganzoo_core import validators as v
 from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import ConfigError, ShapeError
 from ganzoo_core.ops import UpsampleConv2d, gradient_penalty
-from ganzoo_core.text import apply_text_norm, check_text_norm
+from ganzoo_core.text import apply_text_norm, check_encoder_kwargs, check_text_norm, encoder_data_defaults
 
 REED_G_PARAMS = 18_909_699  # gan_cls.64 generator: the layer table in models.md §2.1 (18,905,472) + 4,227 conv biases
 REED_D_PARAMS = 4_032_321  # 4,030,080 + 2,241 conv biases
@@ -462,8 +462,15 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
     caption_average: int = attrs.field(default=4, validator=v.size, metadata={SAVED_BEFORE: 1})  # text_emb of a
     # training example: the mean of this many of its image's captions (main_cls*.lua numCaption: CUB and flowers 4,
     # COCO 3), given to the dataset when it has the option (``data_defaults``; --data-set caption_average= wins)
-    encoder: str = "bow.hashed"  # the text encoder the embeddings come from (sampling from text uses it)
-    dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (needs encoder=... there)
+    # The text encoder the embeddings come from (ganzoo_core.interfaces.TextToImage): a registry name and its config
+    # overrides, so a checkpoint embeds new captions by itself (ganzoo sample --text); `ganzoo train` records what the
+    # data embedded with (--data-set encoder=). The official 64×64 variants: the release's char-CNN-RNN (CUB; its
+    # weights are a released file, given when sampling); the small ones bow.hashed, the size their networks take.
+    encoder: str = "char_cnn_rnn.cub"
+    encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False,
+                                                    validator=check_encoder_kwargs)
+    dataset: str = "shapes.32"  # what `ganzoo train` uses when --data is not given (embedded with the encoder when it
+    # needs no weights file, else --data-set encoder=...)
 
 
 class GanClsObjective(nn.Module):
@@ -487,8 +494,16 @@ class GanClsObjective(nn.Module):
 
     @property
     def data_defaults(self) -> dict[str, Any]:
-        """Dataset options the objective sets unless the user does (``ganzoo_core.training.dataset_for``)."""
-        return {"caption_average": self.cfg.caption_average}
+        """Dataset options the objective sets unless the user does (``ganzoo_core.training.dataset_for``): the
+        caption average, and its encoder when that embeds as trained without a file
+        (``ganzoo_core.text.encoder_data_defaults``)."""
+        return {"caption_average": self.cfg.caption_average,
+                **encoder_data_defaults(self.cfg.encoder, self.cfg.encoder_kwargs)}
+
+    @property
+    def text_encoder(self) -> tuple[str, dict[str, Any]]:
+        """The text encoder's registry name and config overrides (``cfg.encoder``, ``cfg.encoder_kwargs``)."""
+        return self.cfg.encoder, dict(self.cfg.encoder_kwargs)
 
     @property
     def nz(self) -> int:
@@ -656,6 +671,7 @@ def _objective(method: str, nets: str, dataset: str) -> ObjectiveCfg:
     matching, interpolate = _METHODS[method]
     return ObjectiveCfg(generator=f"gan_cls.{nets}", discriminator=f"gan_cls.{nets}", matching=matching,
                         interpolate=interpolate, dataset=dataset,
+                        encoder="bow.hashed" if nets.endswith("32") else "char_cnn_rnn.cub",  # 512-d or 1024-d text
                         caption_average=4 if nets == "64" else 1)  # the CPU and port variants: one caption (ours,
     # and the port's)
 

@@ -78,21 +78,20 @@ def interpolation_grid(objective: nn.Module, text_a: Tensor, text_b: Tensor, ste
 
 
 def sample_from_text(objective: nn.Module, captions: Sequence[str], encoder_name: str | None = None,
-                     n_per_caption: int = 8, seed: int = 0) -> Tensor:
-    """Encode ``captions`` with ``encoder_name`` (default: the objective's ``cfg.encoder``) and return their
-    caption grid, ``(len(captions) · n_per_caption, C, H, W)``. The encoder's size must be the generator's."""
-    from ganzoo_gan_cls.text import get_text_encoder
+                     n_per_caption: int = 8, seed: int = 0, *, encoder_weights: str | Path | None = None) -> Tensor:
+    """Encode ``captions`` with the text encoder the objective records (``cfg.encoder`` and ``cfg.encoder_kwargs``),
+    or ``encoder_name`` instead, with ``encoder_weights`` loaded into it (needed when its weights are a file, such as
+    a released char-CNN-RNN), and return their caption grid, ``(len(captions) · n_per_caption, C, H, W)``. The
+    encoder's size must be the generator's (``ganzoo_core.text.text_encoder_for``)."""
+    from ganzoo_core.text import text_encoder_for
 
     if isinstance(captions, str) or not captions:
         raise GanzooError("captions must be a non-empty list of strings")
-    name = encoder_name or getattr(objective.cfg, "encoder", None)
-    if not name:
-        raise GanzooError("no encoder: pass encoder_name= (e.g. 'bow.hashed' or 'minilm.l6_v2')")
-    encoder = get_text_encoder(name)
+    encoder = text_encoder_for(objective, encoder_name, weights=encoder_weights)
     text_dim = _generator(objective)[2]
     if encoder.embed_dim != text_dim:
-        raise ShapeError(f"encoder {name!r} gives {encoder.embed_dim}-d embeddings but the generator takes "
-                         f"{text_dim}-d; use the encoder the model was trained with")
+        raise ShapeError(f"encoder {encoder_name or objective.cfg.encoder!r} gives {encoder.embed_dim}-d embeddings "
+                         f"but the generator takes {text_dim}-d; use the encoder the model was trained with")
     return caption_grid(objective, encoder.encode(list(captions)).float(), n_per_caption, seed)
 
 

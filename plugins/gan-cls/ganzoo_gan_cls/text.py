@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.errors import GanzooError
+from ganzoo_core.text import check_encoder_kwargs
 
 
 class TextEncoder(Protocol):
@@ -30,10 +31,10 @@ class TextEncoder(Protocol):
     def encode(self, batch: Sequence[str]) -> Tensor: ...
 
 
-def get_text_encoder(name: str = "bow.hashed") -> TextEncoder:
-    """The registered text encoder ``name`` (``bow.hashed``, ``minilm.l6_v2``, ...); an unknown name raises
-    ``UnknownNameError`` with suggestions."""
-    return gz.create_encoder(name)
+def get_text_encoder(name: str = "bow.hashed", **overrides: Any) -> TextEncoder:
+    """The registered text encoder ``name`` (``bow.hashed``, ``minilm.l6_v2``, ...) with config ``overrides``; an
+    unknown name raises ``UnknownNameError`` with suggestions."""
+    return gz.create_encoder(name, **overrides)
 
 
 class CaptionEmbeddings(Dataset[dict[str, Tensor]]):
@@ -136,6 +137,8 @@ class CaptionsCfg:
     base: str = "shapes.32"  # any registered dataset with caption(i)
     base_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen)  # its config (n=, split=, ...)
     encoder: Any = "bow.hashed"  # a registered text encoder's name, or an encoder object (encode(list[str]))
+    encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen,
+                                                    validator=check_encoder_kwargs)  # a named encoder's config
     wrong_image: bool = True
     wrong_pick: str = attrs.field(default="random", validator=v.one_of(WRONG_PICKS))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
@@ -145,7 +148,7 @@ class CaptionsCfg:
 def captions(cfg: CaptionsCfg) -> CaptionEmbeddings:
     """A captioned dataset's items with text_emb (a random caption per access) and image_wrong (CaptionEmbeddings)."""
     base = gz.create_dataset(cfg.base, **cfg.base_kwargs)
-    encoder = get_text_encoder(cfg.encoder) if isinstance(cfg.encoder, str) else cfg.encoder
+    encoder = get_text_encoder(cfg.encoder, **cfg.encoder_kwargs) if isinstance(cfg.encoder, str) else cfg.encoder
     return CaptionEmbeddings(base, encoder, wrong_image=cfg.wrong_image, wrong_pick=cfg.wrong_pick, seed=cfg.seed)
 
 

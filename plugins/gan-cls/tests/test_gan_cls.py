@@ -632,6 +632,29 @@ def test_sample_from_text() -> None:
         sample_from_text(small("gan_cls.cls_32", text_dim=384), ["red circle"], "bow.hashed", 1)
 
 
+def test_the_objective_records_its_encoder_config_and_the_data_embed_with_it() -> None:
+    """``encoder_kwargs`` (a 64-bucket bag of words): sample_from_text embeds with it; the objective's data defaults
+    give it to a dataset that takes it (gan_cls.captions), which embeds 64-d; the official 64×64 objectives record
+    the release's char-CNN-RNN, whose weights are a file, so sampling without it is refused in one line."""
+    obj = small("gan_cls.cls_32", text_dim=64, encoder_kwargs={"dim": 64})
+    assert obj.text_encoder == ("bow.hashed", {"dim": 64})
+    captions = ["a small red circle in the top left", "big blue star"]
+    expected = caption_grid(obj, gz.create_encoder("bow.hashed", dim=64).encode(captions), 2)
+    assert torch.equal(sample_from_text(obj, captions, n_per_caption=2, seed=0), expected)
+    data = dataset_for_captions(obj)
+    assert data.embeddings.shape[1] == 64
+    official = small("gan_cls.int_cls")
+    assert official.text_encoder == ("char_cnn_rnn.cub", {}) and "encoder" not in official.data_defaults
+    with pytest.raises(gz.GanzooError, match=r"'char_cnn_rnn.cub' has no trained weights .*--encoder-weights FILE"):
+        sample_from_text(official, captions)
+
+
+def dataset_for_captions(objective: nn.Module) -> object:
+    from ganzoo_core.training import dataset_for
+
+    return dataset_for(objective, "gan_cls.captions", base_kwargs={"n": 8})
+
+
 def test_text_encoder_is_the_registered_one() -> None:
     """``get_text_encoder`` builds registered encoders only: bow.hashed is the core's, stable and word-sensitive."""
     enc = get_text_encoder()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 import ganzoo_core as gz
 from ganzoo_core import validators as v
 from ganzoo_core.data.schema import ArrayBundle, DataError, write_h5
+from ganzoo_core.text import check_encoder_kwargs
 
 # ---------------------------------------------------------------------------------------------------------------
 # Captioned images with text embeddings and wrong images
@@ -119,6 +120,8 @@ class CaptionedShapesCfg:
     # "test" or "all" (shapes: image i is test when i % 10 == 9)
     seed: int = attrs.field(default=0, validator=v.non_negative)  # numpy seeds are non-negative
     encoder: str = "bow.hashed"  # any registered text encoder; its embed_dim must be the networks' text_dim
+    encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False,
+                                                    validator=check_encoder_kwargs)  # its config overrides
     wrong_image: bool = True
 
 
@@ -126,7 +129,7 @@ class CaptionedShapesCfg:
 def captioned_shapes(cfg: CaptionedShapesCfg) -> CaptionedImages:
     """Captioned shapes (``shapes.*``) with text embeddings of a named encoder and wrong images, for StackGAN."""
     base = gz.create_dataset("shapes.32", image_size=cfg.image_size, n=cfg.n, split=cfg.split, seed=cfg.seed)
-    return CaptionedImages(base, cfg.encoder, wrong_image=cfg.wrong_image)
+    return CaptionedImages(base, cfg.encoder, wrong_image=cfg.wrong_image, encoder_kwargs=dict(cfg.encoder_kwargs))
 
 
 # ---------------------------------------------------------------------------------------------------------------

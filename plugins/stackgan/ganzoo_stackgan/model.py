@@ -46,7 +46,13 @@ from ganzoo_core.config import SAVED_BEFORE
 from ganzoo_core.errors import CheckpointError, ConfigError, ShapeError
 from ganzoo_core.layers import list_acts
 from ganzoo_core.ops import UpsampleConv2d
-from ganzoo_core.text import apply_text_norm, check_text_norm
+from ganzoo_core.text import (
+    apply_text_norm,
+    check_encoder_kwargs,
+    check_text_norm,
+    describe_encoder,
+    encoder_data_defaults,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Configs
@@ -396,6 +402,13 @@ class ObjectiveCfg(gz.GanObjectiveCfg):
                                         metadata={SAVED_BEFORE: "rms"})  # when set, the text_norm of G, D and
     # Stage-I (their *_kwargs win); None: each network's own
     dataset: str = "stackgan.shapes"  # what `ganzoo train` uses when --data is not given
+    # The text encoder the embeddings come from (ganzoo_core.interfaces.TextToImage): a registry name and its config
+    # overrides, so a checkpoint embeds new captions by itself (ganzoo sample --text). The official variants: the
+    # release's char-CNN-RNN (CUB; its weights are a released file, given when sampling); the CPU ones: bow.hashed, as
+    # stackgan.shapes embeds by default. `ganzoo train` records what the data embedded with (--data-set encoder=).
+    encoder: str = "char_cnn_rnn.cub"
+    encoder_kwargs: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False,
+                                                    validator=check_encoder_kwargs)
 
     def network_defaults(self) -> dict[str, Any]:
         """Options every network of the objective (G, D, Stage-I) gets unless its ``*_kwargs`` say otherwise."""
@@ -416,10 +429,11 @@ class StackObjective(nn.Module):
         norm = cfg.network_defaults()
         self.networks = gz.build_gan_networks(cfg, generator_defaults=norm, discriminator_defaults=norm)  # G, D
         self.stage1 = self._build_stage1(cfg)  # outside networks: no phase, no optimizer, frozen
-        if cfg.stage1_checkpoint is not None:
-            # The Stage-I weights are this module's now: what checkpoints save is how to rebuild the Stage-I network
-            # (its registry name and config), never the path, so a saved Stage-II loads without the Stage-I file
-            # and its metadata cannot make ganzoo open a path the user did not give.
+        if self.stage1 is not None:
+            # The Stage-I weights are this module's: what checkpoints save is how to rebuild the Stage-I network (its
+            # registry name and full config), never the path, so a saved Stage-II loads without the Stage-I file and
+            # its metadata cannot make ganzoo open a path the user did not give. The full config, whether loaded or
+            # built by name, so a resumed run compares equal however its Stage-I was given.
             self.cfg = attrs.evolve(cfg, stage1=getattr(self.stage1, SPEC_ATTR)[1],
                                     stage1_kwargs=attrs.asdict(self.stage1.cfg), stage1_checkpoint=None)
         self.gan_loss = gz.build_gan_loss(cfg)
@@ -434,6 +448,7 @@ class StackObjective(nn.Module):
         if cfg.stage1_checkpoint is None:
             stage1 = gz.create_generator(cfg.stage1, **kwargs)
         else:  # a ganzoo checkpoint rebuilds itself; a released file needs the Stage-I name (the variant gives it)
+            _check_stage1_encoder(cfg)
             stage1 = load_stage1(cfg.stage1_checkpoint, cfg.stage1, kwargs)
         return stage1.requires_grad_(False)  # frozen weights; its mode follows the objective's (see train())
 
@@ -474,6 +489,17 @@ class StackObjective(nn.Module):
     @property
     def text_dim(self) -> int:
         return int(self.networks["G"].cfg.text_dim)
+
+    @property
+    def text_encoder(self) -> tuple[str, dict[str, Any]]:
+        """The text encoder's registry name and config overrides (``cfg.encoder``, ``cfg.encoder_kwargs``)."""
+        return self.cfg.encoder, dict(self.cfg.encoder_kwargs)
+
+    @property
+    def data_defaults(self) -> dict[str, Any]:
+        """Dataset options the objective sets unless the user does (``ganzoo_core.training.dataset_for``): its
+        encoder, when that embeds as trained without a file (``ganzoo_core.text.encoder_data_defaults``)."""
+        return encoder_data_defaults(self.cfg.encoder, self.cfg.encoder_kwargs)
 
     # -- generation --
     def _device(self) -> torch.device:
@@ -570,16 +596,34 @@ class StackObjective(nn.Module):
         return {"image": images, "image_wrong": wrong, "text_emb": torch.randn(batch_size, self.text_dim)}
 
 
+def _check_stage1_encoder(cfg: ObjectiveCfg) -> None:
+    """A Stage-I trained (as a stackgan objective) on captions embedded by another encoder than this Stage-II's
+    would get embeddings it never saw: a ``ConfigError`` naming both."""
+    path = Path(str(cfg.stage1_checkpoint))
+    try:
+        info = gz.read_info(path)
+    except CheckpointError:  # missing (load_stage1 says so) or a released file, which records no encoder
+        return
+    saved = (info.config.get("encoder"), dict(info.config.get("encoder_kwargs") or {}))
+    if info.kind == "objective" and isinstance(saved[0], str) and saved != (cfg.encoder, dict(cfg.encoder_kwargs)):
+        raise ConfigError(f"the Stage-I in {str(path)!r} was trained on captions embedded by "
+                          f"{describe_encoder(*saved)}, but this Stage-II records "
+                          f"{describe_encoder(cfg.encoder, cfg.encoder_kwargs)}; train Stage-II with the same encoder "
+                          f"(--set encoder={saved[0]} and --data-set encoder={saved[0]})")
+
+
 def load_stage1(path: str | Path, name: str | None = None, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
-    """The Stage-I generator of a checkpoint: a ``stackgan`` Stage-I objective's ``G`` or a generator checkpoint,
-    rebuilt by its registry name and config (``ganzoo_core.checkpoints``); or, given the Stage-I generator's
-    ``name`` (and config ``kwargs``), any weights file ``weights=`` reads, such as a released StackGAN-Pytorch
-    Stage-I or Stage-II ``netG`` (a Stage-II file gives the Stage-I it contains)."""
+    """The Stage-I generator of a checkpoint: a ``stackgan`` Stage-I objective's ``G``, a Stage-II objective's frozen
+    Stage-I (so a Stage-II run resumes from its own checkpoint when the Stage-I file is gone) or a generator
+    checkpoint, rebuilt by its registry name and config (``ganzoo_core.checkpoints``); or, given the Stage-I
+    generator's ``name`` (and config ``kwargs``), any weights file ``weights=`` reads, such as a released
+    StackGAN-Pytorch Stage-I or Stage-II ``netG`` (a Stage-II file gives the Stage-I it contains)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Stage-I checkpoint {str(path)!r} does not exist; train Stage-I first "
                               "(ganzoo train stackgan.s1_16 ...) and pass its checkpoint.safetensors as "
-                              "stage1_checkpoint")
+                              "stage1_checkpoint (to resume a Stage-II run whose Stage-I file moved, pass the run's own "
+                              "checkpoint.safetensors: it holds its Stage-I)")
     try:
         info = gz.read_info(path)
     except CheckpointError:
@@ -588,7 +632,7 @@ def load_stage1(path: str | Path, name: str | None = None, kwargs: Mapping[str, 
         return gz.create_generator(name, weights=path, **dict(kwargs or {}))  # released weights, by content
     module = gz.load(path)
     if info.kind == "objective":
-        module = module.networks["G"]
+        module = module.networks["G"] if getattr(module, "stage1", None) is None else module.stage1
     if not isinstance(module, StageIGenerator):
         raise CheckpointError(f"{str(path)!r} holds {info.kind} {info.name!r}, whose generator is a "
                               f"{type(module).__name__}, not a stackgan Stage-I generator")
@@ -624,9 +668,18 @@ D_VARIANTS = {
     "s2_32": DiscriminatorCfg(image_size=32, ndf=32, uncond_head=True, **TEXT_D),
 }
 STAGE1_OF = {"s2_256": "s1_64", "s2_128": "s1_32", "s2_64": "s1_16", "s2_32": "s1_16"}
+OFFICIAL = ("s1_64", "s2_256")  # the release's sizes: 1024-d char-CNN-RNN text; the others bow.hashed's 512-d
+
+
+def _encoder(variant: str) -> str:
+    return "char_cnn_rnn.cub" if variant in OFFICIAL else "bow.hashed"
+
+
 OBJECTIVE_VARIANTS = {
-    **{name: ObjectiveCfg(generator=f"stackgan.{name}", discriminator=f"stackgan.{name}") for name in S1_VARIANTS},
-    **{v: ObjectiveCfg(generator=f"stackgan.{v}", discriminator=f"stackgan.{v}", stage1=f"stackgan.{s1}")
+    **{name: ObjectiveCfg(generator=f"stackgan.{name}", discriminator=f"stackgan.{name}", encoder=_encoder(name))
+       for name in S1_VARIANTS},
+    **{v: ObjectiveCfg(generator=f"stackgan.{v}", discriminator=f"stackgan.{v}", stage1=f"stackgan.{s1}",
+                       encoder=_encoder(v))
        for v, s1 in STAGE1_OF.items()},
 }
 

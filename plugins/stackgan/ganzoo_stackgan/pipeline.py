@@ -21,7 +21,8 @@ from torch import Tensor
 import ganzoo_core as gz
 from ganzoo_core.argtypes import device as device_arg
 from ganzoo_core.schedules import ScheduleCfg
-from ganzoo_core.training import TrainCfg, TrainResult, train
+from ganzoo_core.text import match_data_encoder
+from ganzoo_core.training import TrainCfg, TrainResult, dataset_for, train
 
 
 def train_stages(out_dir: str | Path, *, stage1: str = "stackgan.s1_16", stage2: str = "stackgan.s2_64",
@@ -35,9 +36,10 @@ def train_stages(out_dir: str | Path, *, stage1: str = "stackgan.s1_16", stage2:
     """Train Stage-I objective ``stage1``, then Stage-II objective ``stage2`` on top of its checkpoint.
 
     ``lr_step``: halve both learning rates every that many steps (None: constant); ``lr_step2``: Stage-II's, when
-    it differs. The dataset is built at each stage's image size (``data_kwargs`` plus ``image_size``)."""
+    it differs. The dataset is built at each stage's image size (``data_kwargs`` plus ``image_size``), embedding
+    captions with the stage's encoder unless ``data_kwargs`` names one (then the stage records that one)."""
     out = Path(out_dir)
-    results = []
+    results, encoders = [], []
     for i, (name, steps, overrides, every) in enumerate(((stage1, steps1, stage1_overrides, lr_step),
                                                          (stage2, steps2, stage2_overrides, lr_step2 or lr_step))):
         schedule = ScheduleCfg() if every is None else ScheduleCfg(kind="step", step_size=every, gamma=0.5)
@@ -45,11 +47,15 @@ def train_stages(out_dir: str | Path, *, stage1: str = "stackgan.s1_16", stage2:
         extra = dict(overrides or {})
         if i == 1:
             extra["stage1_checkpoint"] = str(results[0].checkpoint)
+            if not {"encoder", "encoder_kwargs"} & set(extra):  # Stage-II reads captions as its Stage-I did
+                extra["encoder"], extra["encoder_kwargs"] = encoders[0]
         objective = gz.create_objective(name, **extra)
-        dataset = gz.create_dataset(data, **{**dict(data_kwargs or {}), "image_size": objective.image_shape[-1]})
+        match_data_encoder(objective, data, data_kwargs, overrides)  # the checkpoint names what the data embeds with
+        dataset = dataset_for(objective, data, **dict(data_kwargs or {}))  # at the stage's image size
         cfg = TrainCfg(steps=steps, batch_size=batch_size, seed=seed, device=device, log_every=log_every,
                        sample_every=0, checkpoint_every=0, schedule=schedule, progress=False, tensorboard=False)
         results.append(train(objective, dataset, out / f"stage{i + 1}", cfg, on_log=on_log))
+        encoders.append(objective.text_encoder)  # what the data embedded with (match_data_encoder)
         if results[-1].interrupted:
             raise gz.GanzooError(f"stage {i + 1} was interrupted at step {results[-1].step}; its checkpoint is "
                                  f"{results[-1].checkpoint} (resume it with ganzoo train ... --resume)")

@@ -395,6 +395,51 @@ def test_saved_stage2_loads_without_the_stage1_file(kind: str, overrides: dict[s
     assert all(torch.equal(a, b) for a, b in zip(obj.sample_stages(3, batch, seed=1), loaded.sample_stages(3, batch, seed=1)))
 
 
+def test_a_stage2_checkpoint_gives_its_stage1(stage1_checkpoint: Path, tmp_path: Path) -> None:
+    """A Stage-II checkpoint as ``stage1_checkpoint`` gives the Stage-I it holds (how a moved Stage-II run resumes):
+    the same weights and running statistics, and the same config as a Stage-II built on the Stage-I file."""
+    small = {"generator_kwargs": {"ngf": 8}, "discriminator_kwargs": {"ndf": 8}}
+    first = gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(stage1_checkpoint), **small)
+    with torch.no_grad():
+        first.stage1.fc[1].running_mean.add_(0.5)  # as training in the objective's mode would move them
+    stage2 = gz.save(first, tmp_path / "stage2.safetensors")
+    again = gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(stage2), **small)
+    assert again.cfg == first.cfg and again.cfg.stage1_checkpoint is None
+    want = first.stage1.state_dict()
+    assert all(torch.equal(t, again.stage1.state_dict()[k]) for k, t in want.items())
+    by_name = gz.create_objective("stackgan.s2_32", stage1_kwargs=first.cfg.stage1_kwargs, **small)
+    assert by_name.cfg == first.cfg  # the full Stage-I config is recorded however the Stage-I was given
+
+
+def test_stage2_refuses_a_stage1_trained_on_another_encoder(tmp_path: Path) -> None:
+    s1 = gz.create_objective("stackgan.s1_16", encoder="bow.hashed", encoder_kwargs={"dim": 256},
+                             generator_kwargs={"text_dim": 256}, discriminator_kwargs={"text_dim": 256})
+    path = gz.save(s1, tmp_path / "stage1.safetensors")
+    with pytest.raises(gz.ConfigError, match=r"trained on captions embedded by 'bow.hashed' \{'dim': 256\}, but this "
+                                             r"Stage-II records 'bow.hashed'; .*--set encoder=bow.hashed"):
+        gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(path), generator_kwargs={"text_dim": 256},
+                            discriminator_kwargs={"text_dim": 256})
+    obj = gz.create_objective("stackgan.s2_32", stage1_checkpoint=str(path), encoder_kwargs={"dim": 256},
+                              generator_kwargs={"text_dim": 256}, discriminator_kwargs={"text_dim": 256})
+    assert obj.text_encoder == ("bow.hashed", {"dim": 256})
+
+
+def test_train_stages_records_the_encoder_the_data_embedded_with(tmp_path: Path) -> None:
+    """``data_kwargs`` naming an encoder config: both stages embed with it and record it (Stage-II takes its
+    Stage-I's), so the Stage-II checkpoint samples from text as it was trained."""
+    from ganzoo_stackgan.pipeline import train_stages
+
+    text = {"text_dim": 256}
+    s1, s2 = train_stages(tmp_path, stage1="stackgan.s1_16", stage2="stackgan.s2_32", steps1=1, steps2=1,
+                          batch_size=4, data_kwargs={"n": 40, "encoder_kwargs": {"dim": 256}},
+                          stage1_overrides={"generator_kwargs": {"ngf": 32, **text},
+                                            "discriminator_kwargs": {"ndf": 8, **text}},
+                          stage2_overrides={"generator_kwargs": {"ngf": 8, **text},
+                                            "discriminator_kwargs": {"ndf": 8, **text}})
+    for result in (s1, s2):
+        assert gz.load(result.checkpoint).text_encoder == ("bow.hashed", {"dim": 256})
+
+
 # -- data ----------------------------------------------------------------------------------------------------------
 
 class _Py2Pickler(pickle._Pickler):  # type: ignore[misc]

@@ -2,7 +2,7 @@
 
 Each folder under ``weights/`` is a model folder (``model.safetensors`` in bf16, ``config.json``, ``README.md`` card)
 written by ``ganzoo export CKPT --format hub --tag TAG`` from a run of an experiment config in the ganzoo repository
-(``experiments/pretrained``). The package only ships files: the networks come from their plugins (``ganzoo-dcgan``,
+(``plugins/weights/scripts``). The package only ships files: the networks come from their plugins (``ganzoo-dcgan``,
 ...), which a user installs beside it.
 """
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Trains every checkpoint the ganzoo-weights distribution ships, each from its experiment's config, in two lanes of
-# one thread each (about 70 minutes on a 2-core CPU). Then `export.sh` turns the checkpoints into the weights folders.
-#   experiments/pretrained/train.sh [RUNS_DIR]        (default: runs/pretrained)
+# one thread each (about 70 minutes on a 2-core CPU). Then export.py (beside this script) writes the weights folders.
+#   plugins/weights/scripts/train.sh [RUNS_DIR]        (default: runs/pretrained)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 RUNS=${1:-runs/pretrained}
 GZ=".venv/bin/ganzoo"
 export OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1
