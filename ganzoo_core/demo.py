@@ -170,9 +170,9 @@ def build_demo(checkpoints: Sequence[tuple[str, Any]], *, encoder: Any = None, t
                     button = gr.Button("Translate")
                     button.click(translate_fn(objective), [image, *controls], out, api_name=f"translate_{i}")
                 elif kind == "text":
-                    from ganzoo_core._api import create
+                    from ganzoo_core.text import text_encoder_for
 
-                    enc = encoder if encoder is not None else create("encoder", objective.cfg.encoder)
+                    enc = encoder if encoder is not None else text_encoder_for(objective, where=label)
                     caption = gr.Textbox(label="caption", value="")
                     with gr.Row():
                         n = gr.Slider(1, 16, value=4, step=1, label="images")
@@ -217,15 +217,17 @@ def add_demo_command(subparsers: Any) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ganzoo_core._api import create
     from ganzoo_core.hub import load
+    from ganzoo_core.text import text_encoder_for
 
     _gradio()  # fail early, with the install hint
     loaded = [(f"{load_name(path)} ({path.name})", load(path, device=args.device)) for path in args.checkpoints]
     encoder = None
-    if args.encoder or args.encoder_weights:
-        name = args.encoder or next((o.cfg.encoder for _, o in loaded if getattr(o.cfg, "encoder", None)), None)
-        if name is None:
+    if args.encoder or args.encoder_weights:  # else each text-to-image tab builds the encoder its checkpoint records
+        texts = [o for _, o in loaded if getattr(getattr(o, "cfg", None), "encoder", None)]
+        if not texts and not args.encoder:
             raise GanzooError("--encoder-weights needs --encoder NAME (no checkpoint names its encoder)")
-        encoder = create("encoder", name, **({"weights": args.encoder_weights} if args.encoder_weights else {}))
+        encoder = (text_encoder_for(texts[0], args.encoder, weights=args.encoder_weights) if texts else
+                   create("encoder", args.encoder, **({"weights": args.encoder_weights} if args.encoder_weights else {})))
     page = build_demo(loaded, encoder=encoder)
     page.launch(server_name=args.host, server_port=args.port, inbrowser=False)
     return 0
