@@ -259,6 +259,10 @@ class ModelPolicy:
     inference_graph: bool = False  # generation only: weights in the policy's precision, compiled with them frozen
     fused_adam: bool = False  # training only: Adam's fused (single-kernel) step
     skip_frozen_grads: bool = True  # training only: no weight gradients for networks the phase does not update
+    # generation only: "onnxruntime" runs the generator's ONNX graph (ganzoo_core.export, fp32) in ONNX Runtime on
+    # the CPU, with ``ort_level`` graph optimisations and torch's thread count, instead of PyTorch
+    runtime: str = attrs.field(default="torch", validator=attrs.validators.in_(("torch", "onnxruntime")))
+    ort_level: str = attrs.field(default="all", validator=attrs.validators.in_(("basic", "extended", "all")))
 
 
 TRAIN_POLICIES = (
@@ -290,6 +294,20 @@ COMPILED_GENERATE = (
     ModelPolicy(name="bf16 weights + channels_last + folded BN + compile, weights frozen",
                 policy=Policy(precision="bf16", channels_last=True), fold=True, inference_graph=True),
 )
+ORT_GENERATE = (  # the generator as an exported ONNX graph, served by ONNX Runtime (CPU); "all" is ORT's default
+    ModelPolicy(name="onnxruntime fp32, basic graph optimisations", runtime="onnxruntime", ort_level="basic"),
+    ModelPolicy(name="onnxruntime fp32, all graph optimisations", runtime="onnxruntime", ort_level="all"),
+)
+
+
+def ort_note(device: str) -> str | None:
+    """Why ``bench_models`` leaves out the ONNX Runtime rows (one line), or None when it measures them."""
+    if torch.device(device).type != "cpu":
+        return f"no onnxruntime rows on {device}: they measure ONNX Runtime's CPU provider (run with --device cpu)"
+    from ganzoo_core.export import onnx_missing
+
+    why = onnx_missing()
+    return None if why is None else f"no onnxruntime rows: {why}"
 
 
 @contextlib.contextmanager
@@ -334,6 +352,8 @@ def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", bat
     """One eval-mode forward of a registered generator on a batch of its inputs under ``mp``."""
     from ganzoo_core._api import create
 
+    if mp.runtime == "onnxruntime":
+        return ort_generate_step(generator_name, mp, device, batch_size, seed)
     torch.manual_seed(seed)
     g = create("generator", generator_name).to(device).eval()
     if mp.fold:
@@ -357,6 +377,36 @@ def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", bat
     return generate
 
 
+def ort_generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
+                      seed: int = 0) -> Callable[[], Tensor | tuple[Tensor, ...]]:
+    """``generate_step`` in ONNX Runtime: the same generator (same seed, same weights) exported as ONNX
+    (``ganzoo_core.export.export_onnx``: eval mode, fp32, dynamic batch), run by an ONNX Runtime CPU session with
+    ``mp.ort_level`` graph optimisations and torch's thread count, on the inputs the PyTorch rows get (noise the
+    generator would draw inside its forward is drawn once, as a graph input). Session set-up and the input
+    conversion happen here, not in the timed call; outputs come back as tensors."""
+    import tempfile
+
+    from ganzoo_core._api import create
+    from ganzoo_core.export import export_onnx, graph_inputs, ort_session
+
+    if (why := ort_note(device)) is not None:
+        raise GanzooError(why)
+    torch.manual_seed(seed)
+    g = create("generator", generator_name).eval()
+    given = [x for x in g.example_inputs(batch_size) if x is not None]  # what generate_step feeds the PyTorch rows
+    inputs = graph_inputs(g, batch_size, given=given)
+    with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as tmp:
+        path = export_onnx(g, Path(tmp) / "generator.onnx")
+        session = ort_session(path, level=mp.ort_level, threads=torch.get_num_threads())  # reads the file now
+    feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)}
+
+    def generate() -> Tensor | tuple[Tensor, ...]:
+        outs = tuple(torch.from_numpy(o) for o in session.run(None, feed))
+        return outs[0] if len(outs) == 1 else outs
+
+    return generate
+
+
 def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> tuple[Callable[..., Tensor], list[Tensor]]:
     """``g`` as an inference graph: parameters and floating inputs cast to the policy's precision (bf16 or fp16 stay
     so, without autocast), then ``torch.compile`` with inductor freezing (weights are constants of the graph). For
@@ -369,14 +419,21 @@ def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> t
 
 
 def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
-                 repeat: int = 5, warmup: int = 2, compile: bool = False,
+                 repeat: int = 5, warmup: int = 2, compile: bool = False, onnxruntime: bool | None = None,
                  log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
     """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
-    ``GENERATE_POLICIES``, and the compiled ones with ``compile``). ``log`` gets one line per measured case;
-    ``progress`` shows a bar on stderr (None: when it is a terminal)."""
+    ``GENERATE_POLICIES``, the compiled ones with ``compile``, and ONNX Runtime's, ``ORT_GENERATE``, with
+    ``onnxruntime``; None: when onnxruntime is installed and ``device`` is the CPU, else ``log`` gets the reason).
+    ``log`` gets one line per measured case; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
     dev = torch.device(device)
     train_policies = TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ())
-    generate_policies = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ())
+    if onnxruntime is None:
+        note = ort_note(device) if generators else None
+        onnxruntime = note is None
+        if note is not None and log:
+            log(note)
+    generate_policies = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()) + (
+        ORT_GENERATE if onnxruntime else ())
     total = len(objectives) * len(train_policies) + len(generators) * len(generate_policies)
     rows: list[Row] = []
     with progress_bar(total=total, desc="bench models", unit="case", enabled=progress) as bar:

@@ -48,8 +48,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         objectives = args.model
         generators = args.generator if args.generator is not None else objectives
+        note = bench.ort_note(args.device)  # the ONNX Runtime rows need onnxruntime and the CPU
+        if note is not None:
+            print(f"note: {note}", file=sys.stderr)
         rows = bench.bench_models(objectives, generators, device=args.device, batch_size=args.batch_size,
-                                  repeat=args.repeat, warmup=args.warmup, compile=args.compile, progress=shown)
+                                  repeat=args.repeat, warmup=args.warmup, compile=args.compile, progress=shown,
+                                  onnxruntime=note is None)
         title = f"training step and generation, batch {args.batch_size}, vs fp32 eager on reference ops"
     if not rows:
         raise GanzooError("nothing was measured: check --op, --shape (names: the ops' own or those of --shapes FILE) "

@@ -441,9 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     from ganzoo_core.demo import add_demo_command
+    from ganzoo_core.export import add_export_command
     from ganzoo_core.translate import add_translate_command
 
     add_translate_command(sub)
+    add_export_command(sub)
     add_demo_command(sub)
     get_host().add_commands(sub, {"prog": parser.prog})  # the core's data, encode, eval, bench, then plugins
     show_defaults(parser)

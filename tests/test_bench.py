@@ -175,3 +175,36 @@ def test_inference_graph_generates_what_the_eager_generator_does() -> None:
     got = bench.generate_step("dcgan.28", bench.COMPILED_GENERATE[-1], "cpu", batch_size=4)()
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), ref, rtol=0.05, atol=0.03)
+
+
+def test_onnxruntime_rows_are_timed_beside_pytorch_and_generate_the_reference_images() -> None:
+    """The generation group gains ONNX Runtime rows (the generator's exported ONNX graph): timed like the others,
+    with a ratio against the same reference row, and the images they time are the reference generation's."""
+    for name in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(name, reason=f"the onnxruntime rows need {name}: pip install 'ganzoo-core[onnx]'")
+    ref = bench.generate_step("dcgan.28", bench.GENERATE_POLICIES[0], "cpu", batch_size=4)()
+    for mp in bench.ORT_GENERATE:
+        got = bench.generate_step("dcgan.28", mp, "cpu", batch_size=4)()
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    rows = bench.bench_models([], ["dcgan.28"], batch_size=4, repeat=1, warmup=0)
+    by_name = {r.name: r for r in rows}
+    assert [r.name for r in rows] == [mp.name for mp in bench.GENERATE_POLICIES + bench.ORT_GENERATE]
+    base = rows[0].ms
+    for mp in bench.ORT_GENERATE:
+        row = by_name[mp.name]
+        assert row.group == "dcgan.28 generate" and row.ms > 0
+        assert row.ratio == pytest.approx(base / row.ms)
+    assert "onnxruntime fp32" in bench.format_table(rows)
+
+
+def test_without_onnxruntime_the_rows_are_left_out_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ganzoo_core import export
+
+    monkeypatch.setattr(export, "onnx_missing",
+                        lambda: "ONNX export needs onnxruntime, which is not installed: pip install 'ganzoo-core[onnx]'")
+    lines: list[str] = []
+    rows = bench.bench_models([], ["dcgan.28"], batch_size=2, repeat=1, warmup=0, log=lines.append)
+    assert [r.name for r in rows] == [mp.name for mp in bench.GENERATE_POLICIES]
+    assert lines[0] == ("no onnxruntime rows: ONNX export needs onnxruntime, which is not installed: "
+                        "pip install 'ganzoo-core[onnx]'")
+    assert bench.ort_note("cuda") is not None and "CPU" in bench.ort_note("cuda")

@@ -201,11 +201,11 @@ def test_the_cores_own_commands_come_through_the_plugin_hook(capsys) -> None:
     hooks = {name: info.hooks for name, info in get_host().plugins.items()}
     assert all("ganzoo_add_commands" in hooks[p] for p in ("core.data", "core.metrics", "core.ops"))
     with use_host(PluginHost()):  # no built-in plugin loaded
-        assert _subcommands() == ["demo", "info", "list", "plugins", "sample", "train", "translate"]
+        assert _subcommands() == ["demo", "export", "info", "list", "plugins", "sample", "train", "translate"]
     with pytest.raises(SystemExit):
         main(["--help"])
     help_text = capsys.readouterr().out
-    order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "translate", "data",
+    order = [help_text.index(f"    {c} ") for c in ("list", "info", "plugins", "train", "sample", "translate", "export", "data",
                                                        "encode", "eval", "bench")]
     assert order == sorted(order)  # the order 'ganzoo --help' always had
 
