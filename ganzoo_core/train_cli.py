@@ -34,6 +34,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int_at_least(0), default=1000, help="0: only at the end")
     p.add_argument("--log-every", type=int_at_least(1), default=50)
     p.add_argument("--workers", type=int_at_least(0), default=0, help="DataLoader worker processes")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: BatchNorm statistics over the global batch (torch's SyncBatchNorm on CUDA; "
+                        "on the CPU/gloo, where torch's needs a GPU, ganzoo's all-reduce version); one process: "
+                        "trains as usual")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="objective config override")
     p.add_argument("--data-set", action="append", default=[], metavar="KEY=VALUE", help="dataset config override")
     g = p.add_argument_group("precision and speed")
@@ -74,7 +78,7 @@ def train_cfg_from_args(args: argparse.Namespace) -> Any:
         raise GanzooError("--accept-changes applies to --resume only")
     return TrainCfg(steps=args.steps, max_minutes=args.max_minutes, batch_size=args.batch_size, seed=args.seed,
                     device=args.device, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-                    log_every=args.log_every,
+                    log_every=args.log_every, sync_bn=args.sync_bn,
                     num_workers=args.workers, policy=policy, schedule=schedule, ema=args.ema, resume=args.resume,
                     overwrite=args.overwrite, accept_changes=accept, progress=not args.no_progress)
 

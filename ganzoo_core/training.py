@@ -5,7 +5,8 @@ chosen precision policy, steps the LR schedules, updates EMA copies, and on rank
 TensorBoard when installed), writes sample grids from fixed noise and writes checkpoints atomically: every
 ``checkpoint_every`` steps, at the end, and on SIGINT/SIGTERM. ``resume=True`` continues exactly where the last
 checkpoint left off: the data order and noise of a step depend only on (seed, step), and the optimizer, schedule,
-grad-scaler, EMA and RNG states are restored. Under ``torchrun`` every network is wrapped in PyTorch's DDP.
+grad-scaler, EMA and RNG states are restored. Under ``torchrun`` every network is wrapped in PyTorch's DDP (with
+``sync_bn``, its BatchNorm layers synchronised first, and put back as they were when the loop ends).
 
 A run folder belongs to one run. Training into a folder that holds a run needs ``resume=True`` (continue it) or
 ``overwrite=True`` (delete its checkpoint, metrics and samples first), and a lock (``.ganzoo.lock``, ``fcntl``,
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ log = logging.getLogger("ganzoo.train")
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".ganzoo.lock"
 DIVERGED = 1e6  # a finite loss above this (in absolute value) is reported once as a diverging run
-COMPARED_SETTINGS = ("batch_size", "seed", "policy", "schedule", "ema", "ema_networks")
+COMPARED_SETTINGS = ("batch_size", "seed", "policy", "schedule", "ema", "ema_networks", "sync_bn")
 """The training settings ``resume`` compares (besides the objective's config); ``steps`` too for a linear decay."""
 
 
@@ -73,6 +74,7 @@ class TrainCfg:
     schedule: ScheduleCfg = attrs.field(factory=ScheduleCfg)
     ema: float | None = None  # decay of an exponential moving average of ``ema_networks`` (e.g. 0.999)
     ema_networks: tuple[str, ...] = attrs.field(default=("G",), converter=tuple)
+    sync_bn: bool = False  # torchrun: BatchNorm statistics over the global batch (one process: no effect)
     resume: bool = False  # continue from out_dir/checkpoint.safetensors when it exists
     overwrite: bool = False  # out_dir holds a run: delete its checkpoint, metrics and samples, and start again
     accept_changes: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # resume: settings allowed to differ
@@ -276,6 +278,7 @@ class Trainer:
         self.changes: list[dict[str, Any]] = []  # settings changed on resume, with the step they took effect
         self._lock: Any = None
         self._warned_divergence = False
+        self._sync_swaps: list[gdist.Swap] = []  # BatchNorm layers replaced by synchronised ones (sync_bn)
 
     def _make_emas(self) -> dict[str, AveragedModel]:
         if self.cfg.ema is None:
@@ -341,7 +344,10 @@ class Trainer:
             return {(f"train.{k}" if k in objective_cfg else k): v for k, v in train_cfg.items()
                     if k in _compared(self.cfg)}
 
-        old = {**saved_info.config, **settings(train.get("train_cfg", {}))}
+        saved_cfg = train.get("train_cfg", {})
+        if saved_cfg:  # a run saved before sync_bn existed trained without it
+            saved_cfg = {"sync_bn": False, **saved_cfg}
+        old = {**saved_info.config, **settings(saved_cfg)}
         new = {**objective_cfg, **settings(cfg_to_dict(self.cfg))}
         diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
                 if _jsonable(old.get(k)) != _jsonable(new.get(k))}
@@ -401,13 +407,32 @@ class Trainer:
             yield self.cfg.policy.batch({k: v.to(self.device, non_blocking=True) for k, v in batch.items()})
 
     def _wrap_ddp(self) -> dict[str, nn.Module]:
+        """Wrap each trainable network in DDP under torchrun (its BatchNorm layers synchronised first with
+        ``sync_bn``); returns the networks as they were, for ``_unwrap``."""
         originals = dict(self.objective.networks.items())
+        if self.cfg.sync_bn and not self.info.enabled:
+            log.info("--sync-bn: a single process already normalises over the whole batch; training as usual")
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            for name, net in originals.items():
-                if any(p.requires_grad for p in net.parameters()):
-                    self.objective.networks[name] = _DDP(net, device_ids=ids)
+            trainable = {name: net for name, net in originals.items() if any(p.requires_grad for p in net.parameters())}
+            if self.cfg.sync_bn:
+                self._synchronise_batchnorm(trainable.values())
+            for name, net in trainable.items():
+                self.objective.networks[name] = _DDP(net, device_ids=ids)
         return originals
+
+    def _synchronise_batchnorm(self, networks: Iterable[nn.Module]) -> None:
+        """Replace the BatchNorm layers of ``networks`` by synchronised ones (all of them, or none on an error)."""
+        try:
+            for net in networks:
+                self._sync_swaps += gdist.convert_sync_batchnorm(net, self.device)
+        except GanzooError:
+            gdist.revert_sync_batchnorm(self._sync_swaps)
+            self._sync_swaps = []
+            raise
+        if self.info.is_main:
+            log.info("--sync-bn: %d BatchNorm layers normalise over the global batch of %d processes",
+                     len(self._sync_swaps), self.info.world)
 
     def _step_schedules(self) -> None:
         """One schedule step per engine step for every phase, so a phase's LR at step ``s`` is its schedule's value
@@ -473,6 +498,8 @@ class Trainer:
                         break
         finally:
             self._unwrap(originals)
+            gdist.revert_sync_batchnorm(self._sync_swaps)  # the objective's own BatchNorm layers again
+            self._sync_swaps = []
             if bar is not None:
                 bar.close()
             if writer is not None:
