@@ -232,8 +232,9 @@ def test_an_op_module_resolves_auto_once_and_its_forward_touches_no_file(
     reference = copy.deepcopy(module)
     reference.impl = "ref"
     resolutions: list[str] = []
-    real_auto = dispatch_mod.auto_impl
-    monkeypatch.setattr(dispatch_mod, "auto_impl", lambda op, dev: resolutions.append(op) or real_auto(op, dev))
+    real_resolve = dispatch_mod._resolve_entry
+    monkeypatch.setattr(dispatch_mod, "_resolve_entry",
+                        lambda op, impl, dev: resolutions.append(op) or real_resolve(op, impl, dev))
     module.train(False)
     reference.train(False)
     with torch.no_grad():

@@ -197,3 +197,46 @@ def test_bad_arguments_are_named() -> None:
         norm_act(torch.randn(2, 3), None, None, None, None, kind="instance")
     with pytest.raises(KeyError, match="'gelu'"):
         BatchNormAct2d(3, act="gelu")
+
+
+# -- the reference applies its activation in place where autograd allows -------------------------------------------
+
+IN_PLACE = {"relu": True, "tanh": True, "sigmoid": True, "lrelu": True, "lrelu-neg": False, "silu": False}
+
+
+@pytest.mark.parametrize("act", list(IN_PLACE))
+@pytest.mark.parametrize(("kind", "grad"), [("batch", True), ("batch", False), ("instance", True),
+                                            ("instance", False)])
+def test_reference_activation_reuses_the_norm_output_where_autograd_allows(
+        act: str, kind: str, grad: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One buffer fewer per layer, as the official code's ``ReLU(inplace=True)``: the reference's output is the norm's
+    output buffer (same ``data_ptr``), except for activations whose backward needs their input, and for InstanceNorm's
+    output (a view) while autograd tracks it. Values and gradients stay those of the out-of-place composition, to
+    the bit."""
+    name, alpha = ("lrelu", -0.1) if act == "lrelu-neg" else (act, None)
+    norm = {"batch": F.batch_norm, "instance": F.instance_norm}[kind]
+    buffers: list[int] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Tensor:
+        out = norm(*args, **kwargs)
+        buffers.append(out.data_ptr())
+        return out
+
+    monkeypatch.setattr(F, f"{kind}_norm", spy)
+    gen = torch.Generator().manual_seed(5)
+    x = (torch.randn(3, 4, 5, 5, generator=gen) * 1.5).requires_grad_(grad)
+    w, b = (torch.rand(4, generator=gen) + 0.5).requires_grad_(grad), torch.randn(4, generator=gen).requires_grad_(grad)
+    y = norm_act(x, w, b, None, None, kind=kind, act=name, alpha=alpha, impl="ref")
+    assert len(buffers) == 1
+    in_place = IN_PLACE[act] and (kind == "batch" or not grad)
+    assert (y.data_ptr() == buffers[0]) == in_place, (y.data_ptr(), buffers)
+    monkeypatch.undo()
+    z = norm(x, None, None, w, b, True, 0.1, 1e-5)
+    expected = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "silu": F.silu,
+                "lrelu": lambda t: F.leaky_relu(t, 0.2), "lrelu-neg": lambda t: F.leaky_relu(t, -0.1)}[act](z)
+    assert torch.equal(y, expected)
+    if grad:
+        dy = torch.randn(y.shape, generator=gen)
+        got, want = (torch.autograd.grad(o, (x, w, b), dy) for o in (y, expected))
+        for g, r in zip(got, want):
+            assert torch.equal(g, r)

@@ -41,16 +41,26 @@ def compile_requires(device_type: str) -> str | None:
     return f"torch.compile is not set up here for {device_type}"
 
 
-def compiled(reference: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.compile(reference)``, built on first use (a compile costs seconds; importing must not)."""
+def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile(fn, dynamic=False)``, built once, on first use (a compile costs seconds; importing must not).
+
+    Each op keeps one such function, module-level, so every call goes through the same compiled code: a (shapes,
+    dtype, setting) it has met runs without compiling again, and a new one compiles once. Shapes are static
+    (``dynamic=False``): a second shape is one more graph specialised to it, not a switch to a dynamic-shape graph
+    followed by a recompile for each further dimension that changes. Python scalars are baked into the graph, which
+    suits per-layer constants (eps, alpha, gain, the activation); a value that changes from call to call must reach
+    ``fn`` as a tensor (norm_act's momentum, which ``momentum=None`` changes every step). torch's
+    ``torch._dynamo.config.recompile_limit`` (8 by default) counts graphs per function: settings met after that run
+    ``fn`` eagerly."""
 
     @functools.cache
     def build() -> Callable[..., Any]:
-        return torch.compile(reference)  # automatic dynamic shapes: no recompile per benchmark shape
+        return torch.compile(fn, dynamic=False)
 
     def run(*args: Any, **kwargs: Any) -> Any:
         return build()(*args, **kwargs)
 
+    run.build = build  # type: ignore[attr-defined]  # for tests: the one compiled function
     return run
 
 

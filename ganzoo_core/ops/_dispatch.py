@@ -14,11 +14,14 @@ number of others. ``impl="auto"`` chooses, for the device type of the call:
 
 An explicit ``impl=`` that cannot run raises ``OpUnavailableError`` with the reason and the implementations that can.
 
-When the choice is made: a functional call (``bias_act(x, impl="auto")``) looks its choice up per call in a table kept
-in memory; the measured cache file is read once and read again only after ``write_cache`` or ``reload_impl_cache``
-(never stat-ed per call). An op module (``BatchNormAct2d(impl="auto")``, ...) resolves ``auto`` once per device type,
-on its first forward there (the choice depends on the device type of its input, which a module without parameters
-cannot know before), and keeps that choice until ``refresh_impls(module)``, ``write_cache`` or
+When the choice is made: the measured cache file is read once per process (per cache location) and read again only
+after ``write_cache`` or ``reload_impl_cache``; nothing stats it, and its path is built only when a choice is made, not
+per call. A functional call (``bias_act(x, impl="auto")``) looks its choice up per call in a table kept in memory
+(keyed by the op, ``impl=``, the device type, the registry's version and ``$GANZOO_IMPL_CACHE`` / ``$TRITON_INTERPRET``
+as set, so a test that points them elsewhere gets a fresh choice). An op module (``BatchNormAct2d(impl=...)``, ...)
+resolves its ``impl=`` to the implementation's function once per device type, on its first forward there (the choice
+depends on the device type of its input, which a module without parameters cannot know before), keeps that function
+and calls it directly afterwards, without entering the dispatcher, until ``refresh_impls(module)``, ``write_cache`` or
 ``reload_impl_cache``. ``use_impls`` applies to modules too, at each forward.
 """
 
@@ -39,6 +42,7 @@ import attrs
 import torch
 from torch import nn
 
+from ganzoo_core._plugins import get_host
 from ganzoo_core._registry import Entry, register
 from ganzoo_core.errors import GanzooError
 
@@ -162,8 +166,6 @@ def list_op_specs() -> list[OpSpec]:
 
 
 def _registry() -> Any:
-    from ganzoo_core._plugins import get_host
-
     return get_host().registry
 
 
@@ -316,13 +318,15 @@ _warned: set[tuple[str, str, str]] = set()
 
 def _resolve_entry(op: str, impl: str, device_type: str) -> Entry:
     """The registry entry implementing ``op`` on ``device_type`` for ``impl=`` (``auto`` after ``use_impls``), memoised
-    per registry state and measured-cache generation: no file is touched once a choice is known."""
+    per registry state and measured-cache generation: once a choice is known no file is touched and no path built
+    (the key holds ``$GANZOO_IMPL_CACHE`` as set, not the path it leads to)."""
     if impl == "auto":
         forced = _forced.get()
-        impl = forced.get(op, forced.get("*", "auto"))
+        if forced:
+            impl = forced.get(op, forced.get("*", "auto"))
     registry = _registry()
     key = (op, impl, device_type, id(registry), registry.version, os.environ.get("TRITON_INTERPRET"),
-           str(cache_path()) if impl == "auto" else None)
+           os.environ.get(CACHE_ENV) if impl == "auto" else None)
     entry = _resolved.get(key)
     if entry is None:
         entry = _resolved[key] = _choose(op, impl, device_type)
@@ -385,37 +389,64 @@ def dispatch(op: str, impl: str, device: torch.device, reference: Callable[..., 
 
 
 class AutoImpl:
-    """Mixin of the op modules (``BatchNormAct2d``, ``UpsampleConv2d``, ...): their ``impl="auto"`` is resolved once per
-    device type, on the first forward there, and kept (``resolved_impl``), instead of being looked up per call.
+    """Mixin of the op modules (``BatchNormAct2d``, ``UpsampleConv2d``, ...): their ``impl=`` (``"auto"`` or a name)
+    is resolved to the implementation's function once per device type, on the first forward there, and that function
+    is called directly afterwards (``resolved_function``), instead of being looked up per call.
 
-    ``use_impls`` still applies at every forward. The kept choices are dropped by ``refresh_impls(module)`` and, for
-    every module, by ``write_cache`` / ``reload_impl_cache`` (so ``ganzoo bench ops --write-cache`` takes effect in a
-    running process). The choices are plain attributes: they are not part of the state dict.
+    ``use_impls`` still applies at every forward (to ``impl="auto"``); inside ``torch.compile`` tracing the reference
+    runs, as ``dispatch`` gives it. The kept choices are dropped by ``refresh_impls(module)`` and, for every module, by
+    ``write_cache`` / ``reload_impl_cache`` (so ``ganzoo bench ops --write-cache`` takes effect in a running process).
+    They are plain attributes: not part of the state dict.
     """
 
     op_name: ClassVar[str]  # the op the module runs
     impl: str
 
-    def resolved_impl(self, device: torch.device) -> str:
-        """The ``impl=`` to pass to the op for an input on ``device``: ``self.impl`` unless it is ``"auto"``, else the
-        choice kept for the device type (made now if there is none yet)."""
-        if self.impl != "auto" or torch.compiler.is_compiling():  # compiling: dispatch() takes the reference
-            return self.impl
-        forced = _forced.get()
-        if self.op_name in forced or "*" in forced:
-            return "auto"  # the dispatcher applies use_impls
+    def _kept(self, device_type: str) -> tuple[str, Callable[..., Any]]:
+        """(implementation name, function) for ``device_type``: resolved on first use, then kept (one dict lookup)."""
         kept = self.__dict__.get("_ganzoo_impls")
         if kept is None or kept[0] != _generation:
             kept = (_generation, {})
             self.__dict__["_ganzoo_impls"] = kept
-        choice = kept[1].get(device.type)
-        if choice is None:
-            choice = kept[1][device.type] = auto_impl(self.op_name, device)
+        choice = kept[1].get(device_type)
+        if choice is None:  # an implementation that cannot run raises here, every time: only a success is kept
+            entry = _resolve_entry(self.op_name, self.impl, device_type)
+            choice = kept[1][device_type] = (entry.variant, entry.factory)
         return choice
 
+    def _forced_here(self) -> bool:
+        forced = _forced.get()
+        return bool(forced) and self.impl == "auto" and (self.op_name in forced or "*" in forced)
+
+    def resolved_function(self, device: torch.device, reference: Callable[..., Any]) -> Callable[..., Any]:
+        """The function to call for an input on ``device`` with the op's checked arguments (what ``dispatch`` would
+        return for ``self.impl``), kept per device type; ``reference`` is the op's reference (run while compiling)."""
+        if torch.compiler.is_compiling():
+            return reference
+        if self._forced_here():
+            return resolve(self.op_name, "auto", device)
+        return self._kept(device.type)[1]
+
+    def resolved_impl(self, device: torch.device) -> str:
+        """The ``impl=`` to pass to the op for an input on ``device``: ``self.impl`` unless it is ``"auto"``, else the
+        choice kept for the device type (made now if there is none yet). For a plugin's op module that calls the op's
+        public function; ``resolved_function`` also skips the dispatcher."""
+        if self.impl != "auto" or torch.compiler.is_compiling():  # compiling: dispatch() takes the reference
+            return self.impl
+        if self._forced_here():
+            return "auto"  # the dispatcher applies use_impls
+        return self._kept(device.type)[0]
+
     def refresh_impl(self) -> None:
-        """Drop the kept choices: the next forward resolves ``impl="auto"`` again."""
+        """Drop the kept choices: the next forward resolves ``impl=`` again."""
         self.__dict__.pop("_ganzoo_impls", None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled module (``torch.save(module)``) leaves its kept choices behind: they name functions of this
+        process's registry, and the machine that loads it chooses for itself."""
+        state = dict(super().__getstate__())  # type: ignore[misc]  # nn.Module's copy (it drops its own caches)
+        state.pop("_ganzoo_impls", None)
+        return state
 
 
 def refresh_impls(module: nn.Module) -> int:

@@ -81,6 +81,14 @@ def bias_act(
     Returns:
         A tensor of ``x``'s shape, dtype and memory format.
     """
+    args = _checked(x, b, dim, act, alpha, gain, clamp)  # the arguments first, then the implementation
+    return dispatch("bias_act", impl, x.device, _bias_act_ref)(*args)
+
+
+def _checked(x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float | None, gain: float | None,
+             clamp: float | None) -> tuple[Any, ...]:
+    """``bias_act``'s arguments checked, as its implementations take them (modules call the implementation they
+    resolved with these directly)."""
     if act not in ACTIVATIONS:
         raise UnknownNameError(act, "activation", [a for a in ACTIVATIONS if a.startswith(act[:2])],
                                f"bias_act supports {', '.join(ACTIVATIONS)}")
@@ -92,8 +100,7 @@ def bias_act(
         raise ValueError(f"bias_act: clamp must be >= 0 (or None), got {clamp}")
     alpha = float(ACTIVATIONS[act].alpha if alpha is None else alpha)
     gain = 1.0 if gain is None else float(gain)
-    fn = dispatch("bias_act", impl, x.device, _bias_act_ref)
-    return fn(x, b, dim, act, alpha, gain, clamp)
+    return x, b, dim, act, alpha, gain, clamp
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from ganzoo_core.errors import GanzooError, ShapeError
 from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dispatch, register_op
-from ganzoo_core.ops.bias_act import bias_act
+from ganzoo_core.ops.bias_act import _bias_act_ref
+from ganzoo_core.ops.bias_act import _checked as _bias_act_checked
 
 
 def conv_bn(
@@ -127,7 +128,8 @@ class Act(AutoImpl, nn.Module):
         self.act, self.alpha, self.impl = act, alpha, impl
 
     def forward(self, x: Tensor) -> Tensor:
-        return bias_act(x, None, act=self.act, alpha=self.alpha, impl=self.resolved_impl(x.device))
+        args = _bias_act_checked(x, None, 1, self.act, self.alpha, None, None)
+        return self.resolved_function(x.device, _bias_act_ref)(*args)
 
     def extra_repr(self) -> str:
         return f"act={self.act!r}" + (f", alpha={self.alpha}" if self.alpha is not None else "")

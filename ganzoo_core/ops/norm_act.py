@@ -10,8 +10,9 @@ updated in place exactly as ``F.batch_norm`` / ``F.instance_norm`` do (momentum,
 
 Implementations (the reference first):
 
-- ``ref``: ``F.batch_norm`` / ``F.instance_norm``, then the activation. Autograd keeps x and the norm's output (or the
-  activation's output).
+- ``ref``: ``F.batch_norm`` / ``F.instance_norm``, then the activation, in place on the norm's output where autograd
+  allows (ReLU, LeakyReLU with alpha ≥ 0, tanh, sigmoid; not on InstanceNorm's output while it needs a gradient, which
+  is a view). Autograd keeps x and the activation's output (or the norm's, for SiLU).
 - ``fused``: ATen's batch-norm kernel writes the normalised output into one buffer (and gives the statistics), the
   activation runs on that buffer in place, and one autograd node does BatchNorm's backward through the batch
   statistics with the activation's. What it saves for the backward (besides per-channel statistics and γ, β):
@@ -29,7 +30,8 @@ Implementations (the reference first):
   folded into its arguments). Under ``create_graph=True`` (WGAN-GP through a critic with BatchNorm) the backward is
   written in differentiable PyTorch, and the statistics are outputs of the same autograd node, so second-order
   gradients include their dependence on x.
-- ``compiled``: ``torch.compile`` of the reference.
+- ``compiled``: ``torch.compile`` of the reference (static shapes, one compiled function; the momentum reaches it as a
+  tensor, so ``momentum=None``'s per-step value compiles nothing).
 - ``triton``: statistics by PyTorch, then ONE Triton pass computing ``act(x · scale + shift)`` with the per-channel
   (per-sample for InstanceNorm) ``scale = γ/√(σ²+ε)`` and ``shift = β − μ·scale``; the first-order backward is two
   Triton passes (dz and dz·x̂, whose per-channel sums PyTorch takes; then dx), with what ``fused`` saves. CUDA; tested
@@ -100,6 +102,15 @@ def norm_act(
     Returns:
         A tensor of ``x``'s shape and dtype.
     """
+    args = _checked(x, weight, bias, running_mean, running_var, kind, training, momentum, eps, act, alpha)
+    return dispatch("norm_act", impl, x.device, _norm_act_ref)(*args)
+
+
+def _checked(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+             running_var: Tensor | None, kind: str, training: bool, momentum: float, eps: float, act: str,
+             alpha: float | None) -> tuple[Any, ...]:
+    """``norm_act``'s arguments checked, as its implementations take them (the modules call the implementation they
+    resolved with these directly)."""
     if kind not in KINDS:
         raise UnknownNameError(kind, "normalisation kind", [k for k in KINDS if k.startswith(kind[:2])],
                                f"norm_act supports {', '.join(KINDS)}")
@@ -127,8 +138,7 @@ def norm_act(
         raise ValueError(f"norm_act: {kind} norm in training needs more than 1 value per "
                          f"{'channel' if kind == 'batch' else 'sample and channel'}, got x of shape {tuple(x.shape)}")
     alpha = float(ACTIVATIONS[act].alpha if alpha is None else alpha)
-    fn = dispatch("norm_act", impl, x.device, _norm_act_ref)
-    return fn(x, weight, bias, running_mean, running_var, kind, training, float(momentum), float(eps), act, alpha)
+    return x, weight, bias, running_mean, running_var, kind, training, float(momentum), float(eps), act, alpha
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -140,13 +150,30 @@ def norm_act(
 def _norm_act_ref(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
                   running_var: Tensor | None, kind: str, training: bool, momentum: float, eps: float, act: str,
                   alpha: float) -> Tensor:
-    """``F.batch_norm`` or ``F.instance_norm``, then the activation."""
+    """``F.batch_norm`` or ``F.instance_norm``, then the activation, in place on the norm's output where autograd
+    allows it (as the official code's ``nn.ReLU(inplace=True)``; see ``_act_in_place``)."""
     if kind == "batch":
         y = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     else:
         y = F.instance_norm(x, running_mean, running_var, weight, bias, training or running_mean is None, momentum,
                             eps)
+    if _act_in_place(y, act, alpha):
+        return activate_(y, act, alpha)
     return ACTIVATIONS[act].func(y, alpha)
+
+
+def _act_in_place(y: Tensor, act: str, alpha: float) -> bool:
+    """Whether the reference may overwrite the norm's output ``y`` with the activation: one buffer fewer, the same
+    values and gradients to the bit. The norm's backward reads its input, not ``y``; ReLU, LeakyReLU with α ≥ 0, tanh
+    and sigmoid compute their backward from their own output. Not SiLU or LeakyReLU with α < 0 (their backward needs
+    the input), and not when ``y`` is a view autograd tracks (``F.instance_norm`` returns a view of its ``[1, N·C,
+    ...]`` batch norm: changing it in place would make the backward copy the whole gradient once more). Under
+    ``torch.compile`` the compiler plans the buffers itself."""
+    if torch.compiler.is_compiling():
+        return False
+    if act in ("relu", "tanh", "sigmoid") or (act == "lrelu" and alpha >= 0):
+        return y._base is None or not y.requires_grad
+    return False
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -367,14 +394,40 @@ def _norm_act_fused(x: Tensor, weight: Tensor | None, bias: Tensor | None, runni
 # compiled
 # ---------------------------------------------------------------------------------------------------------------
 
-_compiled_ref = compiled(_norm_act_ref)
+def _norm_act_traced(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                     running_var: Tensor | None, kind: str, training: bool, momentum: Tensor | None, eps: float,
+                     act: str, alpha: float) -> Tensor:
+    """What ``compiled`` compiles: the reference, with the running statistics' update written out and ``momentum`` a
+    0-dim tensor (given when the statistics are updated, else None). As a Python float ``momentum`` would be baked
+    into the graph, and ``momentum=None`` modules (1 / num_batches_tracked) would compile a new graph every step.
+    The update is ``F.batch_norm``'s: ``(1 − m)·running + m·batch``, with the unbiased variance; InstanceNorm's
+    averages the per-sample statistics over the batch, as ``F.instance_norm`` does."""
+    if momentum is None:
+        return _norm_act_ref(x, weight, bias, running_mean, running_var, kind, training, 0.0, eps, act, alpha)
+    assert running_mean is not None and running_var is not None
+    y = _norm_act_ref(x, weight, bias, None, None, kind, True, 0.0, eps, act, alpha)
+    c = x.shape[1]
+    var, mean = torch.var_mean(x.detach().to(_acc(x)), dim=_stat_dims(x.ndim, kind), correction=0)  # no gradient
+    count = x.numel() // max(mean.numel(), 1)
+    var = var * (count / max(count - 1, 1))
+    mean, var = mean.reshape(-1, c).mean(0), var.reshape(-1, c).mean(0)
+    running_mean.copy_(momentum * mean + (1 - momentum) * running_mean)
+    running_var.copy_(momentum * var + (1 - momentum) * running_var)
+    return y
+
+
+_compiled_traced = compiled(_norm_act_traced)
 
 
 @register_op("norm_act.compiled", requires=compile_requires)
-def _norm_act_compiled(*args: Any) -> Tensor:
-    """torch.compile of the reference (the running statistics are still updated in place: inductor writes
-    mutated inputs back)."""
-    return _compiled_ref(*args)
+def _norm_act_compiled(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                       running_var: Tensor | None, kind: str, training: bool, momentum: float, eps: float, act: str,
+                       alpha: float) -> Tensor:
+    """torch.compile of the reference, with ``momentum`` passed as a tensor so that a new value compiles nothing
+    (the running statistics are still updated in place: inductor writes mutated inputs back)."""
+    update = training and running_mean is not None  # the running statistics are updated
+    m = torch.full((), momentum, dtype=_acc(x), device=x.device) if update else None
+    return _compiled_traced(x, weight, bias, running_mean, running_var, kind, training, m, eps, act, alpha)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -635,9 +688,10 @@ class BatchNormAct2d(_ActMixin, nn.BatchNorm2d):
                 momentum = 1.0 / float(self.num_batches_tracked)
         training = self.training or (self.running_mean is None and self.running_var is None)
         tracked = not self.training or self.track_running_stats  # buffers are updated only when tracked
-        return norm_act(x, self.weight, self.bias, self.running_mean if tracked else None,
-                        self.running_var if tracked else None, kind="batch", training=training, momentum=momentum,
-                        eps=self.eps, act=self.act, alpha=self.alpha, impl=self.resolved_impl(x.device))
+        args = _checked(x, self.weight, self.bias, self.running_mean if tracked else None,
+                        self.running_var if tracked else None, "batch", training, momentum, self.eps, self.act,
+                        self.alpha)
+        return self.resolved_function(x.device, _norm_act_ref)(*args)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self._act_repr()
@@ -667,10 +721,10 @@ class InstanceNormAct2d(_ActMixin, nn.InstanceNorm2d):
                           f"({self.num_features}); it is not used because affine=False", stacklevel=2)
         if x.dim() == 3:  # unbatched
             return self.forward(x.unsqueeze(0)).squeeze(0)
-        return norm_act(x, self.weight, self.bias, self.running_mean, self.running_var, kind="instance",
-                        training=self.training or not self.track_running_stats,
-                        momentum=0.0 if self.momentum is None else self.momentum, eps=self.eps, act=self.act,
-                        alpha=self.alpha, impl=self.resolved_impl(x.device))
+        args = _checked(x, self.weight, self.bias, self.running_mean, self.running_var, "instance",
+                        self.training or not self.track_running_stats, 0.0 if self.momentum is None else self.momentum,
+                        self.eps, self.act, self.alpha)
+        return self.resolved_function(x.device, _norm_act_ref)(*args)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + self._act_repr()

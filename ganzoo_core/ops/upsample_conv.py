@@ -66,6 +66,12 @@ def upsample_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, impl
     Returns:
         ``[N, Cout, 2H, 2W]``, in ``x``'s memory format.
     """
+    args = _checked(x, weight, bias)  # the arguments first, then the implementation
+    return dispatch("upsample_conv", impl, x.device, _upsample_conv_ref)(*args)
+
+
+def _checked(x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``upsample_conv``'s arguments checked (modules call the implementation they resolved with these directly)."""
     if x.ndim != 4:
         raise ShapeError(f"upsample_conv: x must be [N, C, H, W], got shape {tuple(x.shape)}")
     if weight.ndim != 4 or tuple(weight.shape[2:]) != (3, 3) or weight.shape[1] != x.shape[1]:
@@ -74,8 +80,7 @@ def upsample_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, impl
     if bias is not None and (bias.ndim != 1 or bias.shape[0] != weight.shape[0]):
         raise ShapeError(f"upsample_conv: bias of shape {tuple(bias.shape)} does not fit weight "
                          f"{tuple(weight.shape)}; expected ({weight.shape[0]},)")
-    fn = dispatch("upsample_conv", impl, x.device, _upsample_conv_ref)
-    return fn(x, weight, bias)
+    return x, weight, bias
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -247,7 +252,8 @@ class UpsampleConv2d(AutoImpl, nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return upsample_conv(x, self.weight, self.bias, impl=self.resolved_impl(x.device))
+        args = _checked(x, self.weight, self.bias)
+        return self.resolved_function(x.device, _upsample_conv_ref)(*args)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, bias={self.bias is not None}, impl={self.impl!r}"
