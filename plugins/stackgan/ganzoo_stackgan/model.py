@@ -591,9 +591,10 @@ class StackObjective(nn.Module):
         return self.sample_stages(n, batch, seed)[0]
 
     def example_batch(self, batch_size: int = 2) -> dict[str, Tensor]:
+        """A batch as the released data loader gives it: images and embeddings, no ``image_wrong`` (the wrong pairs
+        come from the shifted batch, ``wrong_pairs``), so a benchmark times the released D step."""
         (images, _) = self.networks["D"].example_inputs(batch_size)
-        (wrong, _) = self.networks["D"].example_inputs(batch_size)
-        return {"image": images, "image_wrong": wrong, "text_emb": torch.randn(batch_size, self.text_dim)}
+        return {"image": images, "text_emb": torch.randn(batch_size, self.text_dim)}
 
 
 def _check_stage1_encoder(cfg: ObjectiveCfg) -> None:
