@@ -82,6 +82,7 @@ _EXPORTS: dict[str, str] = {
     "register_objective": "ganzoo_core._registry",
     "register_retired": "ganzoo_core._registry",
     "__version__": "ganzoo_core._version",
+    "Baseline": "ganzoo_core.bench",
     "CheckpointInfo": "ganzoo_core.checkpoints",
     "load": "ganzoo_core.hub",
     "Pretrained": "ganzoo_core.hub",
@@ -207,6 +208,7 @@ if TYPE_CHECKING:
         register_retired,
     )
     from ganzoo_core._version import __version__
+    from ganzoo_core.bench import Baseline
     from ganzoo_core.checkpoints import CheckpointInfo, load_weights, read_info, save
     from ganzoo_core.distributed import batch_noise
     from ganzoo_core.errors import (
@@ -256,6 +258,7 @@ __all__ = [
     "API_VERSION",
     "ENTRY_POINT_GROUP",
     "KINDS",
+    "Baseline",
     "CheckpointError",
     "CheckpointInfo",
     "Component",

@@ -1,17 +1,34 @@
 """Benchmarks that compare: every op implementation against its reference at benchmark shapes, and whole training
-steps and generation of a registered model under each policy against eager fp32 on reference ops.
+steps and generation of a registered model under each policy against eager fp32 on reference ops, or against the
+family's official training iteration (``Baseline``, from the plugins' ``ganzoo_bench_baselines`` hook).
 
 The ops' own benchmark shapes are generic layers; a shapes file (TOML, ``read_bench_shapes``) gives others, e.g.
 ``benchmarks/shapes.toml``, which holds the layers of this repository's models (``ganzoo bench ops --shapes FILE``).
-Everything in one table is measured in the same process, one row after another, so ratios are comparable; absolute
-times are printed for context only. ``ganzoo bench`` is the command; ``benchmarks/`` holds the same cases as
-pytest-benchmark suites.
+Everything in one table is measured in the same process, so ratios are comparable; absolute times are printed for
+context only. ``ganzoo bench`` is the command; ``benchmarks/`` holds the same cases as pytest-benchmark suites.
+
+How the models suite times (``time_interleaved``): interleaved rounds with paired ratios. Every row of a group (the
+official iteration, ganzoo on reference ops, each ganzoo policy; in generation groups also the ONNX Runtime rows) is
+built first. Then each of ``rounds`` rounds runs every row once for ``calls`` timed calls, the rows in an order
+rotated by one per round (round r starts with row r). A row reports the median over rounds of its per-round median
+(``ms``), the spread of those per-round medians ((max - min) / median), and its ratio to the group's first row
+computed within each round and then taken as the median over rounds. Why this and not each row timed back to back:
+on a shared machine the load moves over seconds to minutes, so rows timed one after another each get a different
+slice of it (spreads of over 300% were seen, and the wrong winner twice). Interleaving puts every row into every
+slice; rotating the order cancels what running first, or right after a heavy row, costs; and a ratio of two rows of
+the same round divides out the load both saw, so its median over rounds holds still while absolute times move.
+Medians, not means or minima: a round hit by a burst is ignored without favouring a lucky one.
+``torch.utils.benchmark``'s blocked autorange was weighed and not taken: it makes one row's estimate steady but still
+times the rows at different moments, which leaves the load drift in the ratios. Beside the rows the JSON records the
+machine (``machine_meta``): the CPU model and its vector/matrix flags, the fp32 and bf16 matmul rate measured on the
+device, torch's thread count and the load average before and after.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import json
 import math
 import statistics
@@ -27,6 +44,7 @@ from torch import Tensor, nn
 
 from ganzoo_core.config import check_types
 from ganzoo_core.errors import ConfigError, GanzooError
+from ganzoo_core.hookspecs import Baseline
 from ganzoo_core.ops._dispatch import Case, available_impls, get_op_spec, list_op_specs, use_impls, write_cache
 from ganzoo_core.policy import Policy
 from ganzoo_core.progress import progress as progress_bar
@@ -245,6 +263,63 @@ def choose_impls(rows: Sequence[Row], min_gain: float = 1.05) -> tuple[dict[str,
     return choices, measured
 
 
+# -- interleaved timing ------------------------------------------------------------------------------------------
+
+
+def interleaved_order(n_rows: int, rounds: int) -> list[list[int]]:
+    """The row order of each round: round r runs rows r, r+1, ..., wrapping around (every row leads once per
+    ``n_rows`` rounds)."""
+    return [[(r + j) % n_rows for j in range(n_rows)] for r in range(rounds)]
+
+
+def time_interleaved(fns: Sequence[Callable[[], Any]], device: str | torch.device = "cpu", *, rounds: int = 5,
+                     calls: int = 3, warmup: int = 2, cycle: int = 1, timer: Callable[[], float] = time.perf_counter,
+                     on_round: Callable[[int, int], None] | None = None) -> list[list[list[float]]]:
+    """Milliseconds per call of each of ``fns``, measured in interleaved rounds (see the module docstring):
+    ``[row][round]`` holds ``calls`` samples. Each row first runs ``warmup`` samples untimed. A sample is ``cycle``
+    consecutive calls divided by ``cycle``: an iteration whose phases run every k-th call (StarGAN's G every 5th D
+    step) is timed over whole cycles. ``on_round(row, round)`` is called after each row's turn; ``timer`` (seconds)
+    is there for tests."""
+    if rounds < 1 or calls < 1 or warmup < 0 or cycle < 1:
+        raise GanzooError(f"rounds, calls and cycle must be at least 1 and warmup at least 0, got rounds={rounds}, "
+                          f"calls={calls}, cycle={cycle}, warmup={warmup}")
+    dev = torch.device(device)
+    for fn in fns:
+        for _ in range(warmup * cycle):
+            fn()
+    _sync(dev)
+    samples: list[list[list[float]]] = [[[] for _ in range(rounds)] for _ in fns]
+    for r, order in enumerate(interleaved_order(len(fns), rounds)):
+        for i in order:
+            for _ in range(calls):
+                start = timer()
+                for _ in range(cycle):
+                    fns[i]()
+                _sync(dev)
+                samples[i][r].append((timer() - start) * 1e3 / cycle)
+            if on_round is not None:
+                on_round(i, r)
+    return samples
+
+
+def interleaved_rows(suite: str, group: str,
+                     timed: Sequence[tuple[str, Sequence[Sequence[float]], Mapping[str, Any]]]) -> list[Row]:
+    """Rows of one group from ``time_interleaved`` samples (the first row is the reference): ``ms`` the median over
+    rounds of the per-round medians, ``spread`` (max - min) / ms of those, ``ratio`` the median over rounds of the
+    reference's per-round median over this row's."""
+    base = [statistics.median(s) for s in timed[0][1]]
+    rows = []
+    for name, samples, extra in timed:
+        per_round = [statistics.median(s) for s in samples]
+        ms = statistics.median(per_round)
+        ratio = statistics.median(b / m if m > 0 else math.inf for b, m in zip(base, per_round))  # m = 0: below the clock
+        spread = (max(per_round) - min(per_round)) / ms if ms > 0 else 0.0
+        rows.append(Row(suite=suite, group=group, name=name, ms=ms, spread=spread,
+                        ratio=ratio, extra={**extra, "round_ms": [round(m, 4) for m in per_round],
+                                            "rounds": len(per_round), "calls": len(samples[0])}))
+    return rows
+
+
 # -- models --------------------------------------------------------------------------------------------------------
 
 
@@ -266,10 +341,10 @@ class ModelPolicy:
 
 
 TRAIN_POLICIES = (
-    # the first two train as pytorch/examples writes it: every op plain PyTorch, D's weight gradients computed in
-    # the G step too
-    ModelPolicy(name="fp32 eager (as pytorch/examples)", ops="ref", skip_frozen_grads=False),
-    ModelPolicy(name="bf16 autocast (as pytorch/examples)", policy=Policy(precision="bf16"), ops="ref",
+    # the first two compute every weight gradient, as plain PyTorch training code that does not freeze D does
+    # (pytorch/examples' DCGAN computes D's in the G step and throws them away); every op on its reference
+    ModelPolicy(name="fp32 eager, reference ops", ops="ref", skip_frozen_grads=False),
+    ModelPolicy(name="bf16 autocast, reference ops", policy=Policy(precision="bf16"), ops="ref",
                 skip_frozen_grads=False),
     ModelPolicy(name="bf16 + channels_last", policy=Policy(precision="bf16", channels_last=True), ops="ref",
                 skip_frozen_grads=False),
@@ -319,14 +394,22 @@ def _ops(mode: str) -> Iterator[None]:
             yield
 
 
-def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
-               seed: int = 0) -> Callable[[], dict[str, float]]:
-    """One training iteration of a registered objective (all phases, optimizer steps included) under ``mp``."""
+def phase_cycle(objective: Any) -> int:
+    """Engine steps after which every phase of ``objective`` has run a whole number of times (the least common
+    multiple of their ``every`` x ``cycle``): 1 for D + G each step, 5 for StarGAN's G every 5th D step."""
+    return math.lcm(*(phase.every * phase.cycle for phase in objective.phases)) if objective.phases else 1
+
+
+def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64, seed: int = 0,
+               overrides: Mapping[str, Any] | None = None) -> Callable[[], dict[str, float]]:
+    """One training iteration of a registered objective (built with ``overrides``) under ``mp``: the phases due at
+    this step, as the engine runs them, optimizer steps included. Successive calls are successive steps, so a phase
+    that runs every k-th step runs on every k-th call; the callable's ``cycle`` attribute is ``phase_cycle``."""
     from ganzoo_core._api import create
     from ganzoo_core.training import make_optimizers, run_phase
 
     torch.manual_seed(seed)
-    objective = create("objective", objective_name).to(device).train()
+    objective = create("objective", objective_name, **dict(overrides or {})).to(device).train()
     mp.policy.prepare(objective.networks)
     batch = mp.policy.batch({k: v.to(device) for k, v in objective.example_batch(batch_size).items()})
     optimizers = make_optimizers(objective)
@@ -334,28 +417,33 @@ def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_
         for opt in optimizers.values():
             for group in opt.param_groups:
                 group["fused"], group["foreach"] = True, False
+    steps = iter(range(1, 2**62))
 
     def iteration() -> dict[str, float]:
+        step = next(steps)
         ctx: dict[str, Any] = {}
         row: dict[str, float] = {}
         with _ops(mp.ops):
             for phase in objective.phases:
-                row |= run_phase(objective, phase, optimizers[phase.name], batch, ctx, step=1, policy=mp.policy,
-                                 skip_frozen_grads=mp.skip_frozen_grads)
+                if phase.due(step):
+                    row |= run_phase(objective, phase, optimizers[phase.name], batch, ctx, step=step,
+                                     policy=mp.policy, skip_frozen_grads=mp.skip_frozen_grads)
         return row
 
+    iteration.cycle = phase_cycle(objective)  # type: ignore[attr-defined]
     return iteration
 
 
 def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
-                  seed: int = 0) -> Callable[[], Tensor]:
-    """One eval-mode forward of a registered generator on a batch of its inputs under ``mp``."""
+                  seed: int = 0, overrides: Mapping[str, Any] | None = None) -> Callable[[], Tensor]:
+    """One eval-mode forward of a registered generator (built with ``overrides``) on a batch of its inputs under
+    ``mp``."""
     from ganzoo_core._api import create
 
     if mp.runtime == "onnxruntime":
-        return ort_generate_step(generator_name, mp, device, batch_size, seed)
+        return ort_generate_step(generator_name, mp, device, batch_size, seed, overrides)
     torch.manual_seed(seed)
-    g = create("generator", generator_name).to(device).eval()
+    g = create("generator", generator_name, **dict(overrides or {})).to(device).eval()
     if mp.fold:
         from ganzoo_core.ops.conv_bn import fold_batchnorm
 
@@ -378,7 +466,8 @@ def generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", bat
 
 
 def ort_generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu", batch_size: int = 64,
-                      seed: int = 0) -> Callable[[], Tensor | tuple[Tensor, ...]]:
+                      seed: int = 0, overrides: Mapping[str, Any] | None = None
+                      ) -> Callable[[], Tensor | tuple[Tensor, ...]]:
     """``generate_step`` in ONNX Runtime: the same generator (same seed, same weights) exported as ONNX
     (``ganzoo_core.export.export_onnx``: eval mode, fp32, dynamic batch), run by an ONNX Runtime CPU session with
     ``mp.ort_level`` graph optimisations and torch's thread count, on the inputs the PyTorch rows get (noise the
@@ -392,7 +481,7 @@ def ort_generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu",
     if (why := ort_note(device)) is not None:
         raise GanzooError(why)
     torch.manual_seed(seed)
-    g = create("generator", generator_name).eval()
+    g = create("generator", generator_name, **dict(overrides or {})).eval()
     given = [x for x in g.example_inputs(batch_size) if x is not None]  # what generate_step feeds the PyTorch rows
     inputs = graph_inputs(g, batch_size, given=given)
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as tmp:
@@ -418,43 +507,266 @@ def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> t
     return fn, cast
 
 
-def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
-                 repeat: int = 5, warmup: int = 2, compile: bool = False, onnxruntime: bool | None = None,
-                 log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
-    """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
-    ``GENERATE_POLICIES``, the compiled ones with ``compile``, and ONNX Runtime's, ``ORT_GENERATE``, with
-    ``onnxruntime``; None: when onnxruntime is installed and ``device`` is the CPU, else ``log`` gets the reason).
-    ``log`` gets one line per measured case; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
-    dev = torch.device(device)
-    train_policies = TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ())
+@attrs.frozen(kw_only=True)
+class _Case:
+    """One row of a group before it is timed: its name, how to build its callable, what its JSON row records."""
+
+    name: str
+    build: Callable[[], Callable[[], Any]]
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class _Group:
+    group: str
+    cases: Sequence[_Case]
+    calls: int
+    batch: int = 0  # generation groups: images per call, for images_per_s
+
+
+def _measure(groups: Sequence[_Group], *, device: str, rounds: int, warmup: int, log: Callable[[str], None] | None,
+             progress: bool | None) -> list[Row]:
+    """Each group built, timed in interleaved rounds and let go before the next is built (one group's networks in
+    memory at a time)."""
+    rows: list[Row] = []
+    total = sum(len(g.cases) for g in groups) * rounds
+    with progress_bar(total=total, desc="bench models", unit="row-round", enabled=progress) as bar:
+        for g in groups:
+            fns = []
+            for case in g.cases:
+                _announce(f"{g.group}: building {case.name}", log, bar)
+                fns.append(case.build())
+            cycle = math.lcm(*(int(getattr(fn, "cycle", 1)) for fn in fns))
+            _announce(f"{g.group}: {rounds} interleaved rounds of {len(fns)} rows", log, bar)
+            samples = time_interleaved(fns, device, rounds=rounds, calls=g.calls, warmup=warmup, cycle=cycle,
+                                       on_round=lambda i, r: bar.update(1))
+            del fns
+            timed = [(c.name, s, {**c.extra, "cycle": cycle}) for c, s in zip(g.cases, samples)]
+            group_rows = interleaved_rows("models", g.group, timed)
+            if g.batch:
+                group_rows = [attrs.evolve(r, extra={**r.extra, "images_per_s": g.batch / (r.ms / 1e3)})
+                              for r in group_rows]
+            rows += group_rows
+    return rows
+
+
+def _policies(compile: bool, onnxruntime: bool | None, device: str, log: Callable[[str], None] | None,
+              generating: bool) -> tuple[tuple[ModelPolicy, ...], tuple[ModelPolicy, ...]]:
+    train = TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ())
     if onnxruntime is None:
-        note = ort_note(device) if generators else None
+        note = ort_note(device) if generating else None
         onnxruntime = note is None
         if note is not None and log:
             log(note)
-    generate_policies = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()) + (
-        ORT_GENERATE if onnxruntime else ())
-    total = len(objectives) * len(train_policies) + len(generators) * len(generate_policies)
-    rows: list[Row] = []
-    with progress_bar(total=total, desc="bench models", unit="case", enabled=progress) as bar:
-        for name in objectives:
-            timed = []
-            for mp in train_policies:
-                _announce(f"{name} train: {mp.name}", log, bar)
-                times = time_call(train_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat)
-                timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device}))
-                bar.update(1)
-            rows += _rows("models", f"{name} train step", timed)
-        for name in generators:
-            timed = []
-            for mp in generate_policies:
-                _announce(f"{name} generate: {mp.name}", log, bar)
-                times = time_call(generate_step(name, mp, device, batch_size), dev, warmup=warmup, repeat=repeat * 2)
-                timed.append((mp.name, times, {"model": name, "batch": batch_size, "device": device,
-                                               "images_per_s": batch_size / (statistics.median(times) / 1e3)}))
-                bar.update(1)
-            rows += _rows("models", f"{name} generate", timed)
-    return rows
+    generate = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()) + (ORT_GENERATE if onnxruntime else ())
+    return train, generate
+
+
+def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
+                 rounds: int = 5, repeat: int = 3, warmup: int = 2, compile: bool = False,
+                 onnxruntime: bool | None = None, log: Callable[[str], None] | None = None,
+                 progress: bool | None = False) -> list[Row]:
+    """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
+    ``GENERATE_POLICIES``, the compiled ones with ``compile``, and ONNX Runtime's, ``ORT_GENERATE``, with
+    ``onnxruntime``; None: when onnxruntime is installed and ``device`` is the CPU, else ``log`` gets the reason),
+    each group timed in ``rounds`` interleaved rounds of ``repeat`` calls per row (generation: twice as many).
+    ``log`` gets one line per step of the work; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
+    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, bool(generators))
+    groups = [_Group(group=f"{name} train step", calls=repeat, cases=[
+        _Case(name=mp.name, build=functools.partial(train_step, name, mp, device, batch_size),
+              extra={"model": name, "batch": batch_size, "device": device}) for mp in train_policies])
+        for name in objectives]
+    groups += [_Group(group=f"{name} generate", calls=repeat * 2, batch=batch_size, cases=[
+        _Case(name=mp.name, build=functools.partial(generate_step, name, mp, device, batch_size),
+              extra={"model": name, "batch": batch_size, "device": device}) for mp in generate_policies])
+        for name in generators]
+    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
+
+
+# -- official baselines --------------------------------------------------------------------------------------------
+
+
+def list_baselines() -> list[Baseline]:
+    """Every installed plugin's official baselines (the ``ganzoo_bench_baselines`` hook), sorted by name. A hook that
+    fails, returns something other than ``Baseline`` objects, or repeats a name raises ``GanzooError`` naming the
+    plugin."""
+    from ganzoo_core._plugins import get_host
+
+    found: dict[str, tuple[Baseline, str]] = {}
+    for impl in get_host().pm.hook.ganzoo_bench_baselines.get_hookimpls():
+        try:
+            items = list(impl.function() or ())
+        except Exception as err:
+            raise GanzooError(f"plugin {impl.plugin_name!r}: ganzoo_bench_baselines failed ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())[:200]}); run 'ganzoo plugins' and fix or update it") from err
+        for item in items:
+            if not isinstance(item, Baseline):
+                raise GanzooError(f"plugin {impl.plugin_name!r}: ganzoo_bench_baselines returned a "
+                                  f"{type(item).__name__}, expected gz.Baseline objects")
+            if item.name in found:
+                raise GanzooError(f"baseline {item.name!r} comes from two plugins, {found[item.name][1]!r} and "
+                                  f"{impl.plugin_name!r}; uninstall one of them")
+            found[item.name] = (item, impl.plugin_name)
+    return [found[name][0] for name in sorted(found)]
+
+
+def find_baseline(name: str, baselines: Sequence[Baseline] | None = None) -> Baseline:
+    """The baseline named ``name``: its own name (``FAMILY.official``), its family or its objective (or a name the
+    registry resolves to that objective, such as the family's default)."""
+    from ganzoo_core._api import get_entry
+
+    known = list_baselines() if baselines is None else list(baselines)
+    for b in known:
+        if name in (b.name, b.objective, b.name.split(".", 1)[0]):
+            return b
+    try:
+        resolved = get_entry("objective", name).name
+    except GanzooError:
+        resolved = None
+    for b in known:
+        if resolved is not None and b.objective == resolved:
+            return b
+    if not known:
+        raise GanzooError(f"no official baseline for {name!r}: no installed plugin provides any (the "
+                          "ganzoo_bench_baselines hook); install the family's plugin ('ganzoo plugins' lists those installed)")
+    raise GanzooError(f"no official baseline for {name!r}; baselines: "
+                      f"{', '.join(f'{b.name} ({b.objective})' for b in known)}")
+
+
+def objective_generator(objective: str, overrides: Mapping[str, Any] | None = None
+                        ) -> tuple[str, dict[str, Any]] | None:
+    """The registry name of ``objective``'s first generator network and the config fields in which it differs from
+    that entry's, so that generation rows time the network the training rows train; None when it has none."""
+    from ganzoo_core._api import create, get_entry
+    from ganzoo_core._entries import SPEC_ATTR
+
+    built = create("objective", objective, **dict(overrides or {}))
+    for net in built.networks.values():
+        spec = getattr(net, SPEC_ATTR, None)
+        if spec is None or spec[0] != "generator":
+            continue
+        entry, cfg = get_entry("generator", spec[1]), getattr(net, "cfg", None)
+        changed: dict[str, Any] = {}
+        if cfg is not None and entry.cfg is not None and attrs.has(type(cfg)) and type(cfg) is type(entry.cfg):
+            changed = {f.name: getattr(cfg, f.name) for f in attrs.fields(type(cfg))
+                       if getattr(cfg, f.name) != getattr(entry.cfg, f.name)}
+        return spec[1], changed
+    return None
+
+
+def official_row_name(baseline: Baseline, what: str = "fp32 eager") -> str:
+    """``official fp32 eager (pytorch/examples@77f55b9)``: the official row's name in a table."""
+    return f"official {what} ({baseline.source.split()[0]})"
+
+
+def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, device: str = "cpu",
+                    batch_size: int | None = None, rounds: int = 5, repeat: int = 3, warmup: int = 2,
+                    compile: bool = False, onnxruntime: bool | None = None, generate: bool = True,
+                    log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
+    """Per baseline, a training group and (with ``generate``, when the objective has a generator) a generation
+    group, at ``batch_size`` or the baseline's documented one: with ``official`` the official iteration first
+    (ratio 1.00), then ganzoo's engine on the same objective under each policy, as ``bench_models`` times them."""
+    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, generate)
+    groups: list[_Group] = []
+    for b in baselines:
+        n = batch_size or b.batch_size
+        base = {"model": b.objective, "baseline": b.name, "batch": n, "device": device,
+                "overrides": dict(b.overrides)}
+        ref = {**base, "official": True, "source": b.source, "note": b.note}
+        cases = [_Case(name=official_row_name(b), build=functools.partial(b.train_step, n, device, 0), extra=ref)]
+        cases = cases if official else []
+        cases += [_Case(name=mp.name, extra=base, build=functools.partial(
+            train_step, b.objective, mp, device, n, 0, b.overrides)) for mp in train_policies]
+        groups.append(_Group(group=f"{b.objective} train step, batch {n}", calls=repeat, cases=cases))
+        if not generate or (official and b.generate is None):
+            continue
+        found = objective_generator(b.objective, b.overrides)
+        if found is None:
+            continue
+        g_name, g_over = found
+        g_base = {**base, "model": g_name, "overrides": g_over}
+        cases = [_Case(name=official_row_name(b, "fp32 eager generation"), extra={**ref, "model": g_name},
+                       build=functools.partial(b.generate, n, device, 0))] if official and b.generate else []
+        cases += [_Case(name=mp.name, extra=g_base, build=functools.partial(
+            generate_step, g_name, mp, device, n, 0, g_over)) for mp in generate_policies]
+        groups.append(_Group(group=f"{g_name} generate, batch {n}", calls=repeat * 2, batch=n, cases=cases))
+    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
+
+
+# -- the machine ---------------------------------------------------------------------------------------------------
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+"""The CPU flags that decide fp32 / bf16 speed on the CPU, recorded beside every result."""
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU model (``lscpu``'s "Model name", else /proc/cpuinfo's) and which of ``CPU_FLAGS`` it has."""
+    import platform
+    import subprocess
+
+    fields: dict[str, str] = {}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, env={"LC_ALL": "C"}).stdout
+        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    model, flags = fields.get("Model name", ""), fields.get("Flags", "")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.strip()
+    except OSError:
+        pass
+    have = set(flags.split())
+    return {"cpu_model": model or platform.processor() or platform.machine(),
+            "cpu_flags": {f: f in have for f in CPU_FLAGS}}
+
+
+def matmul_gflops(device: str | torch.device = "cpu", *, n: int | None = None, repeat: int = 5) -> dict[str, Any]:
+    """The fp32 and bf16 matrix-multiply rate on ``device`` with torch's current threads: an n x n x n product
+    (1024 on the CPU, 4096 on a GPU), the best of ``repeat`` timed calls after two untimed ones, in GFLOP/s."""
+    dev = torch.device(device)
+    n = n or (4096 if dev.type == "cuda" else 1024)
+    out: dict[str, Any] = {"n": n, "device": str(dev), "fp32": None, "bf16": None}
+    if dev.type not in ("cpu", "cuda"):  # a device without real kernels (meta) has no rate to measure
+        return out
+    gen = torch.Generator().manual_seed(0)
+    for name, dtype in DTYPES.items():
+        a = torch.randn(n, n, generator=gen).to(dev, dtype)
+        b = torch.randn(n, n, generator=gen).to(dev, dtype)
+        best = min(time_call(lambda a=a, b=b: a @ b, dev, warmup=2, repeat=repeat))
+        out[name] = round(2 * n**3 / (best / 1e3) / 1e9, 1) if best > 0 else None
+    return out
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the system has none)."""
+    import os
+
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_meta(device: str = "cpu") -> dict[str, Any]:
+    """What decides the speed of a run, recorded before it: the CPU model and flags, the measured matmul rates on
+    ``device``, torch's threads and the load average (``loadavg_before``; add ``loadavg_after`` when done)."""
+    return {**cpu_info(), "matmul_gflops": matmul_gflops(device), "threads": torch.get_num_threads(),
+            "loadavg_before": load_average()}
+
+
+def describe_machine(meta: Mapping[str, Any]) -> str:
+    """One line about the machine of a run, for the end of a printed table."""
+    flags = ", ".join(f for f, on in meta.get("cpu_flags", {}).items() if on) or "none of " + ", ".join(CPU_FLAGS)
+    mm = meta.get("matmul_gflops", {})
+    loads = " -> ".join(f"{x[0]:.2f}" for x in (meta.get("loadavg_before"), meta.get("loadavg_after")) if x) or "?"
+    return (f"machine: {meta.get('cpu_model', '?')} ({flags}); torch threads {meta.get('threads', '?')}; matmul "
+            f"{mm.get('n', '?')}^3 on {mm.get('device', '?')}: fp32 {mm.get('fp32', '?')} / bf16 {mm.get('bf16', '?')} "
+            f"GFLOP/s; load average (1 min) {loads}")
 
 
 # -- output --------------------------------------------------------------------------------------------------------
@@ -478,7 +790,7 @@ def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any], *, overw
 
     data = {"meta": dict(meta), "rows": [attrs.asdict(r) for r in rows]}
     with atomic_path(path, overwrite=overwrite, what="benchmark result") as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2))
+        Path(tmp).write_text(json.dumps(data, indent=2, default=str))  # a config value JSON lacks: its text
     return path
 
 

@@ -5,12 +5,16 @@ produces, not speed."""
 from __future__ import annotations
 
 import json
+import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from conftest import REPO
 
+import ganzoo_core as gz
 from ganzoo_core import bench
 from ganzoo_core.cli import main
 from ganzoo_core.errors import ConfigError, GanzooError
@@ -189,11 +193,12 @@ def test_onnxruntime_rows_are_timed_beside_pytorch_and_generate_the_reference_im
     rows = bench.bench_models([], ["dcgan.28"], batch_size=4, repeat=1, warmup=0)
     by_name = {r.name: r for r in rows}
     assert [r.name for r in rows] == [mp.name for mp in bench.GENERATE_POLICIES + bench.ORT_GENERATE]
-    base = rows[0].ms
+    base = rows[0].extra["round_ms"]
     for mp in bench.ORT_GENERATE:
         row = by_name[mp.name]
         assert row.group == "dcgan.28 generate" and row.ms > 0
-        assert row.ratio == pytest.approx(base / row.ms)
+        paired = statistics.median(b / m for b, m in zip(base, row.extra["round_ms"]))  # same round, same load
+        assert row.ratio == pytest.approx(paired, rel=1e-3)
     assert "onnxruntime fp32" in bench.format_table(rows)
 
 
@@ -208,3 +213,171 @@ def test_without_onnxruntime_the_rows_are_left_out_with_a_note(monkeypatch: pyte
     assert lines[0] == ("no onnxruntime rows: ONNX export needs onnxruntime, which is not installed: "
                         "pip install 'ganzoo-core[onnx]'")
     assert bench.ort_note("cuda") is not None and "CPU" in bench.ort_note("cuda")
+
+
+# -- interleaved timing and official baselines -------------------------------------------------------------------
+
+
+def test_rounds_interleave_the_rows_in_a_rotated_order() -> None:
+    """Each round runs every row for its calls, one row after another; the next round starts one row later, so
+    every row leads once and no row always follows the same one. Warmup runs first, a sample spans ``cycle``
+    calls."""
+    log: list[int] = []
+    fns = [lambda i=i: log.append(i) for i in range(3)]
+    samples = bench.time_interleaved(fns, "cpu", rounds=3, calls=2, warmup=1, cycle=2)
+    warm, timed = log[:6], log[6:]
+    assert warm == [0, 0, 1, 1, 2, 2]
+    per_round = [timed[r * 12:(r + 1) * 12] for r in range(3)]
+    assert [[run[k] for k in range(0, 12, 4)] for run in per_round] == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+    assert all(run[k:k + 4] == [run[k]] * 4 for run in per_round for k in range(0, 12, 4))  # 2 samples x 2 calls
+    assert [len(s) for row in samples for s in row] == [2] * 9
+    assert bench.interleaved_order(3, 4)[3] == [0, 1, 2]
+
+
+def test_ratios_are_medians_of_per_round_ratios_on_a_fake_clock() -> None:
+    """Load that moves between rounds moves both rows of a round: the paired ratio keeps B at 2x A's speed where
+    the ratio of the medians (12 / 7) would not."""
+    clock = [0.0]
+    durations = {"A": [0.010, 0.030, 0.012], "B": [0.005, 0.014, 0.007]}  # seconds per call, by round
+
+    def row(name: str) -> Callable[[], None]:
+        left = iter(durations[name])
+        return lambda: clock.__setitem__(0, clock[0] + next(left))
+
+    samples = bench.time_interleaved([row("A"), row("B")], "cpu", rounds=3, calls=1, warmup=0,
+                                     timer=lambda: clock[0])
+    a, b = bench.interleaved_rows("models", "g", [("A", samples[0], {}), ("B", samples[1], {"k": 1})])
+    assert a.ratio == 1.0 and a.ms == pytest.approx(12.0)
+    assert b.ms == pytest.approx(7.0) and b.spread == pytest.approx((14 - 5) / 7)
+    assert b.ratio == pytest.approx(2.0) and b.ratio != pytest.approx(a.ms / b.ms)
+    assert b.extra["round_ms"] == pytest.approx([5.0, 14.0, 7.0]) and b.extra["k"] == 1 and b.extra["rounds"] == 3
+
+
+def test_train_step_runs_the_phases_due_and_reports_its_cycle() -> None:
+    """StarGAN's G runs every 5th D step: successive calls are engine steps, and the core times whole cycles."""
+    step = bench.train_step("stargan.tiny32", bench.TRAIN_POLICIES[0], "cpu", batch_size=2)
+    assert step.cycle == 5  # type: ignore[attr-defined]
+    rows = [step() for _ in range(5)]
+    assert ["loss_G" in r for r in rows] == [False, False, False, False, True]
+
+
+def _fake_baseline(name: str = "tiny", batch: int = 2, calls: list[tuple[Any, ...]] | None = None) -> bench.Baseline:
+    """A baseline whose "official" iteration is a small Adam step, beside ganzoo's dcgan.28."""
+
+    def train(batch_size: int, device: str, seed: int) -> Callable[[], Any]:
+        if calls is not None:
+            calls.append(("train", batch_size, device, seed))
+        net = torch.nn.Linear(4, 4)
+        opt = torch.optim.Adam(net.parameters())
+        x = torch.randn(batch_size, 4)
+
+        def iteration() -> torch.Tensor:
+            if calls is not None:
+                calls.append(("iteration",))
+            opt.zero_grad()
+            loss = net(x).square().mean()
+            loss.backward()
+            opt.step()
+            return loss.detach()
+
+        return iteration
+
+    def generate(batch_size: int, device: str, seed: int) -> Callable[[], torch.Tensor]:
+        return lambda: torch.zeros(batch_size, 1, 28, 28)
+
+    return bench.Baseline(name=f"{name}.official", objective="dcgan.28", source=f"tiny/{name}@abc123 train.py",
+                          batch_size=batch, train_step=train, generate=generate, note="a test")
+
+
+def test_bench_models_baseline_official_puts_the_official_iteration_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A baseline from a plugin's ganzoo_bench_baselines hook, found by its family name: its iteration is timed
+    first (ratio 1.00), then ganzoo's engine under each policy, for training and generation."""
+    import sys
+    import types
+
+    from ganzoo_core._plugins import PluginHost, use_host
+
+    calls: list[tuple[Any, ...]] = []
+    module = types.ModuleType("ganzoo_test_bench_baseline")
+    module.GANZOO_API_VERSION = "1.1"  # type: ignore[attr-defined]
+    module.ganzoo_bench_baselines = gz.hookimpl(lambda: [_fake_baseline(calls=calls)])  # type: ignore[attr-defined]
+    host = PluginHost()
+    host.load_defaults()
+    assert host.load_module("ganzoo_dcgan"), host.failures
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert host.load_module(module.__name__), host.failures
+    monkeypatch.setattr(bench, "ort_note", lambda device: "no onnxruntime rows: left out in this test")
+    out = tmp_path / "bench"
+    with use_host(host):
+        assert [b.name for b in bench.list_baselines()] == ["dcgan.official", "tiny.official"]
+        rc = main(["bench", "models", "--model", "tiny", "--baseline", "official", "--rounds", "2", "--repeat", "1",
+                   "--warmup", "0", "--out", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    official = "official fp32 eager (tiny/tiny@abc123)"
+    assert "dcgan.28 train step, batch 2" in printed and "dcgan.28 generate, batch 2" in printed
+    assert "machine: " in printed and "GFLOP/s" in printed
+    data = json.loads((out / "bench-models.json").read_text())
+    train = [r for r in data["rows"] if r["group"] == "dcgan.28 train step, batch 2"]
+    assert [r["name"] for r in train] == [official] + [mp.name for mp in bench.TRAIN_POLICIES]
+    assert train[0]["ratio"] == 1.0 and train[0]["extra"]["official"] and train[0]["extra"]["source"].startswith("tiny/")
+    assert all(r["extra"]["rounds"] == 2 and r["extra"]["batch"] == 2 for r in train)
+    gen = [r for r in data["rows"] if r["group"] == "dcgan.28 generate, batch 2"]
+    assert gen[0]["name"] == "official fp32 eager generation (tiny/tiny@abc123)"
+    assert [r["name"] for r in gen[1:]] == [mp.name for mp in bench.GENERATE_POLICIES]
+    assert calls[0] == ("train", 2, "cpu", 0) and calls.count(("iteration",)) == 2  # 2 rounds x 1 call, no warmup
+    assert data["meta"]["timing"]["rounds"] == 2
+
+
+def test_bench_models_all_writes_one_json_and_chart_with_the_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    found = [_fake_baseline("one", batch=2), _fake_baseline("two", batch=3)]
+    monkeypatch.setattr(bench, "list_baselines", lambda: found)
+    monkeypatch.setattr(bench, "ort_note", lambda device: "no onnxruntime rows: left out in this test")
+    out = tmp_path / "all"
+    assert main(["bench", "models", "--all", "--baseline", "official", "--rounds", "1", "--repeat", "1",
+                 "--warmup", "0", "--out", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bench-models.json", "bench-models.png"]
+    data = json.loads((out / "bench-models.json").read_text())
+    groups = list(dict.fromkeys(r["group"] for r in data["rows"]))
+    assert groups == ["dcgan.28 train step, batch 2", "dcgan.28 generate, batch 2",
+                      "dcgan.28 train step, batch 3", "dcgan.28 generate, batch 3"]  # each at its documented size
+    assert {r["extra"]["baseline"] for r in data["rows"]} == {"one.official", "two.official"}
+    meta = data["meta"]
+    assert meta["cpu_model"] and set(meta["cpu_flags"]) == set(bench.CPU_FLAGS)
+    assert {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"} <= set(meta["cpu_flags"])
+    assert meta["matmul_gflops"]["fp32"] > 0 and meta["matmul_gflops"]["bf16"] > 0 and meta["matmul_gflops"]["n"] == 1024
+    assert meta["threads"] == torch.get_num_threads() and len(meta["loadavg_before"]) == 3
+    assert len(meta["loadavg_after"]) == 3 and meta["suite"] == "models"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["models", "--model", "nosuch", "--baseline", "official"], "no official baseline for 'nosuch'"),
+    (["models", "--all", "--model", "dcgan.28"], "--all runs every family that has a baseline"),
+    (["models", "--model", "dcgan", "--baseline", "official", "--generator", "dcgan.64"],
+     "--generator applies without --baseline and --all"),
+    (["ops", "--baseline", "official"], "--baseline applies to the models suite"),
+    (["ops", "--all"], "--all applies to the models suite"),
+])
+def test_baseline_options_are_refused_before_measuring(args: list[str], message: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *args, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_find_baseline_by_name_family_or_objective() -> None:
+    found = [_fake_baseline("one"), bench.Baseline(name="dcgan.official", objective="dcgan.64", source="x@y f",
+                                                   batch_size=64, train_step=lambda b, d, s: lambda: None)]
+    for name in ("dcgan.official", "dcgan", "dcgan.64"):
+        assert bench.find_baseline(name, found).name == "dcgan.official"
+    assert bench.find_baseline("one", found).name == "one.official"
+    with pytest.raises(GanzooError, match=r"no official baseline for 'dcgan\.32'; baselines: one\.official"):
+        bench.find_baseline("dcgan.32", found)
+
+
+def test_objective_generator_is_the_network_the_objective_trains() -> None:
+    assert bench.objective_generator("dcgan.64") == ("dcgan.64", {})
+    assert bench.objective_generator("cyclegan.small32", {"generator_kwargs": {"ngf": 8}}) == (
+        "cyclegan.small32", {"ngf": 8})

@@ -155,6 +155,42 @@ def test_hook_ganzoo_pretrained_folders(tmp_path: Path) -> None:
         assert gz.get_pretrained("computed.w3.ones").summary == "All ones."
 
 
+def test_hook_ganzoo_bench_baselines() -> None:
+    from ganzoo_core import bench
+
+    built: list[int] = []
+
+    def train_step(batch_size: int, device: str, seed: int):
+        built.append(batch_size)
+        net = nn.Linear(2, 2)
+        return lambda: net(torch.ones(batch_size, 2))
+
+    class Plugin:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_bench_baselines():
+            return [gz.Baseline(name="computed.official", objective="dcgan.28", source="someone/computed@abc train.py",
+                                batch_size=3, train_step=train_step)]
+
+    host = _host_with(Plugin, "ganzoo_test_baselines")
+    with use_host(host):
+        (found,) = bench.list_baselines()
+        assert found.name == "computed.official" and bench.find_baseline("computed") == found
+        assert not built  # listing builds nothing
+        assert found.train_step(found.batch_size, "cpu", 0)().shape == (3, 2)
+    assert host.plugins["ganzoo_test_baselines"].hooks == ("ganzoo_bench_baselines",)
+
+    class Broken:
+        @staticmethod
+        @gz.hookimpl
+        def ganzoo_bench_baselines():
+            return [{"name": "computed.official"}]  # not a gz.Baseline
+
+    with use_host(_host_with(Broken, "ganzoo_test_bad_baselines")), pytest.raises(
+            gz.GanzooError, match=r"plugin 'ganzoo_test_bad_baselines': ganzoo_bench_baselines returned a dict"):
+        bench.list_baselines()
+
+
 def test_register_hook_checks_names_and_fills_summaries() -> None:
     class Bad:
         @staticmethod

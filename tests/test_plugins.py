@@ -150,7 +150,7 @@ def test_cli_keeps_working_with_a_broken_plugin_installed(make_dist) -> None:
 def test_list_plugins_reports_versions_hooks_and_entries() -> None:
     infos = {p.name: p for p in gz.list_plugins()}
     assert infos["core.losses"].distribution == "ganzoo-core"
-    assert infos["dcgan"].hooks == ("ganzoo_convert_checkpoint",)
+    assert infos["dcgan"].hooks == ("ganzoo_bench_baselines", "ganzoo_convert_checkpoint")
     assert "generator dcgan.64" in infos["dcgan"].entries
     assert gz.list_plugin_failures() == []
 

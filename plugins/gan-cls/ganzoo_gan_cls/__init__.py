@@ -7,6 +7,7 @@ Sampling grids are in ``ganzoo_gan_cls.sampling``, readers of the original HDF5 
 """
 
 from ganzoo_gan_cls import evaluate, text
+from ganzoo_gan_cls.baseline import ganzoo_bench_baselines as ganzoo_bench_baselines  # the official iteration (bench)
 from ganzoo_gan_cls.model import (
     DiscriminatorCfg,
     GanClsObjective,
@@ -19,7 +20,7 @@ from ganzoo_gan_cls.model import (
 )
 from ganzoo_gan_cls.official import ganzoo_convert_checkpoint as ganzoo_convert_checkpoint
 
-GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
+GANZOO_API_VERSION = "1.1"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "DiscriminatorCfg", "GanClsObjective", "GeneratorCfg", "ObjectiveCfg", "PortDiscriminator", "PortGenerator",

@@ -9,6 +9,7 @@ Importing this package registers the Conditioning Augmentation block ``stackgan.
 """
 
 from ganzoo_stackgan import pipeline
+from ganzoo_stackgan.baseline import ganzoo_bench_baselines as ganzoo_bench_baselines  # the official iteration (bench)
 from ganzoo_stackgan.data import CaptionedImages, captioned_shapes, convert_char_cnn_rnn, read_char_cnn_rnn
 from ganzoo_stackgan.model import (
     CaCfg,
@@ -26,13 +27,13 @@ from ganzoo_stackgan.model import (
 )
 from ganzoo_stackgan.official import convert_stackgan_pytorch, ganzoo_convert_checkpoint, load_stackgan_pytorch
 
-GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
+GANZOO_API_VERSION = "1.1"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "CaCfg", "CaptionedImages", "CondAugment", "DiscriminatorCfg", "ObjectiveCfg", "StackDiscriminator",
     "StackObjective", "StageICfg", "StageIGenerator", "StageIICfg", "StageIIGenerator", "captioned_shapes",
-    "convert_char_cnn_rnn", "convert_stackgan_pytorch", "ganzoo_add_commands", "ganzoo_convert_checkpoint",
-    "kl_divergence", "load_stackgan_pytorch", "load_stage1", "pipeline", "read_char_cnn_rnn",
+    "convert_char_cnn_rnn", "convert_stackgan_pytorch", "ganzoo_add_commands", "ganzoo_bench_baselines",
+    "ganzoo_convert_checkpoint", "kl_divergence", "load_stackgan_pytorch", "load_stage1", "pipeline", "read_char_cnn_rnn",
 ]
 
 

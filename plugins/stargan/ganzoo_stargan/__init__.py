@@ -7,6 +7,7 @@ block ``stargan.res`` and the datasets ``stargan.celeba`` / ``.shapes`` / ``.sha
 """
 
 from ganzoo_stargan import data, evaluate
+from ganzoo_stargan.baseline import ganzoo_bench_baselines as ganzoo_bench_baselines  # the official iteration (bench)
 from ganzoo_stargan.grid import ganzoo_add_commands, write_translation_grid
 from ganzoo_stargan.model import (
     DiscriminatorCfg,
@@ -18,9 +19,9 @@ from ganzoo_stargan.model import (
     StarGenerator,
 )
 
-GANZOO_API_VERSION = "1.0"  # the ganzoo plugin API this plugin was written for
+GANZOO_API_VERSION = "1.1"  # the ganzoo plugin API this plugin was written for
 
 __all__ = [
     "DiscriminatorCfg", "GeneratorCfg", "ObjectiveCfg", "ResidualBlock", "StarDiscriminator", "StarGenerator",
-    "StarganObjective", "data", "evaluate", "ganzoo_add_commands", "write_translation_grid",
+    "StarganObjective", "data", "evaluate", "ganzoo_add_commands", "ganzoo_bench_baselines", "write_translation_grid",
 ]
