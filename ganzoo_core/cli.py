@@ -276,16 +276,16 @@ def _checkpoint_module(args: argparse.Namespace, device: Any) -> Any:
 
     if args.pretrained is not None:  # `ganzoo sample NAME --pretrained [TAG]`
         return _pretrained_module(args, device)
-    args.checkpoint = resolve_source(args.checkpoint)  # a model folder, hf-hub:ORG/NAME or a pretrained name too
+    path = resolve_source(args.checkpoint)  # a model folder, hf-hub:ORG/NAME or a pretrained name too
     try:
-        read_info(args.checkpoint)
+        read_info(path)
     except CheckpointError as err:
-        if args.checkpoint.is_file() and not _damaged_checkpoint(args.checkpoint):
-            raise CheckpointError(f"{str(args.checkpoint)!r} is not a ganzoo checkpoint; to sample from released "
+        if path.is_file() and not _damaged_checkpoint(path):
+            raise CheckpointError(f"{str(path)!r} is not a ganzoo checkpoint; to sample from released "
                                   "generator weights, pass --objective NAME (the registered objective whose "
                                   "generator takes the file; see 'ganzoo list --kind objective')") from err
         raise
-    return load(args.checkpoint, device=device, ema=args.ema, verify=not args.no_verify)
+    return load(path, device=device, ema=args.ema, verify=not args.no_verify)
 
 
 def _pretrained_module(args: argparse.Namespace, device: Any) -> Any:

@@ -67,6 +67,8 @@ PLUGIN_NAME = "dcgan"  # its entry-point name and its key in registry.toml
 UNINSTALLED_NAME = "stackgan.s1_64"  # a first-party name whose plugin is not installed
 UNINSTALLED_DIST = "ganzoo-stackgan"
 FORBIDDEN_DIST = "ganzoo"  # an unrelated PyPI project; never a dependency of ours
+WEIGHTS_DIST = "ganzoo-weights"  # installed beside the plugin: it must pull in no plugin
+WEIGHTS_SAMPLE = ("dcgan.32", "fashion_mnist")  # a pretrained name of the installed plugin, sampled from the wheel
 PLUGIN_KINDS = ("generator", "discriminator", "objective", "block")  # kinds only the plugin provides here
 DEFAULT_TORCH = "torch==2.13.0"
 
@@ -293,6 +295,15 @@ def check_wheels(wheels: dict[str, Path], note: Callable) -> None:
             )
         if f"{package}/__init__.py" not in names:
             problems.append(f"{wheel.name} lacks {package}/__init__.py")
+        if dist == WEIGHTS_DIST:
+            shipped = sorted(n.split("/")[2] for n in names if n.startswith(f"{package}/weights/")
+                             and n.endswith("/config.json"))
+            provides = sorted(load_toml(REPO / "registry.toml").get("weights", {}).get("provides", []))
+            if shipped != provides:
+                problems.append(f"{wheel.name} ships model folders {shipped}; registry.toml [weights] provides {provides}")
+            plugin_reqs = sorted(r for r in req_names if r.startswith("ganzoo-") and r != CORE_DIST)
+            if plugin_reqs:
+                problems.append(f"{wheel.name} depends on plugins {plugin_reqs}; it must install alone beside them")
         core_req = [r for r in requires if requirement_name(r) == CORE_DIST]
         if len(problems) == before:
             note(f"{wheel.name}: requires {', '.join(core_req)}; entry point {plugins}")
@@ -462,6 +473,44 @@ def check_installed(venv: Path, env: dict[str, str], work: Path, verbose: bool, 
     note(f"ganzoo info {UNINSTALLED_NAME} -> exit 2: {lines[0]}")
 
 
+def check_weights(venv: Path, env: dict[str, str], wheelhouse: Path, wheels: dict[str, Path], work: Path,
+                  verbose: bool, note: Callable) -> None:
+    """ganzoo-weights installs beside the plugin without pulling in any other plugin; its pretrained names list
+    (all of them, whichever plugins are installed), the installed plugin's samples, and another family's name says
+    which plugin it needs."""
+    if WEIGHTS_DIST not in wheels:
+        raise CheckFailed(f"no {WEIGHTS_DIST} wheel was built")
+    version = read_wheel(wheels[WEIGHTS_DIST])[0]["Version"]
+    report = work / "weights-report.json"
+    run([venv_bin(venv, "python"), "-m", "pip", "install", "--find-links", wheelhouse, "--report", report,
+         f"{WEIGHTS_DIST}=={version}"], what=f"installing {WEIGHTS_DIST}", env=env, cwd=work,
+        timeout=INSTALL_TIMEOUT, verbose=verbose)
+    added = sorted(normalize(i["metadata"]["name"]) for i in pip_report(report))
+    if added != [WEIGHTS_DIST]:
+        raise CheckFailed(f"installing {WEIGHTS_DIST} installed {added}; it must add itself only")
+    ganzoo = venv_bin(venv, "ganzoo")
+    listed = json_output(run([ganzoo, "list", "--pretrained", "--json"], what="ganzoo list --pretrained --json",
+                             env=env, cwd=work, verbose=verbose), "ganzoo list --pretrained --json")
+    provides = sorted(load_toml(REPO / "registry.toml")["weights"]["provides"])
+    if sorted(r["name"] for r in listed) != provides:
+        raise CheckFailed(f"ganzoo list --pretrained lists {sorted(r['name'] for r in listed)}; expected {provides}")
+    name, tag = WEIGHTS_SAMPLE
+    run([ganzoo, "sample", name, "--pretrained", tag, "--n", "4", "--out", "pretrained.png"],
+        what=f"ganzoo sample {name} --pretrained {tag}", env=env, cwd=work, verbose=verbose)
+    if not (work / "pretrained.png").is_file():
+        raise CheckFailed(f"ganzoo sample {name} --pretrained {tag} wrote no grid")
+    other = next(n for n in provides if not n.startswith(f"{PLUGIN_NAME}."))
+    proc = run([ganzoo, "sample", other, "--n", "4", "--out", "other.png"], what=f"ganzoo sample {other}", env=env,
+               cwd=work, verbose=verbose, check=False)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    family = other.split(".")[0].replace("_", "-")
+    if proc.returncode != 2 or len(lines) != 1 or "pip install ganzoo-" not in lines[0] or family not in lines[0]:
+        raise CheckFailed(f"ganzoo sample {other} without its plugin exited {proc.returncode}: {lines[-1:]}; expected "
+                          "one line naming the plugin to install", proc.stdout + proc.stderr)
+    note(f"{WEIGHTS_DIST}=={version} alone: {len(listed)} pretrained names listed; sampled {name}.{tag}; "
+         f"{other} -> {lines[0]}")
+
+
 # -- main --------------------------------------------------------------------------------------------------------
 
 
@@ -478,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wheelhouse = (args.wheelhouse or tmp / "wheelhouse").resolve()
     venv, work = tmp / "venv", tmp / "work"
     torch_spec = os.environ.get("GANZOO_PACKAGING_TORCH", "").strip() or DEFAULT_TORCH
-    steps = Steps(6)
+    steps = Steps(7)
     print(f"check_packaging: repo {REPO}", f"python {sys.executable}", f"temp {tmp}", f"wheelhouse {wheelhouse}",
           sep="\n  ", flush=True)
     try:
@@ -506,6 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             install_plugin(venv, env, wheelhouse, wheels, work, args.verbose, note)
         with steps.step("check the installed CLI and API") as note:
             check_installed(venv, env, work, args.verbose, note)
+        with steps.step(f"install {WEIGHTS_DIST} beside it") as note:
+            check_weights(venv, env, wheelhouse, wheels, work, args.verbose, note)
     except CheckFailed as err:
         if err.detail.strip():
             print(tail(err.detail), file=sys.stderr)
