@@ -311,8 +311,26 @@ def check_plugin(module: str) -> list[str]:
 __all__ = [
     "T7Function", "T7Object", "T7Tensor", "assert_shapes", "bad_value_cases", "check_component", "check_entry",
     "check_loss", "check_objective", "check_plugin", "check_refused", "check_round_trip", "check_validators",
-    "config_field", "missing_validators", "numeric_fields", "plugin_host", "write_t7",
+    "config_field", "copy_state_by_position", "missing_validators", "numeric_fields", "parameter_count",
+    "plugin_host", "write_t7",
 ]
+
+
+def parameter_count(module: nn.Module) -> int:
+    """The number of values in ``module.parameters()`` (a shared parameter counts once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def copy_state_by_position(src: nn.Module, dst: nn.Module) -> None:
+    """Load ``src``'s state into ``dst`` entry by entry, in order: two codings of one network whose state-dict names
+    differ and whose layouts do not (an official transcription and the registered network). An ``AssertionError``
+    names the first entry whose shape differs."""
+    values, targets = list(src.state_dict().values()), dst.state_dict()
+    assert len(values) == len(targets), (f"{type(src).__name__} has {len(values)} state entries, "
+                                         f"{type(dst).__name__} {len(targets)}")
+    for value, (name, target) in zip(values, targets.items()):
+        assert value.shape == target.shape, f"{name}: {tuple(value.shape)} vs {tuple(target.shape)}"
+    dst.load_state_dict(dict(zip(targets, values)))
 
 
 def saved_without(path: str | Path, *fields: str) -> Path:

@@ -8,13 +8,9 @@ import random
 
 import torch
 from ganzoo_cyclegan import baseline
-from torch import nn
 
 import ganzoo_core as gz
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from ganzoo_core.testing import parameter_count
 
 
 def _the_baseline() -> gz.Baseline:
@@ -35,8 +31,8 @@ def test_networks_have_the_objective_networks_parameter_counts() -> None:
     official = baseline.networks()
     assert set(official) == set(ours)
     for name, net in official.items():
-        assert _count(net) == _count(ours[name]), name
-    assert _count(official["G_A"]) == 11_378_179 and _count(official["D_A"]) == 2_764_737  # models.md §5
+        assert parameter_count(net) == parameter_count(ours[name]), name
+    assert parameter_count(official["G_A"]) == 11_378_179 and parameter_count(official["D_A"]) == 2_764_737  # models.md §5
 
 
 def test_official_networks_compute_what_the_registered_ones_compute() -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import torch
 from ganzoo_dcgan import baseline
-from torch import nn
 
 import ganzoo_core as gz
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from ganzoo_core.testing import parameter_count
 
 
 def _the_baseline() -> gz.Baseline:
@@ -32,8 +28,8 @@ def test_networks_have_the_objective_networks_parameter_counts() -> None:
     official = baseline.networks()
     assert set(official) == set(ours)
     for name, net in official.items():
-        assert _count(net) == _count(ours[name]), name
-    assert _count(official["G"]) == 3_576_704 and _count(official["D"]) == 2_765_568  # models.md §1.1
+        assert parameter_count(net) == parameter_count(ours[name]), name
+    assert parameter_count(official["G"]) == 3_576_704 and parameter_count(official["D"]) == 2_765_568  # models.md §1.1
 
 
 def test_official_networks_compute_what_dcgan_64_computes() -> None:

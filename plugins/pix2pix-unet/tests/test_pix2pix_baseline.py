@@ -9,10 +9,7 @@ from ganzoo_pix2pix_unet import baseline, convert_junyanz_unet
 from torch import nn
 
 import ganzoo_core as gz
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from ganzoo_core.testing import parameter_count
 
 
 def _the_baseline() -> gz.Baseline:
@@ -33,8 +30,8 @@ def test_networks_have_the_objective_networks_parameter_counts() -> None:
     official = baseline.networks()
     assert set(official) == set(ours)
     for name, net in official.items():
-        assert _count(net) == _count(ours[name]), name
-    assert _count(official["G"]) == 54_413_955 and _count(official["D"]) == 2_768_705  # models.md §4
+        assert parameter_count(net) == parameter_count(ours[name]), name
+    assert parameter_count(official["G"]) == 54_413_955 and parameter_count(official["D"]) == 2_768_705  # models.md §4
 
 
 def test_official_networks_compute_what_the_registered_ones_compute() -> None:

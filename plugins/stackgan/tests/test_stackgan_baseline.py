@@ -13,19 +13,7 @@ from torch import nn
 import ganzoo_core as gz
 import ganzoo_core.bench as core_bench
 from ganzoo_core.errors import ConfigError
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def copy_by_position(src: nn.Module, dst: nn.Module) -> None:
-    """Load ``src``'s state into ``dst`` entry by entry in order (the names differ, the layouts must not)."""
-    a, b = list(src.state_dict().values()), dst.state_dict()
-    assert len(a) == len(b), f"{type(src).__name__} has {len(a)} state entries, {type(dst).__name__} {len(b)}"
-    for value, (name, target) in zip(a, b.items()):
-        assert value.shape == target.shape, f"{name}: {tuple(value.shape)} vs {tuple(target.shape)}"
-    dst.load_state_dict(dict(zip(b, a)))
+from ganzoo_core.testing import copy_state_by_position, parameter_count
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +26,7 @@ def pair() -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
 @pytest.mark.parametrize("net", ["G", "D"])
 def test_parameter_counts_equal_the_objective(pair: tuple[dict[str, nn.Module], dict[str, nn.Module]], net: str) -> None:
     official, ours = pair
-    assert n_params(official[net]) == n_params(ours[net]) > 0
+    assert parameter_count(official[net]) == parameter_count(ours[net]) > 0
 
 
 def test_the_objective_is_the_code_s_model() -> None:
@@ -51,7 +39,7 @@ def test_the_objective_is_the_code_s_model() -> None:
 def test_same_function_as_the_ganzoo_networks(pair: tuple[dict[str, nn.Module], dict[str, nn.Module]]) -> None:
     official, ours = pair
     for net in ("G", "D"):
-        copy_by_position(official[net], ours[net])
+        copy_state_by_position(official[net], ours[net])
     torch.manual_seed(1)
     text, noise = torch.randn(4, B.TEXT_DIM), torch.randn(4, B.NZ)
     with torch.no_grad():

@@ -13,12 +13,10 @@ from torch import nn
 import ganzoo_core as gz
 import ganzoo_core.bench as core_bench
 from ganzoo_core.ops import gradient_penalty
+from ganzoo_core.testing import parameter_count
 
 SMALL = {"image_size": 32, "conv_dim": 8, "g_repeat": 2, "d_repeat": 5}  # the same code at a size CPUs run in seconds
 
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def snapshot(module: nn.Module) -> list[torch.Tensor]:
@@ -40,7 +38,7 @@ def pair() -> tuple[dict[str, nn.Module], dict[str, nn.Module]]:
 def test_parameter_counts_and_names_equal_the_objective(pair: tuple[dict[str, nn.Module], dict[str, nn.Module]],
                                                         net: str) -> None:
     official, ours = pair
-    assert n_params(official[net]) == n_params(ours[net]) > 0
+    assert parameter_count(official[net]) == parameter_count(ours[net]) > 0
     a, b = official[net].state_dict(), ours[net].state_dict()
     assert [(k, v.shape) for k, v in a.items()] == [(k, v.shape) for k, v in b.items()]
 
