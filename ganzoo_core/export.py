@@ -571,14 +571,6 @@ def export_networks(module: nn.Module, out: str | Path, *, format: str, networks
 # -- the command -------------------------------------------------------------------------------------------------------
 
 
-def load_module(source: str | Path, *, ema: bool = False, verify: bool = True) -> nn.Module:
-    """The module ``source`` names (a checkpoint file, a model folder, ``hf-hub:org/name`` or a pretrained name), on
-    the CPU."""
-    from ganzoo_core.hub import load_source
-
-    return load_source(source, device="cpu", ema=ema, verify=verify)
-
-
 def _network_list(text: str) -> tuple[str, ...]:
     """An argparse ``type=``: comma-separated network keys (``G``, ``G_A,G_B``, ``D``, ``all``)."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
@@ -614,13 +606,13 @@ def add_export_command(subparsers: Any) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from ganzoo_core.hub import load, write_hub_folder
+
     verify = not args.no_verify
     if args.format == "hub":
         if args.networks or args.opset is not None or args.static_batch:
             raise InputError("--networks, --opset and --static-batch apply to --format onnx and pt2; a model folder "
                              "holds the whole checkpoint")
-        from ganzoo_core.hub import write_hub_folder
-
         folder = write_hub_folder(args.source, args.out, ema=args.ema, dtype=None, overwrite=args.overwrite,
                                   verify=verify)
         print(json.dumps({"format": "hub", "path": str(folder)}, indent=2) if args.json
@@ -630,7 +622,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         _require_onnx()  # before loading anything
     if args.opset is not None and args.format != "onnx":
         raise InputError("--opset applies to --format onnx")
-    module = load_module(args.source, ema=args.ema, verify=verify)
+    module = load(args.source, ema=args.ema, verify=verify)  # on the CPU
     results = export_networks(module, args.out, format=args.format, networks=args.networks,
                               batch_size=args.batch_size, dynamic_batch=not args.static_batch, opset=args.opset,
                               overwrite=args.overwrite)

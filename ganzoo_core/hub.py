@@ -52,7 +52,7 @@ from ganzoo_core.errors import CheckpointError, ConfigError, GanzooError, Unknow
 
 __all__ = [
     "HUB_FILES", "HUB_PREFIX", "Pretrained", "create_pretrained", "get_pretrained", "is_pretrained", "list_pretrained",
-    "load", "load_source", "read_folder", "render_card", "resolve_source", "split_tag", "write_hub_folder",
+    "load", "read_folder", "render_card", "resolve_source", "split_tag", "write_hub_folder",
 ]
 
 HUB_FILES = ("model.safetensors", "config.json", "README.md")
@@ -177,8 +177,6 @@ def load(source: str | Path, *, device: torch.device | str = "cpu", ema: bool = 
     Nothing in the file can make ganzoo open another path (see ``ganzoo_core.checkpoints``)."""
     return checkpoints.load(resolve_source(source), device=device, ema=ema, verify=verify)
 
-
-load_source = load  # the name ``ganzoo export`` and other commands use
 
 
 # -- pretrained names ---------------------------------------------------------------------------------------------------
@@ -312,7 +310,7 @@ def write_hub_folder(source: str | Path | nn.Module, out: str | Path, *, ema: bo
         raise GanzooError(f"--out {str(out)!r} is a file; a model folder is a folder: give a folder path")
     for name in HUB_FILES:  # before any work, not after
         check_destination(out / name, overwrite=overwrite, what="model folder file")
-    module = source if isinstance(source, nn.Module) else load_source(source, ema=ema, verify=verify)
+    module = source if isinstance(source, nn.Module) else load(source, ema=ema, verify=verify)
     metadata = checkpoint_metadata(module)
     config = json.loads(metadata["ganzoo.config"])
     refuse_paths(config, None, f"the config of {metadata['ganzoo.name']!r}", saving=True)
