@@ -125,6 +125,7 @@ _EXPORTS: dict[str, str] = {
     "TranslationOption": "ganzoo_core.interfaces",
     "make_generator": "ganzoo_core.interfaces",
     "seeded_rng": "ganzoo_core.interfaces",
+    "ReflectionPad2d": "ganzoo_core.layers",
     "create_act": "ganzoo_core.layers",
     "create_fused_norm_act": "ganzoo_core.layers",
     "create_norm": "ganzoo_core.layers",
@@ -244,6 +245,7 @@ if TYPE_CHECKING:
         seeded_rng,
     )
     from ganzoo_core.layers import (
+        ReflectionPad2d,
         create_act,
         create_fused_norm_act,
         create_norm,
@@ -285,6 +287,7 @@ __all__ = [
     "PluginHost",
     "PluginInfo",
     "Pretrained",
+    "ReflectionPad2d",
     "RetiredNameError",
     "RunFolderError",
     "ShapeError",

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganzoo_core.errors import InputError, UnknownNameError
@@ -170,6 +172,23 @@ def create_norm_act(norm: LayerType, channels: int, act: LayerType, *, alpha: fl
                              "takes none here; leave alpha=None")
         layers.append(create_act(act, **{param: alpha}))
     return layers if after is None else [layers[0], nn.Sequential(layers[1], after)]
+
+
+class ReflectionPad2d(nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` that pads in its input's dtype under autocast: the same module, state and output.
+
+    CPU autocast runs ``reflection_pad2d`` in fp32, so in a bf16 network every padded activation is copied to fp32
+    and back to bf16 by the convolution after it (two more copies in the backward; CycleGAN's ResNet generator pads
+    before 24 convolutions). A pad only copies values, so the output has the same bits as padding in fp32 and
+    casting; in the backward the edge gradients that sum reflected terms are summed in bf16 (within bf16 rounding of
+    autocast's fp32 sum). Without autocast this is ``nn.ReflectionPad2d.forward``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return F.pad(x, self.padding, "reflect")
+        return super().forward(x)
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:

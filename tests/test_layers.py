@@ -118,3 +118,27 @@ def test_tables() -> None:
     assert gz.create_norm("group", 64, groups=8).num_groups == 8
     assert gz.get_act(None) is nn.Identity and gz.get_act("relu") is nn.ReLU
 
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_reflection_pad_keeps_the_dtype_under_autocast(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 5).bfloat16()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours, theirs = gz.ReflectionPad2d((1, 2, 3, 1)), nn.ReflectionPad2d((1, 2, 3, 1))
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, ref = ours(a), theirs(b)
+    assert ref.dtype == torch.float32  # what autocast does to the plain module (the copies this layer avoids)
+    assert y.dtype == torch.bfloat16 and torch.equal(y, ref.bfloat16())
+    assert y.is_contiguous(memory_format=torch.channels_last) == channels_last
+    g = torch.randn(y.shape)
+    y.backward(g.bfloat16())
+    ref.backward(g.bfloat16().float())
+    assert a.grad is not None and b.grad is not None
+    # the edges' gradients sum two or three reflected terms: in bf16 here, in fp32 (then rounded once) by autocast
+    torch.testing.assert_close(a.grad.float(), b.grad.float(), rtol=1e-2, atol=1e-2)
+    assert torch.equal(a.grad[..., 5, 0], b.grad[..., 5, 0])  # a pixel no reflection reaches: one term
+    z = torch.randn(1, 2, 4, 4)
+    assert torch.equal(ours(z), theirs(z)) and not ours.state_dict()  # outside autocast: the same module

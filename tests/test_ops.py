@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 import torch
 from conftest import HOST
@@ -29,13 +30,21 @@ CASES = {
     "odd": Case(shape="odd"),
 }
 QUICK = {"fp32", "bf16"}  # torch.compile recompiles per shape and setting: it gets the two main cases
+SHAPE_CASES = {"fp32": Case(), "bf16": Case(dtype=torch.bfloat16), "bf16_cl": Case(dtype=torch.bfloat16,
+                                                                                   channels_last=True)}
+
+
+def _cases(spec: Any) -> dict[str, Case]:
+    """CASES, and each of the spec's ``test_shapes`` in fp32, bf16 and bf16 channels_last."""
+    return CASES | {f"{shape}-{name}": attrs.evolve(case, shape=shape) for shape in spec.test_shapes
+                    for name, case in SHAPE_CASES.items()}
 
 
 def _params() -> Iterator[Any]:
     for spec in list_op_specs():
         for impl in IMPLS[spec.name]:
             for variant in spec.variants:
-                for case in CASES:
+                for case in _cases(spec):
                     if impl == "compiled" and (case not in QUICK or variant not in spec.variants[:2]):
                         continue
                     yield pytest.param(spec.name, impl, variant, case, id=f"{spec.name}-{impl}-{variant or 'x'}-{case}")
@@ -78,7 +87,7 @@ def test_impl_matches_reference(op: str, impl: str, variant: str, case_name: str
         if not torch.cuda.is_available():
             monkeypatch.setenv("TRITON_INTERPRET", "1")
     device = "cuda" if impl == "triton" and torch.cuda.is_available() else "cpu"
-    case = attrs_evolve(CASES[case_name], variant=variant or get_op_spec(op).variants[0], device=device)
+    case = attrs_evolve(_cases(get_op_spec(op))[case_name], variant=variant or get_op_spec(op).variants[0], device=device)
     seed = int.from_bytes(os.urandom(4), "little")  # fresh inputs every run; the seed is in the message
     ref_out, ref_grads = _run(op, "ref", case, seed)
     out, grads = _run(op, impl, case, seed)

@@ -135,6 +135,7 @@ class OpSpec:
     variants: tuple[str, ...] = ("",)  # settings every implementation is tested under (activations, norm kinds)
     shapes: Mapping[str, str] = attrs.field(factory=dict)  # built-in benchmark shape name -> what it stands for
     shape_type: type | None = None  # the attrs class of a shape's parameters (what a benchmark shapes file gives)
+    test_shapes: tuple[str, ...] = ()  # more shape names every implementation is tested at (fp32, bf16, channels_last)
     grad: bool = True  # compare gradients (False: an inference-only op)
     double_grad: bool = False  # the op's output is built from a gradient (a penalty): backward is second order
     tol: Mapping[torch.dtype, tuple[float, float]] = attrs.field(

@@ -124,11 +124,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int, norm: str = "instance", use_dropout: bool = False, affine: bool = False) -> None:
         super().__init__()
         bias = norm == "instance"  # InstanceNorm without affine has no shift: the convs carry the bias
-        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+        layers: list[nn.Module] = [gz.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
                                    *norm_act(norm, channels, "relu", affine)]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+        layers += [gz.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
                    *norm_act(norm, channels, None, affine)]  # no activation: the fused norm alone
         self.conv_block = nn.Sequential(*layers)  # the reference's attribute name: conv_block.1 / conv_block.5
 
@@ -149,7 +149,7 @@ class ResnetGenerator(nn.Module):
         self.cfg = cfg
         bias, ngf = cfg.norm == "instance", cfg.ngf
         layers: list[nn.Module] = [  # c7s1-64: in×H×W → ngf×H×W
-            nn.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
+            gz.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
             *norm_act(cfg.norm, ngf, "relu", cfg.affine)]
         for i in range(N_DOWN):  # d128, d256: → (ngf·2)×H/2×W/2 → (ngf·4)×H/4×W/4 (zero padding, as the reference)
             c = ngf * 2**i
@@ -161,7 +161,7 @@ class ResnetGenerator(nn.Module):
             c = width // 2**i
             layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
                        *norm_act(cfg.norm, c // 2, "relu", cfg.affine)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
+        layers += [gz.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
         self.model = nn.Sequential(*layers)  # one flat Sequential: the reference names ("model.1.weight", ...)
         gz.init_normal_(self, cfg.init_std)
 
