@@ -20,6 +20,8 @@ from ganzoo_core.ops import (
     AutoImpl,
     BatchNormAct2d,
     Case,
+    Conv2d,
+    ConvTranspose2d,
     InstanceNormAct2d,
     UpsampleConv2d,
     get_impl_entry,
@@ -70,6 +72,8 @@ MODULES: dict[type, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
     InstanceNormAct2d: lambda: (InstanceNormAct2d(4, affine=True, act="relu"), torch.randn(3, 4, 5, 5)),
     UpsampleConv2d: lambda: (UpsampleConv2d(4, 3, bias=True), torch.randn(2, 4, 5, 5)),
     Act: lambda: (Act("lrelu"), torch.randn(2, 4, 5, 5)),
+    Conv2d: lambda: (Conv2d(64, 48, 4, 2, 1), torch.randn(1, 64, 2, 2)),  # weight-bound: small's gemm branch
+    ConvTranspose2d: lambda: (ConvTranspose2d(64, 48, 4, 2, 1), torch.randn(1, 64, 2, 2)),
 }
 
 

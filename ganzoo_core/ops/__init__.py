@@ -40,6 +40,7 @@ from ganzoo_core.ops._dispatch import (
     write_cache,
 )
 from ganzoo_core.ops.bias_act import bias_act
+from ganzoo_core.ops.conv import Conv2d, ConvTranspose2d, conv
 from ganzoo_core.ops.conv_bn import conv_bn, fold_batchnorm
 from ganzoo_core.ops.gradient_penalty import gradient_penalty
 from ganzoo_core.ops.norm_act import BatchNormAct2d, InstanceNormAct2d, norm_act
@@ -60,6 +61,8 @@ __all__ = [
     "AutoImpl",
     "BatchNormAct2d",
     "Case",
+    "Conv2d",
+    "ConvTranspose2d",
     "ImplSpec",
     "InstanceNormAct2d",
     "OpSpec",
@@ -69,6 +72,7 @@ __all__ = [
     "available_impls",
     "bias_act",
     "cache_path",
+    "conv",
     "conv_bn",
     "define_op",
     "fold_batchnorm",

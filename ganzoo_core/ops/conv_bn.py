@@ -29,6 +29,7 @@ from ganzoo_core.errors import GanzooError, ShapeError
 from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dispatch, register_op
 from ganzoo_core.ops.bias_act import _bias_act_ref
 from ganzoo_core.ops.bias_act import _checked as _bias_act_checked
+from ganzoo_core.ops.conv import Conv2d, ConvTranspose2d
 
 
 def conv_bn(
@@ -148,6 +149,9 @@ def _folded_conv(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn
     return new
 
 
+_FOLDABLE = (nn.Conv2d, nn.ConvTranspose2d, Conv2d, ConvTranspose2d)  # ganzoo's compute what torch's do
+
+
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of ``module`` for generation with every (Conv2d | ConvTranspose2d, BatchNorm2d) pair of an
     ``nn.Sequential`` folded into one convolution; the BatchNorm's slot holds ``nn.Identity()`` (or ``Act`` when the
@@ -161,7 +165,7 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
         names = list(seq._modules)
         for prev, cur in zip(names, names[1:]):
             conv, bn = seq._modules[prev], seq._modules[cur]
-            if (type(conv) in (nn.Conv2d, nn.ConvTranspose2d)  # exact types: a subclass may change forward()
+            if (type(conv) in _FOLDABLE  # exact types: a subclass may change forward()
                     and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats and bn.running_mean is not None
                     and conv.groups == 1 and conv.out_channels == bn.num_features):
                 seq._modules[prev] = _folded_conv(conv, bn)

@@ -146,7 +146,7 @@ def encoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
     norm; the innermost has none either (unless ``innermost_norm``) and ends in the innermost decoder's ReLU."""
     w = cfg.widths()
     c_in = cfg.in_channels if level == 0 else w[level - 1]
-    conv = nn.Conv2d(c_in, w[level], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias))
+    conv = gz.ops.Conv2d(c_in, w[level], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias))
     if level == 0:
         return nn.Sequential(conv, nn.LeakyReLU(0.2))
     if level == cfg.n_downs - 1:
@@ -161,9 +161,9 @@ def decoder_level(cfg: UnetCfg, level: int) -> nn.Sequential:
     w = cfg.widths()
     c_in = w[level] if level == cfg.n_downs - 1 else 2 * w[level]  # innermost: no skip below it
     if level == 0:
-        return nn.Sequential(nn.ConvTranspose2d(c_in, cfg.out_channels, 4, 2, 1, bias=True), nn.Tanh())
+        return nn.Sequential(gz.ops.ConvTranspose2d(c_in, cfg.out_channels, 4, 2, 1, bias=True), nn.Tanh())
     drop = nn.Dropout(cfg.dropout) if level in cfg.dropout_levels() else None
-    return nn.Sequential(nn.ConvTranspose2d(c_in, w[level - 1], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias)),
+    return nn.Sequential(gz.ops.ConvTranspose2d(c_in, w[level - 1], 4, 2, 1, bias=_bias(cfg.norm, cfg.conv_bias)),
                          *gz.create_norm_act(cfg.norm, w[level - 1], "relu", after=drop))
 
 
