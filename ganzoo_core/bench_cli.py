@@ -1,4 +1,4 @@
-"""``ganzoo bench ops|models``: measure, print ratios against the reference, save JSON and a PNG chart, and
+"""``ganzoo bench ops|models|roofline``: measure, print ratios against the reference, save JSON and a PNG chart, and
 optionally write the cache ``impl="auto"`` reads. The built-in plugin ``ganzoo_core.ops`` adds the command through
 the ``ganzoo_add_commands`` hook."""
 
@@ -29,12 +29,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.shapes is not None and args.suite != "ops":
         raise GanzooError("--shapes applies to the ops suite: 'ganzoo bench ops --shapes FILE'")
     bench_shapes = bench.read_bench_shapes(args.shapes) if args.shapes is not None else None
-    for suffix in ("json", "png"):  # before anything is measured, not after
+    for suffix in ("json",) if args.suite == "roofline" else ("json", "png"):  # before anything is measured
         check_destination(args.out / f"bench-{args.suite}.{suffix}", overwrite=args.overwrite, what="benchmark result")
     if args.threads:
         torch.set_num_threads(args.threads)
     shown = cli_progress(args)  # a bar on stderr, when it is a terminal
     machine = bench.machine_meta(args.device)  # before measuring: the load the run starts in, the matmul rates
+    if args.suite == "roofline":
+        assert baselines is not None
+        return _roofline(args, baselines, machine)
     if args.suite == "ops":
         known = list_ops()
         unknown = [op for op in args.op if op not in known]
@@ -103,11 +106,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _roofline(args: argparse.Namespace, baselines: list[Any], machine: dict[str, Any]) -> int:
+    """``ganzoo bench roofline``: each family's per-layer roofline, printed and saved as one JSON."""
+    from ganzoo_core import bench
+    from ganzoo_core.roofline import format_roofline, roofline
+
+    log = None if args.json or args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    results = []
+    for b in baselines:
+        result = roofline(b, device=args.device, batch_size=args.batch_size, rounds=args.rounds, warmup=args.warmup,
+                          machine=machine, log=log)
+        results.append(result)
+        if not args.json:
+            print(format_roofline(result), flush=True)
+            print()
+    meta = bench.run_meta(args.device) | machine | {"loadavg_after": bench.load_average(), "suite": "roofline",
+                                                    "argv": sys.argv[1:]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    from ganzoo_core.checkpoints import atomic_path
+
+    path = args.out / "bench-roofline.json"
+    with atomic_path(path, overwrite=args.overwrite, what="benchmark result") as tmp:
+        Path(tmp).write_text(json.dumps({"meta": meta, "families": results}, indent=2, default=str))
+    if args.json:
+        print(json.dumps({"suite": "roofline", "families": results, "json": str(path), "meta": meta}, indent=2,
+                         default=str))
+    else:
+        print(f"{bench.describe_machine(meta)}\nsaved {path}")
+    return 0
+
+
 def _check_models_args(args: argparse.Namespace) -> list[Any] | None:
     """Refuse option mixes of the models suite before anything is measured; the baselines to run (None: no
     baseline, the plain ``--model``/``--generator`` groups)."""
     from ganzoo_core import bench
 
+    if args.suite == "roofline":
+        if args.all == bool(args.model):
+            raise GanzooError("'ganzoo bench roofline' needs --model FAMILY (repeatable) or --all, not both")
+        return bench.list_baselines() if args.all else [bench.find_baseline(name) for name in args.model]
     if args.suite != "models":
         for flag, value in (("--baseline", args.baseline), ("--all", args.all)):
             if value:
@@ -160,9 +197,11 @@ def add_bench_commands(sub: Any) -> None:
                     "ops' generic ones, or those of a --shapes file such as benchmarks/shapes.toml), or a model's "
                     "training step and generation under each precision/speed policy (suite 'models'). Prints ratios "
                     "measured in the same run, saves JSON and a PNG chart. With --baseline official, the family's "
-                    "official training iteration is the first row; --all runs every family that has one.",
+                    "official training iteration is the first row; --all runs every family that has one. Suite "
+                    "'roofline' times each layer of a family's official iteration alone in fp32 and bf16 beside the "
+                    "machine's peaks: the most any policy can gain on this machine.",
     )
-    p.add_argument("suite", choices=("ops", "models"))
+    p.add_argument("suite", choices=("ops", "models", "roofline"))
     p.add_argument("--op", action="append", default=[], help="ops suite: only this op (repeatable)")
     p.add_argument("--impl", action="append", default=[], help="ops suite: only this implementation (and ref)")
     p.add_argument("--shape", action="append", default=[], help="ops suite: only this shape name")
@@ -172,14 +211,15 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--dtype", type=dtype_list, default="fp32,bf16", help="ops suite: comma-separated fp32,bf16")
     p.add_argument("--channels-last", action="store_true", help="ops suite: channels_last inputs")
     p.add_argument("--model", action="append",
-                   help="models suite: objective name (repeatable); with --baseline also a family name")
+                   help="models suite: objective name (repeatable); with --baseline, and in the roofline suite, a "
+                        "family name")
     p.add_argument("--generator", action="append", help="models suite: generator name (default: as --model)")
     p.add_argument("--baseline", choices=("official",),
                    help="models suite: time the family's official training iteration and generation (fp32 eager, "
                         "written as the official code does them) first and give ratios against it")
     p.add_argument("--all", action="store_true",
-                   help="models suite: every family that has a baseline, each at its documented batch size, in one "
-                        "run (one JSON, one chart)")
+                   help="models and roofline suites: every family that has a baseline, each at its documented batch "
+                        "size, in one run (one JSON, one chart)")
     p.add_argument("--batch-size", type=int_at_least(1),
                    help="default: 64; with --baseline or --all, each family's documented size")
     p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")
@@ -188,8 +228,8 @@ def add_bench_commands(sub: Any) -> None:
                    help="timed calls per row (ops, default 7) or per row and round (models, default 3; generation "
                         "twice as many); the median is reported")
     p.add_argument("--rounds", type=int_at_least(1), default=5,
-                   help="models suite: interleaved rounds (each runs every row of a group in a rotated order); "
-                        "ms and ratios are medians over rounds")
+                   help="models and roofline suites: interleaved rounds (each runs every row of a group in a rotated "
+                        "order); ms and ratios are medians over rounds")
     p.add_argument("--warmup", type=int_at_least(0), default=2)
     p.add_argument("--threads", type=int_at_least(1, 4096), help="torch.set_num_threads")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")

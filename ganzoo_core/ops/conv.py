@@ -117,6 +117,19 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
 
+def _weight_matrix(weight: Tensor, transposed: bool) -> tuple[Tensor, bool]:
+    """The weight as the product's matrix without copying it: ``[Cout, Cin·kh·kw]`` (convolution) or ``[Cin,
+    Cout·kh·kw]`` (transposed), columns in (channel, kh, kw) order for an NCHW-contiguous weight; for a channels_last
+    one (``Policy(channels_last=True)`` converts weights too) the view with columns in (kh, kw, channel) order, and
+    True: the caller then reorders the columns, which in a weight-bound layer are far fewer than the weights."""
+    a, b, kh, kw = weight.shape
+    if weight.is_contiguous():
+        return weight.reshape(a, b * kh * kw), False
+    if weight.is_contiguous(memory_format=torch.channels_last):
+        return weight.permute(0, 2, 3, 1).reshape(a, kh * kw * b), True  # a view: memory order (a, kh, kw, b)
+    return weight.reshape(a, b * kh * kw), False  # any other layout: one copy
+
+
 @register_op("conv.gemm")
 def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
                output_padding: tuple[int, int], transposed: bool) -> Tensor:
@@ -125,21 +138,30 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
     x = x.to(_compute_dtype(x))  # autocast would cast the columns, k·k times larger
     n, cin, h, w = x.shape
     kh, kw = weight.shape[2:]
+    w2, spatial_first = _weight_matrix(weight, transposed)
     if transposed:
         cout = weight.shape[1]
         ho = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
         wo = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
-        cols = weight.reshape(cin, cout * kh * kw).t() @ x.reshape(n, cin, h * w)  # [N, Cout·kh·kw, H·W]
+        # one 2-d product over every position of the batch (a batched product would expand the weight per sample):
+        # x as [Cin, N·H·W] (a view for channels_last x, and for N = 1)
+        cols = w2.t() @ x.transpose(0, 1).reshape(cin, n * h * w)  # [Cout·kh·kw (or kh·kw·Cout), N·H·W]
+        if spatial_first:  # rows (kh, kw, Cout) → (Cout, kh, kw), as fold reads them
+            cols = cols.view(kh * kw, cout, n * h * w).transpose(0, 1)
+        cols = cols.reshape(cout * kh * kw, n, h * w).transpose(0, 1)  # [N, Cout·kh·kw, H·W]
         y = F.fold(cols, (ho, wo), (kh, kw), padding=padding, stride=stride)  # [N, Cout, Ho, Wo]
     else:
         cout = weight.shape[0]
         ho = (h + 2 * padding[0] - kh) // stride[0] + 1
         wo = (w + 2 * padding[1] - kw) // stride[1] + 1
         cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # [N, Cin·kh·kw, Ho·Wo]
-        y = (weight.reshape(cout, cin * kh * kw) @ cols).view(n, cout, ho, wo)  # [N, Cout, Ho·Wo] → [N, Cout, Ho, Wo]
+        if spatial_first:  # [N, Cin, kh·kw, L] → [N, kh·kw, Cin, L], the weight view's order
+            cols = cols.view(n, cin, kh * kw, ho * wo).transpose(1, 2)
+        cols = cols.reshape(n, cin * kh * kw, ho * wo).transpose(0, 1).reshape(cin * kh * kw, n * ho * wo)
+        y = (w2 @ cols).view(cout, n, ho, wo).transpose(0, 1)  # [Cout, N·Ho·Wo] → [N, Cout, Ho, Wo]
     if bias is not None:
         y = y + bias.to(y.dtype).view(1, cout, 1, 1)
-    return y.contiguous(memory_format=torch.channels_last) if channels_last else y
+    return y.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,273 @@
+"""The per-layer roofline of a family's official training iteration: what precision can buy on this machine.
+
+One official iteration (a whole cycle: StarGAN's 5 D steps and 1 G step) runs once with a forward pre-hook on every
+module, which records each convolution, transposed convolution and linear layer it calls: the layer, its input shape,
+and which gradients the backward will compute (the input's, where it requires one; the weight's, unless the network
+is frozen in that phase). Each distinct call is then timed alone, forward and backward as the iteration runs it, in
+fp32 (NCHW, the official code) and in bf16 (bf16 weights and input, channels_last: the fastest the hardware offers,
+without autocast's casts), the two interleaved in rounds (``bench.time_interleaved``, paired ratios).
+
+Beside the times each layer gets its FLOPs (2 per multiply-add: the forward, the input gradient and the weight
+gradient each do the layer's multiply-adds once), the bytes it must move at least (input, weights, output; in the
+backward also the output gradient, the input and weight gradients), its arithmetic intensity, and the attainable rate
+``min(peak, intensity × bandwidth)`` of the machine (peaks: ``bench.matmul_gflops``; bandwidth: ``stream_gbs``).
+
+The sums bound the whole iteration: ``layers_ratio`` = Σ fp32 / Σ bf16 is what bf16 buys on these layers, and
+``ceiling`` = (official iteration time) / Σ bf16 is the largest speed-up over the official iteration any policy can
+reach with these layer kernels even if everything else in the iteration (norms, activations, losses, the optimizer)
+took no time at all. A ceiling below a target says that the target cannot be met on this machine by these kernels.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from ganzoo_core.errors import GanzooError
+from ganzoo_core.hookspecs import Baseline
+
+LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+@attrs.frozen(kw_only=True)
+class LayerCall:
+    """One distinct layer call of an iteration: the layer (its description), input shape, gradients, count."""
+
+    layer: str  # "Conv2d 256->256 k3 s1 p0"
+    shape: tuple[int, ...]  # the input's shape
+    input_grad: bool  # the backward computes the input's gradient
+    weight_grad: bool  # the backward computes the weight's (and bias's) gradient
+    calls: int  # how often the iteration makes this call
+    macs: int  # multiply-adds of one forward
+    params: int  # weights and bias
+    out_numel: int  # elements of one output
+
+
+def describe(module: nn.Module) -> str:
+    """A layer's type and configuration, e.g. ``Conv2d 256->256 k3 s1 p0``."""
+    if isinstance(module, nn.Linear):
+        return f"Linear {module.in_features}->{module.out_features}"
+    assert isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))
+    k, s, p = (f"{v[0]}" if len(set(v)) == 1 else "x".join(map(str, v))
+               for v in (module.kernel_size, module.stride, module.padding))  # type: ignore[arg-type]
+    return f"{type(module).__name__} {module.in_channels}->{module.out_channels} k{k} s{s} p{p}"
+
+
+def _macs(module: nn.Module, x_shape: Sequence[int], out_shape: Sequence[int]) -> int:
+    if isinstance(module, nn.Linear):
+        return math.prod(out_shape) * module.in_features
+    w = module.weight  # type: ignore[union-attr]
+    if isinstance(module, nn.ConvTranspose2d):  # every input element meets every output channel's kernel
+        return math.prod(x_shape) * w.shape[1] * math.prod(w.shape[2:])
+    return math.prod(out_shape) * math.prod(w.shape[1:])  # Conv2d: every output element sums C_in/g · kh · kw
+
+
+def record_layers(step: Callable[[], Any], calls: int = 1) -> tuple[list[LayerCall], dict[str, nn.Module]]:
+    """Run ``step`` ``calls`` times and record its layer calls (see the module docstring); also a copy of one module
+    per distinct layer, to time alone."""
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    modules: dict[str, nn.Module] = {}
+    inside = [False]  # the hook's own shape probe calls the module: not recorded
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if inside[0] or not isinstance(module, LAYER_TYPES) or not args or not isinstance(args[0], Tensor):
+            return
+        x = args[0]
+        grad = torch.is_grad_enabled()  # without: a forward only (a no-grad pass, or nothing needs a gradient)
+        weight_grad = grad and module.weight.requires_grad
+        input_grad = grad and x.requires_grad
+        name = describe(module)
+        key = (name, tuple(x.shape), input_grad, weight_grad)
+        if key not in seen:
+            inside[0] = True
+            try:
+                with torch.no_grad():
+                    out_shape = tuple(module(x.detach()[:1]).shape)
+            finally:
+                inside[0] = False
+            out_shape = (x.shape[0], *out_shape[1:])
+            seen[key] = {"calls": 0, "macs": _macs(module, x.shape, out_shape), "out": math.prod(out_shape),
+                         "params": sum(p.numel() for p in module.parameters())}
+            modules.setdefault(name, copy.deepcopy(module).float().requires_grad_(True))
+        seen[key]["calls"] += 1
+
+    handle = nn.modules.module.register_module_forward_pre_hook(hook)
+    try:
+        for _ in range(calls):
+            step()
+    finally:
+        handle.remove()
+    found = [LayerCall(layer=k[0], shape=k[1], input_grad=k[2], weight_grad=k[3], calls=v["calls"], macs=v["macs"],
+                       params=v["params"], out_numel=v["out"]) for k, v in seen.items()]
+    return found, modules
+
+
+def flops(call: LayerCall) -> float:
+    """FLOPs of one call, forward and the backward it needs."""
+    return 2.0 * call.macs * (1 + call.input_grad + call.weight_grad)
+
+
+def min_bytes(call: LayerCall, elem: int) -> float:
+    """Bytes one call must move at least with ``elem``-byte elements (each tensor read or written once)."""
+    x, w, y = math.prod(call.shape), call.params, call.out_numel
+    total = x + w + y  # forward
+    if call.input_grad or call.weight_grad:
+        total += y  # the output gradient
+        total += (x + w) if call.input_grad else 0  # read W, write dX
+        total += (x + w) if call.weight_grad else 0  # read X, write dW
+    return float(total * elem)
+
+
+def stream_gbs(device: str | torch.device = "cpu", mbytes: int = 256, repeat: int = 5) -> float:
+    """Memory bandwidth in GB/s: a copy of ``mbytes`` MB (read + write), the best of ``repeat``."""
+    from ganzoo_core.bench import time_call
+
+    dev = torch.device(device)
+    src = torch.ones(mbytes * 2**20 // 4, device=dev)
+    dst = torch.empty_like(src)
+    best = min(time_call(lambda: dst.copy_(src), dev, warmup=1, repeat=repeat))
+    return 2 * src.numel() * 4 / (best / 1e3) / 1e9
+
+
+def layer_step(module: nn.Module, call: LayerCall, dtype: torch.dtype, channels_last: bool,
+               device: str = "cpu", seed: int = 0) -> Callable[[], None]:
+    """One call of ``module`` as the iteration makes it (forward, and the backward it needs), in ``dtype``."""
+    gen = torch.Generator().manual_seed(seed)
+    m = copy.deepcopy(module).to(device, dtype).requires_grad_(call.weight_grad)
+    x = torch.randn(call.shape, generator=gen).to(device, dtype)
+    if channels_last and x.ndim == 4:
+        m = m.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(call.input_grad)
+    backward = call.input_grad or call.weight_grad
+    with torch.no_grad():
+        dy = torch.randn_like(m(x)) if backward else None
+
+    def run() -> None:
+        if not backward:
+            with torch.no_grad():
+                m(x)
+            return
+        y = m(x)
+        y.backward(dy)
+        x.grad = None
+        for p in m.parameters():
+            p.grad = None
+
+    run.module, run.input = m, x  # type: ignore[attr-defined]  # what it runs on, for tests
+    return run
+
+
+@attrs.frozen(kw_only=True)
+class RooflineRow:
+    call: LayerCall
+    fp32_ms: float  # per iteration: one call's median x calls
+    bf16_ms: float
+    ratio: float  # fp32 / bf16, median of the per-round ratios
+    gflop: float  # per iteration
+    intensity: float  # FLOP per byte at fp32 (bf16: twice that)
+    attainable_fp32: float  # GFLOP/s: min(peak, intensity x bandwidth)
+    attainable_bf16: float
+
+
+def roofline(baseline: Baseline, *, device: str = "cpu", batch_size: int | None = None, rounds: int = 3,
+             warmup: int = 1, machine: Mapping[str, Any] | None = None,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The per-layer roofline of ``baseline``'s official iteration (see the module docstring), as a JSON-ready dict:
+    ``rows`` (one per distinct layer call), ``totals``, the machine's peaks and bandwidth."""
+    from ganzoo_core._api import create
+    from ganzoo_core.bench import matmul_gflops, phase_cycle, time_interleaved
+
+    n = batch_size or baseline.batch_size
+    cycle = phase_cycle(create("objective", baseline.objective, **dict(baseline.overrides)))
+    step = baseline.train_step(n, device, 0)
+    step()  # the official code's first call may build lazily (image pools, optimizer state)
+    if log:
+        log(f"{baseline.name}: recording the layers of one iteration ({cycle} call(s) of the official step)")
+    start = time.perf_counter()
+    calls, modules = record_layers(step, cycle)
+    if not calls:
+        raise GanzooError(f"{baseline.name}: its iteration calls no Conv2d, ConvTranspose2d or Linear layer; "
+                          "nothing to bound")
+    peaks = (machine or {}).get("matmul_gflops") or matmul_gflops(device)
+    bandwidth = stream_gbs(device)
+    official_ms = _official_ms(step, cycle, device, rounds)
+    del step
+    rows = []
+    for i, call in enumerate(calls):
+        if log:
+            log(f"  {call.layer} on {list(call.shape)} x{call.calls} ({i + 1}/{len(calls)})")
+        fns = [layer_step(modules[call.layer], call, torch.float32, False, device),
+               layer_step(modules[call.layer], call, torch.bfloat16, True, device)]
+        samples = time_interleaved(fns, device, rounds=rounds, calls=1, warmup=warmup)
+        per_round = [[statistics.median(s) for s in row] for row in samples]
+        fp32, bf16 = (statistics.median(r) * call.calls for r in per_round)
+        ratio = statistics.median(a / b for a, b in zip(*per_round))
+        f = flops(call) * call.calls
+        intensity = flops(call) / min_bytes(call, 4)
+        rows.append(RooflineRow(call=call, fp32_ms=fp32, bf16_ms=bf16, ratio=ratio, gflop=f / 1e9,
+                                intensity=intensity,
+                                attainable_fp32=min(peaks["fp32"] or math.inf, intensity * bandwidth),
+                                attainable_bf16=min(peaks["bf16"] or math.inf, 2 * intensity * bandwidth)))
+    rows.sort(key=lambda r: -r.fp32_ms)
+    fp32_sum, bf16_sum = sum(r.fp32_ms for r in rows), sum(r.bf16_ms for r in rows)
+    totals = {"official_ms": official_ms, "layers_fp32_ms": fp32_sum, "layers_bf16_ms": bf16_sum,
+              "layers_share": fp32_sum / official_ms, "layers_ratio": fp32_sum / bf16_sum,
+              "ceiling": official_ms / bf16_sum, "gflop": sum(r.gflop for r in rows),
+              "seconds": round(time.perf_counter() - start, 1)}
+    return {"baseline": baseline.name, "objective": baseline.objective, "batch": n, "cycle": cycle,
+            "peak_gflops": {"fp32": peaks["fp32"], "bf16": peaks["bf16"]}, "bandwidth_gbs": round(bandwidth, 1),
+            "totals": totals, "rows": [_row_dict(r) for r in rows]}
+
+
+def _official_ms(step: Callable[[], Any], cycle: int, device: str, rounds: int) -> float:
+    """Milliseconds of one official iteration: the median of ``rounds`` whole cycles (per engine step)."""
+    from ganzoo_core.bench import time_call
+
+    times = time_call(lambda: [step() for _ in range(cycle)], torch.device(device), warmup=0, repeat=rounds)
+    return statistics.median(times) / cycle
+
+
+def _row_dict(r: RooflineRow) -> dict[str, Any]:
+    c = r.call
+    return {"layer": c.layer, "input": list(c.shape), "grads": _grads(c), "calls": c.calls,
+            "gflop": round(r.gflop, 6), "intensity": round(r.intensity, 1), "fp32_ms": round(r.fp32_ms, 2),
+            "bf16_ms": round(r.bf16_ms, 2), "ratio": round(r.ratio, 3),
+            "fp32_gflops": round(r.gflop / (r.fp32_ms / 1e3), 1) if r.fp32_ms else None,
+            "bf16_gflops": round(r.gflop / (r.bf16_ms / 1e3), 1) if r.bf16_ms else None,
+            "attainable_fp32": round(r.attainable_fp32, 1), "attainable_bf16": round(r.attainable_bf16, 1)}
+
+
+def _grads(c: LayerCall) -> str:
+    return "+".join(["fwd"] + ["dX"] * c.input_grad + ["dW"] * c.weight_grad)
+
+
+def format_roofline(result: Mapping[str, Any], top: int = 12) -> str:
+    """A family's roofline as text: its heaviest layers, then the totals and the ceiling."""
+    t = result["totals"]
+    lines = [f"{result['baseline']} ({result['objective']}, batch {result['batch']}): per-layer roofline of the "
+             f"official iteration",
+             f"  {'layer':<34} {'input':<18} {'pass':<10} {'n':>3} {'GFLOP':>7} {'F/B':>5} {'fp32 ms':>8} "
+             f"{'GF/s':>6} {'bf16 ms':>8} {'GF/s':>6} {'x':>5}"]
+    for r in result["rows"][:top]:
+        lines.append(f"  {r['layer']:<34} {'x'.join(map(str, r['input'])):<18} {r['grads']:<10} {r['calls']:>3} "
+                     f"{r['gflop']:7.2f} {r['intensity']:5.0f} {r['fp32_ms']:8.1f} {r['fp32_gflops'] or 0:6.0f} "
+                     f"{r['bf16_ms']:8.1f} {r['bf16_gflops'] or 0:6.0f} {r['ratio']:5.2f}")
+    rest = result["rows"][top:]
+    if rest:
+        lines.append(f"  ... {len(rest)} more layer calls: fp32 {sum(r['fp32_ms'] for r in rest):.1f} ms, bf16 "
+                     f"{sum(r['bf16_ms'] for r in rest):.1f} ms")
+    lines.append(f"  official iteration {t['official_ms']:.0f} ms; these layers {t['layers_fp32_ms']:.0f} ms in fp32 "
+                 f"({t['layers_share']:.0%} of it), {t['layers_bf16_ms']:.0f} ms in bf16 ({t['layers_ratio']:.2f}x); "
+                 f"ceiling over the official iteration with everything else free: {t['ceiling']:.2f}x")
+    lines.append(f"  machine peaks: fp32 {result['peak_gflops']['fp32']} / bf16 {result['peak_gflops']['bf16']} "
+                 f"GFLOP/s matmul, {result['bandwidth_gbs']} GB/s copy; F/B = FLOP per byte at fp32")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The per-layer roofline (``ganzoo bench roofline``): which layer calls an iteration makes and with which gradients,
+their FLOPs and bytes, and the ceiling the command reports from times measured side by side."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from ganzoo_core import bench, roofline
+from ganzoo_core.cli import main
+
+
+def _nets() -> tuple[nn.Module, nn.Module]:
+    g = nn.Sequential(nn.Linear(8, 16 * 2 * 2), nn.Unflatten(1, (16, 2, 2)), nn.ConvTranspose2d(16, 4, 4, 2, 1))
+    d = nn.Sequential(nn.Conv2d(4, 6, 3, 1, 1), nn.Flatten(), nn.Linear(6 * 4 * 4, 1))
+    return g, d
+
+
+def _iteration(g: nn.Module, d: nn.Module, batch: int = 3) -> Callable[[], None]:
+    """A GAN-like iteration: D on real and fake (D's weights train), then G through a frozen D, then a no-grad
+    sample."""
+    z, real = torch.randn(batch, 8), torch.randn(batch, 4, 4, 4)
+
+    def step() -> None:
+        fake = g(z)
+        (d(real).mean() - d(fake.detach()).mean()).backward()
+        d.requires_grad_(False)
+        d(fake).mean().backward()
+        d.requires_grad_(True)
+        with torch.no_grad():
+            g(z)
+
+    return step
+
+
+def test_record_layers_finds_each_call_with_its_gradients_and_work() -> None:
+    g, d = _nets()
+    calls, modules = roofline.record_layers(_iteration(g, d), calls=2)
+    found = {(c.layer, c.shape, c.input_grad, c.weight_grad): c for c in calls}
+    conv_d = "Conv2d 4->6 k3 s1 p1"
+    assert set(found) == {
+        ("Linear 8->64", (3, 8), False, True),  # G's first layer: z needs no gradient
+        ("ConvTranspose2d 16->4 k4 s2 p1", (3, 16, 2, 2), True, True),
+        ("Linear 8->64", (3, 8), False, False),  # the no-grad sample: forward only
+        ("ConvTranspose2d 16->4 k4 s2 p1", (3, 16, 2, 2), False, False),
+        (conv_d, (3, 4, 4, 4), False, True),  # D on real and on the detached fake: weights only
+        (conv_d, (3, 4, 4, 4), True, False),  # D frozen, on the fake: the input's gradient only
+        ("Linear 96->1", (3, 96), True, True),
+        ("Linear 96->1", (3, 96), True, False),
+    }
+    assert found[(conv_d, (3, 4, 4, 4), False, True)].calls == 4  # real and fake, two iterations
+    assert found[(conv_d, (3, 4, 4, 4), True, False)].calls == 2
+    c = found[(conv_d, (3, 4, 4, 4), False, True)]
+    assert c.macs == 3 * 6 * 4 * 4 * (4 * 3 * 3) and c.params == 6 * 4 * 9 + 6 and c.out_numel == 3 * 6 * 4 * 4
+    t = found[("ConvTranspose2d 16->4 k4 s2 p1", (3, 16, 2, 2), True, True)]
+    assert t.macs == 3 * 16 * 2 * 2 * 4 * 16 and t.out_numel == 3 * 4 * 4 * 4
+    assert roofline.flops(t) == 2 * t.macs * 3 and roofline.flops(c) == 2 * c.macs * 2
+    assert set(modules) == {"Linear 8->64", "ConvTranspose2d 16->4 k4 s2 p1", conv_d, "Linear 96->1"}
+    assert all(p.requires_grad for m in modules.values() for p in m.parameters())  # copies, not the frozen originals
+
+
+def test_min_bytes_counts_what_each_pass_reads_and_writes() -> None:
+    call = roofline.LayerCall(layer="x", shape=(2, 3), input_grad=False, weight_grad=False, calls=1, macs=1,
+                              params=10, out_numel=4)
+    assert roofline.min_bytes(call, 4) == (6 + 10 + 4) * 4  # forward: x, W, y
+    both = roofline.LayerCall(layer="x", shape=(2, 3), input_grad=True, weight_grad=True, calls=1, macs=1,
+                              params=10, out_numel=4)
+    assert roofline.min_bytes(both, 2) == (6 + 10 + 4 + 4 + (6 + 10) + (6 + 10)) * 2
+
+
+def test_layer_step_times_the_passes_the_call_needs() -> None:
+    conv = nn.Conv2d(4, 6, 3, 1, 1)
+    call = roofline.LayerCall(layer=roofline.describe(conv), shape=(2, 4, 5, 5), input_grad=True, weight_grad=False,
+                              calls=1, macs=0, params=0, out_numel=0)
+    for dtype, cl in ((torch.float32, False), (torch.bfloat16, True)):
+        run = roofline.layer_step(conv, call, dtype, cl)
+        m, x = run.module, run.input  # type: ignore[attr-defined]
+        assert m.weight.dtype == dtype and x.dtype == dtype
+        assert x.is_contiguous(memory_format=torch.channels_last) == cl and x.is_contiguous() == (not cl)
+        assert x.requires_grad and not m.weight.requires_grad  # the input's gradient only, as the call
+        grads: list[torch.Tensor] = []
+        x.register_hook(grads.append)
+        run()
+        run()
+        assert len(grads) == 2 and x.grad is None  # a backward per call; gradients dropped, same work every call
+    # a copy runs: the original keeps its dtype, layout and (absent) gradients
+    assert conv.weight.dtype == torch.float32 and conv.weight.is_contiguous() and conv.weight.grad is None
+
+
+def _conv_baseline() -> bench.Baseline:
+    def train(batch_size: int, device: str, seed: int) -> Callable[[], Any]:
+        torch.manual_seed(seed)
+        g, d = _nets()
+        return _iteration(g, d, batch_size)
+
+    return bench.Baseline(name="tiny.official", objective="dcgan.28", source="tiny/tiny@abc123 train.py",
+                          batch_size=3, train_step=train)
+
+
+def test_bench_roofline_reports_layers_totals_and_the_ceiling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench, "list_baselines", lambda: [_conv_baseline()])
+    out = tmp_path / "roof"
+    assert main(["bench", "roofline", "--model", "tiny", "--rounds", "2", "--warmup", "0", "--out", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny.official (dcgan.28, batch 3): per-layer roofline" in printed and "ceiling" in printed
+    data = json.loads((out / "bench-roofline.json").read_text())
+    (family,) = data["families"]
+    rows, t = family["rows"], family["totals"]
+    assert len(rows) == 8 and [r["fp32_ms"] for r in rows] == sorted((r["fp32_ms"] for r in rows), reverse=True)
+    assert t["layers_fp32_ms"] == pytest.approx(sum(r["fp32_ms"] for r in rows), rel=1e-2)
+    assert t["layers_ratio"] == pytest.approx(t["layers_fp32_ms"] / t["layers_bf16_ms"])
+    assert t["ceiling"] == pytest.approx(t["official_ms"] / t["layers_bf16_ms"])
+    assert t["official_ms"] > 0 and t["layers_share"] > 0
+    assert math.isclose(t["gflop"], sum(r["gflop"] for r in rows), rel_tol=1e-2)
+    assert family["peak_gflops"]["fp32"] > 0 and family["bandwidth_gbs"] > 0
+    assert data["meta"]["suite"] == "roofline" and data["meta"]["cpu_model"]
+    row = next(r for r in rows if r["layer"] == "Conv2d 4->6 k3 s1 p1" and r["grads"] == "fwd+dW")
+    assert row["calls"] == 2 and row["input"] == [3, 4, 4, 4]
+    assert main(["bench", "roofline", "--model", "tiny", "--out", str(out), "--quiet"]) == 2  # no overwrite
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["roofline"], "needs --model FAMILY (repeatable) or --all"),
+    (["roofline", "--all", "--model", "dcgan"], "needs --model FAMILY (repeatable) or --all, not both"),
+    (["roofline", "--model", "nosuch"], "no official baseline for 'nosuch'"),
+])
+def test_roofline_options_are_refused_before_measuring(args: list[str], message: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *args, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
