@@ -412,11 +412,7 @@ def train_step(objective_name: str, mp: ModelPolicy, device: str = "cpu", batch_
     objective = create("objective", objective_name, **dict(overrides or {})).to(device).train()
     mp.policy.prepare(objective.networks)
     batch = mp.policy.batch({k: v.to(device) for k, v in objective.example_batch(batch_size).items()})
-    optimizers = make_optimizers(objective)
-    if mp.fused_adam:
-        for opt in optimizers.values():
-            for group in opt.param_groups:
-                group["fused"], group["foreach"] = True, False
+    optimizers = make_optimizers(objective, fused=mp.fused_adam)
     steps = iter(range(1, 2**62))
 
     def iteration() -> dict[str, float]:

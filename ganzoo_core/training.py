@@ -110,15 +110,18 @@ class TrainResult:
     interrupted: bool = False  # stopped by SIGINT/SIGTERM; resume with resume=True
 
 
-def make_optimizers(objective: Objective) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per phase over the parameters of the networks the phase updates."""
+def make_optimizers(objective: Objective, *, fused: bool = False) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per phase over the parameters of the networks the phase updates; ``fused``: Adam's fused
+    single-kernel step (``ganzoo_core.optim.FusedAdam``, which also updates channels_last weights in place)."""
+    from ganzoo_core.optim import FusedAdam
+
     optimizers: dict[str, torch.optim.Optimizer] = {}
     for phase in objective.phases:
         params = [p for net in phase.networks for p in objective.networks[net].parameters() if p.requires_grad]
         if not params:
             raise GanzooError(f"phase {phase.name!r} updates {phase.networks}, which have no trainable parameters")
-        optimizers[phase.name] = torch.optim.Adam(params, lr=phase.lr, betas=phase.betas,
-                                                  weight_decay=phase.weight_decay)
+        cls = FusedAdam if fused else torch.optim.Adam
+        optimizers[phase.name] = cls(params, lr=phase.lr, betas=phase.betas, weight_decay=phase.weight_decay)
     return optimizers
 
 
