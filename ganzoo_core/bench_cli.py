@@ -51,8 +51,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         note = bench.ort_note(args.device)  # the ONNX Runtime rows need onnxruntime and the CPU
         if note is not None:
             print(f"note: {note}", file=sys.stderr)
+        # without a bar (--no-progress, or stderr not a terminal), one stderr line per row built and group timed
+        bar = shown is None and sys.stderr.isatty()
+        log = None if bar or args.json else (lambda line: print(line, file=sys.stderr, flush=True))
         common = {"device": args.device, "rounds": args.rounds, "repeat": args.repeat or 3, "warmup": args.warmup,
-                  "compile": args.compile, "progress": shown, "onnxruntime": note is None}
+                  "compile": args.compile, "progress": shown, "onnxruntime": note is None, "log": log}
         if baselines is not None:
             official = args.baseline == "official"
             rows = bench.bench_baselines(baselines, official=official, batch_size=args.batch_size, **common)
