@@ -1,5 +1,5 @@
-"""Precision and speed policies: fp32, bf16 autocast (CPU and CUDA), fp16 with a grad scaler (CUDA), channels_last
-and ``torch.compile``. Chosen by flags, recorded in every training checkpoint."""
+"""Precision and speed policies: fp32, bf16 autocast (CPU and CUDA), fp16 with a grad scaler (CUDA), channels_last,
+``torch.compile`` and Adam's fused step. Chosen by flags, recorded in every training checkpoint."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Policy:
     precision: str = attrs.field(default="fp32")  # parameters stay fp32; bf16/fp16 are autocast compute types
     channels_last: bool = False  # NHWC memory format for 4-d weights and image batches
     compile: bool = False  # torch.compile each network in place (its parameter names do not change)
+    fused_adam: bool = False  # Adam's fused single-kernel step (ganzoo_core.optim.FusedAdam); the same update
 
     @precision.validator
     def _check(self, _: Any, value: str) -> None:
@@ -29,7 +30,8 @@ class Policy:
 
     @property
     def name(self) -> str:
-        return "+".join([self.precision] + ["channels_last"] * self.channels_last + ["compile"] * self.compile)
+        return "+".join([self.precision] + ["channels_last"] * self.channels_last + ["compile"] * self.compile
+                        + ["fused_adam"] * self.fused_adam)
 
     def check_device(self, device: torch.device) -> None:
         if self.precision == "fp16" and device.type != "cuda":

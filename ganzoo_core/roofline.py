@@ -16,11 +16,15 @@ The sums bound the whole iteration: ``layers_ratio`` = Σ fp32 / Σ bf16 is what
 ``ceiling`` = (official iteration time) / Σ bf16 is the largest speed-up over the official iteration any policy can
 reach with these layer kernels even if everything else in the iteration (norms, activations, losses, the optimizer)
 took no time at all. A ceiling below a target says that the target cannot be met on this machine by these kernels.
+The official generation (eval mode, no gradients) gets the same treatment, with forward passes only. Layer work that
+runs outside a module's forward (the second-order pass of a gradient penalty) is not recorded: it is counted in the
+official time, not in the layers, so the ceiling stays an upper bound.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 import time
@@ -72,39 +76,37 @@ def _macs(module: nn.Module, x_shape: Sequence[int], out_shape: Sequence[int]) -
 
 def record_layers(step: Callable[[], Any], calls: int = 1) -> tuple[list[LayerCall], dict[str, nn.Module]]:
     """Run ``step`` ``calls`` times and record its layer calls (see the module docstring); also a copy of one module
-    per distinct layer, to time alone."""
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    per distinct layer, to time alone. A call counts its backward only when one reaches it: a hook on its output
+    sees the gradient (StarGAN's D step runs G with gradients on, then detaches the fake: forward only)."""
+    made: list[dict[str, Any]] = []
     modules: dict[str, nn.Module] = {}
-    inside = [False]  # the hook's own shape probe calls the module: not recorded
 
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-        if inside[0] or not isinstance(module, LAYER_TYPES) or not args or not isinstance(args[0], Tensor):
+    def hook(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        if not isinstance(module, LAYER_TYPES) or not args or not isinstance(args[0], Tensor):
             return
         x = args[0]
-        grad = torch.is_grad_enabled()  # without: a forward only (a no-grad pass, or nothing needs a gradient)
-        weight_grad = grad and module.weight.requires_grad
-        input_grad = grad and x.requires_grad
-        name = describe(module)
-        key = (name, tuple(x.shape), input_grad, weight_grad)
-        if key not in seen:
-            inside[0] = True
-            try:
-                with torch.no_grad():
-                    out_shape = tuple(module(x.detach()[:1]).shape)
-            finally:
-                inside[0] = False
-            out_shape = (x.shape[0], *out_shape[1:])
-            seen[key] = {"calls": 0, "macs": _macs(module, x.shape, out_shape), "out": math.prod(out_shape),
-                         "params": sum(p.numel() for p in module.parameters())}
-            modules.setdefault(name, copy.deepcopy(module).float().requires_grad_(True))
-        seen[key]["calls"] += 1
+        grad = torch.is_grad_enabled()
+        call = {"layer": describe(module), "shape": tuple(x.shape), "input_grad": grad and x.requires_grad,
+                "weight_grad": grad and module.weight.requires_grad, "ran": False, "out_shape": tuple(out.shape),
+                "module": module}
+        if isinstance(out, Tensor) and out.requires_grad:
+            out.register_hook(lambda g, call=call: call.__setitem__("ran", True))
+        made.append(call)
+        modules.setdefault(call["layer"], copy.deepcopy(module).float().requires_grad_(True))
 
-    handle = nn.modules.module.register_module_forward_pre_hook(hook)
+    handle = nn.modules.module.register_module_forward_hook(hook)
     try:
         for _ in range(calls):
             step()
     finally:
         handle.remove()
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in made:
+        key = (c["layer"], c["shape"], c["input_grad"] and c["ran"], c["weight_grad"] and c["ran"])
+        if key not in seen:
+            seen[key] = {"calls": 0, "macs": _macs(c["module"], c["shape"], c["out_shape"]),
+                         "out": math.prod(c["out_shape"]), "params": sum(p.numel() for p in c["module"].parameters())}
+        seen[key]["calls"] += 1
     found = [LayerCall(layer=k[0], shape=k[1], input_grad=k[2], weight_grad=k[3], calls=v["calls"], macs=v["macs"],
                        params=v["params"], out_numel=v["out"]) for k, v in seen.items()]
     return found, modules
@@ -169,7 +171,7 @@ def layer_step(module: nn.Module, call: LayerCall, dtype: torch.dtype, channels_
 @attrs.frozen(kw_only=True)
 class RooflineRow:
     call: LayerCall
-    fp32_ms: float  # per iteration: one call's median x calls
+    fp32_ms: float  # per engine step: one call's median x its calls per step
     bf16_ms: float
     ratio: float  # fp32 / bf16, median of the per-round ratios
     gflop: float  # per iteration
@@ -182,25 +184,45 @@ def roofline(baseline: Baseline, *, device: str = "cpu", batch_size: int | None 
              warmup: int = 1, machine: Mapping[str, Any] | None = None,
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The per-layer roofline of ``baseline``'s official iteration (see the module docstring), as a JSON-ready dict:
-    ``rows`` (one per distinct layer call), ``totals``, the machine's peaks and bandwidth."""
+    ``rows`` (one per distinct layer call), ``totals``, the machine's peaks and bandwidth; and, when the baseline
+    has an official generation, the same for it under ``generate`` (eval mode, no gradients: forward passes)."""
     from ganzoo_core._api import create
-    from ganzoo_core.bench import matmul_gflops, phase_cycle, time_interleaved
+    from ganzoo_core.bench import matmul_gflops, phase_cycle
 
     n = batch_size or baseline.batch_size
     cycle = phase_cycle(create("objective", baseline.objective, **dict(baseline.overrides)))
-    step = baseline.train_step(n, device, 0)
-    step()  # the official code's first call may build lazily (image pools, optimizer state)
-    if log:
-        log(f"{baseline.name}: recording the layers of one iteration ({cycle} call(s) of the official step)")
-    start = time.perf_counter()
-    calls, modules = record_layers(step, cycle)
-    if not calls:
-        raise GanzooError(f"{baseline.name}: its iteration calls no Conv2d, ConvTranspose2d or Linear layer; "
-                          "nothing to bound")
     peaks = (machine or {}).get("matmul_gflops") or matmul_gflops(device)
     bandwidth = stream_gbs(device)
-    official_ms = _official_ms(step, cycle, device, rounds)
-    del step
+    start = time.perf_counter()
+    if log:
+        log(f"{baseline.name}: recording the layers of one iteration ({cycle} call(s) of the official step)")
+    bound = functools.partial(_bound, device=device, rounds=rounds, warmup=warmup, peaks=peaks, bandwidth=bandwidth,
+                              log=log)
+    rows, totals = bound(baseline.name, baseline.train_step(n, device, 0), cycle)
+    result = {"baseline": baseline.name, "objective": baseline.objective, "batch": n, "cycle": cycle,
+              "peak_gflops": {"fp32": peaks["fp32"], "bf16": peaks["bf16"]}, "bandwidth_gbs": round(bandwidth, 1),
+              "totals": totals, "rows": rows}
+    if baseline.generate is not None:
+        if log:
+            log(f"{baseline.name}: recording the layers of one official generation")
+        g_rows, g_totals = bound(baseline.name, baseline.generate(n, device, 0), 1)
+        result["generate"] = {"totals": g_totals, "rows": g_rows}
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def _bound(name: str, step: Callable[[], Any], calls_per_iteration: int, *, device: str, rounds: int, warmup: int,
+           peaks: Mapping[str, Any], bandwidth: float, log: Callable[[str], None] | None
+           ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows and totals of one official callable (an iteration of ``calls_per_iteration`` calls)."""
+    from ganzoo_core.bench import time_interleaved
+
+    step()  # the official code's first call may build lazily (image pools, optimizer state)
+    calls, modules = record_layers(step, calls_per_iteration)
+    if not calls:
+        raise GanzooError(f"{name}: the official code calls no Conv2d, ConvTranspose2d or Linear layer; nothing to "
+                          "bound")
+    official_ms = _official_ms(step, calls_per_iteration, device, rounds)
     rows = []
     for i, call in enumerate(calls):
         if log:
@@ -209,9 +231,9 @@ def roofline(baseline: Baseline, *, device: str = "cpu", batch_size: int | None 
                layer_step(modules[call.layer], call, torch.bfloat16, True, device)]
         samples = time_interleaved(fns, device, rounds=rounds, calls=1, warmup=warmup)
         per_round = [[statistics.median(s) for s in row] for row in samples]
-        fp32, bf16 = (statistics.median(r) * call.calls for r in per_round)
+        fp32, bf16 = (statistics.median(r) * call.calls / calls_per_iteration for r in per_round)
         ratio = statistics.median(a / b for a, b in zip(*per_round))
-        f = flops(call) * call.calls
+        f = flops(call) * call.calls / calls_per_iteration
         intensity = flops(call) / min_bytes(call, 4)
         rows.append(RooflineRow(call=call, fp32_ms=fp32, bf16_ms=bf16, ratio=ratio, gflop=f / 1e9,
                                 intensity=intensity,
@@ -221,11 +243,8 @@ def roofline(baseline: Baseline, *, device: str = "cpu", batch_size: int | None 
     fp32_sum, bf16_sum = sum(r.fp32_ms for r in rows), sum(r.bf16_ms for r in rows)
     totals = {"official_ms": official_ms, "layers_fp32_ms": fp32_sum, "layers_bf16_ms": bf16_sum,
               "layers_share": fp32_sum / official_ms, "layers_ratio": fp32_sum / bf16_sum,
-              "ceiling": official_ms / bf16_sum, "gflop": sum(r.gflop for r in rows),
-              "seconds": round(time.perf_counter() - start, 1)}
-    return {"baseline": baseline.name, "objective": baseline.objective, "batch": n, "cycle": cycle,
-            "peak_gflops": {"fp32": peaks["fp32"], "bf16": peaks["bf16"]}, "bandwidth_gbs": round(bandwidth, 1),
-            "totals": totals, "rows": [_row_dict(r) for r in rows]}
+              "ceiling": official_ms / bf16_sum, "gflop": sum(r.gflop for r in rows)}
+    return [_row_dict(r) for r in rows], totals
 
 
 def _official_ms(step: Callable[[], Any], cycle: int, device: str, rounds: int) -> float:
@@ -268,6 +287,11 @@ def format_roofline(result: Mapping[str, Any], top: int = 12) -> str:
     lines.append(f"  official iteration {t['official_ms']:.0f} ms; these layers {t['layers_fp32_ms']:.0f} ms in fp32 "
                  f"({t['layers_share']:.0%} of it), {t['layers_bf16_ms']:.0f} ms in bf16 ({t['layers_ratio']:.2f}x); "
                  f"ceiling over the official iteration with everything else free: {t['ceiling']:.2f}x")
+    if "generate" in result:
+        g = result["generate"]["totals"]
+        lines.append(f"  official generation {g['official_ms']:.1f} ms; its layers {g['layers_fp32_ms']:.1f} ms in fp32 "
+                     f"({g['layers_share']:.0%}), {g['layers_bf16_ms']:.1f} ms in bf16 ({g['layers_ratio']:.2f}x); "
+                     f"ceiling: {g['ceiling']:.2f}x")
     lines.append(f"  machine peaks: fp32 {result['peak_gflops']['fp32']} / bf16 {result['peak_gflops']['bf16']} "
                  f"GFLOP/s matmul, {result['bandwidth_gbs']} GB/s copy; F/B = FLOP per byte at fp32")
     return "\n".join(lines)

@@ -45,6 +45,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="bf16: autocast on CPU or CUDA; fp16: autocast with a grad scaler, CUDA only")
     g.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     g.add_argument("--compile", action="store_true", help="torch.compile every network")
+    g.add_argument("--fused-adam", action="store_true",
+                   help="Adam's fused single-kernel step (the same update; faster on CPU, channels_last too)")
     g = p.add_argument_group("schedule and averaging")
     g.add_argument("--lr-schedule", choices=("constant", "linear", "step"), default="constant")
     g.add_argument("--decay-start", type=int, help="linear: first step of the decay to 0 (default: half way)")
@@ -68,7 +70,8 @@ def train_cfg_from_args(args: argparse.Namespace) -> Any:
     from ganzoo_core.training import TrainCfg
 
     try:
-        policy = Policy(precision=args.precision, channels_last=args.channels_last, compile=args.compile)
+        policy = Policy(precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+                        fused_adam=args.fused_adam)
         schedule = ScheduleCfg(kind=args.lr_schedule, decay_start=args.decay_start, step_size=args.step_size,
                                gamma=args.gamma)
     except ValueError as err:

@@ -271,7 +271,7 @@ class Trainer:
         self.module: nn.Module = objective  # type: ignore[assignment]
         self.module.to(self.device).train()
         cfg.policy.prepare(objective.networks)
-        self.optimizers = make_optimizers(objective)
+        self.optimizers = make_optimizers(objective, fused=cfg.policy.fused_adam)
         self.schedulers = {k: make_scheduler(o, cfg.schedule, cfg.steps) for k, o in self.optimizers.items()}
         self.scaler = cfg.policy.grad_scaler(self.device)
         self.emas = self._make_emas()
@@ -348,8 +348,10 @@ class Trainer:
                     if k in _compared(self.cfg)}
 
         saved_cfg = train.get("train_cfg", {})
-        if saved_cfg:  # a run saved before sync_bn existed trained without it
+        if saved_cfg:  # a run saved before sync_bn (fused_adam) existed trained without it
             saved_cfg = {"sync_bn": False, **saved_cfg}
+            if isinstance(saved_cfg.get("policy"), Mapping):
+                saved_cfg["policy"] = {"fused_adam": False, **saved_cfg["policy"]}
         old = {**saved_info.config, **settings(saved_cfg)}
         new = {**objective_cfg, **settings(cfg_to_dict(self.cfg))}
         diff = {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))

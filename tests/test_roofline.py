@@ -100,8 +100,14 @@ def _conv_baseline() -> bench.Baseline:
         g, d = _nets()
         return _iteration(g, d, batch_size)
 
+    def generate(batch_size: int, device: str, seed: int) -> Callable[[], Any]:
+        g, _ = _nets()
+        g.eval()
+        z = torch.randn(batch_size, 8)
+        return torch.no_grad()(lambda: g(z))
+
     return bench.Baseline(name="tiny.official", objective="dcgan.28", source="tiny/tiny@abc123 train.py",
-                          batch_size=3, train_step=train)
+                          batch_size=3, train_step=train, generate=generate)
 
 
 def test_bench_roofline_reports_layers_totals_and_the_ceiling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -125,6 +131,11 @@ def test_bench_roofline_reports_layers_totals_and_the_ceiling(tmp_path: Path, mo
     assert data["meta"]["suite"] == "roofline" and data["meta"]["cpu_model"]
     row = next(r for r in rows if r["layer"] == "Conv2d 4->6 k3 s1 p1" and r["grads"] == "fwd+dW")
     assert row["calls"] == 2 and row["input"] == [3, 4, 4, 4]
+    gen = family["generate"]  # forward passes only: G's two layers
+    assert sorted((r["layer"], r["grads"]) for r in gen["rows"]) == [("ConvTranspose2d 16->4 k4 s2 p1", "fwd"),
+                                                                     ("Linear 8->64", "fwd")]
+    assert gen["totals"]["ceiling"] == pytest.approx(gen["totals"]["official_ms"] / gen["totals"]["layers_bf16_ms"])
+    assert "official generation" in printed
     assert main(["bench", "roofline", "--model", "tiny", "--out", str(out), "--quiet"]) == 2  # no overwrite
     assert "--overwrite" in capsys.readouterr().err
 
@@ -139,3 +150,16 @@ def test_roofline_options_are_refused_before_measuring(args: list[str], message:
     assert main(["bench", *args, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_call_whose_output_no_backward_reaches_is_a_forward() -> None:
+    """StarGAN's D step runs G with gradients on and detaches the fake: G's layers there do no backward."""
+    conv = nn.Conv2d(3, 4, 3)
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+
+    def step() -> None:
+        conv(x).detach()  # gradients on, output detached: no backward reaches it
+        conv(x).sum().backward()
+
+    calls, _ = roofline.record_layers(step)
+    assert sorted((c.input_grad, c.weight_grad, c.calls) for c in calls) == [(False, False, 1), (True, True, 1)]

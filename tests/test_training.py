@@ -440,3 +440,38 @@ def test_dataset_for_fits_the_data_to_the_objective_from_python(tmp_path: Path) 
         dataset_for(rgb32, "animal_mnistt")
     trained = train(rgb32, data, tmp_path / "run", attrs.evolve(FAST, steps=1))  # and it trains as it comes
     assert trained.step == 1
+
+
+def test_fused_adam_policy_trains_as_plain_adam_and_resumes_older_runs(data, tmp_path: Path) -> None:
+    """``Policy(fused_adam=True)`` (``ganzoo train --fused-adam``): FusedAdam in every phase, recorded; the same
+    weights as plain Adam up to rounding; a run saved before the field existed resumes without a changed setting."""
+    from ganzoo_core.optim import FusedAdam
+
+    fused = Policy(channels_last=True, fused_adam=True)
+    trainer = Trainer(tiny_dcgan(), data, tmp_path / "fused", attrs.evolve(FAST, policy=fused))
+    assert all(isinstance(o, FusedAdam) for o in trainer.optimizers.values())
+    result = trainer.run()
+    plain = train(tiny_dcgan(), data, tmp_path / "plain", attrs.evolve(FAST, policy=Policy(channels_last=True)))
+    meta = train_meta(result.checkpoint)
+    assert meta["policy"]["fused_adam"] is True and meta["policy_name"] == "fp32+channels_last+fused_adam"
+    for a, b in zip(gz.load(result.checkpoint).state_dict().values(), gz.load(plain.checkpoint).state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # an older run: its recorded policy has no fused_adam; resuming it with the default policy changes nothing
+    from ganzoo_core import training as training_mod
+
+    older = tmp_path / "older"
+    train(tiny_dcgan(), data, older, attrs.evolve(FAST, steps=2))
+    info = training_mod.read_info(older / "checkpoint.safetensors")
+    assert info is not None
+    with safe_open(str(older / "checkpoint.safetensors"), framework="pt") as handle:
+        stored = dict(handle.metadata())
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    train_info = json.loads(stored["ganzoo.train"])
+    del train_info["policy"]["fused_adam"]
+    del train_info["train_cfg"]["policy"]["fused_adam"]
+    stored["ganzoo.train"] = json.dumps(train_info)
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(older / "checkpoint.safetensors"), metadata=stored)
+    resumed = train(tiny_dcgan(), data, older, attrs.evolve(FAST, steps=3, resume=True))
+    assert resumed.step == 3 and train_meta(resumed.checkpoint)["changes"] == []

@@ -135,7 +135,9 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
                output_padding: tuple[int, int], transposed: bool) -> Tensor:
     """One matrix product with ``unfold`` (convolution) or ``fold`` (transposed) around it."""
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    x = x.to(_compute_dtype(x))  # autocast would cast the columns, k·k times larger
+    dtype = _compute_dtype(x)  # autocast would cast the columns (k·k times larger than x) and the weight's
+    x, weight = x.to(dtype), weight.to(dtype) if torch.is_autocast_enabled(x.device.type) else weight  # matrix views,
+    # whose cast, and its backward, copy through a transposed layout: here both are cast in their own layout
     n, cin, h, w = x.shape
     kh, kw = weight.shape[2:]
     w2, spatial_first = _weight_matrix(weight, transposed)
