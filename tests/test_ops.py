@@ -136,3 +136,23 @@ def test_upsample_conv_auto_is_the_reference_in_fp32_and_subpixel_in_bf16() -> N
     assert torch.equal(upsample_conv(xb, wb, impl="auto"), upsample_conv(xb, wb, impl="subpixel"))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(upsample_conv(x, w, impl="auto"), upsample_conv(x, w, impl="subpixel"))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_gemm_second_order_matches_the_reference(transposed: bool) -> None:
+    """A gradient penalty differentiates through the input gradient: the gemm form's second order (StarGAN's D at
+    128 px runs its last layer so) equals the library kernel's."""
+    from ganzoo_core.ops import conv
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 16, 2, 2, generator=gen)
+    w0 = torch.randn((16, 12, 4, 4) if transposed else (12, 16, 4, 4), generator=gen) * 0.1
+    out = {}
+    for impl in ("ref", "gemm"):
+        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+        y = conv(x, w, None, stride=2, padding=1, transposed=transposed, impl=impl)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        gx.square().sum().backward()
+        out[impl] = (gx.detach(), x.grad, w.grad)
+    for a, b in zip(out["gemm"], out["ref"]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -193,7 +193,9 @@ class StarDiscriminator(nn.Module):
         widths = [cfg.conv_dim * 2**i for i in range(cfg.repeat_num)]  # 128×128: 64, 128, ..., 2048
         layers: list[nn.Module] = []
         for c_in, c_out in zip([cfg.nc, *widths], widths):  # each halves H and W: 128 → 64 → ... → 2
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(cfg.slope)]
+            # gz.ops.Conv2d: nn.Conv2d's layer, whose CPU default runs the weight-bound last one (33.5 M weights
+            # against 0.4 M activations at 128 px, batch 16) as one matrix product, ~3x faster, penalty included
+            layers += [gz.ops.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(cfg.slope)]
         self.main = nn.Sequential(*layers)
         self.conv1 = nn.Conv2d(widths[-1], 1, 3, 1, 1, bias=False)  # source head: (B, 1, h, w)
         self.conv2 = nn.Conv2d(widths[-1], cfg.c_dim, self.patch, bias=False)  # class head: (B, c_dim, 1, 1)
