@@ -465,7 +465,7 @@ def test_fused_adam_policy_trains_as_plain_adam_and_resumes_older_runs(data, tmp
     assert info is not None
     with safe_open(str(older / "checkpoint.safetensors"), framework="pt") as handle:
         stored = dict(handle.metadata())
-        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
     train_info = json.loads(stored["ganzoo.train"])
     del train_info["policy"]["fused_adam"]
     del train_info["train_cfg"]["policy"]["fused_adam"]

@@ -117,7 +117,7 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
 
-def _weight_matrix(weight: Tensor, transposed: bool) -> tuple[Tensor, bool]:
+def _weight_matrix(weight: Tensor) -> tuple[Tensor, bool]:
     """The weight as the product's matrix without copying it: ``[Cout, Cin·kh·kw]`` (convolution) or ``[Cin,
     Cout·kh·kw]`` (transposed), columns in (channel, kh, kw) order for an NCHW-contiguous weight; for a channels_last
     one (``Policy(channels_last=True)`` converts weights too) the view with columns in (kh, kw, channel) order, and
@@ -135,12 +135,14 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
                output_padding: tuple[int, int], transposed: bool) -> Tensor:
     """One matrix product with ``unfold`` (convolution) or ``fold`` (transposed) around it."""
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    dtype = _compute_dtype(x)  # autocast would cast the columns (k·k times larger than x) and the weight's
-    x, weight = x.to(dtype), weight.to(dtype) if torch.is_autocast_enabled(x.device.type) else weight  # matrix views,
-    # whose cast, and its backward, copy through a transposed layout: here both are cast in their own layout
+    # cast here, each tensor in its own layout: autocast would cast the columns (k·k times larger than x) and the
+    # weight's matrix view, whose cast (and its backward) copies through a transposed layout
+    x = x.to(_compute_dtype(x))
+    if torch.is_autocast_enabled(x.device.type):
+        weight = weight.to(x.dtype)
     n, cin, h, w = x.shape
     kh, kw = weight.shape[2:]
-    w2, spatial_first = _weight_matrix(weight, transposed)
+    w2, spatial_first = _weight_matrix(weight)
     if transposed:
         cout = weight.shape[1]
         ho = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
