@@ -18,7 +18,7 @@ Implementations (the reference first):
   on the weights' layout, not on the arithmetic: measured on CPU (2 cores, forward + backward, bf16), 35.6 → 3.9 ms
   at 2×2, 37.7 → 8.5 ms at 4×4, 44.3 → 13.0 ms at 8×8, and 11.2 → 6.8 ms for a 512→512 convolution of 16×16. Where
   activations dominate (every layer of the batch-64 families, CycleGAN's 256-channel blocks) the library kernel is
-  faster (0.2-0.8x for ``gemm``) and runs. ``impl="auto"`` picks ``small`` on the CPU; on CUDA the reference until a
+  faster (``gemm`` ran at 0.2-0.9x of it) and runs. ``impl="auto"`` picks ``small`` on the CPU; on CUDA the reference until a
   measurement says otherwise.
 
 The products sum in another order than the library kernels: in fp32 the two differ by rounding (~1e-6 relative),
