@@ -112,6 +112,16 @@ def _conv_ref(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int,
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _output_size(x: Tensor, weight: Tensor, transposed: bool, stride: tuple[int, int], padding: tuple[int, int],
+                 output_padding: tuple[int, int]) -> tuple[int, int, int]:
+    """(Cout, Ho, Wo) of the layer on ``x``, as ``F.conv2d`` / ``F.conv_transpose2d`` give them."""
+    (h, w), (kh, kw) = x.shape[2:], weight.shape[2:]
+    if transposed:
+        return (weight.shape[1], (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0],
+                (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1])
+    return weight.shape[0], (h + 2 * padding[0] - kh) // stride[0] + 1, (w + 2 * padding[1] - kw) // stride[1] + 1
+
+
 def _compute_dtype(x: Tensor) -> torch.dtype:
     dev = x.device.type
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
@@ -143,10 +153,8 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
     n, cin, h, w = x.shape
     kh, kw = weight.shape[2:]
     w2, spatial_first = _weight_matrix(weight)
+    cout, ho, wo = _output_size(x, weight, transposed, stride, padding, output_padding)
     if transposed:
-        cout = weight.shape[1]
-        ho = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
-        wo = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
         # one 2-d product over every position of the batch (a batched product would expand the weight per sample):
         # x as [Cin, N·H·W] (a view for channels_last x, and for N = 1)
         cols = w2.t() @ x.transpose(0, 1).reshape(cin, n * h * w)  # [Cout·kh·kw (or kh·kw·Cout), N·H·W]
@@ -155,9 +163,6 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
         cols = cols.reshape(cout * kh * kw, n, h * w).transpose(0, 1)  # [N, Cout·kh·kw, H·W]
         y = F.fold(cols, (ho, wo), (kh, kw), padding=padding, stride=stride)  # [N, Cout, Ho, Wo]
     else:
-        cout = weight.shape[0]
-        ho = (h + 2 * padding[0] - kh) // stride[0] + 1
-        wo = (w + 2 * padding[1] - kw) // stride[1] + 1
         cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # [N, Cin·kh·kw, Ho·Wo]
         if spatial_first:  # [N, Cin, kh·kw, L] → [N, kh·kw, Cin, L], the weight view's order
             cols = cols.view(n, cin, kh * kw, ho * wo).transpose(1, 2)
@@ -176,17 +181,8 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
 def weight_bound(x: Tensor, weight: Tensor, transposed: bool, stride: tuple[int, int], padding: tuple[int, int],
                  output_padding: tuple[int, int] = (0, 0)) -> bool:
     """Whether the layer's weights outnumber its input and output elements ``WEIGHT_BOUND`` times or more."""
-    n, _, h, w = x.shape
-    kh, kw = weight.shape[2:]
-    if transposed:
-        cout = weight.shape[1]
-        ho = (h - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
-        wo = (w - 1) * stride[1] - 2 * padding[1] + kw + output_padding[1]
-    else:
-        cout = weight.shape[0]
-        ho = (h + 2 * padding[0] - kh) // stride[0] + 1
-        wo = (w + 2 * padding[1] - kw) // stride[1] + 1
-    return weight.numel() >= WEIGHT_BOUND * (x.numel() + n * cout * ho * wo)
+    cout, ho, wo = _output_size(x, weight, transposed, stride, padding, output_padding)
+    return weight.numel() >= WEIGHT_BOUND * (x.numel() + x.shape[0] * cout * ho * wo)
 
 
 @register_op("conv.small", auto=("cpu",), priority=10)
