@@ -510,6 +510,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", message="ganzoo plugin skipped")  # 'ganzoo plugins' reports them
+    code = _run(argv, verbose)
+    if "torch.distributed" in sys.modules:  # a process group needs it imported
+        from ganzoo_core.distributed import end_process
+
+        end_process(code)  # in a torchrun process: the process ends here
+    return code
+
+
+def _run(argv: list[str], verbose: bool) -> int:
     try:
         args = parse_args_with_config(build_parser(), argv)  # --config FILE: the file's options, then the flags
         return int(args.func(args) or 0)

@@ -205,3 +205,32 @@ def test_the_setting_comes_from_the_flag_or_a_run_config_and_resume_compares_it(
                  attrs.evolve(cfg, steps=2, resume=True, sync_bn=True, accept_changes=("sync_bn",)))
     assert done.step == 2
 
+
+
+END_SCRIPT = """
+import atexit, os, sys
+import torch
+import torch.distributed as dist
+from ganzoo_core.distributed import end_process
+
+end_process(5)  # no process group: returns
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))  # keeps gloo's threads alive past the group
+atexit.register(lambda: open(sys.argv[2], "w").write("handlers ran"))
+print("written before the end", end="")
+end_process(3)
+print("never reached")
+"""
+
+
+@needs_gloo
+def test_a_process_in_a_group_ends_with_its_code_after_its_exit_handlers(tmp_path: Path) -> None:
+    """``end_process``: without a group it returns; in one it runs the exit handlers (leaving the group, the user's
+    own), flushes the output and ends with the command's code, skipping the teardown that gloo's threads crash."""
+    marker = tmp_path / "marker"
+    done = subprocess.run([sys.executable, "-c", END_SCRIPT, str(tmp_path / "store"), str(marker)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert done.stdout == "written before the end"
+    assert marker.read_text() == "handlers ran"
+    assert not dist.is_initialized()  # the test process itself never joined a group
