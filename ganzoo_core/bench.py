@@ -306,7 +306,8 @@ def interleaved_rows(suite: str, group: str,
                      timed: Sequence[tuple[str, Sequence[Sequence[float]], Mapping[str, Any]]]) -> list[Row]:
     """Rows of one group from ``time_interleaved`` samples (the first row is the reference): ``ms`` the median over
     rounds of the per-round medians, ``spread`` (max - min) / ms of those, ``ratio`` the median over rounds of the
-    reference's per-round median over this row's."""
+    reference's per-round median over this row's; ``extra["ratio_of_minima"]`` the reference's fastest call over this
+    row's, the estimate that ignores load entirely (recorded beside, to compare how each repeats between runs)."""
     base = [statistics.median(s) for s in timed[0][1]]
     rows = []
     for name, samples, extra in timed:
@@ -314,9 +315,12 @@ def interleaved_rows(suite: str, group: str,
         ms = statistics.median(per_round)
         ratio = statistics.median(b / m if m > 0 else math.inf for b, m in zip(base, per_round))  # m = 0: below the clock
         spread = (max(per_round) - min(per_round)) / ms if ms > 0 else 0.0
+        fastest = min(x for s in samples for x in s)
+        ratio_min = min(x for s in timed[0][1] for x in s) / fastest if fastest > 0 else math.inf
         rows.append(Row(suite=suite, group=group, name=name, ms=ms, spread=spread,
                         ratio=ratio, extra={**extra, "round_ms": [round(m, 4) for m in per_round],
-                                            "rounds": len(per_round), "calls": len(samples[0])}))
+                                            "rounds": len(per_round), "calls": len(samples[0]),
+                                            "ratio_of_minima": ratio_min}))
     return rows
 
 
@@ -476,7 +480,7 @@ def ort_generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu",
     import tempfile
 
     from ganzoo_core._api import create
-    from ganzoo_core.export import export_onnx, graph_inputs, ort_session
+    from ganzoo_core.export import eager_outputs, export_onnx, graph_inputs, ort_session
 
     if (why := ort_note(device)) is not None:
         raise GanzooError(why)
@@ -493,6 +497,8 @@ def ort_generate_step(generator_name: str, mp: ModelPolicy, device: str = "cpu",
         outs = tuple(torch.from_numpy(o) for o in session.run(None, feed))
         return outs[0] if len(outs) == 1 else outs
 
+    # the noise is a graph input here, so the output is compared with the eager network on the same inputs
+    generate.rel_diff = relative_difference(_first(generate()), eager_outputs(g, inputs)[0])  # type: ignore[attr-defined]
     return generate
 
 
@@ -503,7 +509,9 @@ def inference_graph(g: nn.Module, inputs: Sequence[Tensor], policy: Policy) -> t
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[policy.precision]
     g = g.to(dtype).eval()
     cast = [x.to(dtype) if x.is_floating_point() else x for x in inputs]
-    fn = torch.compile(g, options={"freezing": True})
+    # fallback_random: noise drawn inside the forward comes from torch's generator, as in eager mode (inductor's own
+    # stream would give other samples from the same seed, and no output to compare with the reference)
+    fn = torch.compile(g, options={"freezing": True, "fallback_random": True})
     return fn, cast
 
 
@@ -514,6 +522,7 @@ class _Case:
     name: str
     build: Callable[[], Callable[[], Any]]
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    reference: bool = False  # generation groups: the output every other row's output is compared with
 
 
 @attrs.frozen(kw_only=True)
@@ -536,49 +545,121 @@ def _measure(groups: Sequence[_Group], *, device: str, rounds: int, warmup: int,
             for case in g.cases:
                 _announce(f"{g.group}: building {case.name}", log, bar)
                 fns.append(case.build())
+            checks = output_parity(g.cases, fns) if g.batch else [{} for _ in fns]
             cycle = math.lcm(*(int(getattr(fn, "cycle", 1)) for fn in fns))
             _announce(f"{g.group}: {rounds} interleaved rounds of {len(fns)} rows", log, bar)
             samples = time_interleaved(fns, device, rounds=rounds, calls=g.calls, warmup=warmup, cycle=cycle,
                                        on_round=lambda i, r: bar.update(1))
             del fns
-            timed = [(c.name, s, {**c.extra, "cycle": cycle}) for c, s in zip(g.cases, samples)]
+            timed = [(c.name, s, {**c.extra, **check, "cycle": cycle}) for c, s, check in zip(g.cases, samples, checks)]
             group_rows = interleaved_rows("models", g.group, timed)
             if g.batch:
-                group_rows = [attrs.evolve(r, extra={**r.extra, "images_per_s": g.batch / (r.ms / 1e3)})
-                              for r in group_rows]
+                group_rows = mark_fastest_matching([attrs.evolve(r, extra={**r.extra, "images_per_s": g.batch / (r.ms / 1e3)})
+                                                    for r in group_rows])
             rows += group_rows
     return rows
 
 
-def _policies(compile: bool, onnxruntime: bool | None, device: str, log: Callable[[str], None] | None,
-              generating: bool) -> tuple[tuple[ModelPolicy, ...], tuple[ModelPolicy, ...]]:
-    train = TRAIN_POLICIES + ((COMPILED_TRAIN,) if compile else ())
+PARITY_SEED = 1234
+PARITY_TOL = 0.05
+"""A generation row matches the reference when its output differs from the reference row's (same weights, inputs
+and noise) by at most this relative L2 distance, ||y - y_ref|| / ||y_ref||. bf16 through a whole generator measures
+0.4-1.7% here (CycleGAN and StarGAN highest: 9 residual blocks, InstanceNorm over bf16 activations); a wrong kernel,
+layout or noise stream gives tens of percent."""
+
+
+def _first(out: Any) -> Tensor:
+    return out[0] if isinstance(out, tuple | list) else out
+
+
+def relative_difference(y: Tensor, ref: Tensor) -> float:
+    """||y - ref|| / ||ref|| in fp64 (inf for a shape mismatch)."""
+    if y.shape != ref.shape:
+        return math.inf
+    ref64 = ref.detach().double()
+    return float((y.detach().double() - ref64).norm() / ref64.norm().clamp_min(1e-30))
+
+
+def output_parity(cases: Sequence[_Case], fns: Sequence[Callable[[], Any]]) -> list[dict[str, Any]]:
+    """Per generation row, ``{"rel_diff": ..., "matches_reference": ...}`` against the ``reference`` case: each
+    row's callable run once with the global RNG seeded to ``PARITY_SEED`` (noise a generator draws inside its
+    forward is then the same), or, for a row whose noise is a graph input (ONNX Runtime), its own ``rel_diff``
+    attribute (measured against the eager fp32 network on its inputs). Rows of other weights (the official code's)
+    and groups without a reference case get ``{}``."""
+    refs = [i for i, c in enumerate(cases) if c.reference]
+    if not refs:
+        return [{} for _ in cases]
+    with torch.no_grad():
+        torch.manual_seed(PARITY_SEED)
+        ref = _first(fns[refs[0]]()).float()
+        checks: list[dict[str, Any]] = []
+        for case, fn in zip(cases, fns):
+            if case.extra.get("official"):
+                checks.append({})
+                continue
+            own = getattr(fn, "rel_diff", None)
+            if own is None:
+                torch.manual_seed(PARITY_SEED)
+                own = relative_difference(_first(fn()).float(), ref)
+            checks.append({"rel_diff": float(own), "matches_reference": bool(own <= PARITY_TOL)})
+    return checks
+
+
+def mark_fastest_matching(rows: Sequence[Row]) -> list[Row]:
+    """``extra["fastest_matching"] = True`` on the highest-ratio row of a generation group whose output matches the
+    reference (``output_parity``); the official row and the reference row itself are candidates too."""
+    matching = [r for r in rows if r.extra.get("matches_reference") or r.extra.get("official")]
+    if not matching:
+        return list(rows)
+    best = max(matching, key=lambda r: r.ratio)
+    return [attrs.evolve(r, extra={**r.extra, "fastest_matching": True}) if r is best else r for r in rows]
+
+
+SUMMARY_POLICIES = frozenset({TRAIN_POLICIES[0].name, TRAIN_POLICIES[4].name, TRAIN_POLICIES[5].name,
+                               GENERATE_POLICIES[0].name, GENERATE_POLICIES[2].name, COMPILED_GENERATE[1].name,
+                               ORT_GENERATE[1].name})
+"""The rows a summary reads (``summary=True``): fp32 on reference ops (the parity claim) and the fastest policies; the
+rows between them (bf16 autocast, channels_last alone, ...) show why the fastest is fastest and are left out."""
+COMPILE_CHOICES = ("none", "generate", "all")
+
+
+def _policies(compile: bool | str, onnxruntime: bool | None, device: str, log: Callable[[str], None] | None,
+              generating: bool, summary: bool = False) -> tuple[tuple[ModelPolicy, ...], tuple[ModelPolicy, ...]]:
+    what = {True: "all", False: "none"}.get(compile, compile) if isinstance(compile, bool) else compile
+    if what not in COMPILE_CHOICES:
+        raise GanzooError(f"compile={compile!r}: expected one of {', '.join(COMPILE_CHOICES)} (or True / False)")
+    train = TRAIN_POLICIES + ((COMPILED_TRAIN,) if what == "all" else ())
     if onnxruntime is None:
         note = ort_note(device) if generating else None
         onnxruntime = note is None
         if note is not None and log:
             log(note)
-    generate = GENERATE_POLICIES + (COMPILED_GENERATE if compile else ()) + (ORT_GENERATE if onnxruntime else ())
+    generate = GENERATE_POLICIES + (COMPILED_GENERATE if what != "none" else ()) + (ORT_GENERATE if onnxruntime else ())
+    if summary:
+        train = tuple(p for p in train if p.name in SUMMARY_POLICIES or p is COMPILED_TRAIN)
+        generate = tuple(p for p in generate if p.name in SUMMARY_POLICIES)
     return train, generate
 
 
 def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
-                 rounds: int = 5, repeat: int = 3, warmup: int = 2, compile: bool = False,
+                 rounds: int = 5, repeat: int = 3, warmup: int = 2, compile: bool | str = False,
                  onnxruntime: bool | None = None, log: Callable[[str], None] | None = None,
-                 progress: bool | None = False) -> list[Row]:
+                 progress: bool | None = False, summary: bool = False) -> list[Row]:
     """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
-    ``GENERATE_POLICIES``, the compiled ones with ``compile``, and ONNX Runtime's, ``ORT_GENERATE``, with
-    ``onnxruntime``; None: when onnxruntime is installed and ``device`` is the CPU, else ``log`` gets the reason),
+    ``GENERATE_POLICIES``, the compiled ones with ``compile`` (True or "all"; "generate": the generation ones only),
+    and ONNX Runtime's, ``ORT_GENERATE``, with ``onnxruntime``; None: when onnxruntime is installed and ``device`` is
+    the CPU, else ``log`` gets the reason; ``summary``: only ``SUMMARY_POLICIES``),
     each group timed in ``rounds`` interleaved rounds of ``repeat`` calls per row (generation: twice as many).
     ``log`` gets one line per step of the work; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
-    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, bool(generators))
+    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, bool(generators), summary)
     groups = [_Group(group=f"{name} train step", calls=repeat, cases=[
         _Case(name=mp.name, build=functools.partial(train_step, name, mp, device, batch_size),
               extra={"model": name, "batch": batch_size, "device": device}) for mp in train_policies])
         for name in objectives]
     groups += [_Group(group=f"{name} generate", calls=repeat * 2, batch=batch_size, cases=[
         _Case(name=mp.name, build=functools.partial(generate_step, name, mp, device, batch_size),
-              extra={"model": name, "batch": batch_size, "device": device}) for mp in generate_policies])
+              extra={"model": name, "batch": batch_size, "device": device}, reference=mp is generate_policies[0])
+        for mp in generate_policies])
         for name in generators]
     return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
 
@@ -661,12 +742,13 @@ def official_row_name(baseline: Baseline, what: str = "fp32 eager") -> str:
 
 def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, device: str = "cpu",
                     batch_size: int | None = None, rounds: int = 5, repeat: int = 3, warmup: int = 2,
-                    compile: bool = False, onnxruntime: bool | None = None, generate: bool = True,
-                    log: Callable[[str], None] | None = None, progress: bool | None = False) -> list[Row]:
+                    compile: bool | str = False, onnxruntime: bool | None = None, generate: bool = True,
+                    log: Callable[[str], None] | None = None, progress: bool | None = False,
+                    summary: bool = False) -> list[Row]:
     """Per baseline, a training group and (with ``generate``, when the objective has a generator) a generation
     group, at ``batch_size`` or the baseline's documented one: with ``official`` the official iteration first
     (ratio 1.00), then ganzoo's engine on the same objective under each policy, as ``bench_models`` times them."""
-    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, generate)
+    train_policies, generate_policies = _policies(compile, onnxruntime, device, log, generate, summary)
     groups: list[_Group] = []
     for b in baselines:
         n = batch_size or b.batch_size
@@ -687,7 +769,7 @@ def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, dev
         g_base = {**base, "model": g_name, "overrides": g_over}
         cases = [_Case(name=official_row_name(b, "fp32 eager generation"), extra={**ref, "model": g_name},
                        build=functools.partial(b.generate, n, device, 0))] if official and b.generate else []
-        cases += [_Case(name=mp.name, extra=g_base, build=functools.partial(
+        cases += [_Case(name=mp.name, extra=g_base, reference=mp is generate_policies[0], build=functools.partial(
             generate_step, g_name, mp, device, n, 0, g_over)) for mp in generate_policies]
         groups.append(_Group(group=f"{g_name} generate, batch {n}", calls=repeat * 2, batch=n, cases=cases))
     return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
@@ -773,15 +855,21 @@ def describe_machine(meta: Mapping[str, Any]) -> str:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """Rows grouped as measured; the first row of each group is the reference (ratio 1.00)."""
-    width = max([len(r.name) for r in rows] + [14])
+    """Rows grouped as measured; the first row of each group is the reference (ratio 1.00). Generation groups with
+    an output check (``output_parity``) get an ``out diff`` column and ``*`` on the fastest matching row."""
+    width = max([len(r.name) for r in rows] + [14]) + 2
     lines: list[str] = []
     group = None
     for r in rows:
         if r.group != group:
             group = r.group
-            lines += ["", f"{r.group}", f"  {'implementation / policy':<{width}}  {'ms':>9}  {'spread':>6}  {'x ref':>6}"]
-        lines.append(f"  {r.name:<{width}}  {r.ms:9.2f}  {r.spread:6.0%}  {r.ratio:6.2f}")
+            checked = any("rel_diff" in q.extra for q in rows if q.group == group)
+            lines += ["", f"{r.group}", f"  {'implementation / policy':<{width}}  {'ms':>9}  {'spread':>6}  {'x ref':>6}"
+                      + ("  out diff" if checked else "")]
+        name = r.name + (" *" if r.extra.get("fastest_matching") else "")
+        diff = r.extra.get("rel_diff")
+        lines.append(f"  {name:<{width}}  {r.ms:9.2f}  {r.spread:6.0%}  {r.ratio:6.2f}"
+                     + (f"  {diff:8.2%}" if diff is not None else ""))
     return "\n".join(lines).lstrip("\n")
 
 

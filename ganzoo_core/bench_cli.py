@@ -55,7 +55,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bar = shown is None and sys.stderr.isatty()
         log = None if bar or args.json else (lambda line: print(line, file=sys.stderr, flush=True))
         common = {"device": args.device, "rounds": args.rounds, "repeat": args.repeat or 3, "warmup": args.warmup,
-                  "compile": args.compile, "progress": shown, "onnxruntime": note is None, "log": log}
+                  "compile": args.compile, "progress": shown, "onnxruntime": note is None, "log": log,
+                  "summary": args.summary}
         if baselines is not None:
             official = args.baseline == "official"
             rows = bench.bench_baselines(baselines, official=official, batch_size=args.batch_size, **common)
@@ -80,6 +81,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.json:  # with --json, stdout holds only the JSON at the end, which names the files too
         print(bench.format_table(rows))
         print(f"\nx ref: the group's first row over this row, median of the per-round ratios; {bench.describe_machine(meta)}")
+        if any("rel_diff" in r.extra for r in rows):
+            print(f"out diff: ||y - y_ref|| / ||y_ref|| against fp32 eager on reference ops (same weights, inputs and "
+                  f"noise); * the fastest row within {bench.PARITY_TOL:.0%} of it")
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = bench.save_json(rows, args.out / f"bench-{args.suite}.json", meta, overwrite=args.overwrite)
     from ganzoo_core.plots import PLOTS_HINT, plotting_available
@@ -225,7 +229,11 @@ def add_bench_commands(sub: Any) -> None:
                         "size, in one run (one JSON, one chart)")
     p.add_argument("--batch-size", type=int_at_least(1),
                    help="default: 64; with --baseline or --all, each family's documented size")
-    p.add_argument("--compile", action="store_true", help="models suite: add torch.compile policies (slow start)")
+    p.add_argument("--compile", nargs="?", const="all", default="none", choices=("none", "generate", "all"),
+                   help="models suite: add torch.compile policies (slow start); --compile generate: only the compiled "
+                        "generation graphs")
+    p.add_argument("--summary", action="store_true",
+                   help="models suite: only fp32 on reference ops and the fastest policies (not the rows between)")
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--repeat", type=int_at_least(1),
                    help="timed calls per row (ops, default 7) or per row and round (models, default 3; generation "

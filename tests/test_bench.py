@@ -253,6 +253,73 @@ def test_ratios_are_medians_of_per_round_ratios_on_a_fake_clock() -> None:
     assert b.extra["round_ms"] == pytest.approx([5.0, 14.0, 7.0]) and b.extra["k"] == 1 and b.extra["rounds"] == 3
 
 
+def test_the_ratio_of_minima_is_recorded_beside_the_paired_median() -> None:
+    """The load-free estimate: the reference's fastest call over the row's, whatever round each came from."""
+    timed = [("A", [[10.0, 30.0], [12.0, 11.0]], {}), ("B", [[5.0, 9.0], [4.0, 20.0]], {})]
+    a, b = bench.interleaved_rows("models", "g", timed)
+    assert a.extra["ratio_of_minima"] == 1.0 and b.extra["ratio_of_minima"] == pytest.approx(10.0 / 4.0)
+    assert b.ratio == pytest.approx(statistics.median([20.0 / 7.0, 11.5 / 12.0]))
+
+
+def test_generation_rows_are_checked_against_the_reference_output_and_the_fastest_match_is_marked() -> None:
+    """Every generation row's output is compared with the reference row's, with the RNG seeded alike (a generator
+    that draws noise in its forward then draws the same); a row computing something else is not a candidate, even
+    when it is the fastest."""
+    weights = torch.randn(4, 4)
+
+    def row(scale: float, noise: bool = True) -> Callable[[], torch.Tensor]:
+        return lambda: (torch.randn(8, 4) if noise else torch.zeros(8, 4)) @ weights * scale
+
+    cases = [bench._Case(name="official", build=lambda: None, extra={"official": True}),
+             bench._Case(name="ref", build=lambda: None, reference=True),
+             bench._Case(name="close", build=lambda: None), bench._Case(name="wrong", build=lambda: None),
+             bench._Case(name="no noise", build=lambda: None)]
+    checks = bench.output_parity(cases, [row(2.0), row(1.0), row(1.01), row(1.5), row(1.0, noise=False)])
+    assert checks[0] == {} and checks[1] == {"rel_diff": 0.0, "matches_reference": True}
+    assert checks[2]["rel_diff"] == pytest.approx(0.01, rel=1e-6) and checks[2]["matches_reference"]
+    assert checks[3]["rel_diff"] == pytest.approx(0.5, rel=1e-6) and not checks[3]["matches_reference"]
+    assert checks[4]["rel_diff"] == pytest.approx(1.0) and not checks[4]["matches_reference"]
+    rows = [bench.Row(suite="models", group="g", name=c.name, ms=1.0, spread=0.0, ratio=ratio, extra=dict(check))
+            for c, check, ratio in zip(cases, checks, (1.0, 1.1, 1.8, 3.0, 4.0))]
+    marked = bench.mark_fastest_matching(rows)
+    assert [r.name for r in marked if r.extra.get("fastest_matching")] == ["close"]
+    table = bench.format_table(marked)
+    assert "close *" in table and "out diff" in table and "50.00%" in table
+
+
+def test_summary_keeps_the_reference_and_the_fastest_policies_and_compile_can_add_generation_only() -> None:
+    train, generate = bench._policies(False, False, "cpu", None, True, summary=True)
+    assert [p.name for p in train] == [bench.TRAIN_POLICIES[i].name for i in (0, 4, 5)]
+    assert [p.name for p in generate] == [bench.GENERATE_POLICIES[i].name for i in (0, 2)]
+    train, generate = bench._policies("generate", False, "cpu", None, True)
+    assert train == bench.TRAIN_POLICIES and generate == bench.GENERATE_POLICIES + bench.COMPILED_GENERATE
+    assert bench._policies(True, False, "cpu", None, True)[0] == bench.TRAIN_POLICIES + (bench.COMPILED_TRAIN,)
+    with pytest.raises(GanzooError, match="compile='fast': expected one of none, generate, all"):
+        bench._policies("fast", False, "cpu", None, True)
+
+
+def test_a_generator_drawing_noise_matches_in_every_pytorch_row_and_in_onnx_runtime() -> None:
+    """StackGAN's conditioning augmentation draws noise in its forward: the eager, folded and (when inductor runs
+    here) compiled rows draw the same from the same seed, and ONNX Runtime's row, whose noise is a graph input, is
+    compared with the eager network on those inputs."""
+    pytest.importorskip("ganzoo_stackgan")
+    from ganzoo_core.ops._common import compile_requires
+
+    policies = [bench.GENERATE_POLICIES[0], bench.GENERATE_POLICIES[2]]
+    if compile_requires("cpu") is None:
+        policies.append(bench.COMPILED_GENERATE[1])
+    if bench.ort_note("cpu") is None:
+        policies.append(bench.ORT_GENERATE[1])
+    cases = [bench._Case(name=mp.name, build=lambda: None, reference=i == 0) for i, mp in enumerate(policies)]
+    fns = [bench.generate_step("stackgan.s1_64", mp, "cpu", batch_size=2) for mp in policies]
+    checks = bench.output_parity(cases, fns)
+    assert all(c["matches_reference"] for c in checks), checks
+    torch.manual_seed(1)
+    first = bench._first(fns[0]())
+    torch.manual_seed(2)
+    assert bench.relative_difference(bench._first(fns[0]()), first) > 0.1  # the noise does matter: other seed, other images
+
+
 def test_train_step_runs_the_phases_due_and_reports_its_cycle() -> None:
     """StarGAN's G runs every 5th D step: successive calls are engine steps, and the core times whole cycles."""
     step = bench.train_step("stargan.tiny32", bench.TRAIN_POLICIES[0], "cpu", batch_size=2)
