@@ -94,6 +94,20 @@ def test_layer_step_times_the_passes_the_call_needs() -> None:
     assert conv.weight.dtype == torch.float32 and conv.weight.is_contiguous() and conv.weight.grad is None
 
 
+def test_ganzoo_layer_is_the_same_layer_on_the_conv_op_or_none() -> None:
+    from ganzoo_core.ops.conv import Conv2d, ConvTranspose2d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 6)
+    for layer, kind in ((nn.Conv2d(4, 6, 3, 2, 1), Conv2d), (nn.ConvTranspose2d(4, 6, 4, 2, 1, bias=False), ConvTranspose2d)):
+        ours = roofline.ganzoo_layer(layer)
+        assert type(ours) is kind and ours.impl == "auto"
+        torch.testing.assert_close(ours(x), layer(x))
+    assert roofline.ganzoo_layer(nn.Linear(3, 4)) is None
+    assert roofline.ganzoo_layer(nn.Conv2d(4, 6, 3, padding=1, padding_mode="reflect")) is None
+    assert roofline.ganzoo_layer(nn.Conv2d(4, 6, 3, groups=2)) is None
+
+
 def _conv_baseline() -> bench.Baseline:
     def train(batch_size: int, device: str, seed: int) -> Callable[[], Any]:
         torch.manual_seed(seed)
@@ -125,6 +139,11 @@ def test_bench_roofline_reports_layers_totals_and_the_ceiling(tmp_path: Path, mo
     assert t["layers_fp32_ms"] == pytest.approx(sum(r["fp32_ms"] for r in rows), rel=1e-2)
     assert t["layers_ratio"] == pytest.approx(t["layers_fp32_ms"] / t["layers_bf16_ms"])
     assert t["ceiling"] == pytest.approx(t["official_ms"] / t["layers_bf16_ms"])
+    assert t["ceiling_torch"] == pytest.approx(t["official_ms"] / t["layers_bf16_torch_ms"])
+    assert t["ceiling"] >= t["ceiling_torch"] * 0.99  # each layer's best of PyTorch's kernel and ganzoo's op
+    for r in rows:  # ganzoo's conv op is timed for the convolutions, not for the linear layers
+        assert (r["ops_ms"] is None) == r["layer"].startswith("Linear"), r
+        assert r["best_bf16_ms"] == pytest.approx(min(r["bf16_ms"], r["ops_ms"] or math.inf), abs=0.011)
     assert t["official_ms"] > 0 and t["layers_share"] > 0
     assert math.isclose(t["gflop"], sum(r["gflop"] for r in rows), rel_tol=1e-2)
     assert family["peak_gflops"]["fp32"] > 0 and family["bandwidth_gbs"] > 0
