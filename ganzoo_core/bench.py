@@ -873,6 +873,30 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines).lstrip("\n")
 
 
+def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
+                 estimators: Sequence[str] = ("ratio", "ratio_of_minima")) -> list[dict[str, Any]]:
+    """Two runs' rows (``save_json``'s ``rows``) side by side: per row present in both (same group and name) and
+    per estimator (``ratio``: the paired median; ``ratio_of_minima``: from ``extra``), both values and ``b / a - 1``.
+    The reference rows (ratio 1 by definition) are left out."""
+    def value(row: Mapping[str, Any], key: str) -> float | None:
+        got = row.get(key, row.get("extra", {}).get(key))
+        return None if got is None else float(got)
+
+    first = {(r["group"], r["name"]): r for r in a}
+    out = []
+    for r in b:
+        other = first.get((r["group"], r["name"]))
+        if other is None or value(other, "ratio") == 1.0 == value(r, "ratio"):
+            continue
+        entry: dict[str, Any] = {"group": r["group"], "name": r["name"]}
+        for key in estimators:
+            x, y = value(other, key), value(r, key)
+            if x is not None and y is not None and x > 0:
+                entry[key] = {"a": x, "b": y, "change": y / x - 1}
+        out.append(entry)
+    return out
+
+
 def save_json(rows: Sequence[Row], path: Path, meta: Mapping[str, Any], *, overwrite: bool = True) -> Path:
     from ganzoo_core.checkpoints import atomic_path
 

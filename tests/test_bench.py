@@ -320,6 +320,28 @@ def test_a_generator_drawing_noise_matches_in_every_pytorch_row_and_in_onnx_runt
     assert bench.relative_difference(bench._first(fns[0]()), first) > 0.1  # the noise does matter: other seed, other images
 
 
+def test_two_runs_compare_row_by_row_for_each_estimator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    def row(name: str, ratio: float, minima: float, group: str = "g") -> dict[str, Any]:
+        return {"group": group, "name": name, "ratio": ratio, "extra": {"ratio_of_minima": minima}}
+
+    a = [row("official", 1.0, 1.0), row("fast", 2.0, 2.2), row("only in a", 3.0, 3.0)]
+    b = [row("official", 1.0, 1.0), row("fast", 2.2, 2.2), row("only in b", 3.0, 3.0)]
+    (entry,) = bench.compare_runs(a, b)
+    assert entry["name"] == "fast" and entry["ratio"]["change"] == pytest.approx(0.1)
+    assert entry["ratio_of_minima"]["change"] == pytest.approx(0.0)
+    for name, rows in (("a.json", a), ("b.json", b)):
+        (tmp_path / name).write_text(json.dumps({"meta": {}, "rows": rows}))
+    script = runpy.run_path(str(REPO / "scripts" / "compare_bench.py"))
+    assert script["main"]([str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "g: fast" in printed and "+10.0%" in printed and "ratio: largest change 10.0%" in printed
+    (tmp_path / "c.json").write_text("[]")
+    assert script["main"]([str(tmp_path / "a.json"), str(tmp_path / "c.json")]) == 2
+    assert "not a ganzoo bench JSON" in capsys.readouterr().err
+
+
 def test_train_step_runs_the_phases_due_and_reports_its_cycle() -> None:
     """StarGAN's G runs every 5th D step: successive calls are engine steps, and the core times whole cycles."""
     step = bench.train_step("stargan.tiny32", bench.TRAIN_POLICIES[0], "cpu", batch_size=2)
