@@ -7,7 +7,8 @@ written by a ``train`` line is there for the ``sample`` line after it. The repos
 (``experiments/``, ``benchmarks/``) are symlinked into it, and the files the lines name there must be unchanged
 afterwards. Each line gets the rewrites a CI budget needs, where its command has the option: ``train`` runs 2 steps
 of batch 2 with samples and a checkpoint at the end only; ``sample`` draws at most 4 images, ``eval`` the fewest its
-scores take, ``bench`` times one call per row of the op with the smallest shapes.
+scores take, ``bench`` times one call per row of the op with the smallest shapes, and one round (a ``--all`` line:
+of one family, DCGAN; ``tests/test_bench.py`` runs ``--all`` over several baselines).
 
 A line is skipped, with the reason printed, when it needs what this machine lacks: a CUDA device, data whose source
 is not installed (``DatasetUnavailableError``), a file that only a real download provides (a dataset folder under
@@ -41,6 +42,7 @@ DOCS = [*USER_DOCS, *(d for d in sorted(REPO.glob("docs/*.md")) if d.name != "wr
 
 STEPS, BATCH, MAX_SAMPLES = 2, 2, 4
 TRAIN_FLAGS = {"--sample-every": "0", "--checkpoint-every": "0", "--log-every": "1"}
+ALL_FAMILY = "dcgan"  # what a 'bench models|roofline --all' line times here: the family with the smallest official step
 BENCH_OP = "conv_bn"  # the op with the smallest benchmark shapes and no torch.compile implementation: seconds, not minutes
 # inputs that only a real download provides: a dataset folder under data/ (docs/data.md), files built from datasets
 # that no package index serves, and released weights
@@ -173,6 +175,9 @@ def rewrite(argv: list[str]) -> list[str]:
             put("--dtype", "fp32")
         else:
             put("--batch-size", str(BATCH))
+            put("--rounds", "1")
+            if "--all" in out:  # every family at its documented size (CycleGAN at 256 px: minutes a row) -> DCGAN's
+                out = [*(w for w in out if w != "--all"), "--model", ALL_FAMILY]
         put("--repeat", str(_smallest(options["--repeat"])))
         put("--warmup", "0")
         put("--no-progress")
@@ -418,3 +423,11 @@ def test_every_doc_command_runs(tmp_path: Path, cache_home: Path, monkeypatch: p
     data = " ".join(o.data or o.ran for o in ran)
     for wanted in ("animal_mnist", "shapes", "emoji"):
         assert wanted in data or (wanted == "emoji" and not _emoji_fonts_installed()), f"no doc line on {wanted} ran"
+
+
+def test_a_bench_all_line_runs_one_family_in_one_round() -> None:
+    ran = rewrite(["bench", "models", "--all", "--baseline", "official", "--rounds", "3", "--repeat", "1", "--warmup",
+                   "1", "--out", "x"])
+    assert "--all" not in ran and ran[ran.index("--model") + 1] == ALL_FAMILY
+    assert ran[ran.index("--rounds") + 1] == "1" and ran[ran.index("--batch-size") + 1] == str(BATCH)
+    assert ran[ran.index("--warmup") + 1] == "0" and ran[ran.index("--out") + 1] == "x"
