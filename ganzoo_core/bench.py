@@ -309,6 +309,7 @@ def interleaved_rows(suite: str, group: str,
     reference's per-round median over this row's; ``extra["ratio_of_minima"]`` the reference's fastest call over this
     row's, the estimate that ignores load entirely (recorded beside, to compare how each repeats between runs)."""
     base = [statistics.median(s) for s in timed[0][1]]
+    base_fastest = min(x for s in timed[0][1] for x in s)
     rows = []
     for name, samples, extra in timed:
         per_round = [statistics.median(s) for s in samples]
@@ -316,7 +317,7 @@ def interleaved_rows(suite: str, group: str,
         ratio = statistics.median(b / m if m > 0 else math.inf for b, m in zip(base, per_round))  # m = 0: below the clock
         spread = (max(per_round) - min(per_round)) / ms if ms > 0 else 0.0
         fastest = min(x for s in samples for x in s)
-        ratio_min = min(x for s in timed[0][1] for x in s) / fastest if fastest > 0 else math.inf
+        ratio_min = base_fastest / fastest if fastest > 0 else math.inf
         rows.append(Row(suite=suite, group=group, name=name, ms=ms, spread=spread,
                         ratio=ratio, extra={**extra, "round_ms": [round(m, 4) for m in per_round],
                                             "rounds": len(per_round), "calls": len(samples[0]),
@@ -591,7 +592,7 @@ def output_parity(cases: Sequence[_Case], fns: Sequence[Callable[[], Any]]) -> l
         return [{} for _ in cases]
     with torch.no_grad():
         torch.manual_seed(PARITY_SEED)
-        ref = _first(fns[refs[0]]()).float()
+        ref = _first(fns[refs[0]]())
         checks: list[dict[str, Any]] = []
         for case, fn in zip(cases, fns):
             if case.extra.get("official"):
@@ -600,7 +601,7 @@ def output_parity(cases: Sequence[_Case], fns: Sequence[Callable[[], Any]]) -> l
             own = getattr(fn, "rel_diff", None)
             if own is None:
                 torch.manual_seed(PARITY_SEED)
-                own = relative_difference(_first(fn()).float(), ref)
+                own = relative_difference(_first(fn()), ref)
             checks.append({"rel_diff": float(own), "matches_reference": bool(own <= PARITY_TOL)})
     return checks
 
@@ -625,7 +626,7 @@ COMPILE_CHOICES = ("none", "generate", "all")
 
 def _policies(compile: bool | str, onnxruntime: bool | None, device: str, log: Callable[[str], None] | None,
               generating: bool, summary: bool = False) -> tuple[tuple[ModelPolicy, ...], tuple[ModelPolicy, ...]]:
-    what = {True: "all", False: "none"}.get(compile, compile) if isinstance(compile, bool) else compile
+    what = ("all" if compile else "none") if isinstance(compile, bool) else compile
     if what not in COMPILE_CHOICES:
         raise GanzooError(f"compile={compile!r}: expected one of {', '.join(COMPILE_CHOICES)} (or True / False)")
     train = TRAIN_POLICIES + ((COMPILED_TRAIN,) if what == "all" else ())
@@ -877,16 +878,17 @@ def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
                  estimators: Sequence[str] = ("ratio", "ratio_of_minima")) -> list[dict[str, Any]]:
     """Two runs' rows (``save_json``'s ``rows``) side by side: per row present in both (same group and name) and
     per estimator (``ratio``: the paired median; ``ratio_of_minima``: from ``extra``), both values and ``b / a - 1``.
-    The reference rows (ratio 1 by definition) are left out."""
+    Each group's first row, the reference (ratio 1 by definition), is left out."""
     def value(row: Mapping[str, Any], key: str) -> float | None:
         got = row.get(key, row.get("extra", {}).get(key))
         return None if got is None else float(got)
 
-    first = {(r["group"], r["name"]): r for r in a}
+    earlier = {(r["group"], r["name"]): r for r in a}
+    references = {r["group"]: r["name"] for r in reversed(b)}  # each group's first row
     out = []
     for r in b:
-        other = first.get((r["group"], r["name"]))
-        if other is None or value(other, "ratio") == 1.0 == value(r, "ratio"):
+        other = earlier.get((r["group"], r["name"]))
+        if other is None or references[r["group"]] == r["name"]:
             continue
         entry: dict[str, Any] = {"group": r["group"], "name": r["name"]}
         for key in estimators:

@@ -268,8 +268,7 @@ def _bound(name: str, step: Callable[[], Any], calls_per_iteration: int, *, devi
         f = flops(call) * call.calls / calls_per_iteration
         intensity = flops(call) / min_bytes(call, 4)
         rows.append(RooflineRow(call=call, fp32_ms=fp32, bf16_ms=bf16, ops_ms=ops[0] if ops else None, ratio=ratio,
-                                gflop=f / 1e9,
-                                intensity=intensity,
+                                gflop=f / 1e9, intensity=intensity,
                                 attainable_fp32=min(peaks["fp32"] or math.inf, intensity * bandwidth),
                                 attainable_bf16=min(peaks["bf16"] or math.inf, 2 * intensity * bandwidth)))
     rows.sort(key=lambda r: -r.fp32_ms)

@@ -206,7 +206,6 @@ def test_the_setting_comes_from_the_flag_or_a_run_config_and_resume_compares_it(
     assert done.step == 2
 
 
-
 END_SCRIPT = """
 import atexit, os, sys
 import torch
