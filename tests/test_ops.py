@@ -138,21 +138,51 @@ def test_upsample_conv_auto_is_the_reference_in_fp32_and_subpixel_in_bf16() -> N
         assert torch.equal(upsample_conv(x, w, impl="auto"), upsample_conv(x, w, impl="subpixel"))
 
 
+@pytest.mark.parametrize("impl", ["gemm", "wgrad"])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_conv_gemm_second_order_matches_the_reference(transposed: bool) -> None:
-    """A gradient penalty differentiates through the input gradient: the gemm form's second order (StarGAN's D at
-    128 px runs its last layer so) equals the library kernel's."""
+def test_conv_second_order_matches_the_reference(transposed: bool, impl: str) -> None:
+    """A gradient penalty differentiates through the input gradient: the second order of the gemm form and of
+    wgrad's backward (StarGAN's D at 128 px runs its last layers so) equals the library kernel's."""
     from ganzoo_core.ops import conv
 
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(3, 16, 2, 2, generator=gen)
     w0 = torch.randn((16, 12, 4, 4) if transposed else (12, 16, 4, 4), generator=gen) * 0.1
+    b0 = torch.randn(12, generator=gen)
     out = {}
-    for impl in ("ref", "gemm"):
-        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
-        y = conv(x, w, None, stride=2, padding=1, transposed=transposed, impl=impl)
+    for name in ("ref", impl):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        y = conv(x, w, b, stride=2, padding=1, transposed=transposed, impl=name)
         (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
         gx.square().sum().backward()
-        out[impl] = (gx.detach(), x.grad, w.grad)
-    for a, b in zip(out["gemm"], out["ref"]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        out[name] = (gx.detach(), x.grad, w.grad, b.grad)
+    for a, b in zip(out[impl], out["ref"]):  # fp32 sums in another order: rounding relative to the largest entry
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_small_takes_wgrad_under_autocast_with_fp32_master_gradients(transposed: bool) -> None:
+    """Under bf16 autocast with fp32 weights (the training policy), ``small`` at a layer of few positions runs
+    ``wgrad``: the output equals the reference's under autocast to bf16 rounding, and the weight and bias gradients
+    reach the fp32 parameters in fp32."""
+    from ganzoo_core.ops import conv
+    from ganzoo_core.ops.conv import WGRAD_POSITIONS
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(8, 64, 4, 4, generator=gen)  # 4x4 input (transposed) / 2x2 output (convolution) positions
+    assert 4 <= WGRAD_POSITIONS
+    w0 = torch.randn((64, 48, 4, 4) if transposed else (48, 64, 4, 4), generator=gen) * 0.05
+    b0 = torch.randn(48, generator=gen)
+    out = {}
+    for name in ("ref", "small"):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x, w, b, stride=2, padding=1, transposed=transposed, impl=name)
+        assert y.dtype == torch.bfloat16
+        grad_fn = type(y.grad_fn).__name__
+        y.float().square().sum().backward()
+        assert w.grad is not None and w.grad.dtype == torch.float32 and b.grad.dtype == torch.float32
+        out[name] = (y.detach().float(), x.grad, w.grad, b.grad, grad_fn)
+    assert "WgradConv" in out["small"][4] and "WgradConv" not in out["ref"][4]
+    for a, b in zip(out["small"][:4], out["ref"][:4]):
+        torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2)

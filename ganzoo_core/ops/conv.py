@@ -12,14 +12,23 @@ Implementations (the reference first):
   summed into the output, ``F.fold``, which is exactly the adjoint of ``unfold``); autograd's backward is two more
   products, ``Wᵀ·dY`` and ``dY·colsᵀ``. Under autocast the input is cast once, before ``unfold``, so the columns are
   built in the compute dtype.
+- ``wgrad``: the library kernel for the forward and the input gradient, the weight gradient as one matrix product:
+  ``dW = dY · unfold(x)ᵀ`` (``[Cout, N·L] @ [N·L, Cin·kh·kw]``, L the output positions), transposed ``dW = x ·
+  unfold(dY)ᵀ`` (``[Cin, N·H·W] @ [N·H·W, Cout·kh·kw]``). Where a layer has few positions and deep channels
+  (GAN-INT-CLS's 1024→512 up-convolution from 4×4, batch 96, bf16, 2 cores) oneDNN's weight-gradient kernel ran
+  at 118-149 GFLOP/s against 446 for the same layer's forward; the product takes 79-101 ms against its 194-218.
+  The backward is written with differentiable ops (the input gradient as the adjoint convolution's forward), so a
+  gradient penalty can differentiate through it.
 - ``small``: ``gemm`` where the layer's weights outnumber its input and output elements ``WEIGHT_BOUND`` times
-  or more, the reference elsewhere. There the layer is bound by its weights (pix2pix's U-Net at batch 1: 8.4 M
+  or more, ``wgrad`` where the product has at most ``WGRAD_POSITIONS`` positions per sample, the reference
+  elsewhere. There the layer is bound by its weights (pix2pix's U-Net at batch 1: 8.4 M
   weights against 65 k input values in the 1024→512 up-convolution at 8×8) and the library kernel spends its time
   on the weights' layout, not on the arithmetic: measured on CPU (2 cores, forward + backward, bf16), 35.6 → 3.9 ms
   at 2×2, 37.7 → 8.5 ms at 4×4, 44.3 → 13.0 ms at 8×8, and 11.2 → 6.8 ms for a 512→512 convolution of 16×16. Where
   activations dominate (every layer of the batch-64 families, CycleGAN's 256-channel blocks) the library kernel is
-  faster (``gemm`` ran at 0.2-0.9x of it) and runs. ``impl="auto"`` picks ``small`` on the CPU; on CUDA the reference until a
-  measurement says otherwise.
+  faster (``gemm`` ran at 0.2-0.9x of it) and runs. The weight-gradient product wins at 4×4 positions (1.1-2.4x
+  the library's weight gradient at batch 64-96) and loses from 8×8 on (0.4-0.6x), hence ``WGRAD_POSITIONS = 16``.
+  ``impl="auto"`` picks ``small`` on the CPU; on CUDA the reference until a measurement says otherwise.
 
 The products sum in another order than the library kernels: in fp32 the two differ by rounding (~1e-6 relative),
 in bf16 by bf16 rounding of the output.
@@ -38,6 +47,7 @@ from ganzoo_core.errors import ShapeError
 from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dims_field, dispatch, register_op
 
 WEIGHT_BOUND = 16  # ``small`` runs ``gemm`` where weight elements >= WEIGHT_BOUND x (input + output elements)
+WGRAD_POSITIONS = 16  # ``small`` runs ``wgrad`` where the weight gradient's product has <= this many positions per sample
 
 # ---------------------------------------------------------------------------------------------------------------
 # Spec
@@ -174,6 +184,74 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# wgrad
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _adjoint(g: Tensor, weight: Tensor, transposed: bool, stride: tuple[int, int], padding: tuple[int, int],
+             size: tuple[int, int]) -> Tensor:
+    """The input gradient: the adjoint convolution of the output gradient ``g``, sized to the input (``size``)."""
+    kh, kw = weight.shape[2:]
+    if transposed:  # the adjoint of a transposed convolution is the convolution with the same weight
+        return F.conv2d(g, weight, None, stride, padding)
+    ho, wo = g.shape[2:]
+    extra = (size[0] - ((ho - 1) * stride[0] - 2 * padding[0] + kh), size[1] - ((wo - 1) * stride[1] - 2 * padding[1] + kw))
+    return F.conv_transpose2d(g, weight, None, stride, padding, extra)
+
+
+def _weight_grad(x: Tensor, g: Tensor, weight: Tensor, transposed: bool, stride: tuple[int, int],
+                 padding: tuple[int, int]) -> Tensor:
+    """The weight gradient as one product over every position of the batch."""
+    a, b, kh, kw = weight.shape
+    # the side that is unfolded: the input for a convolution, the output gradient for a transposed one
+    plain, unfolded = (x, g) if transposed else (g, x)
+    n, c = plain.shape[:2]
+    cols = F.unfold(unfolded, (kh, kw), padding=padding, stride=stride)  # [N, C'·kh·kw, L]
+    cols = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # [N·L, C'·kh·kw]
+    rows = plain.transpose(0, 1).reshape(c, -1)  # [C, N·L] (L = plain's positions, unfold's count)
+    return (rows @ cols).view(a, b, kh, kw)  # [Cout (Cin), Cin·kh·kw (Cout·kh·kw)] -> the weight's shape
+
+
+class _WgradConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                padding: tuple[int, int], output_padding: tuple[int, int], transposed: bool) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, transposed, bias is not None)
+        return _conv_ref(x, weight, bias, stride, padding, output_padding, transposed)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, padding, transposed, has_bias = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx = _adjoint(g, weight, transposed, stride, padding, x.shape[2:]) if need_x else None
+        gw = _weight_grad(x, g, weight, transposed, stride, padding) if need_w else None
+        gb = g.sum((0, 2, 3)) if has_bias and need_b else None
+        return gx, gw, gb, None, None, None, None
+
+
+@register_op("conv.wgrad")
+def _conv_wgrad(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
+                output_padding: tuple[int, int], transposed: bool) -> Tensor:
+    """The library kernel forward and input gradient; the weight gradient as one matrix product."""
+    if torch.is_autocast_enabled(x.device.type):  # cast as autocast would: the function then sees one dtype
+        x = x.to(_compute_dtype(x))
+        weight = weight.to(x.dtype)
+        bias = None if bias is None else bias.to(x.dtype)
+    return _WgradConv.apply(x, weight, bias, stride, padding, output_padding, transposed)
+
+
+def wgrad_positions(x: Tensor, weight: Tensor, transposed: bool, stride: tuple[int, int], padding: tuple[int, int],
+                    output_padding: tuple[int, int] = (0, 0)) -> int:
+    """Positions per sample of ``wgrad``'s product: the output's for a convolution, the input's for a transposed one."""
+    if transposed:
+        return x.shape[2] * x.shape[3]
+    _, ho, wo = _output_size(x, weight, transposed, stride, padding, output_padding)
+    return ho * wo
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # small
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -188,10 +266,13 @@ def weight_bound(x: Tensor, weight: Tensor, transposed: bool, stride: tuple[int,
 @register_op("conv.small", auto=("cpu",), priority=10)
 def _conv_small(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int], padding: tuple[int, int],
                 output_padding: tuple[int, int], transposed: bool) -> Tensor:
-    """``gemm`` for weight-bound layers, the reference for the others."""
+    """``gemm`` for weight-bound layers, ``wgrad`` for layers of few positions, the reference for the others."""
     args = (x, weight, bias, stride, padding, output_padding, transposed)
     if weight_bound(x, weight, transposed, stride, padding, output_padding):
         return _conv_gemm(*args)
+    if torch.is_grad_enabled() and weight.requires_grad and \
+            wgrad_positions(x, weight, transposed, stride, padding, output_padding) <= WGRAD_POSITIONS:
+        return _conv_wgrad(*args)
     return _conv_ref(*args)
 
 
@@ -260,7 +341,8 @@ class ConvShape:
 SHAPES = {
     "small": ConvShape(x=(2, 6, 6, 6), out_channels=5),
     "odd": ConvShape(x=(3, 5, 7, 9), out_channels=3, kernel=3, stride=2, padding=1, output_padding=1),
-    "weight_bound": ConvShape(x=(1, 64, 2, 2), out_channels=48),  # small picks gemm here (tests both branches)
+    "weight_bound": ConvShape(x=(1, 64, 2, 2), out_channels=48),  # small picks gemm here (tests every branch)
+    "few_positions": ConvShape(x=(4, 32, 4, 4), out_channels=24),  # and wgrad here: 2x2 (4x4 transposed) positions
     # benchmark shapes: pix2pix's U-Net at batch 1 (weight-bound) and a batch-64 layer (activation-bound)
     "1x1024x2x2.T": ConvShape(x=(1, 1024, 2, 2), out_channels=512, transposed=True),
     "1x1024x8x8.T": ConvShape(x=(1, 1024, 8, 8), out_channels=512, transposed=True),
@@ -292,7 +374,7 @@ SPEC = define_op(OpSpec(
     name="conv", call=conv, sample=_sample, variants=VARIANTS,
     shapes={k: f"{'transposed ' * bool(v.transposed)}{v.x[1]}x{v.x[2]}x{v.x[3]} -> {v.out_channels}, k{v.kernel} "
                f"s{v.stride}, batch {v.x[0]}"
-            for k, v in SHAPES.items() if k not in ("small", "odd", "weight_bound")},
-    shape_type=ConvShape, test_shapes=("weight_bound",),
+            for k, v in SHAPES.items() if k not in ("small", "odd", "weight_bound", "few_positions")},
+    shape_type=ConvShape, test_shapes=("weight_bound", "few_positions"),
     tol={torch.float32: (1e-4, 1e-5), torch.bfloat16: (3e-2, 3e-2)},
 ))
