@@ -124,11 +124,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, channels: int, norm: str = "instance", use_dropout: bool = False, affine: bool = False) -> None:
         super().__init__()
         bias = norm == "instance"  # InstanceNorm without affine has no shift: the convs carry the bias
-        layers: list[nn.Module] = [gz.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+        layers: list[nn.Module] = [gz.ReflectionPad2d(1), gz.ops.Conv2d(channels, channels, 3, bias=bias),
                                    *norm_act(norm, channels, "relu", affine)]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [gz.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias),
+        layers += [gz.ReflectionPad2d(1), gz.ops.Conv2d(channels, channels, 3, bias=bias),
                    *norm_act(norm, channels, None, affine)]  # no activation: the fused norm alone
         self.conv_block = nn.Sequential(*layers)  # the reference's attribute name: conv_block.1 / conv_block.5
 
@@ -149,19 +149,19 @@ class ResnetGenerator(nn.Module):
         self.cfg = cfg
         bias, ngf = cfg.norm == "instance", cfg.ngf
         layers: list[nn.Module] = [  # c7s1-64: in×H×W → ngf×H×W
-            gz.ReflectionPad2d(3), nn.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
+            gz.ReflectionPad2d(3), gz.ops.Conv2d(cfg.in_channels, ngf, 7, bias=bias),
             *norm_act(cfg.norm, ngf, "relu", cfg.affine)]
         for i in range(N_DOWN):  # d128, d256: → (ngf·2)×H/2×W/2 → (ngf·4)×H/4×W/4 (zero padding, as the reference)
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *norm_act(cfg.norm, 2 * c, "relu", cfg.affine)]
+            layers += [gz.ops.Conv2d(c, 2 * c, 3, 2, 1, bias=bias), *norm_act(cfg.norm, 2 * c, "relu", cfg.affine)]
         width = ngf * 2**N_DOWN
         layers += [ResnetBlock(width, cfg.norm, cfg.use_dropout, cfg.affine)
                    for _ in range(cfg.n_blocks)]  # R256 × n_blocks
         for i in range(N_DOWN):  # u128, u64: back to ngf×H×W (output_padding 1 doubles exactly)
             c = width // 2**i
-            layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
+            layers += [gz.ops.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1, bias=bias),
                        *norm_act(cfg.norm, c // 2, "relu", cfg.affine)]
-        layers += [gz.ReflectionPad2d(3), nn.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
+        layers += [gz.ReflectionPad2d(3), gz.ops.Conv2d(ngf, cfg.out_channels, 7), nn.Tanh()]  # c7s1-3, with bias
         self.model = nn.Sequential(*layers)  # one flat Sequential: the reference names ("model.1.weight", ...)
         gz.init_normal_(self, cfg.init_std)
 
@@ -202,12 +202,12 @@ class PatchDiscriminator(nn.Module):
         self.cfg = cfg
         bias = cfg.norm == "instance"
         widths = [cfg.ndf * min(2**i, 8) for i in range(cfg.n_layers + 1)]  # n_layers=3: 64, 128, 256, 512
-        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no norm
+        layers: list[nn.Module] = [gz.ops.Conv2d(cfg.in_channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no norm
         for i in range(1, cfg.n_layers + 1):  # stride 2 except the last (C512 at stride 1 gives the 70×70 field)
             stride = 2 if i < cfg.n_layers else 1
-            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=bias),
+            layers += [gz.ops.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=bias),
                        *gz.create_norm_act(cfg.norm, widths[i], "lrelu")]
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))  # 1 logit per patch, no sigmoid (LSGAN works on logits)
+        layers.append(gz.ops.Conv2d(widths[-1], 1, 4, 1, 1))  # 1 logit per patch, no sigmoid (LSGAN works on logits)
         self.model = nn.Sequential(*layers)
         gz.init_normal_(self, cfg.init_std)
 

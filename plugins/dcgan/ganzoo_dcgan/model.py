@@ -94,7 +94,7 @@ class UpBlock(nn.Sequential):
 
     def __init__(self, cfg: BlockCfg = BlockCfg()) -> None:
         super().__init__(
-            nn.ConvTranspose2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
+            gz.ops.ConvTranspose2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
             *gz.create_norm_act(cfg.norm, cfg.out_channels, cfg.act),
         )
         self.cfg = cfg
@@ -111,7 +111,7 @@ class DownBlock(nn.Sequential):
 
     def __init__(self, cfg: BlockCfg = BlockCfg(in_channels=64, out_channels=128, act="lrelu")) -> None:
         super().__init__(
-            nn.Conv2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
+            gz.ops.Conv2d(cfg.in_channels, cfg.out_channels, 4, 2, 1, bias=False),
             *gz.create_norm_act(cfg.norm, cfg.out_channels, cfg.act),
         )
         self.cfg = cfg
@@ -137,12 +137,12 @@ class DcganGenerator(nn.Module):
         base, n = stage_plan(cfg.image_size)
         widths = [cfg.ngf * 2**i for i in reversed(range(n))]  # 64×64: [512, 256, 128, 64]
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.nz, widths[0], base, 1, 0, bias=False),  # nz×1×1 → (ngf·8)×4×4
+            gz.ops.ConvTranspose2d(cfg.nz, widths[0], base, 1, 0, bias=False),  # nz×1×1 → (ngf·8)×4×4
             *gz.create_norm_act(cfg.norm, widths[0], "relu"),
         ]
         for c_in, c_out in zip(widths, widths[1:]):  # 4×4 → 8×8 → 16×16 → 32×32, the block's 3 layers inlined
             layers += UpBlock(BlockCfg(in_channels=c_in, out_channels=c_out, norm=cfg.norm, act="relu"))
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]  # → nc×64×64
+        layers += [gz.ops.ConvTranspose2d(widths[-1], cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]  # → nc×64×64
         # One flat Sequential, so parameter names match pytorch/examples ("main.0.weight", ...).
         self.main = nn.Sequential(*layers)
         gz.init_normal_(self, cfg.init_std)
@@ -169,12 +169,12 @@ class DcganDiscriminator(nn.Module):
         base, n = stage_plan(cfg.image_size)
         widths = [cfg.ndf * 2**i for i in range(n)]  # 64×64: [64, 128, 256, 512]
         layers: list[nn.Module] = [
-            nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False),  # nc×64×64 → ndf×32×32, no norm on the input layer
+            gz.ops.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=False),  # nc×64×64 → ndf×32×32, no norm on the input layer
             gz.create_act("lrelu"),  # slope 0.2
         ]
         for c_in, c_out in zip(widths, widths[1:]):  # 32×32 → 16×16 → 8×8 → 4×4, the block's 3 layers inlined
             layers += DownBlock(BlockCfg(in_channels=c_in, out_channels=c_out, norm=cfg.norm, act="lrelu"))
-        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False))  # (ndf·8)×4×4 → 1×1×1
+        layers.append(gz.ops.Conv2d(widths[-1], 1, base, 1, 0, bias=False))  # (ndf·8)×4×4 → 1×1×1
         self.main = nn.Sequential(*layers)
         gz.init_normal_(self, cfg.init_std)
 

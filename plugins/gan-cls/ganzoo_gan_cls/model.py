@@ -177,9 +177,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, inner: int, act: str, *, bias: bool = False) -> None:
         super().__init__()
         self.branch = nn.Sequential(
-            nn.Conv2d(channels, inner, 1, 1, 0, bias=bias), _bn_act(inner, act),
-            nn.Conv2d(inner, inner, 3, 1, 1, bias=bias), _bn_act(inner, act),
-            nn.Conv2d(inner, channels, 3, 1, 1, bias=bias), nn.BatchNorm2d(channels),
+            gz.ops.Conv2d(channels, inner, 1, 1, 0, bias=bias), _bn_act(inner, act),
+            gz.ops.Conv2d(inner, inner, 3, 1, 1, bias=bias), _bn_act(inner, act),
+            gz.ops.Conv2d(inner, channels, 3, 1, 1, bias=bias), nn.BatchNorm2d(channels),
         )
         self.act = gz.create_act(act)  # relu in G, lrelu (0.2) in D
 
@@ -206,7 +206,7 @@ def _up(c_in: int, c_out: int, cfg: GeneratorCfg) -> nn.Module:
     """One ×2 stage of G: (B, c_in, h, w) → (B, c_out, 2h, 2w)."""
     if cfg.upsample == "nearest":
         return UpsampleConv2d(c_in, c_out, bias=cfg.conv_bias)
-    return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias)
+    return gz.ops.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias)
 
 
 def _to_image(c_in: int, cfg: GeneratorCfg) -> list[nn.Module]:
@@ -216,7 +216,7 @@ def _to_image(c_in: int, cfg: GeneratorCfg) -> list[nn.Module]:
     if not cfg.refine:
         return [_up(c_in, cfg.nc, cfg), nn.Tanh()]
     return [_up(c_in, c_in, cfg), _bn_act(c_in, "relu"),  # (B, ngf, H, W)
-            nn.Conv2d(c_in, cfg.nc, 3, 1, 1, bias=cfg.conv_bias), nn.Tanh()]
+            gz.ops.Conv2d(c_in, cfg.nc, 3, 1, 1, bias=cfg.conv_bias), nn.Tanh()]
 
 
 def _check_text(text: Tensor | None, batch: int, text_dim: int, who: str) -> Tensor:
@@ -270,7 +270,7 @@ class ReedGenerator(_TextGenerator):
                               f"residual block at 8×8 has ngf·2^{n - 2}/4 channels), got {cfg.ngf}")
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=False, text_norm=cfg.text_norm)  # no BN in G's text path
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias), nn.BatchNorm2d(widths[0]),
+            gz.ops.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias), nn.BatchNorm2d(widths[0]),
             ResidualBlock(widths[0], widths[0] // 4, "relu", bias=cfg.conv_bias),  # (B, 1024, 4, 4); its ReLU follows the add
             _up(widths[0], widths[1], cfg), nn.BatchNorm2d(widths[1]),
             ResidualBlock(widths[1], widths[1] // 4, "relu", bias=cfg.conv_bias),  # (B, 512, 8, 8)
@@ -293,7 +293,7 @@ class PortGenerator(_TextGenerator):
         n = n_stages(cfg.image_size)
         widths = [cfg.ngf * 2 ** (n - 1 - i) for i in range(n)]  # 64×64, ngf=64: [512, 256, 128, 64]
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias),
+        layers: list[nn.Module] = [gz.ops.ConvTranspose2d(cfg.nz + cfg.nt, widths[0], 4, 1, 0, bias=cfg.conv_bias),
                                    _bn_act(widths[0], "relu")]  # (B, 512, 4, 4)
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [_up(c_in, c_out, cfg), _bn_act(c_out, "relu")]
@@ -361,19 +361,19 @@ class ReedDiscriminator(_TextDiscriminator):
         if widths[-1] < 4:  # the 4×4 residual block's inner convs have widths[-1] // 4 channels
             raise ConfigError(f"ndf must be at least {-(-4 // 2 ** (n - 1))} for image_size {cfg.image_size} (the "
                               f"residual block at 4×4 has ndf·2^{n - 1}/4 channels), got {cfg.ndf}")
-        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [gz.ops.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
         bare = 2 if cfg.layout == "main_cls_int" else 1  # main_cls_int.lua: the last two convs have BN and no
         # activation; main_cls.lua: only the last (its LeakyReLU follows the residual add)
         for i, (c_in, c_out) in enumerate(zip(widths, widths[1:]), start=1):
             act = "lrelu" if i < n - bare else None
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, act)]
+            layers += [gz.ops.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, act)]
         layers.append(ResidualBlock(widths[-1], widths[-1] // 4, "lrelu", bias=cfg.conv_bias))  # (B, 512, 4, 4)
         self.body = nn.Sequential(*layers)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=cfg.layout == "main_cls_int", text_norm=cfg.text_norm)
         self.embed = _projection(cfg, widths[-1])
         self.joint = nn.Sequential(
-            nn.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=cfg.conv_bias), _bn_act(widths[-1], "lrelu"),
-            nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=cfg.conv_bias),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
+            gz.ops.Conv2d(widths[-1] + _tiled(cfg), widths[-1], 1, 1, 0, bias=cfg.conv_bias), _bn_act(widths[-1], "lrelu"),
+            gz.ops.Conv2d(widths[-1], 1, 4, 1, 0, bias=cfg.conv_bias),  # (B, 512, 4, 4) → (B, 1, 1, 1); the code adds Sigmoid
         )
         reed_init_(self, cfg.init_std)
 
@@ -389,13 +389,14 @@ class PortDiscriminator(_TextDiscriminator):
         self.cfg = cfg
         n = n_stages(cfg.image_size)
         widths = [cfg.ndf * 2**i for i in range(n)]
-        layers: list[nn.Module] = [nn.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [gz.ops.Conv2d(cfg.nc, widths[0], 4, 2, 1, bias=cfg.conv_bias), nn.LeakyReLU(0.2)]
         for c_in, c_out in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, "lrelu")]
+            layers += [gz.ops.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.conv_bias), _bn_act(c_out, "lrelu")]
         self.body = nn.Sequential(*layers)  # (B, 512, 4, 4)
         self.text = TextProjection(cfg.text_dim, cfg.nt, norm=True, text_norm=cfg.text_norm)
         self.embed = _projection(cfg, widths[-1])
-        self.joint = nn.Sequential(nn.Conv2d(widths[-1] + _tiled(cfg), 1, 4, 1, 0, bias=cfg.conv_bias))  # (B, 640, 4, 4) → (B,)
+        # (B, 640, 4, 4) → (B, 1, 1, 1)
+        self.joint = nn.Sequential(gz.ops.Conv2d(widths[-1] + _tiled(cfg), 1, 4, 1, 0, bias=cfg.conv_bias))
         reed_init_(self, cfg.init_std)
 
 

@@ -185,11 +185,11 @@ def up_block(c_in: int, c_out: int) -> nn.Sequential:
 def down_block(c_in: int, c_out: int, norm: bool = True, act: str = "lrelu") -> nn.Sequential:
     """conv k4 s2 p1 (no bias) → [BatchNorm] → activation (LeakyReLU 0.2 in D, ReLU in the Stage-II encoder)."""
     tail: nn.Module = gz.create_fused_norm_act("batch", c_out, act) if norm else gz.create_act(act)
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), tail)
+    return nn.Sequential(gz.ops.Conv2d(c_in, c_out, 4, 2, 1, bias=False), tail)
 
 
 def conv3x3_bn_act(c_in: int, c_out: int, act: str) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), gz.create_fused_norm_act("batch", c_out, act))
+    return nn.Sequential(gz.ops.Conv2d(c_in, c_out, 3, 1, 1, bias=False), gz.create_fused_norm_act("batch", c_out, act))
 
 
 class ResBlock(nn.Module):
@@ -199,7 +199,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             conv3x3_bn_act(channels, channels, "relu"),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
+            gz.ops.Conv2d(channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels),
         )
         self.act = nn.ReLU()
 
@@ -243,7 +243,7 @@ class StageIGenerator(nn.Module):
             nn.Linear(cfg.nz + cfg.cond_dim, cfg.ngf * 16, bias=False), nn.BatchNorm1d(cfg.ngf * 16), nn.ReLU())
         widths = [cfg.ngf // 2**i for i in range(n + 1)]  # 64: [1024, 512, 256, 128, 64]
         self.up = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
-        self.to_rgb = nn.Sequential(nn.Conv2d(widths[-1], 3, 3, 1, 1, bias=False), nn.Tanh())
+        self.to_rgb = nn.Sequential(gz.ops.Conv2d(widths[-1], 3, 3, 1, 1, bias=False), nn.Tanh())
         stackgan_init_(self, cfg.init_std)
 
     def forward(self, z: Tensor, cond: Tensor | None = None, eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -274,7 +274,7 @@ class StageIIGenerator(nn.Module):
         g = cfg.ngf
         self.ca = CondAugment(cfg.ca())
         self.encoder = nn.Sequential(  # 3×S×S → 4ngf×(S/4)×(S/4)
-            nn.Conv2d(3, g, 3, 1, 1, bias=False), nn.ReLU(),  # no BN on the first layer
+            gz.ops.Conv2d(3, g, 3, 1, 1, bias=False), nn.ReLU(),  # no BN on the first layer
             down_block(g, 2 * g, act="relu"), down_block(2 * g, 4 * g, act="relu"),
         )
         self.joint = conv3x3_bn_act(4 * g + cfg.cond_dim, 4 * g, "relu")
@@ -284,7 +284,7 @@ class StageIIGenerator(nn.Module):
             raise ConfigError(f"ngf {g} is too small for {n_up} up blocks: 4·ngf must be divisible by 2^{n_up}")
         widths = [4 * g // 2**i for i in range(n_up + 1)]  # 256: [512, 256, 128, 64, 32]
         self.up = nn.Sequential(*(up_block(a, b) for a, b in zip(widths, widths[1:])))
-        self.to_rgb = nn.Sequential(nn.Conv2d(widths[-1], 3, 3, 1, 1, bias=False), nn.Tanh())
+        self.to_rgb = nn.Sequential(gz.ops.Conv2d(widths[-1], 3, 3, 1, 1, bias=False), nn.Tanh())
         stackgan_init_(self, cfg.init_std)
 
     def forward(self, x: Tensor, cond: Tensor | None = None, eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -326,10 +326,10 @@ class StackDiscriminator(nn.Module):
             w //= 2
         self.features = nn.Sequential(*layers)  # (B, 3, S, S) → (B, w, 4, 4)
         self.width = w
-        self.cond_head = nn.Sequential(conv3x3_bn_act(w + cfg.cond_dim, w, "lrelu"), nn.Conv2d(w, 1, 4, 4))
+        self.cond_head = nn.Sequential(conv3x3_bn_act(w + cfg.cond_dim, w, "lrelu"), gz.ops.Conv2d(w, 1, 4, 4))
         self.text_fc = (nn.Sequential(nn.Linear(cfg.text_dim, cfg.cond_dim), nn.LeakyReLU(0.2))  # TF: D's own code
                         if cfg.cond_input == "text" else None)
-        self.uncond = nn.Conv2d(w, 1, 4, 4) if cfg.uncond_head else None
+        self.uncond = gz.ops.Conv2d(w, 1, 4, 4) if cfg.uncond_head else None
         stackgan_init_(self, cfg.init_std)
 
     @property
