@@ -760,7 +760,9 @@ def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, dev
         cases = cases if official else []
         cases += [_Case(name=mp.name, extra=base, build=functools.partial(
             train_step, b.objective, mp, device, n, 0, b.overrides)) for mp in train_policies]
-        groups.append(_Group(group=f"{b.objective} train step, batch {n}", calls=repeat, cases=cases))
+        # the overrides are part of the name: cyclegan.small32 with the official networks is not cyclegan.small32
+        built = b.objective + (f" ({', '.join(f'{k}={v}' for k, v in b.overrides.items())})" if b.overrides else "")
+        groups.append(_Group(group=f"{built} train step, batch {n}", calls=repeat, cases=cases))
         if not generate or (official and b.generate is None):
             continue
         found = objective_generator(b.objective, b.overrides)

@@ -350,7 +350,8 @@ def test_train_step_runs_the_phases_due_and_reports_its_cycle() -> None:
     assert ["loss_G" in r for r in rows] == [False, False, False, False, True]
 
 
-def _fake_baseline(name: str = "tiny", batch: int = 2, calls: list[tuple[Any, ...]] | None = None) -> bench.Baseline:
+def _fake_baseline(name: str = "tiny", batch: int = 2, calls: list[tuple[Any, ...]] | None = None,
+                   overrides: dict[str, Any] | None = None) -> bench.Baseline:
     """A baseline whose "official" iteration is a small Adam step, beside ganzoo's dcgan.28."""
 
     def train(batch_size: int, device: str, seed: int) -> Callable[[], Any]:
@@ -375,7 +376,8 @@ def _fake_baseline(name: str = "tiny", batch: int = 2, calls: list[tuple[Any, ..
         return lambda: torch.zeros(batch_size, 1, 28, 28)
 
     return bench.Baseline(name=f"{name}.official", objective="dcgan.28", source=f"tiny/{name}@abc123 train.py",
-                          batch_size=batch, train_step=train, generate=generate, note="a test")
+                          batch_size=batch, train_step=train, generate=generate, note="a test",
+                          overrides=overrides or {})
 
 
 def test_bench_models_baseline_official_puts_the_official_iteration_first(
@@ -421,7 +423,7 @@ def test_bench_models_baseline_official_puts_the_official_iteration_first(
 
 def test_bench_models_all_writes_one_json_and_chart_with_the_machine(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    found = [_fake_baseline("one", batch=2), _fake_baseline("two", batch=3)]
+    found = [_fake_baseline("one", batch=2), _fake_baseline("two", batch=3, overrides={"generator": "dcgan.28"})]
     monkeypatch.setattr(bench, "list_baselines", lambda: found)
     monkeypatch.setattr(bench, "ort_note", lambda device: "no onnxruntime rows: left out in this test")
     out = tmp_path / "all"
@@ -431,7 +433,8 @@ def test_bench_models_all_writes_one_json_and_chart_with_the_machine(
     data = json.loads((out / "bench-models.json").read_text())
     groups = list(dict.fromkeys(r["group"] for r in data["rows"]))
     assert groups == ["dcgan.28 train step, batch 2", "dcgan.28 generate, batch 2",
-                      "dcgan.28 train step, batch 3", "dcgan.28 generate, batch 3"]  # each at its documented size
+                      "dcgan.28 (generator=dcgan.28) train step, batch 3",  # what it builds, overrides named
+                      "dcgan.28 generate, batch 3"]  # each at its documented size
     assert {r["extra"]["baseline"] for r in data["rows"]} == {"one.official", "two.official"}
     meta = data["meta"]
     assert meta["cpu_model"] and set(meta["cpu_flags"]) == set(bench.CPU_FLAGS)
