@@ -186,3 +186,33 @@ def test_conv_small_takes_wgrad_under_autocast_with_fp32_master_gradients(transp
     assert "WgradConv" in out["small"][4] and "WgradConv" not in out["ref"][4]
     for a, b in zip(out["small"][:4], out["ref"][:4]):
         torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv_small_runs_a_kernel_over_the_whole_input_as_one_linear_map(transposed: bool, channels_last: bool) -> None:
+    """A 4x4 kernel over a 4x4 input (a discriminator's head) or a transposed one from 1x1 (a generator's first layer):
+    ``small`` runs it as ``F.linear`` (no convolution in its graph) with the reference's output, memory format and
+    first and second order gradients (a gradient penalty differentiates through a discriminator's head)."""
+    from ganzoo_core.ops import conv
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn((5, 16, 1, 1) if transposed else (5, 16, 4, 4), generator=gen)
+    w0 = torch.randn((16, 12, 4, 4) if transposed else (12, 16, 4, 4), generator=gen) * 0.1
+    b0 = torch.randn(12, generator=gen)
+    if channels_last:
+        x0, w0 = (t.contiguous(memory_format=torch.channels_last) for t in (x0, w0))
+    out = {}
+    for name in ("ref", "small"):
+        x, w, b = (t.clone().requires_grad_() for t in (x0, w0, b0))
+        y = conv(x, w, b, stride=1, padding=0, transposed=transposed, impl=name)
+        assert y.shape == ((5, 12, 4, 4) if transposed else (5, 12, 1, 1))
+        graph = type(y.grad_fn).__name__
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        gx.square().sum().backward()
+        out[name] = (y.detach(), gx.detach(), x.grad, w.grad, b.grad, graph,
+                     y.is_contiguous(memory_format=torch.channels_last))
+    assert "Convolution" in out["ref"][5] and "Convolution" not in out["small"][5], out["small"][5]
+    assert out["small"][6] == out["ref"][6]
+    for a, b in zip(out["small"][:5], out["ref"][:5]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
