@@ -55,8 +55,10 @@ class Policy:
         if self.precision == "fp32":
             yield
             return
+        from ganzoo_core.ops._common import weight_cast_cache
+
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        with torch.autocast(device_type=device.type, dtype=dtype):
+        with torch.autocast(device_type=device.type, dtype=dtype), weight_cast_cache():
             yield
 
     def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:

@@ -216,3 +216,29 @@ def test_conv_small_runs_a_kernel_over_the_whole_input_as_one_linear_map(transpo
     assert out["small"][6] == out["ref"][6]
     for a, b in zip(out["small"][:5], out["ref"][:5]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+def test_weight_casts_are_kept_for_one_autocast_block_and_redone_when_the_weight_changes() -> None:
+    """``Policy.autocast`` keeps one cast per parameter (as autocast does for the library kernels): the same tensor
+    for a second pass, a new one after an in-place update or with gradients switched off, none outside the block;
+    the gradient of both passes reaches the fp32 parameter, as without the cache."""
+    from ganzoo_core.ops._common import cast_weight
+    from ganzoo_core.policy import Policy
+
+    w = nn.Parameter(torch.randn(4, 3))
+    x = torch.randn(2, 3)
+    assert cast_weight(w, torch.bfloat16) is not cast_weight(w, torch.bfloat16)  # no block: nothing kept
+    with Policy(precision="bf16").autocast(torch.device("cpu")):
+        a, b = cast_weight(w, torch.bfloat16), cast_weight(w, torch.bfloat16)
+        assert a is b and a.dtype == torch.bfloat16 and a.requires_grad
+        with torch.no_grad():
+            off = cast_weight(w, torch.bfloat16)
+            assert off is not a and not off.requires_grad
+        loss = (x.bfloat16() @ a.t()).float().sum() + (2 * x.bfloat16() @ b.t()).float().sum()
+        with torch.no_grad():
+            w.add_(1.0)  # an optimizer step: the version counter moves
+        assert cast_weight(w, torch.bfloat16) is not a
+    loss.backward()
+    expected = 3 * x.bfloat16().float().sum(0).expand(4, 3)
+    assert w.grad is not None and w.grad.dtype == torch.float32
+    torch.testing.assert_close(w.grad, expected, rtol=1e-2, atol=1e-2)

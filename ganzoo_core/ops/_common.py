@@ -1,16 +1,19 @@
-"""What several ops' implementations share: Triton and ``torch.compile`` availability, and a lazily compiled
-wrapper of a reference function."""
+"""What several ops' implementations share: Triton and ``torch.compile`` availability, a lazily compiled
+wrapper of a reference function, and weight casts kept for one autocast block."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from torch import Tensor
 
 
 def triton_interpret() -> bool:
@@ -69,3 +72,37 @@ def triton_launch_ok(*tensors: torch.Tensor) -> None:
     devices = {t.device for t in tensors}
     if len(devices) != 1:
         raise ValueError(f"all tensors must be on one device, got {sorted(map(str, devices))}")
+
+
+# -- weight casts under autocast ----------------------------------------------------------------------------------
+
+_casts: contextvars.ContextVar[dict[tuple[int, torch.dtype, bool], tuple[Tensor, int, Tensor]] | None] = \
+    contextvars.ContextVar("ganzoo_weight_casts", default=None)
+
+
+@contextlib.contextmanager
+def weight_cast_cache() -> Iterator[None]:
+    """Within this block ``cast_weight`` casts each parameter once per dtype, as autocast does for the library
+    kernels inside one ``torch.autocast`` block (``Policy.autocast`` opens both): an op that casts its weight itself
+    (``conv``'s matrix-product forms) then casts a discriminator's weights once for the real and the fake pass, and
+    the backward casts their summed gradient once."""
+    token = _casts.set({})
+    try:
+        yield
+    finally:
+        _casts.reset(token)
+
+
+def cast_weight(w: Tensor, dtype: torch.dtype) -> Tensor:
+    """``w.to(dtype)``, kept for the rest of the ``weight_cast_cache`` block when ``w`` is a parameter (a leaf) and one
+    is open; a new cast when ``w`` changed in place since (its version counter) or gradients were switched on or off."""
+    cache = _casts.get()
+    if w.dtype == dtype or cache is None or not w.is_leaf:
+        return w.to(dtype)
+    key = (id(w), dtype, w.requires_grad and torch.is_grad_enabled())
+    hit = cache.get(key)
+    if hit is not None and hit[0] is w and hit[1] == w._version:
+        return hit[2]
+    out = w.to(dtype)
+    cache[key] = (w, w._version, out)
+    return out

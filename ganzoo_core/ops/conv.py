@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo_core.errors import ShapeError
+from ganzoo_core.ops._common import cast_weight
 from ganzoo_core.ops._dispatch import AutoImpl, Case, OpSpec, define_op, dims_field, dispatch, register_op
 
 WEIGHT_BOUND = 16  # ``small`` runs ``gemm`` where weight elements >= WEIGHT_BOUND x (input + output elements)
@@ -164,7 +165,7 @@ def _conv_gemm(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int
     # weight's matrix view, whose cast (and its backward) copies through a transposed layout
     x = x.to(_compute_dtype(x))
     if torch.is_autocast_enabled(x.device.type):
-        weight = weight.to(x.dtype)
+        weight = cast_weight(weight, x.dtype)
     n, cin, h, w = x.shape
     kh, kw = weight.shape[2:]
     w2, spatial_first = _weight_matrix(weight)
@@ -242,8 +243,8 @@ def _conv_wgrad(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[in
     """The library kernel forward and input gradient; the weight gradient as one matrix product."""
     if torch.is_autocast_enabled(x.device.type):  # cast as autocast would: the function then sees one dtype
         x = x.to(_compute_dtype(x))
-        weight = weight.to(x.dtype)
-        bias = None if bias is None else bias.to(x.dtype)
+        weight = cast_weight(weight, x.dtype)
+        bias = None if bias is None else cast_weight(bias, x.dtype)
     return _WgradConv.apply(x, weight, bias, stride, padding, output_padding, transposed)
 
 
@@ -269,8 +270,8 @@ def _conv_linear(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[i
         return _conv_ref(x, weight, bias, stride, padding, output_padding, transposed)
     x = x.to(_compute_dtype(x))  # cast as autocast would, each tensor in its own layout (see gemm)
     if torch.is_autocast_enabled(x.device.type):
-        weight = weight.to(x.dtype)
-        bias = None if bias is None else bias.to(x.dtype)
+        weight = cast_weight(weight, x.dtype)
+        bias = None if bias is None else cast_weight(bias, x.dtype)
     n, kh, kw = x.shape[0], weight.shape[2], weight.shape[3]
     w2, spatial_first = _weight_matrix(weight)  # columns (C, kh, kw), or (kh, kw, C) for a channels_last weight
     if transposed:
