@@ -272,33 +272,45 @@ def interleaved_order(n_rows: int, rounds: int) -> list[list[int]]:
     return [[(r + j) % n_rows for j in range(n_rows)] for r in range(rounds)]
 
 
+MAX_ROUNDS = 30
+"""``time_interleaved``'s cap on the rounds ``min_seconds`` adds."""
+
+
 def time_interleaved(fns: Sequence[Callable[[], Any]], device: str | torch.device = "cpu", *, rounds: int = 5,
-                     calls: int = 3, warmup: int = 2, cycle: int = 1, timer: Callable[[], float] = time.perf_counter,
+                     calls: int = 3, warmup: int = 2, cycle: int = 1, min_seconds: float = 0.0,
+                     timer: Callable[[], float] = time.perf_counter,
                      on_round: Callable[[int, int], None] | None = None) -> list[list[list[float]]]:
     """Milliseconds per call of each of ``fns``, measured in interleaved rounds (see the module docstring):
     ``[row][round]`` holds ``calls`` samples. Each row first runs ``warmup`` samples untimed. A sample is ``cycle``
     consecutive calls divided by ``cycle``: an iteration whose phases run every k-th call (StarGAN's G every 5th D
-    step) is timed over whole cycles. ``on_round(row, round)`` is called after each row's turn; ``timer`` (seconds)
-    is there for tests."""
-    if rounds < 1 or calls < 1 or warmup < 0 or cycle < 1:
-        raise GanzooError(f"rounds, calls and cycle must be at least 1 and warmup at least 0, got rounds={rounds}, "
-                          f"calls={calls}, cycle={cycle}, warmup={warmup}")
+    step) is timed over whole cycles. After ``rounds`` rounds, further rounds run while the timed calls have taken
+    less than ``min_seconds`` (at most ``MAX_ROUNDS`` in all): a group of fast rows gets more paired ratios, whose
+    median then moves less with the machine's load, and a slow group is not made slower. ``on_round(row, round)``
+    is called after each row's turn; ``timer`` (seconds) is there for tests."""
+    if rounds < 1 or calls < 1 or warmup < 0 or cycle < 1 or min_seconds < 0:
+        raise GanzooError(f"rounds, calls and cycle must be at least 1, warmup and min_seconds at least 0, got "
+                          f"rounds={rounds}, calls={calls}, cycle={cycle}, warmup={warmup}, min_seconds={min_seconds}")
     dev = torch.device(device)
     for fn in fns:
         for _ in range(warmup * cycle):
             fn()
     _sync(dev)
-    samples: list[list[list[float]]] = [[[] for _ in range(rounds)] for _ in fns]
-    for r, order in enumerate(interleaved_order(len(fns), rounds)):
-        for i in order:
+    samples: list[list[list[float]]] = [[] for _ in fns]
+    spent, r = 0.0, 0
+    while r < rounds or (spent < min_seconds * 1e3 and r < max(rounds, MAX_ROUNDS)):
+        for i in interleaved_order(len(fns), r + 1)[r]:
+            samples[i].append([])
             for _ in range(calls):
                 start = timer()
                 for _ in range(cycle):
                     fns[i]()
                 _sync(dev)
-                samples[i][r].append((timer() - start) * 1e3 / cycle)
+                ms = (timer() - start) * 1e3
+                spent += ms
+                samples[i][r].append(ms / cycle)
             if on_round is not None:
                 on_round(i, r)
+        r += 1
     return samples
 
 
@@ -535,7 +547,7 @@ class _Group:
 
 
 def _measure(groups: Sequence[_Group], *, device: str, rounds: int, warmup: int, log: Callable[[str], None] | None,
-             progress: bool | None) -> list[Row]:
+             progress: bool | None, min_seconds: float = 0.0) -> list[Row]:
     """Each group built, timed in interleaved rounds and let go before the next is built (one group's networks in
     memory at a time)."""
     rows: list[Row] = []
@@ -548,9 +560,10 @@ def _measure(groups: Sequence[_Group], *, device: str, rounds: int, warmup: int,
                 fns.append(case.build())
             checks = output_parity(g.cases, fns) if g.batch else [{} for _ in fns]
             cycle = math.lcm(*(int(getattr(fn, "cycle", 1)) for fn in fns))
-            _announce(f"{g.group}: {rounds} interleaved rounds of {len(fns)} rows", log, bar)
+            more = f" (more until {min_seconds:g} s are timed, at most {max(rounds, MAX_ROUNDS)})" if min_seconds else ""
+            _announce(f"{g.group}: {rounds} interleaved rounds{more} of {len(fns)} rows", log, bar)
             samples = time_interleaved(fns, device, rounds=rounds, calls=g.calls, warmup=warmup, cycle=cycle,
-                                       on_round=lambda i, r: bar.update(1))
+                                       min_seconds=min_seconds, on_round=lambda i, r: bar.update(1))
             del fns
             timed = [(c.name, s, {**c.extra, **check, "cycle": cycle}) for c, s, check in zip(g.cases, samples, checks)]
             group_rows = interleaved_rows("models", g.group, timed)
@@ -645,12 +658,13 @@ def _policies(compile: bool | str, onnxruntime: bool | None, device: str, log: C
 def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device: str = "cpu", batch_size: int = 64,
                  rounds: int = 5, repeat: int = 3, warmup: int = 2, compile: bool | str = False,
                  onnxruntime: bool | None = None, log: Callable[[str], None] | None = None,
-                 progress: bool | None = False, summary: bool = False) -> list[Row]:
+                 progress: bool | None = False, summary: bool = False, min_seconds: float = 0.0) -> list[Row]:
     """Each objective's training step and each generator's generation under every policy (``TRAIN_POLICIES``,
     ``GENERATE_POLICIES``, the compiled ones with ``compile`` (True or "all"; "generate": the generation ones only),
     and ONNX Runtime's, ``ORT_GENERATE``, with ``onnxruntime``; None: when onnxruntime is installed and ``device`` is
     the CPU, else ``log`` gets the reason; ``summary``: only ``SUMMARY_POLICIES``),
-    each group timed in ``rounds`` interleaved rounds of ``repeat`` calls per row (generation: twice as many).
+    each group timed in ``rounds`` interleaved rounds of ``repeat`` calls per row (generation: twice as many), and
+    more rounds until ``min_seconds`` are timed (``time_interleaved``).
     ``log`` gets one line per step of the work; ``progress`` shows a bar on stderr (None: when it is a terminal)."""
     train_policies, generate_policies = _policies(compile, onnxruntime, device, log, bool(generators), summary)
     groups = [_Group(group=f"{name} train step", calls=repeat, cases=[
@@ -662,7 +676,8 @@ def bench_models(objectives: Sequence[str], generators: Sequence[str], *, device
               extra={"model": name, "batch": batch_size, "device": device}, reference=mp is generate_policies[0])
         for mp in generate_policies])
         for name in generators]
-    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
+    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress,
+                    min_seconds=min_seconds)
 
 
 # -- official baselines --------------------------------------------------------------------------------------------
@@ -745,7 +760,7 @@ def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, dev
                     batch_size: int | None = None, rounds: int = 5, repeat: int = 3, warmup: int = 2,
                     compile: bool | str = False, onnxruntime: bool | None = None, generate: bool = True,
                     log: Callable[[str], None] | None = None, progress: bool | None = False,
-                    summary: bool = False) -> list[Row]:
+                    summary: bool = False, min_seconds: float = 0.0) -> list[Row]:
     """Per baseline, a training group and (with ``generate``, when the objective has a generator) a generation
     group, at ``batch_size`` or the baseline's documented one: with ``official`` the official iteration first
     (ratio 1.00), then ganzoo's engine on the same objective under each policy, as ``bench_models`` times them."""
@@ -775,7 +790,8 @@ def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, dev
         cases += [_Case(name=mp.name, extra=g_base, reference=mp is generate_policies[0], build=functools.partial(
             generate_step, g_name, mp, device, n, 0, g_over)) for mp in generate_policies]
         groups.append(_Group(group=f"{g_name} generate, batch {n}", calls=repeat * 2, batch=n, cases=cases))
-    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress)
+    return _measure(groups, device=device, rounds=rounds, warmup=warmup, log=log, progress=progress,
+                    min_seconds=min_seconds)
 
 
 # -- the machine ---------------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         log = None if bar or args.json else (lambda line: print(line, file=sys.stderr, flush=True))
         common = {"device": args.device, "rounds": args.rounds, "repeat": args.repeat or 3, "warmup": args.warmup,
                   "compile": args.compile, "progress": shown, "onnxruntime": note is None, "log": log,
-                  "summary": args.summary}
+                  "summary": args.summary, "min_seconds": args.min_seconds}
         if baselines is not None:
             official = args.baseline == "official"
             rows = bench.bench_baselines(baselines, official=official, batch_size=args.batch_size, **common)
@@ -77,7 +77,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.suite == "models":
         meta["timing"] = {"method": "interleaved rounds, rotated order; ms = median over rounds of the per-round "
                                     "median; ratio = median over rounds of the per-round ratio to the group's first row",
-                          "rounds": args.rounds, "calls_per_round": args.repeat or 3, "warmup": args.warmup}
+                          "rounds": args.rounds, "min_seconds": args.min_seconds,
+                          "calls_per_round": args.repeat or 3, "warmup": args.warmup}
     if not args.json:  # with --json, stdout holds only the JSON at the end, which names the files too
         print(bench.format_table(rows))
         print(f"\nx ref: the group's first row over this row, median of the per-round ratios; {bench.describe_machine(meta)}")
@@ -196,7 +197,7 @@ def dtype_list(text: str) -> tuple[str, ...]:
 
 
 def add_bench_commands(sub: Any) -> None:
-    from ganzoo_core.argtypes import int_at_least
+    from ganzoo_core.argtypes import int_at_least, positive_float
 
     p = sub.add_parser(
         "bench", help="compare op implementations or model policies",
@@ -241,6 +242,9 @@ def add_bench_commands(sub: Any) -> None:
     p.add_argument("--rounds", type=int_at_least(1), default=5,
                    help="models and roofline suites: interleaved rounds (each runs every row of a group in a rotated "
                         "order); ms and ratios are medians over rounds")
+    p.add_argument("--min-seconds", type=positive_float, default=0.0,
+                   help="models suite: after --rounds, more rounds while a group's timed calls took less than this "
+                        "many seconds (at most 30 rounds): more paired ratios for the fast groups")
     p.add_argument("--warmup", type=int_at_least(0), default=2)
     p.add_argument("--threads", type=int_at_least(1, 4096), help="torch.set_num_threads")
     p.add_argument("--out", type=Path, default=Path("bench"), help="folder for JSON and PNG")
