@@ -775,7 +775,7 @@ def bench_baselines(baselines: Sequence[Baseline], *, official: bool = True, dev
         cases = cases if official else []
         cases += [_Case(name=mp.name, extra=base, build=functools.partial(
             train_step, b.objective, mp, device, n, 0, b.overrides)) for mp in train_policies]
-        # the overrides are part of the name: cyclegan.small32 with the official networks is not cyclegan.small32
+        # the overrides are part of the name: an objective with other networks is not the registered one
         built = b.objective + (f" ({', '.join(f'{k}={v}' for k, v in b.overrides.items())})" if b.overrides else "")
         groups.append(_Group(group=f"{built} train step, batch {n}", calls=repeat, cases=cases))
         if not generate or (official and b.generate is None):

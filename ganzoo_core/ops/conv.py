@@ -26,8 +26,8 @@ Implementations (the reference first):
   channels_last, 2 cores), ``F.linear`` 0.39 ms.
 - ``small``: ``linear`` where it applies, ``gemm`` where the layer's weights outnumber its input and output
   elements ``WEIGHT_BOUND`` times or more, ``wgrad`` where the product has at most ``WGRAD_POSITIONS`` positions
-  per sample, the reference elsewhere. Where weights dominate the layer is bound by its weights (pix2pix's U-Net at batch 1: 8.4 M
-  weights against 65 k input values in the 1024→512 up-convolution at 8×8) and the library kernel spends its time
+  per sample, the reference elsewhere. Where weights dominate, the layer is bound by them (pix2pix's U-Net at batch
+  1: 8.4 M weights against 65 k input values in the 1024→512 up-convolution at 8×8) and the library kernel spends its time
   on the weights' layout, not on the arithmetic: measured on CPU (2 cores, forward + backward, bf16), 35.6 → 3.9 ms
   at 2×2, 37.7 → 8.5 ms at 4×4, 44.3 → 13.0 ms at 8×8, and 11.2 → 6.8 ms for a 512→512 convolution of 16×16. Where
   activations dominate (every layer of the batch-64 families, CycleGAN's 256-channel blocks) the library kernel is
