@@ -69,15 +69,26 @@ class LayerCall:
 
 
 def describe(module: nn.Module) -> str:
-    """A layer's type and configuration, e.g. ``Conv2d 256->256 k3 s1 p0``."""
+    """A layer's type and configuration, e.g. ``Conv2d 256->256 k3 s1 p0``, with what is not the default named
+    after it (``no bias``, ``g2``, ``d2``, ``op1``): layers that describe alike compute alike, so one is timed for
+    all of them."""
+    extra = "" if getattr(module, "bias", None) is not None else " no bias"
     if isinstance(module, nn.Linear):
-        return f"Linear {module.in_features}->{module.out_features}"
+        return f"Linear {module.in_features}->{module.out_features}{extra}"
     if isinstance(module, UpsampleConv2d):
-        return f"UpsampleConv2d {module.in_channels}->{module.out_channels} k3 s1 p1"
+        return f"UpsampleConv2d {module.in_channels}->{module.out_channels} k3 s1 p1{extra}"
     assert isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))
-    k, s, p = (f"{v[0]}" if len(set(v)) == 1 else "x".join(map(str, v))
-               for v in (module.kernel_size, module.stride, module.padding))  # type: ignore[arg-type]
-    return f"{type(module).__name__} {module.in_channels}->{module.out_channels} k{k} s{s} p{p}"
+
+    def fmt(v: Any) -> str:
+        v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+        return f"{v[0]}" if len(set(v)) == 1 else "x".join(map(str, v))
+
+    k, s, p = (fmt(v) for v in (module.kernel_size, module.stride, module.padding))
+    for tag, value, default in (("g", module.groups, 1), ("d", module.dilation, 1),
+                                ("op", getattr(module, "output_padding", 0), 0)):
+        if fmt(value) != str(default):
+            extra += f" {tag}{fmt(value)}"
+    return f"{type(module).__name__} {module.in_channels}->{module.out_channels} k{k} s{s} p{p}{extra}"
 
 
 def _macs(module: nn.Module, x_shape: Sequence[int], out_shape: Sequence[int]) -> int:

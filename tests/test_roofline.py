@@ -191,3 +191,15 @@ def test_a_call_whose_output_no_backward_reaches_is_a_forward() -> None:
 
     calls, _ = roofline.record_layers(step)
     assert sorted((c.input_grad, c.weight_grad, c.calls) for c in calls) == [(False, False, 1), (True, True, 1)]
+
+
+def test_layers_that_differ_in_bias_groups_or_output_padding_are_timed_apart() -> None:
+    convs = [nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, bias=False),
+             nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.ConvTranspose2d(4, 4, 3, 2, 1, output_padding=1)]
+    names = [roofline.describe(c) for c in convs]
+    assert names == ["Conv2d 4->4 k3 s1 p1", "Conv2d 4->4 k3 s1 p1 no bias", "Conv2d 4->4 k3 s1 p1 g2",
+                     "ConvTranspose2d 4->4 k3 s2 p1 op1"]
+    x = torch.randn(2, 4, 5, 5)
+    _, modules = roofline.record_layers(lambda: [c(x) for c in convs])
+    assert set(modules) == set(names)
+    assert modules[names[1]].bias is None and modules[names[0]].bias is not None  # each timed as it is
