@@ -242,3 +242,87 @@ def test_weight_casts_are_kept_for_one_autocast_block_and_redone_when_the_weight
     expected = 3 * x.bfloat16().float().sum(0).expand(4, 3)
     assert w.grad is not None and w.grad.dtype == torch.float32
     torch.testing.assert_close(w.grad, expected, rtol=1e-2, atol=1e-2)
+
+
+CONV_MODULE = __import__("importlib").import_module("ganzoo_core.ops.conv")  # ``ops.conv`` is the function
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "output_padding", "size"), [
+    (4, 2, 1, 0, (5, 7)), (4, 2, 0, 0, (3, 3)), (4, 2, 2, 1, (4, 4)), (6, 3, 1, 0, (4, 5)), (4, 4, 0, 0, (3, 3)),
+    (2, 2, 0, 0, (4, 4)), (4, 2, 3, 1, (6, 6)), (6, 2, 2, 0, (5, 5)), (3, 2, 1, 1, (4, 4))])
+def test_conv_subpixel_is_the_transposed_convolution_in_float64(kernel: int, stride: int, padding: int,
+                                                                  output_padding: int, size: tuple[int, int]) -> None:
+    """Each phase of the output as one stride-1 convolution: the reference's output and gradients to float64
+    rounding wherever the stride divides the kernel (a 3x3 kernel at stride 2 falls back to the reference)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, *size, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, kernel, kernel, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+    conf = ((stride, stride), (padding, padding), (output_padding, output_padding))
+    assert CONV_MODULE.splits_into_phases(x, w, True, *conf) == (kernel % stride == 0)
+    ref = torch.nn.functional.conv_transpose2d(x, w, b, stride, padding, output_padding)
+    y = CONV_MODULE._conv_subpixel(x, w, b, *conf, True)
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    for a, r in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(ref, (x, w, b), g)):
+        torch.testing.assert_close(a, r, rtol=1e-12, atol=1e-12)
+    xc = x.detach().contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert CONV_MODULE._conv_subpixel(xc, w, None, *conf, True).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_conv_small_takes_subpixel_for_bf16_inference_on_amx_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``small`` runs ``subpixel`` for a transposed layer to an image (<= 4 channels) or from deep channels at few
+    positions, in bf16 without gradients, on a CPU with AMX; not with gradients, in fp32, without AMX, or for a
+    layer of many positions and few channels."""
+    ran: list[tuple[int, ...]] = []
+    real = CONV_MODULE._conv_subpixel
+    monkeypatch.setattr(CONV_MODULE, "_conv_subpixel", lambda x, *a: ran.append(tuple(x.shape)) or real(x, *a))
+
+    def run(x: Tensor, cout: int, grad: bool = False) -> None:
+        w = torch.randn(x.shape[1], cout, 4, 4, dtype=x.dtype) * 0.05
+        with torch.set_grad_enabled(grad):
+            y = CONV_MODULE._conv_small(x.requires_grad_(grad), w, None, (2, 2), (1, 1), (0, 0), True)
+        with torch.autocast("cpu", enabled=False):
+            ref = torch.nn.functional.conv_transpose2d(x.detach().float(), w.float(), None, 2, 1)
+        torch.testing.assert_close(y.detach().float(), ref, rtol=3e-2, atol=3e-2)
+
+    image, deep, wide = (torch.randn(2, 8, 8, 8), torch.randn(2, 256, 4, 4), torch.randn(1, 64, 32, 32))
+    monkeypatch.setattr(CONV_MODULE, "_AMX", True)
+    run(image.bfloat16(), 3)
+    run(deep.bfloat16(), 8)
+    assert ran == [(2, 8, 8, 8), (2, 256, 4, 4)]
+    run(image.bfloat16(), 3, grad=True)  # training: the library kernel's backward wins there
+    run(image, 3)  # fp32
+    run(wide.bfloat16(), 16)  # many positions, few channels: the interleaving copies cost more than they save
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        run(image, 3)  # bf16 under autocast, fp32 weights: taken
+    assert len(ran) == 3
+    monkeypatch.setattr(CONV_MODULE, "_AMX", False)
+    run(image.bfloat16(), 3)
+    assert len(ran) == 3
+
+
+def test_subpixel_phase_weight_is_kept_for_inference_until_the_weight_changes() -> None:
+    """Without gradients the rearranged weight is kept per weight tensor (and dtype, layout): the same tensor on a
+    second call, a new one after an in-place update (the output follows it), none once the weight is freed; with
+    gradients it is rebuilt each call, so the gradient reaches the weight."""
+    import gc
+
+    w = nn.Parameter(torch.randn(6, 4, 4, 4))
+    x = torch.randn(2, 6, 5, 5)
+    cache = CONV_MODULE._phase_weights
+    with torch.no_grad():
+        a = CONV_MODULE._phase_weight_for(w, 2, False, torch.bfloat16)
+        assert CONV_MODULE._phase_weight_for(w, 2, False, torch.bfloat16) is a and a.dtype == torch.bfloat16
+        assert CONV_MODULE._phase_weight_for(w, 2, False, torch.float32) is not a  # another dtype: its own entry
+        w.mul_(-1.0)
+        y = CONV_MODULE._conv_subpixel(x, w, None, (2, 2), (1, 1), (0, 0), True)
+    torch.testing.assert_close(y, torch.nn.functional.conv_transpose2d(x, w.detach(), None, 2, 1))
+    assert CONV_MODULE._phase_weight_for(w, 2, False, torch.float32).requires_grad
+    key = id(w)
+    assert key in cache
+    del w, a
+    gc.collect()
+    assert key not in cache
