@@ -326,3 +326,8 @@ def test_subpixel_phase_weight_is_kept_for_inference_until_the_weight_changes() 
     del w, a
     gc.collect()
     assert key not in cache
+    with torch.inference_mode():  # weights made in inference mode: no version counter, so nothing is kept
+        wi, xi = torch.randn(6, 4, 4, 4), torch.randn(2, 6, 5, 5)
+        y = CONV_MODULE._conv_subpixel(xi, wi, None, (2, 2), (1, 1), (0, 0), True)
+        torch.testing.assert_close(y, torch.nn.functional.conv_transpose2d(xi, wi, None, 2, 1))
+        assert id(wi) not in cache

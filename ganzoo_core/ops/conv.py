@@ -342,9 +342,11 @@ def _phase_weight_for(weight: Tensor, s: int, channels_last: bool, dtype: torch.
     rearrangement is a transposing copy (33 ms for a 1024→512 4×4 weight in bf16 on 2 cores, against 2 ms for the
     convolution)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
+    if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling() or weight.is_inference():
+        # with gradients: part of the graph; compiled with frozen weights: a constant; an inference-mode tensor
+        # has no version counter to tell an in-place change
         w = cast_weight(weight, dtype) if weight.dtype != dtype else weight
-        return phase_weight(w, s).contiguous(memory_format=fmt)  # compiled with frozen weights: a constant
+        return phase_weight(w, s).contiguous(memory_format=fmt)
     key, conf = id(weight), (s, channels_last, dtype)
     hit = _phase_weights.get(key)
     if hit is not None and hit[0]() is weight and hit[1] == weight._version and hit[2] == conf:
