@@ -296,9 +296,10 @@ def time_interleaved(fns: Sequence[Callable[[], Any]], device: str | torch.devic
             fn()
     _sync(dev)
     samples: list[list[list[float]]] = [[] for _ in fns]
+    orders = interleaved_order(len(fns), max(rounds, MAX_ROUNDS))
     spent, r = 0.0, 0
-    while r < rounds or (spent < min_seconds * 1e3 and r < max(rounds, MAX_ROUNDS)):
-        for i in interleaved_order(len(fns), r + 1)[r]:
+    while r < rounds or (spent < min_seconds * 1e3 and r < len(orders)):
+        for i in orders[r]:
             samples[i].append([])
             for _ in range(calls):
                 start = timer()

@@ -345,8 +345,7 @@ def _phase_weight_for(weight: Tensor, s: int, channels_last: bool, dtype: torch.
     if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling() or weight.is_inference():
         # with gradients: part of the graph; compiled with frozen weights: a constant; an inference-mode tensor
         # has no version counter to tell an in-place change
-        w = cast_weight(weight, dtype) if weight.dtype != dtype else weight
-        return phase_weight(w, s).contiguous(memory_format=fmt)
+        return phase_weight(cast_weight(weight, dtype), s).contiguous(memory_format=fmt)
     key, conf = id(weight), (s, channels_last, dtype)
     hit = _phase_weights.get(key)
     if hit is not None and hit[0]() is weight and hit[1] == weight._version and hit[2] == conf:
